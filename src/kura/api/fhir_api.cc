@@ -1,0 +1,621 @@
+// FHIR REST handlers.
+#include "kura/api/fhir_api.h"
+
+#include <boost/asio/awaitable.hpp>
+#include <charconv>
+
+#include "kura/api/responses.h"
+#include "kura/base/clock.h"
+#include "kura/base/random.h"
+#include "kura/base/secret_bytes.h"
+#include "kura/fhir/r4_tables.h"
+#include "kura/http/blocking.h"
+
+namespace kura::api {
+namespace asio = boost::asio;
+namespace bh = http::beast_http;
+using fhir::Json;
+using http::HttpStatus;
+using http::RequestContext;
+using http::Response;
+
+namespace {
+
+constexpr int kMaxWriteAttempts = 8;
+
+enum class PreferReturn { kRepresentation, kMinimal, kOperationOutcome };
+
+PreferReturn ParsePrefer(const http::Request& req) {
+  std::string_view prefer = req["Prefer"];
+  if (prefer.find("return=minimal") != std::string_view::npos) return PreferReturn::kMinimal;
+  if (prefer.find("return=OperationOutcome") != std::string_view::npos) {
+    return PreferReturn::kOperationOutcome;
+  }
+  return PreferReturn::kRepresentation;
+}
+
+bool IsXml(std::string_view media) {
+  return media.find("xml") != std::string_view::npos;
+}
+
+bool IsJsonMedia(std::string_view media) {
+  auto semi = media.find(';');
+  std::string_view base = media.substr(0, semi);
+  while (!base.empty() && base.back() == ' ') base.remove_suffix(1);
+  return base == "application/fhir+json" || base == "application/json" ||
+         base == "application/json+fhir";
+}
+
+// _format and Accept: JSON only. InvalidArgument-shaped 415 via UnsupportedMedia().
+std::optional<std::string> FormatProblem(const RequestContext& ctx) {
+  for (const auto& [name, value] : http::ParseQuery(ctx.query)) {
+    if (name == "_format" && (IsXml(value) || (value != "json" && !IsJsonMedia(value)))) {
+      return "only JSON is supported (_format=json, application/fhir+json)";
+    }
+  }
+  std::string_view accept = ctx.request[bh::field::accept];
+  if (!accept.empty() && IsXml(accept) && accept.find("json") == std::string_view::npos &&
+      accept.find("*/*") == std::string_view::npos) {
+    return "only JSON is supported (Accept: application/fhir+json)";
+  }
+  return std::nullopt;
+}
+
+Response UnsupportedMedia(const RequestContext& ctx, std::string_view why) {
+  Json oo = fhir::OperationOutcomeFor(InvalidArgumentError(std::string(why)));
+  oo["issue"][0]["code"] = "not-supported";
+  return JsonResponse(HttpStatus::unsupported_media_type, fhir::SerializeJson(oo),
+                      ctx.request.version(), ctx.request.keep_alive());
+}
+
+std::string ETagFor(int64_t version) { return "W/\"" + std::to_string(version) + "\""; }
+
+// "W/\"3\"" or "\"3\"" or "3" -> 3; nullopt when unparseable.
+std::optional<int64_t> ParseETag(std::string_view etag) {
+  if (etag.starts_with("W/")) etag.remove_prefix(2);
+  if (etag.size() >= 2 && etag.front() == '"' && etag.back() == '"') {
+    etag = etag.substr(1, etag.size() - 2);
+  }
+  int64_t v = 0;
+  auto [p, ec] = std::from_chars(etag.data(), etag.data() + etag.size(), v);
+  if (ec != std::errc() || p != etag.data() + etag.size() || v < 1) return std::nullopt;
+  return v;
+}
+
+std::optional<int64_t> ParsePositive(std::string_view text) {
+  int64_t v = 0;
+  auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+  if (ec != std::errc() || p != text.data() + text.size() || v < 1) return std::nullopt;
+  return v;
+}
+
+// FHIR instant / dateTime with a time zone, e.g. 2024-01-01T00:00:00Z or ...+02:00, or a date.
+std::optional<TimePoint> ParseInstant(std::string_view text) {
+  int y, mo, d, h = 0, mi = 0, s = 0;
+  char rest[40] = {0};
+  std::string t(text.substr(0, 39));
+  if (t.size() == 10) {
+    if (std::sscanf(t.c_str(), "%4d-%2d-%2d", &y, &mo, &d) != 3) return std::nullopt;
+  } else if (std::sscanf(t.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d%39s", &y, &mo, &d, &h, &mi, &s,
+                         rest) < 6) {
+    return std::nullopt;
+  }
+  if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || s > 60) return std::nullopt;
+  std::string_view r(rest);
+  int64_t frac_us = 0;
+  if (!r.empty() && r.front() == '.') {
+    r.remove_prefix(1);
+    int64_t scale = 100000;
+    while (!r.empty() && std::isdigit(static_cast<unsigned char>(r.front()))) {
+      frac_us += (r.front() - '0') * scale;
+      scale /= 10;
+      r.remove_prefix(1);
+    }
+  }
+  int64_t offset_min = 0;
+  if (t.size() != 10) {
+    if (r == "Z") {
+    } else if (r.size() == 6 && (r[0] == '+' || r[0] == '-') && r[3] == ':') {
+      int oh = 0, om = 0;
+      if (std::sscanf(std::string(r.substr(1)).c_str(), "%2d:%2d", &oh, &om) != 2) {
+        return std::nullopt;
+      }
+      offset_min = (oh * 60 + om) * (r[0] == '+' ? 1 : -1);
+    } else {
+      return std::nullopt;  // FHIR instants carry a zone.
+    }
+  }
+  std::chrono::year_month_day ymd{std::chrono::year(y), std::chrono::month(mo),
+                                  std::chrono::day(d)};
+  if (!ymd.ok()) return std::nullopt;
+  auto days = std::chrono::sys_days(ymd);
+  auto tp = std::chrono::time_point_cast<std::chrono::microseconds>(days) +
+            std::chrono::hours(h) + std::chrono::minutes(mi - offset_min) +
+            std::chrono::seconds(s) + std::chrono::microseconds(frac_us);
+  return TimePoint(tp.time_since_epoch());
+}
+
+std::string_view BearerToken(const http::Request& req) {
+  std::string_view auth = req[bh::field::authorization];
+  if (auth.size() > 7 && (auth.substr(0, 7) == "Bearer " || auth.substr(0, 7) == "bearer ")) {
+    auth.remove_prefix(7);
+    while (!auth.empty() && auth.front() == ' ') auth.remove_prefix(1);
+    return auth;
+  }
+  return {};
+}
+
+}  // namespace
+
+Json BuildCapabilityStatement(const FhirApiOptions& options) {
+  Json cs = Json::object();
+  cs["resourceType"] = "CapabilityStatement";
+  cs["status"] = "active";
+  cs["date"] = "2026-11-22";
+  cs["publisher"] = "Kura";
+  cs["kind"] = "instance";
+  cs["software"] = {{"name", "Kura"}, {"version", options.software_version}};
+  cs["implementation"] = {{"description", "Kura personal health record server"},
+                          {"url", options.public_base_url + "/fhir/R4"}};
+  cs["fhirVersion"] = "4.0.1";
+  cs["format"] = Json::array({"application/fhir+json", "json"});
+  Json rest = Json::object();
+  rest["mode"] = "server";
+  rest["documentation"] =
+      "Resources are checked for JSON well-formedness, resourceType and id; full structural "
+      "validation against the R4 StructureDefinitions is not yet performed. Search, batch, "
+      "transaction and patch are not yet supported. Every resource is encrypted at rest.";
+  rest["security"] = {
+      {"cors", false},
+      {"description", "HTTPS only. Every interaction except GET /metadata requires "
+                      "'Authorization: Bearer <token>'."}};
+  Json resources = Json::array();
+  for (std::string_view type : fhir::R4ResourceTypes()) {
+    Json r = Json::object();
+    r["type"] = std::string(type);
+    Json interactions = Json::array();
+    for (const char* code : {"read", "vread", "update", "delete", "history-instance",
+                             "history-type", "create"}) {
+      interactions.push_back({{"code", code}});
+    }
+    r["interaction"] = std::move(interactions);
+    r["versioning"] = "versioned-update";
+    r["readHistory"] = true;
+    r["updateCreate"] = true;
+    r["conditionalCreate"] = false;
+    r["conditionalRead"] = "not-supported";
+    r["conditionalUpdate"] = false;
+    r["conditionalDelete"] = "not-supported";
+    resources.push_back(std::move(r));
+  }
+  rest["resource"] = std::move(resources);
+  rest["interaction"] = Json::array({{{"code", "history-system"}}});
+  cs["rest"] = Json::array({std::move(rest)});
+  return cs;
+}
+
+// The handlers, with access to FhirApi's members.
+class FhirApi::Handlers {
+ public:
+  explicit Handlers(FhirApi& api) : api_(api) {}
+
+  // Runs `body` after authenticating; a failure answers 401.
+  template <typename Body>
+  asio::awaitable<Response> Authenticated(RequestContext& ctx, Body body) {
+    std::string_view token = BearerToken(ctx.request);
+    std::optional<auth::Principal> principal = api_.authenticator_.TryCached(token);
+    if (!principal) {
+      std::string copy(token);
+      StatusOr<auth::Principal> result = co_await http::RunBlocking(
+          api_.pool_, [this, copy = std::move(copy)]() mutable {
+            auto r = api_.authenticator_.Authenticate(copy);
+            SecureWipe(copy.data(), copy.size());
+            return r;
+          });
+      if (!result.ok()) {
+        co_return ErrorResponse(result.status().code() == StatusCode::kUnauthenticated
+                                    ? UnauthenticatedError("missing or invalid bearer token")
+                                    : result.status(),
+                                ctx);
+      }
+      principal = std::move(*result);
+    }
+    if (auto problem = FormatProblem(ctx)) co_return UnsupportedMedia(ctx, *problem);
+    co_return co_await body(*principal);
+  }
+
+  Status CheckType(std::string_view type) {
+    if (!fhir::IsR4ResourceType(type)) {
+      return NotFoundError("unknown resource type").WithDetail(
+          {"not-supported", "'" + std::string(type.substr(0, 64)) +
+                                "' is not a FHIR R4 resource type", ""});
+    }
+    return Status::Ok();
+  }
+
+  Status CheckId(std::string_view id) {
+    if (!fhir::IsValidId(id)) {
+      return InvalidArgumentError("invalid id").WithDetail(
+          {"value", "the id in the URL must match [A-Za-z0-9\\-\\.]{1,64}", ""});
+    }
+    return Status::Ok();
+  }
+
+  // Parses and checks a request body as a resource of `type` (with `id` on update).
+  StatusOr<Json> ReadBody(const RequestContext& ctx, std::string_view type,
+                          std::optional<std::string_view> id) {
+    KURA_ASSIGN_OR_RETURN(Json resource,
+                          fhir::ParseResourceJson(ctx.request.body(),
+                                                  {.max_depth = api_.options_.max_json_depth}));
+    KURA_RETURN_IF_ERROR(fhir::CheckIdentity(resource, type, id));
+    KURA_RETURN_IF_ERROR(api_.validator_.Validate(resource));
+    return resource;
+  }
+
+  std::string LocationFor(std::string_view type, std::string_view id, int64_t version) const {
+    return api_.options_.public_base_url + "/fhir/R4/" + std::string(type) + "/" +
+           std::string(id) + "/_history/" + std::to_string(version);
+  }
+
+  Response WriteResponse(const RequestContext& ctx, HttpStatus status, const store::ResourceVersion& v) {
+    Response r;
+    switch (ParsePrefer(ctx.request)) {
+      case PreferReturn::kMinimal:
+        r = Response{status, ctx.request.version()};
+        break;
+      case PreferReturn::kOperationOutcome:
+        r = JsonResponse(status,
+                         fhir::SerializeJson(fhir::InformationOutcome(
+                             status == HttpStatus::created ? "created" : "updated")),
+                         ctx.request.version(), true);
+        break;
+      case PreferReturn::kRepresentation:
+        r = JsonResponse(status, v.payload, ctx.request.version(), true);
+        break;
+    }
+    r.set(bh::field::location, LocationFor(v.type, v.id, v.version));
+    r.set(bh::field::etag, ETagFor(v.version));
+    r.set(bh::field::last_modified, FormatHttpDate(v.last_updated));
+    return r;
+  }
+
+  // Builds the stored version from a checked resource: stamps server fields, finds the
+  // compartment, serializes.
+  static StatusOr<store::ResourceVersion> MakeVersion(Json resource, std::string_view type,
+                                                      std::string_view id, int64_t version) {
+    store::ResourceVersion v;
+    v.type = std::string(type);
+    v.id = std::string(id);
+    v.version = version;
+    v.last_updated = Clock::System().Now();
+    KURA_RETURN_IF_ERROR(fhir::StampServerFields(resource, id, version, v.last_updated));
+    std::vector<std::string> compartments = fhir::PatientCompartments(resource);
+    if (!compartments.empty()) v.compartment = compartments.front();
+    v.payload = fhir::SerializeJson(resource);
+    return v;
+  }
+
+  asio::awaitable<Response> Create(RequestContext& ctx) {
+    co_return co_await Authenticated(ctx, [&](const auth::Principal&) -> asio::awaitable<Response> {
+      std::string type(ctx.params.Get("type"));
+      if (Status s = CheckType(type); !s.ok()) co_return ErrorResponse(s, ctx);
+      if (!IsJsonMedia(ctx.request[bh::field::content_type])) {
+        co_return UnsupportedMedia(ctx, "the request body must be application/fhir+json");
+      }
+      StatusOr<Json> resource = ReadBody(ctx, type, std::nullopt);
+      if (!resource.ok()) co_return ErrorResponse(resource.status(), ctx);
+      StatusOr<store::ResourceVersion> version =
+          MakeVersion(std::move(*resource), type, RandomUuid(), 1);
+      if (!version.ok()) co_return ErrorResponse(version.status(), ctx);
+      StatusOr<store::ResourceVersion> written = co_await http::RunBlocking(
+          api_.pool_, [this, v = std::move(*version)]() mutable -> StatusOr<store::ResourceVersion> {
+            store::WriteBatch batch;
+            batch.resources.push_back(v);
+            KURA_ASSIGN_OR_RETURN(store::CommitResult result, api_.store_.Commit(std::move(batch)));
+            v.sequence = result.sequences.front();
+            return v;
+          });
+      if (!written.ok()) co_return ErrorResponse(written.status(), ctx);
+      co_return WriteResponse(ctx, HttpStatus::created, *written);
+    });
+  }
+
+  asio::awaitable<Response> Update(RequestContext& ctx) {
+    co_return co_await Authenticated(ctx, [&](const auth::Principal&) -> asio::awaitable<Response> {
+      std::string type(ctx.params.Get("type"));
+      std::string id(ctx.params.Get("id"));
+      if (Status s = CheckType(type); !s.ok()) co_return ErrorResponse(s, ctx);
+      if (Status s = CheckId(id); !s.ok()) co_return ErrorResponse(s, ctx);
+      if (!IsJsonMedia(ctx.request[bh::field::content_type])) {
+        co_return UnsupportedMedia(ctx, "the request body must be application/fhir+json");
+      }
+      std::optional<int64_t> if_match;
+      if (auto h = ctx.request[bh::field::if_match]; !h.empty()) {
+        if_match = ParseETag(h);
+        if (!if_match) {
+          co_return ErrorResponse(InvalidArgumentError("If-Match must be an ETag like W/\"1\""), ctx);
+        }
+      }
+      StatusOr<Json> resource = ReadBody(ctx, type, id);
+      if (!resource.ok()) co_return ErrorResponse(resource.status(), ctx);
+      struct Outcome {
+        store::ResourceVersion version;
+        bool created;
+      };
+      StatusOr<Outcome> outcome = co_await http::RunBlocking(
+          api_.pool_, [&, body = std::move(*resource)]() -> StatusOr<Outcome> {
+            for (int attempt = 0; attempt < kMaxWriteAttempts; ++attempt) {
+              int64_t current = 0;
+              bool existed = false;
+              auto cur = api_.store_.ReadCurrent(type, id);
+              if (cur.ok()) {
+                current = cur->version;
+                existed = !cur->deleted;
+              } else if (cur.status().code() != StatusCode::kNotFound) {
+                return cur.status();
+              }
+              if (if_match && *if_match != current) {
+                return FailedPreconditionError("version conflict: If-Match does not match the current version")
+                    .WithDetail({"conflict", "the current version is " + std::to_string(current), ""});
+              }
+              KURA_ASSIGN_OR_RETURN(store::ResourceVersion v, MakeVersion(body, type, id, current + 1));
+              store::WriteBatch batch;
+              batch.resources.push_back(v);
+              auto result = api_.store_.Commit(std::move(batch));
+              if (result.ok()) {
+                v.sequence = result->sequences.front();
+                return Outcome{std::move(v), !existed};
+              }
+              if (result.status().code() != StatusCode::kAborted) return result.status();
+              // A concurrent writer won; retry from its version unless pinned by If-Match.
+            }
+            return AbortedError("version conflict: too many concurrent updates; retry");
+          });
+      if (!outcome.ok()) co_return ErrorResponse(outcome.status(), ctx);
+      co_return WriteResponse(ctx, outcome->created ? HttpStatus::created : HttpStatus::ok,
+                              outcome->version);
+    });
+  }
+
+  asio::awaitable<Response> Delete(RequestContext& ctx) {
+    co_return co_await Authenticated(ctx, [&](const auth::Principal&) -> asio::awaitable<Response> {
+      std::string type(ctx.params.Get("type"));
+      std::string id(ctx.params.Get("id"));
+      if (Status s = CheckType(type); !s.ok()) co_return ErrorResponse(s, ctx);
+      if (Status s = CheckId(id); !s.ok()) co_return ErrorResponse(s, ctx);
+      StatusOr<std::optional<store::ResourceVersion>> deleted = co_await http::RunBlocking(
+          api_.pool_, [&]() -> StatusOr<std::optional<store::ResourceVersion>> {
+            for (int attempt = 0; attempt < kMaxWriteAttempts; ++attempt) {
+              KURA_ASSIGN_OR_RETURN(store::ResourceVersion cur, api_.store_.ReadCurrent(type, id));
+              if (cur.deleted) return std::optional<store::ResourceVersion>();  // Idempotent.
+              store::ResourceVersion marker;
+              marker.type = type;
+              marker.id = id;
+              marker.version = cur.version + 1;
+              marker.last_updated = Clock::System().Now();
+              marker.deleted = true;
+              marker.compartment = cur.compartment;
+              store::WriteBatch batch;
+              batch.resources.push_back(marker);
+              auto result = api_.store_.Commit(std::move(batch));
+              if (result.ok()) return std::optional<store::ResourceVersion>(std::move(marker));
+              if (result.status().code() != StatusCode::kAborted) return result.status();
+            }
+            return AbortedError("version conflict: too many concurrent updates; retry");
+          });
+      if (!deleted.ok()) co_return ErrorResponse(deleted.status(), ctx);
+      Response r{HttpStatus::no_content, ctx.request.version()};
+      if (deleted->has_value()) r.set(bh::field::etag, ETagFor((*deleted)->version));
+      co_return r;
+    });
+  }
+
+  Response ReadResponse(const RequestContext& ctx, const store::ResourceVersion& v) {
+    if (v.deleted) {
+      Response r = ErrorResponse(GoneError("the resource was deleted"), ctx);
+      r.set(bh::field::etag, ETagFor(v.version));
+      return r;
+    }
+    Response r = JsonResponse(HttpStatus::ok, v.payload, ctx.request.version(), true);
+    r.set(bh::field::etag, ETagFor(v.version));
+    r.set(bh::field::last_modified, FormatHttpDate(v.last_updated));
+    return r;
+  }
+
+  asio::awaitable<Response> Read(RequestContext& ctx) {
+    co_return co_await Authenticated(ctx, [&](const auth::Principal&) -> asio::awaitable<Response> {
+      std::string type(ctx.params.Get("type"));
+      std::string id(ctx.params.Get("id"));
+      if (Status s = CheckType(type); !s.ok()) co_return ErrorResponse(s, ctx);
+      if (Status s = CheckId(id); !s.ok()) co_return ErrorResponse(s, ctx);
+      StatusOr<store::ResourceVersion> v = co_await http::RunBlocking(
+          api_.pool_, [&] { return api_.store_.ReadCurrent(type, id); });
+      if (!v.ok()) {
+        co_return ErrorResponse(v.status().code() == StatusCode::kNotFound
+                                    ? NotFoundError("no such resource")
+                                    : v.status(),
+                                ctx);
+      }
+      co_return ReadResponse(ctx, *v);
+    });
+  }
+
+  asio::awaitable<Response> VRead(RequestContext& ctx) {
+    co_return co_await Authenticated(ctx, [&](const auth::Principal&) -> asio::awaitable<Response> {
+      std::string type(ctx.params.Get("type"));
+      std::string id(ctx.params.Get("id"));
+      if (Status s = CheckType(type); !s.ok()) co_return ErrorResponse(s, ctx);
+      if (Status s = CheckId(id); !s.ok()) co_return ErrorResponse(s, ctx);
+      std::optional<int64_t> vid = ParsePositive(ctx.params.Get("vid"));
+      if (!vid) {
+        co_return ErrorResponse(InvalidArgumentError("the version id must be a positive integer"), ctx);
+      }
+      StatusOr<store::ResourceVersion> v = co_await http::RunBlocking(
+          api_.pool_, [&] { return api_.store_.ReadVersion(type, id, *vid); });
+      if (!v.ok()) {
+        co_return ErrorResponse(v.status().code() == StatusCode::kNotFound
+                                    ? NotFoundError("no such resource version")
+                                    : v.status(),
+                                ctx);
+      }
+      co_return ReadResponse(ctx, *v);
+    });
+  }
+
+  asio::awaitable<Response> History(RequestContext& ctx) {
+    co_return co_await Authenticated(ctx, [&](const auth::Principal&) -> asio::awaitable<Response> {
+      store::HistoryQuery q;
+      q.type = std::string(ctx.params.Get("type"));
+      q.id = std::string(ctx.params.Get("id"));
+      if (!q.type.empty()) {
+        if (Status s = CheckType(q.type); !s.ok()) co_return ErrorResponse(s, ctx);
+      }
+      if (!q.id.empty()) {
+        if (Status s = CheckId(q.id); !s.ok()) co_return ErrorResponse(s, ctx);
+      }
+      q.limit = api_.options_.history_page_size;
+      std::string since_text;
+      for (const auto& [name, value] : http::ParseQuery(ctx.query)) {
+        if (name == "_count") {
+          auto n = ParsePositive(value);
+          if (!n) co_return ErrorResponse(InvalidArgumentError("_count must be a positive integer"), ctx);
+          q.limit = std::min(*n, api_.options_.history_max_page_size);
+        } else if (name == "_since") {
+          auto t = ParseInstant(value);
+          if (!t) {
+            co_return ErrorResponse(InvalidArgumentError("_since must be a FHIR instant, e.g. 2024-01-01T00:00:00Z"), ctx);
+          }
+          q.since = *t;
+          since_text = value;
+        } else if (name == "_page") {
+          auto n = ParsePositive(value);
+          if (!n) co_return ErrorResponse(InvalidArgumentError("_page is not a valid page cursor"), ctx);
+          q.before_sequence = *n;
+        }
+      }
+      StatusOr<store::HistoryPage> page = co_await http::RunBlocking(
+          api_.pool_, [&] { return api_.store_.History(q); });
+      if (!page.ok()) co_return ErrorResponse(page.status(), ctx);
+      co_return JsonResponse(HttpStatus::ok, HistoryBundle(ctx, q, since_text, *page),
+                             ctx.request.version(), true);
+    });
+  }
+
+  std::string HistoryBundle(const RequestContext& ctx, const store::HistoryQuery& q,
+                            const std::string& since_text, const store::HistoryPage& page) {
+    std::string base = api_.options_.public_base_url + "/fhir/R4";
+    std::string self = base + std::string(ctx.path.substr(std::string_view("/fhir/R4").size()));
+    std::string params = "_count=" + std::to_string(q.limit);
+    if (!since_text.empty()) params += "&_since=" + http::PercentEncode(since_text);
+    Json links = Json::array();
+    links.push_back({{"relation", "self"},
+                     {"url", self + "?" + params +
+                                 (q.before_sequence ? "&_page=" + std::to_string(q.before_sequence)
+                                                    : "")}});
+    if (page.next_before_sequence != 0) {
+      links.push_back({{"relation", "next"},
+                       {"url", self + "?" + params + "&_page=" +
+                                   std::to_string(page.next_before_sequence)}});
+    }
+    Json head = Json::object();
+    head["resourceType"] = "Bundle";
+    head["id"] = RandomUuid();
+    head["meta"] = {{"lastUpdated", FormatInstant(Clock::System().Now())}};
+    head["type"] = "history";
+    head["link"] = std::move(links);
+    std::string out = fhir::SerializeJson(head);
+    out.pop_back();  // Reopen the object to append entries without re-parsing stored payloads.
+    out += ",\"entry\":[";
+    bool first = true;
+    for (const store::ResourceVersion& v : page.versions) {
+      if (!first) out += ',';
+      first = false;
+      std::string full_url = base + "/" + v.type + "/" + v.id;
+      Json request = Json::object();
+      Json response = Json::object();
+      if (v.deleted) {
+        request = {{"method", "DELETE"}, {"url", v.type + "/" + v.id}};
+        response = {{"status", "204 No Content"}, {"etag", ETagFor(v.version)},
+                    {"lastModified", FormatInstant(v.last_updated)}};
+      } else {
+        request = v.version == 1 ? Json{{"method", "POST"}, {"url", v.type}}
+                                 : Json{{"method", "PUT"}, {"url", v.type + "/" + v.id}};
+        response = {{"status", v.version == 1 ? "201 Created" : "200 OK"},
+                    {"etag", ETagFor(v.version)},
+                    {"lastModified", FormatInstant(v.last_updated)}};
+      }
+      out += "{\"fullUrl\":" + Json(full_url).dump();
+      if (!v.deleted) out += ",\"resource\":" + v.payload;
+      out += ",\"request\":" + fhir::SerializeJson(request);
+      out += ",\"response\":" + fhir::SerializeJson(response) + "}";
+    }
+    out += "]}";
+    return out;
+  }
+
+  asio::awaitable<Response> Metadata(RequestContext& ctx) {
+    if (auto problem = FormatProblem(ctx)) co_return UnsupportedMedia(ctx, *problem);
+    Response r = JsonResponse(HttpStatus::ok, api_.capability_statement_, ctx.request.version(), true);
+    co_return r;
+  }
+
+  asio::awaitable<Response> NotYet(RequestContext& ctx, std::string what) {
+    co_return co_await Authenticated(ctx, [&](const auth::Principal&) -> asio::awaitable<Response> {
+      std::string type(ctx.params.Get("type"));
+      if (!type.empty()) {
+        if (Status s = CheckType(type); !s.ok()) co_return ErrorResponse(s, ctx);
+      }
+      co_return ErrorResponse(UnimplementedError(what + " is not supported by this server yet"), ctx);
+    });
+  }
+
+ private:
+  FhirApi& api_;
+};
+
+FhirApi::FhirApi(FhirApiOptions options, store::Store& store,
+                 auth::ApiTokenAuthenticator& authenticator,
+                 const fhir::ResourceValidator& validator, asio::thread_pool& blocking_pool)
+    : options_(std::move(options)),
+      capability_statement_(fhir::SerializeJson(BuildCapabilityStatement(options_))),
+      store_(store),
+      authenticator_(authenticator),
+      validator_(validator),
+      pool_(blocking_pool) {}
+
+void FhirApi::RegisterRoutes(http::Router& router) {
+  auto h = std::make_shared<Handlers>(*this);
+  auto bind = [h](auto method) {
+    return [h, method](RequestContext& ctx) { return ((*h).*method)(ctx); };
+  };
+  using V = http::Verb;
+  router.Add(V::get, "/", [](RequestContext& ctx) -> asio::awaitable<Response> {
+    co_return JsonResponse(
+        HttpStatus::ok,
+        R"({"name":"Kura","description":"Personal health record server","fhir":"/fhir/R4"})",
+        ctx.request.version(), true);
+  });
+  router.Add(V::get, "/healthz", [](RequestContext& ctx) -> asio::awaitable<Response> {
+    co_return JsonResponse(HttpStatus::ok, R"({"status":"ok"})", ctx.request.version(), true);
+  });
+  router.Add(V::get, "/fhir/R4/metadata", bind(&Handlers::Metadata));
+  router.Add(V::get, "/fhir/R4/_history", bind(&Handlers::History));
+  router.Add(V::post, "/fhir/R4", [h](RequestContext& ctx) {
+    return h->NotYet(ctx, "batch and transaction");
+  });
+  router.Add(V::get, "/fhir/R4/{type}/_history", bind(&Handlers::History));
+  router.Add(V::get, "/fhir/R4/{type}/{id}/_history", bind(&Handlers::History));
+  router.Add(V::get, "/fhir/R4/{type}/{id}/_history/{vid}", bind(&Handlers::VRead));
+  router.Add(V::get, "/fhir/R4/{type}", [h](RequestContext& ctx) {
+    return h->NotYet(ctx, "search");
+  });
+  router.Add(V::post, "/fhir/R4/{type}", bind(&Handlers::Create));
+  router.Add(V::get, "/fhir/R4/{type}/{id}", bind(&Handlers::Read));
+  router.Add(V::put, "/fhir/R4/{type}/{id}", bind(&Handlers::Update));
+  router.Add(V::delete_, "/fhir/R4/{type}/{id}", bind(&Handlers::Delete));
+  router.Add(V::patch, "/fhir/R4/{type}/{id}", [h](RequestContext& ctx) {
+    return h->NotYet(ctx, "patch");
+  });
+}
+
+}  // namespace kura::api

@@ -1,0 +1,50 @@
+// FhirApi: the FHIR R4 REST interactions at /fhir/R4: capabilities, create, read, vread, update,
+// delete and history (instance, type, system), joining auth, fhir rules and the store.
+//
+// Every route but /metadata requires a bearer credential. CPU work (JSON checks) runs on the
+// connection's thread; store calls run on the blocking pool. Thread-safe once built.
+#pragma once
+
+#include <boost/asio/thread_pool.hpp>
+#include <memory>
+#include <string>
+
+#include "kura/auth/api_token_authenticator.h"
+#include "kura/fhir/json.h"
+#include "kura/fhir/resource.h"
+#include "kura/http/router.h"
+#include "kura/store/store.h"
+
+namespace kura::api {
+
+struct FhirApiOptions {
+  std::string public_base_url;  // e.g. https://localhost:8443 (no trailing slash)
+  std::string software_version;
+  size_t max_json_depth = 64;
+  int64_t history_page_size = 50;
+  int64_t history_max_page_size = 1000;
+};
+
+class FhirApi {
+ public:
+  // All references must outlive the FhirApi.
+  FhirApi(FhirApiOptions options, store::Store& store, auth::ApiTokenAuthenticator& authenticator,
+          const fhir::ResourceValidator& validator, boost::asio::thread_pool& blocking_pool);
+
+  // Adds the FHIR routes, plus "/" and "/healthz", to `router`.
+  void RegisterRoutes(http::Router& router);
+
+ private:
+  class Handlers;
+  FhirApiOptions options_;
+  std::string capability_statement_;  // Serialized once.
+  store::Store& store_;
+  auth::ApiTokenAuthenticator& authenticator_;
+  const fhir::ResourceValidator& validator_;
+  boost::asio::thread_pool& pool_;
+};
+
+// The CapabilityStatement this server publishes (exposed for tests).
+fhir::Json BuildCapabilityStatement(const FhirApiOptions& options);
+
+}  // namespace kura::api

@@ -1,0 +1,39 @@
+// Clock: the time seam. Production code asks a Clock for "now"; tests use FakeClock.
+// Thread-safe.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <string>
+
+namespace kura {
+
+using TimePoint = std::chrono::time_point<std::chrono::system_clock, std::chrono::microseconds>;
+
+class Clock {
+ public:
+  virtual ~Clock() = default;
+  virtual TimePoint Now() const = 0;
+  // The process-wide real clock.
+  static const Clock& System();
+};
+
+class FakeClock final : public Clock {
+ public:
+  explicit FakeClock(TimePoint start) : now_us_(start.time_since_epoch().count()) {}
+  TimePoint Now() const override { return TimePoint(std::chrono::microseconds(now_us_.load())); }
+  void Advance(std::chrono::microseconds by) { now_us_ += by.count(); }
+
+ private:
+  std::atomic<int64_t> now_us_;
+};
+
+// "2024-01-01T00:00:00.123Z": FHIR instant with millisecond precision, always UTC.
+std::string FormatInstant(TimePoint t);
+// "Mon, 01 Jan 2024 00:00:00 GMT" for Last-Modified (RFC 9110 IMF-fixdate).
+std::string FormatHttpDate(TimePoint t);
+int64_t ToMicros(TimePoint t);
+TimePoint FromMicros(int64_t micros);
+
+}  // namespace kura

@@ -1,0 +1,80 @@
+// CSPRNG-backed identifiers and encodings via libsodium.
+#include "kura/base/random.h"
+
+#include <sodium.h>
+
+#include <array>
+
+#include "kura/base/secret_bytes.h"
+
+namespace kura {
+
+void RandomFill(std::span<uint8_t> out) {
+  static const bool ready = sodium_init() >= 0;
+  (void)ready;
+  randombytes_buf(out.data(), out.size());
+}
+
+std::string RandomUuid() {
+  std::array<uint8_t, 16> b;
+  RandomFill(b);
+  b[6] = (b[6] & 0x0f) | 0x40;
+  b[8] = (b[8] & 0x3f) | 0x80;
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(36);
+  for (size_t i = 0; i < b.size(); ++i) {
+    if (i == 4 || i == 6 || i == 8 || i == 10) out.push_back('-');
+    out.push_back(kHex[b[i] >> 4]);
+    out.push_back(kHex[b[i] & 0xf]);
+  }
+  return out;
+}
+
+std::string HexEncode(std::span<const uint8_t> bytes) {
+  std::string out(bytes.size() * 2 + 1, '\0');
+  sodium_bin2hex(out.data(), out.size(), bytes.data(), bytes.size());
+  out.pop_back();
+  return out;
+}
+
+namespace {
+std::string Base64With(std::span<const uint8_t> bytes, int variant) {
+  std::string out(sodium_base64_encoded_len(bytes.size(), variant), '\0');
+  sodium_bin2base64(out.data(), out.size(), bytes.data(), bytes.size(), variant);
+  out.resize(std::char_traits<char>::length(out.c_str()));
+  return out;
+}
+}  // namespace
+
+std::string Base64UrlEncode(std::span<const uint8_t> bytes) {
+  return Base64With(bytes, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+}
+std::string Base64Encode(std::span<const uint8_t> bytes) {
+  return Base64With(bytes, sodium_base64_VARIANT_ORIGINAL);
+}
+
+bool Base64Decode(std::string_view text, std::string& out) {
+  out.assign(text.size(), '\0');
+  size_t len = 0;
+  const char* end = nullptr;
+  int variant = (!text.empty() && text.back() == '=') ? sodium_base64_VARIANT_ORIGINAL
+                                                       : sodium_base64_VARIANT_ORIGINAL_NO_PADDING;
+  if (sodium_base642bin(reinterpret_cast<unsigned char*>(out.data()), out.size(), text.data(),
+                        text.size(), nullptr, &len, &end, variant) != 0 ||
+      end != text.data() + text.size()) {
+    return false;
+  }
+  out.resize(len);
+  return true;
+}
+
+std::string RandomToken(size_t bytes) {
+  std::string raw(bytes, '\0');
+  RandomFill({reinterpret_cast<uint8_t*>(raw.data()), raw.size()});
+  std::string out = Base64UrlEncode({reinterpret_cast<const uint8_t*>(raw.data()), raw.size()});
+  SecureWipe(raw.data(), raw.size());
+  return out;
+}
+
+}  // namespace kura

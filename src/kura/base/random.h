@@ -1,0 +1,23 @@
+// Random values from the system CSPRNG (libsodium's randombytes): identifiers and tokens.
+// Thread-safe.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+
+namespace kura {
+
+void RandomFill(std::span<uint8_t> out);
+// A random RFC 4122 version-4 UUID in lowercase text form; valid as a FHIR id.
+std::string RandomUuid();
+// `bytes` random bytes as unpadded base64url text.
+std::string RandomToken(size_t bytes);
+
+std::string HexEncode(std::span<const uint8_t> bytes);
+std::string Base64UrlEncode(std::span<const uint8_t> bytes);
+std::string Base64Encode(std::span<const uint8_t> bytes);
+// Decodes standard base64 (with or without padding); false on bad input.
+bool Base64Decode(std::string_view text, std::string& out);
+
+}  // namespace kura

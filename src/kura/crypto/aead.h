@@ -1,0 +1,56 @@
+// AeadKey: one AES-256-GCM key with an identifier, producing self-describing records.
+//
+// Record layout (docs/formats/encrypted-record.md):
+//   format version (1 byte, 0x01) | key id (8 bytes, big-endian) | nonce (12 random bytes)
+//   | ciphertext | tag (16 bytes)
+// The associated data is not stored; the caller passes the same bytes to Decrypt, so a record
+// moved to another row (other tenant, type, id or version) fails authentication. Decrypt checks
+// the record names this key. Thread-safe: Encrypt and Decrypt are const and share no state.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+
+#include "kura/base/secret_bytes.h"
+#include "kura/base/status.h"
+
+namespace kura::crypto {
+
+inline constexpr uint8_t kRecordFormatV1 = 0x01;
+inline constexpr size_t kAesKeyBytes = 32;
+inline constexpr size_t kGcmNonceBytes = 12;
+inline constexpr size_t kGcmTagBytes = 16;
+inline constexpr size_t kRecordHeaderBytes = 1 + 8 + kGcmNonceBytes;
+inline constexpr size_t kRecordOverheadBytes = kRecordHeaderBytes + kGcmTagBytes;
+
+class AeadKey {
+ public:
+  // InvalidArgument unless `key` is 32 bytes.
+  static StatusOr<AeadKey> Create(uint64_t key_id, SecretBytes key);
+
+  AeadKey(AeadKey&&) = default;
+  AeadKey& operator=(AeadKey&&) = default;
+
+  uint64_t key_id() const { return key_id_; }
+
+  // Encrypts with a fresh random nonce. Internal on an OpenSSL failure.
+  StatusOr<std::string> Encrypt(std::string_view plaintext, std::string_view associated_data) const;
+  // DataLoss ("decryption failed") on any malformed, foreign or tampered record.
+  StatusOr<std::string> Decrypt(std::string_view record, std::string_view associated_data) const;
+
+ private:
+  AeadKey(uint64_t key_id, SecretBytes key) : key_id_(key_id), key_(std::move(key)) {}
+  uint64_t key_id_;
+  SecretBytes key_;
+};
+
+// The key id a record names, or nullopt when it is not a well-formed v1 record.
+std::optional<uint64_t> PeekRecordKeyId(std::string_view record);
+
+// The one error every decryption failure reports to callers.
+Status DecryptionFailed(std::string internal_detail);
+
+}  // namespace kura::crypto

@@ -1,0 +1,114 @@
+// Wiring for `kura serve`.
+#include "kura/server/serve.h"
+
+#include <boost/asio/ssl/context.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <charconv>
+#include <cstdio>
+
+#include "kura/api/fhir_api.h"
+#include "kura/api/responses.h"
+#include "kura/auth/api_token_authenticator.h"
+#include "kura/base/config.h"
+#include "kura/base/log.h"
+#include "kura/crypto/local_key_file.h"
+#include "kura/fhir/resource.h"
+#include "kura/http/server.h"
+#include "kura/http/tls.h"
+#include "kura/ops/data_dir.h"
+#include "kura/store/encrypting_store.h"
+#include "kura/store/sqlite/sqlite_store.h"
+
+namespace kura::server {
+namespace {
+
+int Fail(const Status& s) {
+  std::fprintf(stderr, "kura serve: %s\n", s.message().c_str());
+  log::Error("startup_failed", {{"reason", s.message()}, {"detail", s.internal_detail()}});
+  return 1;
+}
+
+StatusOr<std::pair<std::string, uint16_t>> SplitListen(const std::string& listen) {
+  auto colon = listen.rfind(':');
+  if (colon == std::string::npos) return InvalidArgumentError("server.listen: expected HOST:PORT");
+  std::string host = listen.substr(0, colon);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);
+  }
+  unsigned port = 0;
+  std::string_view p = std::string_view(listen).substr(colon + 1);
+  auto [ptr, ec] = std::from_chars(p.data(), p.data() + p.size(), port);
+  if (ec != std::errc() || ptr != p.data() + p.size() || port > 65535) {
+    return InvalidArgumentError("server.listen: invalid port in " + listen);
+  }
+  return std::make_pair(host, static_cast<uint16_t>(port));
+}
+
+}  // namespace
+
+int Serve(const cli::ServeArgs& args) {
+  Environment env = ProcessEnvironment();
+  if (!args.listen.empty()) env["KURA_SERVER_LISTEN"] = args.listen;
+  StatusOr<Config> config = LoadConfig(args.data_dir, env);
+  if (!config.ok()) return Fail(config.status());
+  log::Level level = log::Level::kInfo;
+  log::ParseLevel(config->log.level, level);
+  log::SetMinLevel(level);
+  if (Status s = ops::CheckDataDirectoryPermissions(*config); !s.ok()) return Fail(s);
+  auto listen = SplitListen(config->server.listen);
+  if (!listen.ok()) return Fail(listen.status());
+
+  auto keys = crypto::LocalKeyFileProvider::Load(ResolvePath(*config, config->keys.key_file));
+  if (!keys.ok()) return Fail(keys.status());
+  auto backend = store::SqliteStore::Open(
+      {.path = ResolvePath(*config, config->storage.sqlite_path),
+       .read_connections = static_cast<int>(config->storage.read_connections),
+       .group_commit_max_batch = static_cast<int>(config->storage.group_commit_max_batch)});
+  if (!backend.ok()) return Fail(backend.status());
+  store::EncryptingStore store(**backend, **keys, config->tenant,
+                               static_cast<size_t>(config->keys.data_key_cache_size));
+  auto tls = http::MakeServerTlsContext(ResolvePath(*config, config->tls.certificate),
+                                        ResolvePath(*config, config->tls.private_key));
+  if (!tls.ok()) return Fail(tls.status());
+
+  boost::asio::thread_pool blocking(static_cast<size_t>(config->server.blocking_threads));
+  auth::ApiTokenAuthenticator authenticator(**backend);
+  fhir::BasicValidator validator;
+  std::string base = config->server.public_base_url;
+  while (!base.empty() && base.back() == '/') base.pop_back();
+  api::FhirApi fhir_api({.public_base_url = base,
+                         .software_version = cli::kVersion,
+                         .max_json_depth = static_cast<size_t>(config->server.max_json_depth),
+                         .history_page_size = config->fhir.history_page_size,
+                         .history_max_page_size = config->fhir.history_max_page_size},
+                        store, authenticator, validator, blocking);
+  http::Router router;
+  fhir_api.RegisterRoutes(router);
+
+  http::ServerOptions options;
+  options.listen_host = listen->first;
+  options.listen_port = listen->second;
+  options.io_threads = static_cast<int>(config->server.io_threads);
+  options.max_connections = static_cast<size_t>(config->server.max_connections);
+  options.max_header_bytes = static_cast<size_t>(config->server.max_header_bytes);
+  options.max_body_bytes = static_cast<size_t>(config->server.max_body_bytes);
+  options.header_timeout = std::chrono::seconds(config->server.header_timeout_seconds);
+  options.body_timeout = std::chrono::seconds(config->server.body_timeout_seconds);
+  options.idle_timeout = std::chrono::seconds(config->server.idle_timeout_seconds);
+  options.write_timeout = std::chrono::seconds(config->server.write_timeout_seconds);
+  options.shutdown_grace = std::chrono::seconds(config->server.shutdown_grace_seconds);
+  options.max_requests_per_connection = config->server.max_requests_per_connection;
+  auto server = http::Server::Create(options, std::move(*tls), std::move(router),
+                                     &api::HttpLayerError);
+  if (!server.ok()) return Fail(server.status());
+  log::Info("starting", {{"version", cli::kVersion},
+                         {"storage", config->storage.backend},
+                         {"key_provider", (*keys)->Name()}});
+  Status run = (*server)->Run();
+  blocking.join();
+  if (!run.ok()) return Fail(run);
+  log::Info("stopped");
+  return 0;
+}
+
+}  // namespace kura::server

@@ -1,0 +1,866 @@
+// SqliteStore: schema and migrations, per-connection statement cache, group commit, read pool.
+#include "kura/store/sqlite/sqlite_store.h"
+
+#include <fcntl.h>
+#include <sqlite3.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <bit>
+#include <cerrno>
+#include <cstring>
+#include <functional>
+#include <limits>
+#include <set>
+#include <string>
+#include <utility>
+
+#include "kura/base/log.h"
+
+namespace kura::store {
+namespace {
+
+// The schema, one entry per version; entry i takes a database from version i to i + 1. Never
+// edit an entry that has shipped: append a new one. Open() applies the missing ones in a single
+// transaction and records each in schema_migrations(version, applied_at).
+//
+// Version 1:
+//   resource_versions  every version of every resource, in commit order. seq is the rowid and
+//                      the global sequence number (CommitResult, history order and paging);
+//                      last_updated is microseconds since the epoch; deleted is 0/1; payload is
+//                      the opaque (encrypted) record, empty for delete markers.
+//   resources          the current-version pointer per (type, id), pointing at its seq.
+//   data_keys          wrapped data keys; key_id is the uint64 id stored as its int64 bit
+//                      pattern, scope is unique.
+//   api_tokens         API credentials keyed by the SHA-256 of the token.
+constexpr std::array<const char*, 1> kMigrations = {
+    R"sql(
+CREATE TABLE resource_versions(
+  seq INTEGER PRIMARY KEY,
+  type TEXT NOT NULL,
+  id TEXT NOT NULL,
+  version INTEGER NOT NULL,
+  last_updated INTEGER NOT NULL,
+  deleted INTEGER NOT NULL,
+  compartment TEXT NOT NULL,
+  payload BLOB NOT NULL,
+  UNIQUE(type, id, version));
+CREATE INDEX resource_versions_type_seq ON resource_versions(type, seq);
+CREATE TABLE resources(
+  type TEXT NOT NULL,
+  id TEXT NOT NULL,
+  version INTEGER NOT NULL,
+  deleted INTEGER NOT NULL,
+  seq INTEGER NOT NULL REFERENCES resource_versions(seq),
+  PRIMARY KEY(type, id)) WITHOUT ROWID;
+CREATE TABLE data_keys(
+  key_id INTEGER PRIMARY KEY,
+  scope TEXT NOT NULL UNIQUE,
+  kek_version INTEGER NOT NULL,
+  wrapped BLOB NOT NULL,
+  created_at INTEGER NOT NULL);
+CREATE TABLE api_tokens(
+  token_hash BLOB PRIMARY KEY,
+  name TEXT NOT NULL,
+  role TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  revoked INTEGER NOT NULL) WITHOUT ROWID;
+)sql",
+};
+
+constexpr const char* kCreateSchemaMigrations =
+    "CREATE TABLE IF NOT EXISTS schema_migrations("
+    "version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)";
+
+constexpr int kBusyTimeoutMs = 5000;
+constexpr size_t kApiTokenHashSize = 32;
+
+// Every statement a connection runs more than once; prepared on first use and cached.
+enum class Sql {
+  kBegin,
+  kCommit,
+  kRollback,
+  kSavepoint,
+  kRelease,
+  kRollbackTo,
+  kSchemaVersion,
+  kInsertMigration,
+  kCurrentVersion,
+  kInsertVersion,
+  kUpsertCurrent,
+  kReadCurrent,
+  kReadVersion,
+  kHistorySystem,
+  kHistoryType,
+  kHistoryInstance,
+  kDataKeyByScope,
+  kDataKeyById,
+  kInsertDataKey,
+  kInsertApiToken,
+  kFindApiToken,
+  kCount,
+};
+
+struct SqlText {
+  const char* name;  // For internal error details.
+  const char* text;
+};
+
+// Result columns of the version queries, shared by ReadVersionRow().
+#define KURA_VERSION_COLUMNS "type, id, version, last_updated, deleted, compartment, payload, seq"
+
+// History statements share their parameter numbers: ?1 before seq, ?2 since, ?3 row limit,
+// ?4 type, ?5 id.
+constexpr std::array<SqlText, static_cast<size_t>(Sql::kCount)> kSql = {{
+    {"begin", "BEGIN IMMEDIATE"},
+    {"commit", "COMMIT"},
+    {"rollback", "ROLLBACK"},
+    {"savepoint", "SAVEPOINT w"},
+    {"release", "RELEASE w"},
+    {"rollback_to", "ROLLBACK TO w"},
+    {"schema_version", "SELECT COALESCE(MAX(version), 0) FROM schema_migrations"},
+    {"insert_migration", "INSERT INTO schema_migrations(version, applied_at) VALUES(?1, ?2)"},
+    {"current_version", "SELECT version FROM resources WHERE type = ?1 AND id = ?2"},
+    {"insert_version",
+     "INSERT INTO resource_versions(type, id, version, last_updated, deleted, compartment, "
+     "payload) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)"},
+    {"upsert_current",
+     "INSERT INTO resources(type, id, version, deleted, seq) VALUES(?1, ?2, ?3, ?4, ?5) "
+     "ON CONFLICT(type, id) DO UPDATE SET version = excluded.version, "
+     "deleted = excluded.deleted, seq = excluded.seq"},
+    {"read_current",
+     "SELECT v.type, v.id, v.version, v.last_updated, v.deleted, v.compartment, v.payload, v.seq "
+     "FROM resources AS r JOIN resource_versions AS v ON v.seq = r.seq "
+     "WHERE r.type = ?1 AND r.id = ?2"},
+    {"read_version", "SELECT " KURA_VERSION_COLUMNS
+                     " FROM resource_versions WHERE type = ?1 AND id = ?2 AND version = ?3"},
+    {"history_system",
+     "SELECT " KURA_VERSION_COLUMNS " FROM resource_versions WHERE seq < ?1 AND last_updated >= ?2 "
+     "ORDER BY seq DESC LIMIT ?3"},
+    {"history_type", "SELECT " KURA_VERSION_COLUMNS
+                     " FROM resource_versions WHERE type = ?4 AND seq < ?1 AND last_updated >= ?2 "
+                     "ORDER BY seq DESC LIMIT ?3"},
+    {"history_instance",
+     "SELECT " KURA_VERSION_COLUMNS
+     " FROM resource_versions WHERE type = ?4 AND id = ?5 AND seq < ?1 AND last_updated >= ?2 "
+     "ORDER BY seq DESC LIMIT ?3"},
+    {"data_key_by_scope",
+     "SELECT key_id, scope, kek_version, wrapped, created_at FROM data_keys WHERE scope = ?1"},
+    {"data_key_by_id",
+     "SELECT key_id, scope, kek_version, wrapped, created_at FROM data_keys WHERE key_id = ?1"},
+    {"insert_data_key",
+     "INSERT INTO data_keys(key_id, scope, kek_version, wrapped, created_at) "
+     "VALUES(?1, ?2, ?3, ?4, ?5)"},
+    {"insert_api_token",
+     "INSERT INTO api_tokens(token_hash, name, role, created_at, revoked) "
+     "VALUES(?1, ?2, ?3, ?4, ?5) ON CONFLICT(token_hash) DO NOTHING"},
+    {"find_api_token",
+     "SELECT name, role, created_at, revoked FROM api_tokens WHERE token_hash = ?1"},
+}};
+
+#undef KURA_VERSION_COLUMNS
+
+// Maps an SQLite result code to a Status with a client-safe message; the SQLite text goes to
+// internal_detail only.
+Status SqliteError(int rc, sqlite3* db, std::string_view what) {
+  std::string detail = "sqlite ";
+  detail += what;
+  detail += ": ";
+  const char* errstr = sqlite3_errstr(rc);
+  detail += errstr;
+  if (db != nullptr) {
+    const char* msg = sqlite3_errmsg(db);
+    if (msg != nullptr && std::strcmp(msg, errstr) != 0) {
+      detail += " (";
+      detail += msg;
+      detail += ")";
+    }
+  }
+  detail += " [rc=" + std::to_string(rc) + "]";
+  switch (rc & 0xff) {
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+    case SQLITE_IOERR:
+    case SQLITE_FULL:
+    case SQLITE_CANTOPEN:
+    case SQLITE_NOMEM:
+    case SQLITE_PROTOCOL:
+    case SQLITE_READONLY:
+    case SQLITE_INTERRUPT:
+    case SQLITE_NOLFS:
+      return UnavailableError("storage error", std::move(detail));
+    case SQLITE_CORRUPT:
+    case SQLITE_NOTADB:
+      return DataLossError("storage error", std::move(detail));
+    default:
+      return InternalError("storage error", std::move(detail));
+  }
+}
+
+Status ErrnoError(std::string_view what, int err) {
+  return UnavailableError("storage error", std::string(what) + ": " + std::strerror(err));
+}
+
+// Makes `path` owner-only. Missing files are fine (SQLite creates -wal/-shm lazily, with the
+// database file's mode).
+Status ChmodOwnerOnlyIfExists(const std::filesystem::path& path) {
+  if (::chmod(path.c_str(), 0600) != 0 && errno != ENOENT) {
+    return ErrnoError("chmod database companion file", errno);
+  }
+  return Status();
+}
+
+std::filesystem::path WithSuffix(const std::filesystem::path& path, const char* suffix) {
+  std::filesystem::path out = path;
+  out += suffix;
+  return out;
+}
+
+// Creates the database file 0600 before SQLite opens it (so the umask does not matter; SQLite
+// gives -wal and -shm the database file's mode) and tightens existing files.
+Status PrepareDatabaseFiles(const std::filesystem::path& path) {
+  int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0) return ErrnoError("open database file", errno);
+  struct stat st {};
+  int err = 0;
+  if (::fstat(fd, &st) != 0) {
+    err = errno;
+  } else if (!S_ISREG(st.st_mode)) {
+    err = EINVAL;
+  } else if ((st.st_mode & 07777) != 0600) {
+    if ((st.st_mode & 077) != 0) log::Warn("store_permissions_tightened", {{"file", "database"}});
+    if (::fchmod(fd, 0600) != 0) err = errno;
+  }
+  ::close(fd);
+  if (err != 0) return ErrnoError("prepare database file", err);
+  KURA_RETURN_IF_ERROR(ChmodOwnerOnlyIfExists(WithSuffix(path, "-wal")));
+  return ChmodOwnerOnlyIfExists(WithSuffix(path, "-shm"));
+}
+
+}  // namespace
+
+// One sqlite3 handle with its cache of prepared statements. Thread-compatible: the store hands a
+// connection to one thread at a time.
+class SqliteStore::Connection {
+ public:
+  enum class Role { kWriter, kReader };
+
+  static StatusOr<std::unique_ptr<Connection>> Open(const std::filesystem::path& path, Role role) {
+    sqlite3* db = nullptr;
+    int rc =
+        sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, nullptr);
+    // The handle exists even when opening failed and must be closed either way.
+    std::unique_ptr<Connection> conn(new Connection(db));
+    if (rc != SQLITE_OK) return SqliteError(rc, db, "open");
+    sqlite3_extended_result_codes(db, 1);
+    sqlite3_busy_timeout(db, kBusyTimeoutMs);
+    sqlite3_db_config(db, SQLITE_DBCONFIG_DEFENSIVE, 1, nullptr);
+    sqlite3_db_config(db, SQLITE_DBCONFIG_TRUSTED_SCHEMA, 0, nullptr);
+    if (role == Role::kWriter) {
+      KURA_ASSIGN_OR_RETURN(std::string mode, conn->QueryText("PRAGMA journal_mode=WAL"));
+      if (mode != "wal") {
+        return UnavailableError("storage error", "could not enable WAL, journal mode " + mode);
+      }
+      KURA_RETURN_IF_ERROR(conn->ExecScript("PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON"));
+    } else {
+      KURA_RETURN_IF_ERROR(
+          conn->ExecScript("PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON; PRAGMA query_only=1"));
+    }
+    return conn;
+  }
+
+  ~Connection() {
+    for (sqlite3_stmt*& stmt : stmts_) {
+      sqlite3_finalize(stmt);
+      stmt = nullptr;
+    }
+    int rc = sqlite3_close(db_);
+    if (rc != SQLITE_OK) {
+      log::Error("store_close_failed",
+                 {{"detail", SqliteError(rc, db_, "close").internal_detail()}});
+    }
+  }
+
+  Connection(const Connection&) = delete;
+  Connection& operator=(const Connection&) = delete;
+
+  sqlite3* db() const { return db_; }
+
+  // The cached statement for `sql`, preparing it on first use.
+  StatusOr<sqlite3_stmt*> Get(Sql sql) {
+    sqlite3_stmt*& slot = stmts_[static_cast<size_t>(sql)];
+    if (slot == nullptr) {
+      const SqlText& text = kSql[static_cast<size_t>(sql)];
+      int rc = sqlite3_prepare_v3(db_, text.text, -1, SQLITE_PREPARE_PERSISTENT, &slot, nullptr);
+      if (rc != SQLITE_OK) {
+        sqlite3_finalize(slot);
+        slot = nullptr;
+        return SqliteError(rc, db_, std::string("prepare ") + text.name);
+      }
+    }
+    return slot;
+  }
+
+  // Runs constant SQL text (DDL, pragmas) that takes no parameters.
+  Status ExecScript(const char* sql) {
+    int rc = sqlite3_exec(db_, sql, nullptr, nullptr, nullptr);
+    return rc == SQLITE_OK ? Status() : SqliteError(rc, db_, "exec");
+  }
+
+  // Runs a constant statement returning one text value (e.g. a pragma).
+  StatusOr<std::string> QueryText(const char* sql) {
+    sqlite3_stmt* stmt = nullptr;
+    int rc = sqlite3_prepare_v2(db_, sql, -1, &stmt, nullptr);
+    if (rc != SQLITE_OK) return SqliteError(rc, db_, "prepare");
+    rc = sqlite3_step(stmt);
+    std::string out;
+    if (rc == SQLITE_ROW) {
+      const unsigned char* text = sqlite3_column_text(stmt, 0);
+      if (text != nullptr) out = reinterpret_cast<const char*>(text);
+    }
+    sqlite3_finalize(stmt);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) return SqliteError(rc, db_, "query");
+    return out;
+  }
+
+  bool InTransaction() const { return sqlite3_get_autocommit(db_) == 0; }
+
+  // Ends a transaction that is still open after a failure; errors only get logged because the
+  // caller already reports the original one.
+  void RollbackIfActive() {
+    if (!InTransaction()) return;
+    int rc = sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+    if (rc != SQLITE_OK) {
+      log::Error("store_rollback_failed",
+                 {{"detail", SqliteError(rc, db_, "rollback").internal_detail()}});
+    }
+  }
+
+ private:
+  explicit Connection(sqlite3* db) : db_(db) {}
+
+  sqlite3* db_;
+  std::array<sqlite3_stmt*, static_cast<size_t>(Sql::kCount)> stmts_{};
+};
+
+namespace {
+
+// One use of a cached statement: binds, steps, reads columns and resets it (releasing its
+// snapshot and the bound buffers, which must outlive this object) on destruction. The first bind
+// or prepare error is reported by Step().
+class Stmt {
+ public:
+  template <typename Conn>
+  Stmt(Conn& conn, Sql sql) : db_(conn.db()), name_(kSql[static_cast<size_t>(sql)].name) {
+    StatusOr<sqlite3_stmt*> stmt = conn.Get(sql);
+    if (stmt.ok()) {
+      stmt_ = *stmt;
+    } else {
+      status_ = stmt.status();
+    }
+  }
+  ~Stmt() {
+    if (stmt_ != nullptr) {
+      sqlite3_reset(stmt_);
+      sqlite3_clear_bindings(stmt_);
+    }
+  }
+  Stmt(const Stmt&) = delete;
+  Stmt& operator=(const Stmt&) = delete;
+
+  void BindInt64(int index, int64_t value) {
+    if (stmt_ != nullptr) Check(sqlite3_bind_int64(stmt_, index, value));
+  }
+  void BindText(int index, std::string_view value) {
+    if (stmt_ == nullptr) return;
+    // A null pointer would bind SQL NULL; an empty string_view may have one.
+    const char* data = value.data() != nullptr ? value.data() : "";
+    Check(sqlite3_bind_text64(stmt_, index, data, value.size(), SQLITE_STATIC, SQLITE_UTF8));
+  }
+  void BindBlob(int index, std::string_view value) {
+    if (stmt_ == nullptr) return;
+    if (value.empty()) {
+      Check(sqlite3_bind_zeroblob(stmt_, index, 0));
+    } else {
+      Check(sqlite3_bind_blob64(stmt_, index, value.data(), value.size(), SQLITE_STATIC));
+    }
+  }
+
+  // True when a row is available, false when done.
+  StatusOr<bool> Step() {
+    if (!status_.ok()) return status_;
+    int rc = sqlite3_step(stmt_);
+    if (rc == SQLITE_ROW) return true;
+    if (rc == SQLITE_DONE) return false;
+    return SqliteError(rc, db_, std::string("step ") + name_);
+  }
+  // Steps a statement that returns no rows.
+  Status Run() {
+    StatusOr<bool> row = Step();
+    return row.status();
+  }
+
+  int64_t Int64(int col) const { return sqlite3_column_int64(stmt_, col); }
+  std::string Text(int col) const {
+    const unsigned char* text = sqlite3_column_text(stmt_, col);
+    int size = sqlite3_column_bytes(stmt_, col);
+    return text == nullptr ? std::string() : std::string(reinterpret_cast<const char*>(text), size);
+  }
+  std::string Blob(int col) const {
+    const void* blob = sqlite3_column_blob(stmt_, col);
+    int size = sqlite3_column_bytes(stmt_, col);
+    return blob == nullptr ? std::string() : std::string(static_cast<const char*>(blob), size);
+  }
+
+ private:
+  void Check(int rc) {
+    if (rc != SQLITE_OK && status_.ok()) {
+      status_ = SqliteError(rc, db_, std::string("bind ") + name_);
+    }
+  }
+
+  sqlite3* db_;
+  const char* name_;
+  sqlite3_stmt* stmt_ = nullptr;
+  Status status_;
+};
+
+// Reads a row laid out as KURA_VERSION_COLUMNS.
+ResourceVersion ReadVersionRow(const Stmt& row) {
+  ResourceVersion v;
+  v.type = row.Text(0);
+  v.id = row.Text(1);
+  v.version = row.Int64(2);
+  v.last_updated = FromMicros(row.Int64(3));
+  v.deleted = row.Int64(4) != 0;
+  v.compartment = row.Text(5);
+  v.payload = row.Blob(6);
+  v.sequence = row.Int64(7);
+  return v;
+}
+
+StoredDataKey ReadDataKeyRow(const Stmt& row) {
+  StoredDataKey key;
+  key.key_id = std::bit_cast<uint64_t>(row.Int64(0));
+  key.scope = row.Text(1);
+  key.kek_version = static_cast<uint32_t>(row.Int64(2));
+  key.wrapped = row.Blob(3);
+  key.created = FromMicros(row.Int64(4));
+  return key;
+}
+
+Status ValidateBatch(const WriteBatch& batch) {
+  std::set<std::pair<std::string_view, std::string_view>> seen;
+  for (const ResourceVersion& r : batch.resources) {
+    if (r.type.empty() || r.id.empty()) {
+      return InvalidArgumentError("resource type and id must not be empty");
+    }
+    if (r.version < 1) return InvalidArgumentError("resource version must be at least 1");
+    if (!seen.emplace(r.type, r.id).second) {
+      return InvalidArgumentError("a resource appears more than once in one batch");
+    }
+  }
+  return Status();
+}
+
+// Applies schema migrations inside the open transaction on `conn`.
+template <typename Conn>
+Status MigrateInTransaction(Conn& conn) {
+  KURA_RETURN_IF_ERROR(conn.ExecScript(kCreateSchemaMigrations));
+  int64_t current = 0;
+  {
+    Stmt query(conn, Sql::kSchemaVersion);
+    KURA_ASSIGN_OR_RETURN(bool row, query.Step());
+    if (row) current = query.Int64(0);
+  }
+  const int64_t known = static_cast<int64_t>(kMigrations.size());
+  if (current > known) {
+    return FailedPreconditionError("the database was written by a newer version of Kura",
+                                   "schema version " + std::to_string(current) +
+                                       ", this build knows " + std::to_string(known));
+  }
+  for (int64_t version = current + 1; version <= known; ++version) {
+    KURA_RETURN_IF_ERROR(conn.ExecScript(kMigrations[static_cast<size_t>(version - 1)]));
+    Stmt insert(conn, Sql::kInsertMigration);
+    insert.BindInt64(1, version);
+    insert.BindInt64(2, ToMicros(Clock::System().Now()));
+    KURA_RETURN_IF_ERROR(insert.Run());
+  }
+  if (current < known) {
+    log::Info("store_schema_migrated", {{"from_version", current}, {"to_version", known}});
+  }
+  return Status();
+}
+
+}  // namespace
+
+// A unit of write work waiting in the queue. `work` runs on the leader's thread inside its own
+// savepoint; `status` and `done` are written by the leader and read by the owner after `done`.
+struct SqliteStore::Writer {
+  explicit Writer(const std::function<Status(Connection&)>& w) : work(w) {}
+  const std::function<Status(Connection&)>& work;
+  Status status;
+  bool done = false;  // Guarded by write_mu_.
+  std::condition_variable cv;
+};
+
+// A read connection checked out of the pool for the lifetime of this object.
+class SqliteStore::ReaderLease {
+ public:
+  explicit ReaderLease(SqliteStore& store) : store_(store), conn_(store.AcquireReader()) {}
+  ~ReaderLease() { store_.ReleaseReader(conn_); }
+  ReaderLease(const ReaderLease&) = delete;
+  ReaderLease& operator=(const ReaderLease&) = delete;
+  Connection& conn() { return *conn_; }
+
+ private:
+  SqliteStore& store_;
+  Connection* conn_;
+};
+
+SqliteStore::SqliteStore(const SqliteOptions& options) : options_(options) {}
+
+SqliteStore::~SqliteStore() {
+  // Readers first, so the writer's close is the last one and checkpoints the WAL.
+  free_readers_.clear();
+  readers_.clear();
+  writer_conn_.reset();
+}
+
+int64_t SqliteStore::SchemaVersion() { return static_cast<int64_t>(kMigrations.size()); }
+
+StatusOr<std::unique_ptr<SqliteStore>> SqliteStore::Open(const SqliteOptions& options) {
+  if (options.path.empty()) return InvalidArgumentError("database path must not be empty");
+  if (options.read_connections < 1) {
+    return InvalidArgumentError("read_connections must be at least 1");
+  }
+  if (options.group_commit_max_batch < 1) {
+    return InvalidArgumentError("group_commit_max_batch must be at least 1");
+  }
+  KURA_RETURN_IF_ERROR(PrepareDatabaseFiles(options.path));
+
+  std::unique_ptr<SqliteStore> store(new SqliteStore(options));
+  KURA_ASSIGN_OR_RETURN(store->writer_conn_,
+                        Connection::Open(options.path, Connection::Role::kWriter));
+  Connection& writer = *store->writer_conn_;
+  KURA_RETURN_IF_ERROR(writer.ExecScript("BEGIN IMMEDIATE"));
+  Status migrated = MigrateInTransaction(writer);
+  if (migrated.ok()) migrated = writer.ExecScript("COMMIT");
+  if (!migrated.ok()) {
+    writer.RollbackIfActive();
+    return migrated;
+  }
+  // SQLite already created these with the database file's mode; make sure anyway.
+  KURA_RETURN_IF_ERROR(ChmodOwnerOnlyIfExists(WithSuffix(options.path, "-wal")));
+  KURA_RETURN_IF_ERROR(ChmodOwnerOnlyIfExists(WithSuffix(options.path, "-shm")));
+
+  store->readers_.reserve(static_cast<size_t>(options.read_connections));
+  for (int i = 0; i < options.read_connections; ++i) {
+    KURA_ASSIGN_OR_RETURN(std::unique_ptr<Connection> reader,
+                          Connection::Open(options.path, Connection::Role::kReader));
+    store->free_readers_.push_back(reader.get());
+    store->readers_.push_back(std::move(reader));
+  }
+  return store;
+}
+
+// Group commit, after LevelDB's DBImpl::Write: every writer queues itself; the one at the front
+// leads, takes up to group_commit_max_batch queued writers (itself first), runs them in one
+// transaction with mu_ released (so more writers can queue meanwhile), then marks them done and
+// wakes the new front of the queue, which leads the next group.
+Status SqliteStore::RunQueued(Writer& writer) {
+  std::unique_lock<std::mutex> lock(write_mu_);
+  writers_.push_back(&writer);
+  while (!writer.done && &writer != writers_.front()) writer.cv.wait(lock);
+  if (writer.done) return writer.status;
+
+  const size_t group_size =
+      std::min(writers_.size(), static_cast<size_t>(options_.group_commit_max_batch));
+  std::vector<Writer*> group(writers_.begin(),
+                             writers_.begin() + static_cast<std::ptrdiff_t>(group_size));
+  lock.unlock();
+  RunGroup(group);
+  lock.lock();
+  for (Writer* member : group) {
+    KURA_CHECK(writers_.front() == member);
+    writers_.pop_front();
+    if (member != &writer) {
+      member->done = true;
+      member->cv.notify_one();
+    }
+  }
+  if (!writers_.empty()) writers_.front()->cv.notify_one();
+  return writer.status;
+}
+
+void SqliteStore::RunGroup(const std::vector<Writer*>& group) {
+  Connection& conn = *writer_conn_;
+  // Nothing of the group is durable: everyone learns the database could not commit.
+  auto fail_group = [&](const Status& cause, std::string_view event) {
+    conn.RollbackIfActive();
+    Status unavailable = UnavailableError("storage error", cause.internal_detail());
+    for (Writer* member : group) member->status = unavailable;
+    log::Error(event, {{"group_size", static_cast<int64_t>(group.size())},
+                       {"code", StatusCodeName(cause.code())},
+                       {"detail", cause.internal_detail()}});
+  };
+
+  if (Status begin = Stmt(conn, Sql::kBegin).Run(); !begin.ok()) {
+    fail_group(begin, "store_begin_failed");
+    return;
+  }
+  for (Writer* member : group) {
+    Status control = Stmt(conn, Sql::kSavepoint).Run();
+    if (control.ok()) {
+      member->status = member->work(conn);
+      if (member->status.ok()) {
+        control = Stmt(conn, Sql::kRelease).Run();
+      } else if (!conn.InTransaction()) {
+        // SQLite rolled the whole transaction back (I/O error, full disk...).
+        control = member->status;
+      } else {
+        control = Stmt(conn, Sql::kRollbackTo).Run();
+        if (control.ok()) control = Stmt(conn, Sql::kRelease).Run();
+      }
+    }
+    if (!control.ok()) {
+      fail_group(control, "store_group_aborted");
+      return;
+    }
+  }
+  if (Status commit = Stmt(conn, Sql::kCommit).Run(); !commit.ok()) {
+    fail_group(commit, "store_commit_failed");
+  }
+}
+
+SqliteStore::Connection* SqliteStore::AcquireReader() {
+  std::unique_lock<std::mutex> lock(read_mu_);
+  reader_free_.wait(lock, [this] { return !free_readers_.empty(); });
+  Connection* conn = free_readers_.back();
+  free_readers_.pop_back();
+  return conn;
+}
+
+void SqliteStore::ReleaseReader(Connection* conn) {
+  {
+    std::lock_guard<std::mutex> lock(read_mu_);
+    free_readers_.push_back(conn);
+  }
+  reader_free_.notify_one();
+}
+
+StatusOr<CommitResult> SqliteStore::Commit(WriteBatch batch) {
+  KURA_RETURN_IF_ERROR(ValidateBatch(batch));
+  CommitResult result;
+  if (batch.resources.empty()) return result;
+  const std::function<Status(Connection&)> work = [&batch, &result](Connection& conn) -> Status {
+    result.sequences.clear();
+    result.sequences.reserve(batch.resources.size());
+    for (const ResourceVersion& r : batch.resources) {
+      int64_t current = 0;
+      {
+        Stmt query(conn, Sql::kCurrentVersion);
+        query.BindText(1, r.type);
+        query.BindText(2, r.id);
+        KURA_ASSIGN_OR_RETURN(bool row, query.Step());
+        if (row) current = query.Int64(0);
+      }
+      if (r.version != current + 1) {
+        return AbortedError("version conflict", "current version " + std::to_string(current) +
+                                                    ", batch has " + std::to_string(r.version));
+      }
+      Stmt insert(conn, Sql::kInsertVersion);
+      insert.BindText(1, r.type);
+      insert.BindText(2, r.id);
+      insert.BindInt64(3, r.version);
+      insert.BindInt64(4, ToMicros(r.last_updated));
+      insert.BindInt64(5, r.deleted ? 1 : 0);
+      insert.BindText(6, r.compartment);
+      insert.BindBlob(7, r.payload);
+      KURA_RETURN_IF_ERROR(insert.Run());
+      const int64_t seq = sqlite3_last_insert_rowid(conn.db());
+
+      Stmt upsert(conn, Sql::kUpsertCurrent);
+      upsert.BindText(1, r.type);
+      upsert.BindText(2, r.id);
+      upsert.BindInt64(3, r.version);
+      upsert.BindInt64(4, r.deleted ? 1 : 0);
+      upsert.BindInt64(5, seq);
+      KURA_RETURN_IF_ERROR(upsert.Run());
+      result.sequences.push_back(seq);
+    }
+    return Status();
+  };
+  Writer writer(work);
+  KURA_RETURN_IF_ERROR(RunQueued(writer));
+  return result;
+}
+
+StatusOr<ResourceVersion> SqliteStore::ReadCurrent(std::string_view type, std::string_view id) {
+  ReaderLease lease(*this);
+  Stmt query(lease.conn(), Sql::kReadCurrent);
+  query.BindText(1, type);
+  query.BindText(2, id);
+  KURA_ASSIGN_OR_RETURN(bool row, query.Step());
+  if (!row) return NotFoundError("resource not found");
+  return ReadVersionRow(query);
+}
+
+StatusOr<ResourceVersion> SqliteStore::ReadVersion(std::string_view type, std::string_view id,
+                                                   int64_t version) {
+  ReaderLease lease(*this);
+  Stmt query(lease.conn(), Sql::kReadVersion);
+  query.BindText(1, type);
+  query.BindText(2, id);
+  query.BindInt64(3, version);
+  KURA_ASSIGN_OR_RETURN(bool row, query.Step());
+  if (!row) return NotFoundError("resource version not found");
+  return ReadVersionRow(query);
+}
+
+StatusOr<HistoryPage> SqliteStore::History(const HistoryQuery& q) {
+  if (q.limit < 1) return InvalidArgumentError("history limit must be at least 1");
+  if (q.before_sequence < 0) return InvalidArgumentError("history cursor must not be negative");
+  if (q.type.empty() && !q.id.empty()) {
+    return InvalidArgumentError("instance history needs a resource type");
+  }
+  const Sql sql = !q.id.empty()     ? Sql::kHistoryInstance
+                  : !q.type.empty() ? Sql::kHistoryType
+                                    : Sql::kHistorySystem;
+  constexpr int64_t kMax = std::numeric_limits<int64_t>::max();
+  // One row more than asked tells whether another page exists.
+  const int64_t fetch = q.limit == kMax ? kMax : q.limit + 1;
+
+  ReaderLease lease(*this);
+  Stmt query(lease.conn(), sql);
+  query.BindInt64(1, q.before_sequence == 0 ? kMax : q.before_sequence);
+  query.BindInt64(2, q.since ? ToMicros(*q.since) : std::numeric_limits<int64_t>::min());
+  query.BindInt64(3, fetch);
+  if (sql != Sql::kHistorySystem) query.BindText(4, q.type);
+  if (sql == Sql::kHistoryInstance) query.BindText(5, q.id);
+
+  HistoryPage page;
+  while (true) {
+    KURA_ASSIGN_OR_RETURN(bool row, query.Step());
+    if (!row) break;
+    if (static_cast<int64_t>(page.versions.size()) == q.limit) {
+      page.next_before_sequence = page.versions.back().sequence;
+      break;
+    }
+    page.versions.push_back(ReadVersionRow(query));
+  }
+  return page;
+}
+
+StatusOr<std::optional<StoredDataKey>> SqliteStore::FindDataKeyByScope(std::string_view scope) {
+  ReaderLease lease(*this);
+  Stmt query(lease.conn(), Sql::kDataKeyByScope);
+  query.BindText(1, scope);
+  KURA_ASSIGN_OR_RETURN(bool row, query.Step());
+  if (!row) return std::optional<StoredDataKey>();
+  return std::optional<StoredDataKey>(ReadDataKeyRow(query));
+}
+
+StatusOr<std::optional<StoredDataKey>> SqliteStore::FindDataKeyById(uint64_t key_id) {
+  ReaderLease lease(*this);
+  Stmt query(lease.conn(), Sql::kDataKeyById);
+  query.BindInt64(1, std::bit_cast<int64_t>(key_id));
+  KURA_ASSIGN_OR_RETURN(bool row, query.Step());
+  if (!row) return std::optional<StoredDataKey>();
+  return std::optional<StoredDataKey>(ReadDataKeyRow(query));
+}
+
+StatusOr<StoredDataKey> SqliteStore::InsertDataKeyIfAbsent(const StoredDataKey& key) {
+  if (key.key_id == 0) return InvalidArgumentError("data key id must not be zero");
+  if (key.scope.empty()) return InvalidArgumentError("data key scope must not be empty");
+  StoredDataKey result;
+  const std::function<Status(Connection&)> work = [&key, &result](Connection& conn) -> Status {
+    {
+      Stmt by_scope(conn, Sql::kDataKeyByScope);
+      by_scope.BindText(1, key.scope);
+      KURA_ASSIGN_OR_RETURN(bool row, by_scope.Step());
+      if (row) {
+        result = ReadDataKeyRow(by_scope);
+        return Status();
+      }
+    }
+    {
+      Stmt by_id(conn, Sql::kDataKeyById);
+      by_id.BindInt64(1, std::bit_cast<int64_t>(key.key_id));
+      KURA_ASSIGN_OR_RETURN(bool row, by_id.Step());
+      if (row) return AlreadyExistsError("data key id already in use");
+    }
+    Stmt insert(conn, Sql::kInsertDataKey);
+    insert.BindInt64(1, std::bit_cast<int64_t>(key.key_id));
+    insert.BindText(2, key.scope);
+    insert.BindInt64(3, static_cast<int64_t>(key.kek_version));
+    insert.BindBlob(4, key.wrapped);
+    insert.BindInt64(5, ToMicros(key.created));
+    KURA_RETURN_IF_ERROR(insert.Run());
+    result = key;
+    return Status();
+  };
+  Writer writer(work);
+  KURA_RETURN_IF_ERROR(RunQueued(writer));
+  return result;
+}
+
+Status SqliteStore::PutApiToken(const ApiToken& token) {
+  if (token.token_hash.size() != kApiTokenHashSize) {
+    return InvalidArgumentError("api token hash must be 32 bytes");
+  }
+  const std::function<Status(Connection&)> work = [&token](Connection& conn) -> Status {
+    Stmt insert(conn, Sql::kInsertApiToken);
+    insert.BindBlob(1, token.token_hash);
+    insert.BindText(2, token.name);
+    insert.BindText(3, token.role);
+    insert.BindInt64(4, ToMicros(token.created));
+    insert.BindInt64(5, token.revoked ? 1 : 0);
+    KURA_RETURN_IF_ERROR(insert.Run());
+    if (sqlite3_changes(conn.db()) == 0) return AlreadyExistsError("api token already exists");
+    return Status();
+  };
+  Writer writer(work);
+  return RunQueued(writer);
+}
+
+StatusOr<std::optional<ApiToken>> SqliteStore::FindApiToken(std::string_view token_hash) {
+  ReaderLease lease(*this);
+  Stmt query(lease.conn(), Sql::kFindApiToken);
+  query.BindBlob(1, token_hash);
+  KURA_ASSIGN_OR_RETURN(bool row, query.Step());
+  if (!row) return std::optional<ApiToken>();
+  ApiToken token;
+  token.token_hash = std::string(token_hash);
+  token.name = query.Text(0);
+  token.role = query.Text(1);
+  token.created = FromMicros(query.Int64(2));
+  token.revoked = query.Int64(3) != 0;
+  return std::optional<ApiToken>(std::move(token));
+}
+
+Status SqliteStore::RecordSchemaVersionForTest(int64_t version) {
+  const std::function<Status(Connection&)> work = [version](Connection& conn) -> Status {
+    Stmt insert(conn, Sql::kInsertMigration);
+    insert.BindInt64(1, version);
+    insert.BindInt64(2, ToMicros(Clock::System().Now()));
+    return insert.Run();
+  };
+  Writer writer(work);
+  return RunQueued(writer);
+}
+
+Status SqliteStore::LimitDatabaseGrowthForTest(int64_t extra_pages) {
+  const std::function<Status(Connection&)> work = [extra_pages](Connection& conn) -> Status {
+    KURA_ASSIGN_OR_RETURN(std::string pages, conn.QueryText("PRAGMA page_count"));
+    const std::string pragma =
+        "PRAGMA max_page_count=" + std::to_string(std::stoll(pages) + extra_pages);
+    return conn.QueryText(pragma.c_str()).status();
+  };
+  Writer writer(work);
+  return RunQueued(writer);
+}
+
+}  // namespace kura::store

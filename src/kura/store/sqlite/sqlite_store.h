@@ -1,0 +1,112 @@
+// SqliteStore: the embedded Store backend, one SQLite database file in WAL mode.
+//
+// Writes go through a single writer connection with group commit: concurrent Commit(),
+// InsertDataKeyIfAbsent() and PutApiToken() calls queue up, the caller at the front of the queue
+// (the leader) runs up to `group_commit_max_batch` of them in one `BEGIN IMMEDIATE ... COMMIT`,
+// each inside its own SAVEPOINT so one failing batch leaves the others intact, and wakes the rest
+// with their own results. synchronous=FULL, so an OK return means the write is on disk; many
+// callers share one fsync. Reads use a pool of `read_connections` query-only connections and
+// never wait for the writer (WAL readers see the last committed snapshot).
+//
+// The database file and its -wal/-shm companions are created with mode 0600 whatever the umask,
+// and an existing database file is tightened to 0600. Every SQLite failure becomes a Status whose
+// message is "storage error" (client-safe) with the SQLite text only in internal_detail:
+// Unavailable for busy/locked/I/O/full-disk conditions, DataLoss for corruption, Internal
+// otherwise.
+//
+// Behaviour beyond store.h that this backend defines (and store_conformance_test.cc checks):
+// an empty WriteBatch is an OK no-op; History needs limit >= 1, before_sequence >= 0 and a type
+// whenever an id is given (InvalidArgument otherwise); InsertDataKeyIfAbsent needs a non-zero
+// key id and a non-empty scope (InvalidArgument) and returns AlreadyExists when the key id is
+// taken by another scope; PutApiToken needs a 32-byte hash (InvalidArgument).
+//
+// Thread-safe. Destroying the store while calls are still running on other threads is a caller
+// error.
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <filesystem>
+#include <memory>
+#include <mutex>
+#include <vector>
+
+#include "kura/store/store.h"
+
+namespace kura::store {
+
+struct SqliteOptions {
+  std::filesystem::path path;         // The database file; its directory must exist.
+  int read_connections = 8;           // Size of the read pool, >= 1.
+  int group_commit_max_batch = 1024;  // Most queued writes one durable commit takes, >= 1.
+};
+
+class SqliteStore final : public Store {
+ public:
+  // Opens (creating when absent) the database at options.path, applies pending schema
+  // migrations in one transaction and opens the connection pool. InvalidArgument for bad options;
+  // FailedPrecondition when the database was written by a newer Kura (unknown schema version);
+  // DataLoss when the file is not a database or is corrupt; Unavailable when it cannot be opened
+  // or locked.
+  static StatusOr<std::unique_ptr<SqliteStore>> Open(const SqliteOptions& options);
+
+  // The schema version this code creates and understands.
+  static int64_t SchemaVersion();
+
+  // Closes every connection (the last close checkpoints the WAL).
+  ~SqliteStore() override;
+
+  SqliteStore(const SqliteStore&) = delete;
+  SqliteStore& operator=(const SqliteStore&) = delete;
+
+  StatusOr<CommitResult> Commit(WriteBatch batch) override;
+  StatusOr<ResourceVersion> ReadCurrent(std::string_view type, std::string_view id) override;
+  StatusOr<ResourceVersion> ReadVersion(std::string_view type, std::string_view id,
+                                        int64_t version) override;
+  StatusOr<HistoryPage> History(const HistoryQuery& query) override;
+
+  StatusOr<std::optional<StoredDataKey>> FindDataKeyByScope(std::string_view scope) override;
+  StatusOr<std::optional<StoredDataKey>> FindDataKeyById(uint64_t key_id) override;
+  StatusOr<StoredDataKey> InsertDataKeyIfAbsent(const StoredDataKey& key) override;
+
+  Status PutApiToken(const ApiToken& token) override;
+  StatusOr<std::optional<ApiToken>> FindApiToken(std::string_view token_hash) override;
+
+  // Records `version` in schema_migrations, as a newer Kura would. Lets tests check that Open
+  // refuses a database from the future.
+  Status RecordSchemaVersionForTest(int64_t version);
+  // Caps the database at its current size plus `extra_pages` pages (PRAGMA max_page_count on the
+  // writer), so tests can make writes fail as on a full disk.
+  Status LimitDatabaseGrowthForTest(int64_t extra_pages);
+
+ private:
+  class Connection;   // One sqlite3 handle and its prepared-statement cache.
+  class ReaderLease;  // A read connection checked out of the pool.
+  struct Writer;      // One queued unit of write work.
+
+  explicit SqliteStore(const SqliteOptions& options);
+
+  // Queues `writer` and returns once its work ran (led by this thread or another) and was made
+  // durable, or failed.
+  Status RunQueued(Writer& writer);
+  // Runs `group` in one transaction on the writer connection, setting each member's status.
+  // Called by the leader without mu_ held; only the leader touches writer_conn_.
+  void RunGroup(const std::vector<Writer*>& group);
+
+  Connection* AcquireReader();
+  void ReleaseReader(Connection* conn);
+
+  const SqliteOptions options_;
+
+  std::unique_ptr<Connection> writer_conn_;  // Used only by the current leader.
+  std::mutex write_mu_;
+  std::deque<Writer*> writers_;  // Guarded by write_mu_; front is the leader.
+
+  std::vector<std::unique_ptr<Connection>> readers_;  // Owned; fixed after Open.
+  std::mutex read_mu_;
+  std::condition_variable reader_free_;
+  std::vector<Connection*> free_readers_;  // Guarded by read_mu_.
+};
+
+}  // namespace kura::store

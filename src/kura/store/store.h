@@ -1,0 +1,106 @@
+// Store: the storage interface every backend implements (SQLite embedded, PostgreSQL later).
+//
+// It keeps every version of every resource (FHIR history), the current-version pointer, wrapped
+// data keys and hashed API credentials. Payloads are opaque bytes: above EncryptingStore they are
+// JSON, below it (what a backend sees and persists) they are encrypted records. Nothing here
+// knows SQL dialects or FHIR rules; a backend passes store_conformance_test.cc.
+//
+// Writes: Commit() is all-or-nothing and durable when it returns OK (on disk; on a synchronous
+// replica for PostgreSQL). Concurrent Commit() calls share durable commits (group commit), each
+// still atomic on its own. Reads run concurrently with writes and never wait for the writer.
+//
+// Implementations are thread-safe.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "kura/base/clock.h"
+#include "kura/base/status.h"
+
+namespace kura::store {
+
+struct ResourceVersion {
+  std::string type;
+  std::string id;
+  int64_t version = 0;  // 1, 2, 3... per (type, id).
+  TimePoint last_updated;
+  bool deleted = false;     // A delete is a version with deleted = true and an empty payload.
+  std::string compartment;  // Patient id of the record's patient compartment; "" when none.
+  std::string payload;
+  int64_t sequence = 0;  // Set by Commit: the global commit order, which history follows.
+};
+
+// One atomic unit of writes.
+struct WriteBatch {
+  // Each must have version == current version of (type, id) + 1 (1 when it never existed).
+  std::vector<ResourceVersion> resources;
+};
+
+struct CommitResult {
+  std::vector<int64_t> sequences;  // One per batch.resources entry, in order.
+};
+
+// History, newest first. Empty type: whole system; empty id: whole type.
+struct HistoryQuery {
+  std::string type;
+  std::string id;
+  std::optional<TimePoint> since;  // Only versions with last_updated >= since.
+  int64_t before_sequence = 0;     // Paging cursor: only sequence < this; 0 = from the newest.
+  int64_t limit = 50;
+};
+
+struct HistoryPage {
+  std::vector<ResourceVersion> versions;
+  int64_t next_before_sequence = 0;  // Cursor for the next page; 0 when this is the last page.
+};
+
+// A data-encryption key as persisted: only ever wrapped by a KEK.
+struct StoredDataKey {
+  uint64_t key_id = 0;  // Non-zero, unique.
+  std::string scope;    // "patient/<id>", "tenant", ... unique.
+  uint32_t kek_version = 0;
+  std::string wrapped;
+  TimePoint created;
+};
+
+// An API credential, stored by the SHA-256 of the token only.
+struct ApiToken {
+  std::string token_hash;  // 32 raw bytes.
+  std::string name;
+  std::string role;  // e.g. "system-admin".
+  TimePoint created;
+  bool revoked = false;
+};
+
+class Store {
+ public:
+  virtual ~Store() = default;
+
+  // Durably writes the batch as one unit, or nothing. Aborted ("version conflict") when a version
+  // is not current + 1 (a concurrent writer won); InvalidArgument on a malformed batch (empty type
+  // or id, version < 1, one (type, id) twice); Unavailable when the database cannot commit.
+  virtual StatusOr<CommitResult> Commit(WriteBatch batch) = 0;
+
+  // The current version (which may be a delete marker). NotFound when it never existed.
+  virtual StatusOr<ResourceVersion> ReadCurrent(std::string_view type, std::string_view id) = 0;
+  // A specific version. NotFound when absent.
+  virtual StatusOr<ResourceVersion> ReadVersion(std::string_view type, std::string_view id,
+                                                int64_t version) = 0;
+  virtual StatusOr<HistoryPage> History(const HistoryQuery& query) = 0;
+
+  // Data keys. InsertDataKeyIfAbsent is durable; when the scope already has a key it returns the
+  // existing one unchanged (so concurrent creators agree on one key).
+  virtual StatusOr<std::optional<StoredDataKey>> FindDataKeyByScope(std::string_view scope) = 0;
+  virtual StatusOr<std::optional<StoredDataKey>> FindDataKeyById(uint64_t key_id) = 0;
+  virtual StatusOr<StoredDataKey> InsertDataKeyIfAbsent(const StoredDataKey& key) = 0;
+
+  // Credentials. PutApiToken is durable; AlreadyExists when the hash exists.
+  virtual Status PutApiToken(const ApiToken& token) = 0;
+  virtual StatusOr<std::optional<ApiToken>> FindApiToken(std::string_view token_hash) = 0;
+};
+
+}  // namespace kura::store
