@@ -1,0 +1,182 @@
+// EncryptingStore + DataKeyring over the real SQLite backend: what reaches the backend is
+// ciphertext, keys are per compartment, and any tampering or row swap fails closed.
+#include "kura/store/encrypting_store.h"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <set>
+#include <sstream>
+#include <thread>
+
+#include "kura/crypto/local_key_file.h"
+#include "kura/store/sqlite/sqlite_store.h"
+
+namespace kura::store {
+namespace {
+
+class EncryptingStoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = std::filesystem::temp_directory_path() /
+           ("kura-enc-" + std::to_string(::getpid()) + "-" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    std::filesystem::remove_all(dir_);
+    std::filesystem::create_directories(dir_);
+    ASSERT_TRUE(crypto::LocalKeyFileProvider::CreateKeyFile(dir_ / "master.key").ok());
+    keys_ = std::move(*crypto::LocalKeyFileProvider::Load(dir_ / "master.key"));
+    Reopen();
+  }
+  void TearDown() override {
+    encrypted_.reset();
+    backend_.reset();
+    std::filesystem::remove_all(dir_);
+  }
+  void Reopen() {
+    encrypted_.reset();
+    backend_.reset();
+    auto opened = SqliteStore::Open({.path = dir_ / "kura.db"});
+    ASSERT_TRUE(opened.ok()) << opened.status().ToString();
+    backend_ = std::move(*opened);
+    encrypted_ = std::make_unique<EncryptingStore>(*backend_, *keys_, "t1", 1024);
+  }
+  static ResourceVersion Version(std::string type, std::string id, int64_t v,
+                                 std::string compartment, std::string payload) {
+    ResourceVersion r;
+    r.type = std::move(type);
+    r.id = std::move(id);
+    r.version = v;
+    r.last_updated = FromMicros(1'700'000'000'000'000 + v);
+    r.compartment = std::move(compartment);
+    r.payload = std::move(payload);
+    return r;
+  }
+  void Write(ResourceVersion v) {
+    WriteBatch b;
+    b.resources.push_back(std::move(v));
+    auto r = encrypted_->Commit(std::move(b));
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+  }
+  std::string FileBytes(const std::filesystem::path& p) {
+    std::ifstream in(p, std::ios::binary);
+    std::stringstream s;
+    s << in.rdbuf();
+    return s.str();
+  }
+
+  std::filesystem::path dir_;
+  std::unique_ptr<crypto::LocalKeyFileProvider> keys_;
+  std::unique_ptr<SqliteStore> backend_;
+  std::unique_ptr<EncryptingStore> encrypted_;
+};
+
+TEST_F(EncryptingStoreTest, BackendSeesOnlyCiphertextAndReadsRoundTrip) {
+  const std::string marker = "MARKER-7f3a9c-Doe";
+  Write(Version("Patient", "p1", 1, "p1", "{\"family\":\"" + marker + "\"}"));
+  auto raw = backend_->ReadCurrent("Patient", "p1");
+  ASSERT_TRUE(raw.ok());
+  EXPECT_EQ(raw->payload.find(marker), std::string::npos);
+  EXPECT_EQ(static_cast<uint8_t>(raw->payload[0]), crypto::kRecordFormatV1);
+  auto plain = encrypted_->ReadCurrent("Patient", "p1");
+  ASSERT_TRUE(plain.ok());
+  EXPECT_EQ(plain->payload, "{\"family\":\"" + marker + "\"}");
+  Reopen();  // Keys come back from their wrapped form.
+  EXPECT_EQ(encrypted_->ReadCurrent("Patient", "p1")->payload, plain->payload);
+  for (const auto& entry : std::filesystem::directory_iterator(dir_)) {
+    EXPECT_EQ(FileBytes(entry.path()).find(marker), std::string::npos) << entry.path();
+  }
+}
+
+TEST_F(EncryptingStoreTest, OneDataKeyPerCompartmentAndOneForTheTenant) {
+  Write(Version("Patient", "a", 1, "a", "{}"));
+  Write(Version("Observation", "o1", 1, "a", "{}"));
+  Write(Version("Patient", "b", 1, "b", "{}"));
+  Write(Version("Organization", "org", 1, "", "{}"));
+  auto key_of = [&](std::string type, std::string id) {
+    return *crypto::PeekRecordKeyId(backend_->ReadCurrent(type, id)->payload);
+  };
+  EXPECT_EQ(key_of("Patient", "a"), key_of("Observation", "o1"));
+  EXPECT_NE(key_of("Patient", "a"), key_of("Patient", "b"));
+  EXPECT_NE(key_of("Patient", "a"), key_of("Organization", "org"));
+  auto a = backend_->FindDataKeyByScope("patient/a");
+  ASSERT_TRUE(a.ok() && a->has_value());
+  EXPECT_EQ((*a)->key_id, key_of("Patient", "a"));
+  EXPECT_TRUE(backend_->FindDataKeyByScope("tenant")->has_value());
+}
+
+TEST_F(EncryptingStoreTest, TamperedOrSwappedRecordsFailClosed) {
+  Write(Version("Observation", "o1", 1, "p", "{\"v\":1}"));
+  Write(Version("Observation", "o2", 1, "p", "{\"v\":2}"));
+  // Flip one byte of o1's stored ciphertext by rewriting the row through the backend.
+  ResourceVersion o1 = *backend_->ReadCurrent("Observation", "o1");
+  ResourceVersion o2 = *backend_->ReadCurrent("Observation", "o2");
+  ResourceVersion tampered = o1;
+  tampered.version = 2;
+  tampered.payload[tampered.payload.size() / 2] ^= 0x20;
+  WriteBatch b1;
+  b1.resources.push_back(tampered);
+  ASSERT_TRUE(backend_->Commit(std::move(b1)).ok());
+  auto read = encrypted_->ReadCurrent("Observation", "o1");
+  EXPECT_EQ(read.status().code(), StatusCode::kDataLoss);
+  EXPECT_EQ(read.status().message(), "decryption failed");
+  // An intact record copied to another row (o2's ciphertext as o1 version 3) also fails.
+  ResourceVersion swapped = o2;
+  swapped.id = "o1";
+  swapped.version = 3;
+  WriteBatch b2;
+  b2.resources.push_back(swapped);
+  ASSERT_TRUE(backend_->Commit(std::move(b2)).ok());
+  EXPECT_EQ(encrypted_->ReadCurrent("Observation", "o1").status().message(), "decryption failed");
+  // History stops at the bad version rather than returning altered data.
+  HistoryQuery history;
+  history.type = "Observation";
+  history.id = "o1";
+  EXPECT_FALSE(encrypted_->History(history).ok());
+  // The untouched resource still reads.
+  EXPECT_EQ(encrypted_->ReadCurrent("Observation", "o2")->payload, "{\"v\":2}");
+}
+
+TEST_F(EncryptingStoreTest, DeleteMarkersCarryNoPayload) {
+  Write(Version("Patient", "p", 1, "p", "{\"secret\":true}"));
+  ResourceVersion marker = Version("Patient", "p", 2, "p", "ignored");
+  marker.deleted = true;
+  Write(marker);
+  auto cur = encrypted_->ReadCurrent("Patient", "p");
+  ASSERT_TRUE(cur.ok());
+  EXPECT_TRUE(cur->deleted);
+  EXPECT_TRUE(backend_->ReadCurrent("Patient", "p")->payload.empty());
+}
+
+TEST_F(EncryptingStoreTest, ConcurrentFirstUseOfACompartmentAgreesOnOneKey) {
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 8; ++t) {
+    threads.emplace_back([&, t] {
+      WriteBatch b;
+      b.resources.push_back(Version("Observation", "c" + std::to_string(t), 1, "shared", "{}"));
+      EXPECT_TRUE(encrypted_->Commit(std::move(b)).ok());
+    });
+  }
+  for (auto& t : threads) t.join();
+  std::set<uint64_t> ids;
+  for (int t = 0; t < 8; ++t) {
+    ids.insert(*crypto::PeekRecordKeyId(
+        backend_->ReadCurrent("Observation", "c" + std::to_string(t))->payload));
+  }
+  EXPECT_EQ(ids.size(), 1u);
+  for (int t = 0; t < 8; ++t) {
+    EXPECT_TRUE(encrypted_->ReadCurrent("Observation", "c" + std::to_string(t)).ok());
+  }
+}
+
+TEST_F(EncryptingStoreTest, WrongMasterKeyCannotOpenData) {
+  Write(Version("Patient", "p", 1, "p", "{}"));
+  std::filesystem::remove(dir_ / "master.key");
+  ASSERT_TRUE(crypto::LocalKeyFileProvider::CreateKeyFile(dir_ / "master.key").ok());
+  keys_ = std::move(*crypto::LocalKeyFileProvider::Load(dir_ / "master.key"));
+  Reopen();
+  EXPECT_EQ(encrypted_->ReadCurrent("Patient", "p").status().message(), "decryption failed");
+}
+
+}  // namespace
+}  // namespace kura::store
