@@ -1005,6 +1005,31 @@ TEST_F(SqliteStoreTest, AFullDatabaseFailsOnlyTheCommitThatDoesNotFit) {
   EXPECT_THAT(store.ReadCurrent("Patient", "after"), IsOk());
 }
 
+TEST_F(SqliteStoreTest, WriterStatsCountEveryQueuedWrite) {
+  StatusOr<std::unique_ptr<SqliteStore>> opened = SqliteStore::Open(Options(path_));
+  ASSERT_THAT(opened, IsOk());
+  SqliteStore& store = **opened;
+  constexpr int kThreads = 8;
+  constexpr int kCommits = 20;
+  std::barrier start(kThreads);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      start.arrive_and_wait();
+      for (int i = 0; i < kCommits; ++i) {
+        std::string id = std::to_string(t) + "-" + std::to_string(i);
+        EXPECT_THAT(store.Commit(Batch({Res("Patient", id, 1)})), IsOk());
+      }
+    });
+  }
+  for (auto& thread : threads) thread.join();
+  ASSERT_THAT(store.PutApiToken(Token(TokenHash('s'), "n", "r", At(0))), IsOk());
+  const SqliteWriterStats stats = store.WriterStats();
+  EXPECT_EQ(stats.writes, kThreads * kCommits + 1);
+  EXPECT_GE(stats.transactions, 1);
+  EXPECT_LE(stats.transactions, stats.writes);
+}
+
 TEST_F(SqliteStoreTest, RejectsInvalidOptions) {
   EXPECT_THAT(SqliteStore::Open(Options("")), StatusIs(StatusCode::kInvalidArgument));
   EXPECT_THAT(SqliteStore::Open(Options(path_, 0)), StatusIs(StatusCode::kInvalidArgument));

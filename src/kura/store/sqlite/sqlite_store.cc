@@ -597,6 +597,8 @@ Status SqliteStore::RunQueued(Writer& writer) {
 
 void SqliteStore::RunGroup(const std::vector<Writer*>& group) {
   Connection& conn = *writer_conn_;
+  transactions_.fetch_add(1, std::memory_order_relaxed);
+  writes_.fetch_add(static_cast<int64_t>(group.size()), std::memory_order_relaxed);
   // Nothing of the group is durable: everyone learns the database could not commit.
   auto fail_group = [&](const Status& cause, std::string_view event) {
     conn.RollbackIfActive();
@@ -607,6 +609,7 @@ void SqliteStore::RunGroup(const std::vector<Writer*>& group) {
                        {"detail", cause.internal_detail()}});
   };
 
+  conn.RollbackIfActive();  // Only if an earlier group's rollback failed; normally a no-op.
   if (Status begin = Stmt(conn, Sql::kBegin).Run(); !begin.ok()) {
     fail_group(begin, "store_begin_failed");
     return;
@@ -633,6 +636,13 @@ void SqliteStore::RunGroup(const std::vector<Writer*>& group) {
   if (Status commit = Stmt(conn, Sql::kCommit).Run(); !commit.ok()) {
     fail_group(commit, "store_commit_failed");
   }
+}
+
+SqliteWriterStats SqliteStore::WriterStats() const {
+  SqliteWriterStats stats;
+  stats.transactions = transactions_.load(std::memory_order_relaxed);
+  stats.writes = writes_.load(std::memory_order_relaxed);
+  return stats;
 }
 
 SqliteStore::Connection* SqliteStore::AcquireReader() {

@@ -24,6 +24,7 @@
 // error.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -40,6 +41,12 @@ struct SqliteOptions {
   std::filesystem::path path;         // The database file; its directory must exist.
   int read_connections = 8;           // Size of the read pool, >= 1.
   int group_commit_max_batch = 1024;  // Most queued writes one durable commit takes, >= 1.
+};
+
+// Counters of the writer since Open, for metrics and benchmarks.
+struct SqliteWriterStats {
+  int64_t transactions = 0;  // Group transactions attempted (each one durable commit, one fsync).
+  int64_t writes = 0;        // Queued writes (commits, key and token inserts) they carried.
 };
 
 class SqliteStore final : public Store {
@@ -73,6 +80,10 @@ class SqliteStore final : public Store {
   Status PutApiToken(const ApiToken& token) override;
   StatusOr<std::optional<ApiToken>> FindApiToken(std::string_view token_hash) override;
 
+  // writes / transactions is the mean group size. Thread-safe; the two counters are read
+  // separately, so they may be one group apart.
+  SqliteWriterStats WriterStats() const;
+
   // Records `version` in schema_migrations, as a newer Kura would. Lets tests check that Open
   // refuses a database from the future.
   Status RecordSchemaVersionForTest(int64_t version);
@@ -102,6 +113,8 @@ class SqliteStore final : public Store {
   std::unique_ptr<Connection> writer_conn_;  // Used only by the current leader.
   std::mutex write_mu_;
   std::deque<Writer*> writers_;  // Guarded by write_mu_; front is the leader.
+  std::atomic<int64_t> transactions_{0};
+  std::atomic<int64_t> writes_{0};
 
   std::vector<std::unique_ptr<Connection>> readers_;  // Owned; fixed after Open.
   std::mutex read_mu_;
