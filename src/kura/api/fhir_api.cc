@@ -34,9 +34,7 @@ PreferReturn ParsePrefer(const http::Request& req) {
   return PreferReturn::kRepresentation;
 }
 
-bool IsXml(std::string_view media) {
-  return media.find("xml") != std::string_view::npos;
-}
+bool IsXml(std::string_view media) { return media.find("xml") != std::string_view::npos; }
 
 bool IsJsonMedia(std::string_view media) {
   auto semi = media.find(';');
@@ -96,8 +94,8 @@ std::optional<TimePoint> ParseInstant(std::string_view text) {
   std::string t(text.substr(0, 39));
   if (t.size() == 10) {
     if (std::sscanf(t.c_str(), "%4d-%2d-%2d", &y, &mo, &d) != 3) return std::nullopt;
-  } else if (std::sscanf(t.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d%39s", &y, &mo, &d, &h, &mi, &s,
-                         rest) < 6) {
+  } else if (std::sscanf(t.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d%39s", &y, &mo, &d, &h, &mi, &s, rest) <
+             6) {
     return std::nullopt;
   }
   if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || s > 60) return std::nullopt;
@@ -129,9 +127,9 @@ std::optional<TimePoint> ParseInstant(std::string_view text) {
                                   std::chrono::day(d)};
   if (!ymd.ok()) return std::nullopt;
   auto days = std::chrono::sys_days(ymd);
-  auto tp = std::chrono::time_point_cast<std::chrono::microseconds>(days) +
-            std::chrono::hours(h) + std::chrono::minutes(mi - offset_min) +
-            std::chrono::seconds(s) + std::chrono::microseconds(frac_us);
+  auto tp = std::chrono::time_point_cast<std::chrono::microseconds>(days) + std::chrono::hours(h) +
+            std::chrono::minutes(mi - offset_min) + std::chrono::seconds(s) +
+            std::chrono::microseconds(frac_us);
   return TimePoint(tp.time_since_epoch());
 }
 
@@ -165,17 +163,17 @@ Json BuildCapabilityStatement(const FhirApiOptions& options) {
       "Resources are checked for JSON well-formedness, resourceType and id; full structural "
       "validation against the R4 StructureDefinitions is not yet performed. Search, batch, "
       "transaction and patch are not yet supported. Every resource is encrypted at rest.";
-  rest["security"] = {
-      {"cors", false},
-      {"description", "HTTPS only. Every interaction except GET /metadata requires "
-                      "'Authorization: Bearer <token>'."}};
+  rest["security"] = {{"cors", false},
+                      {"description",
+                       "HTTPS only. Every interaction except GET /metadata requires "
+                       "'Authorization: Bearer <token>'."}};
   Json resources = Json::array();
   for (std::string_view type : fhir::R4ResourceTypes()) {
     Json r = Json::object();
     r["type"] = std::string(type);
     Json interactions = Json::array();
-    for (const char* code : {"read", "vread", "update", "delete", "history-instance",
-                             "history-type", "create"}) {
+    for (const char* code :
+         {"read", "vread", "update", "delete", "history-instance", "history-type", "create"}) {
       interactions.push_back({{"code", code}});
     }
     r["interaction"] = std::move(interactions);
@@ -199,44 +197,45 @@ class FhirApi::Handlers {
  public:
   explicit Handlers(FhirApi& api) : api_(api) {}
 
-  // Runs `body` after authenticating; a failure answers 401.
-  template <typename Body>
-  asio::awaitable<Response> Authenticated(RequestContext& ctx, Body body) {
+  // Authenticates the bearer credential and checks the response format. Returns the response to
+  // send instead (401, 415) or nullopt when the request may proceed.
+  asio::awaitable<std::optional<Response>> Admit(RequestContext& ctx) {
     std::string_view token = BearerToken(ctx.request);
     std::optional<auth::Principal> principal = api_.authenticator_.TryCached(token);
     if (!principal) {
-      std::string copy(token);
-      StatusOr<auth::Principal> result = co_await http::RunBlocking(
-          api_.pool_, [this, copy = std::move(copy)]() mutable {
-            auto r = api_.authenticator_.Authenticate(copy);
-            SecureWipe(copy.data(), copy.size());
-            return r;
-          });
+      auto authenticate = [this, presented = std::string(token)]() mutable {
+        auto r = api_.authenticator_.Authenticate(presented);
+        SecureWipe(presented.data(), presented.size());
+        return r;
+      };
+      StatusOr<auth::Principal> result =
+          co_await http::RunBlocking(api_.pool_, std::move(authenticate));
       if (!result.ok()) {
-        co_return ErrorResponse(result.status().code() == StatusCode::kUnauthenticated
-                                    ? UnauthenticatedError("missing or invalid bearer token")
-                                    : result.status(),
-                                ctx);
+        Status failure = result.status().code() == StatusCode::kUnauthenticated
+                             ? UnauthenticatedError("missing or invalid bearer token")
+                             : result.status();
+        co_return ErrorResponse(failure, ctx);
       }
       principal = std::move(*result);
     }
     if (auto problem = FormatProblem(ctx)) co_return UnsupportedMedia(ctx, *problem);
-    co_return co_await body(*principal);
+    co_return std::nullopt;
   }
 
   Status CheckType(std::string_view type) {
     if (!fhir::IsR4ResourceType(type)) {
-      return NotFoundError("unknown resource type").WithDetail(
-          {"not-supported", "'" + std::string(type.substr(0, 64)) +
-                                "' is not a FHIR R4 resource type", ""});
+      return NotFoundError("unknown resource type")
+          .WithDetail({"not-supported",
+                       "'" + std::string(type.substr(0, 64)) + "' is not a FHIR R4 resource type",
+                       ""});
     }
     return Status::Ok();
   }
 
   Status CheckId(std::string_view id) {
     if (!fhir::IsValidId(id)) {
-      return InvalidArgumentError("invalid id").WithDetail(
-          {"value", "the id in the URL must match [A-Za-z0-9\\-\\.]{1,64}", ""});
+      return InvalidArgumentError("invalid id")
+          .WithDetail({"value", "the id in the URL must match [A-Za-z0-9\\-\\.]{1,64}", ""});
     }
     return Status::Ok();
   }
@@ -244,20 +243,21 @@ class FhirApi::Handlers {
   // Parses and checks a request body as a resource of `type` (with `id` on update).
   StatusOr<Json> ReadBody(const RequestContext& ctx, std::string_view type,
                           std::optional<std::string_view> id) {
-    KURA_ASSIGN_OR_RETURN(Json resource,
-                          fhir::ParseResourceJson(ctx.request.body(),
-                                                  {.max_depth = api_.options_.max_json_depth}));
+    KURA_ASSIGN_OR_RETURN(
+        Json resource,
+        fhir::ParseResourceJson(ctx.request.body(), {.max_depth = api_.options_.max_json_depth}));
     KURA_RETURN_IF_ERROR(fhir::CheckIdentity(resource, type, id));
     KURA_RETURN_IF_ERROR(api_.validator_.Validate(resource));
     return resource;
   }
 
   std::string LocationFor(std::string_view type, std::string_view id, int64_t version) const {
-    return api_.options_.public_base_url + "/fhir/R4/" + std::string(type) + "/" +
-           std::string(id) + "/_history/" + std::to_string(version);
+    return api_.options_.public_base_url + "/fhir/R4/" + std::string(type) + "/" + std::string(id) +
+           "/_history/" + std::to_string(version);
   }
 
-  Response WriteResponse(const RequestContext& ctx, HttpStatus status, const store::ResourceVersion& v) {
+  Response WriteResponse(const RequestContext& ctx, HttpStatus status,
+                         const store::ResourceVersion& v) {
     Response r;
     switch (ParsePrefer(ctx.request)) {
       case PreferReturn::kMinimal:
@@ -296,7 +296,9 @@ class FhirApi::Handlers {
   }
 
   asio::awaitable<Response> Create(RequestContext& ctx) {
-    co_return co_await Authenticated(ctx, [&](const auth::Principal&) -> asio::awaitable<Response> {
+    std::optional<Response> denied = co_await Admit(ctx);
+    if (denied) co_return std::move(*denied);
+    {
       std::string type(ctx.params.Get("type"));
       if (Status s = CheckType(type); !s.ok()) co_return ErrorResponse(s, ctx);
       if (!IsJsonMedia(ctx.request[bh::field::content_type])) {
@@ -307,21 +309,24 @@ class FhirApi::Handlers {
       StatusOr<store::ResourceVersion> version =
           MakeVersion(std::move(*resource), type, RandomUuid(), 1);
       if (!version.ok()) co_return ErrorResponse(version.status(), ctx);
-      StatusOr<store::ResourceVersion> written = co_await http::RunBlocking(
-          api_.pool_, [this, v = std::move(*version)]() mutable -> StatusOr<store::ResourceVersion> {
-            store::WriteBatch batch;
-            batch.resources.push_back(v);
-            KURA_ASSIGN_OR_RETURN(store::CommitResult result, api_.store_.Commit(std::move(batch)));
-            v.sequence = result.sequences.front();
-            return v;
-          });
+      auto work1 = [this, v = std::move(*version)]() mutable -> StatusOr<store::ResourceVersion> {
+        store::WriteBatch batch;
+        batch.resources.push_back(v);
+        KURA_ASSIGN_OR_RETURN(store::CommitResult result, api_.store_.Commit(std::move(batch)));
+        v.sequence = result.sequences.front();
+        return v;
+      };
+      StatusOr<store::ResourceVersion> written =
+          co_await http::RunBlocking(api_.pool_, std::move(work1));
       if (!written.ok()) co_return ErrorResponse(written.status(), ctx);
       co_return WriteResponse(ctx, HttpStatus::created, *written);
-    });
+    }
   }
 
   asio::awaitable<Response> Update(RequestContext& ctx) {
-    co_return co_await Authenticated(ctx, [&](const auth::Principal&) -> asio::awaitable<Response> {
+    std::optional<Response> denied = co_await Admit(ctx);
+    if (denied) co_return std::move(*denied);
+    {
       std::string type(ctx.params.Get("type"));
       std::string id(ctx.params.Get("id"));
       if (Status s = CheckType(type); !s.ok()) co_return ErrorResponse(s, ctx);
@@ -333,7 +338,8 @@ class FhirApi::Handlers {
       if (auto h = ctx.request[bh::field::if_match]; !h.empty()) {
         if_match = ParseETag(h);
         if (!if_match) {
-          co_return ErrorResponse(InvalidArgumentError("If-Match must be an ETag like W/\"1\""), ctx);
+          co_return ErrorResponse(InvalidArgumentError("If-Match must be an ETag like W/\"1\""),
+                                  ctx);
         }
       }
       StatusOr<Json> resource = ReadBody(ctx, type, id);
@@ -342,72 +348,76 @@ class FhirApi::Handlers {
         store::ResourceVersion version;
         bool created;
       };
-      StatusOr<Outcome> outcome = co_await http::RunBlocking(
-          api_.pool_, [&, body = std::move(*resource)]() -> StatusOr<Outcome> {
-            for (int attempt = 0; attempt < kMaxWriteAttempts; ++attempt) {
-              int64_t current = 0;
-              bool existed = false;
-              auto cur = api_.store_.ReadCurrent(type, id);
-              if (cur.ok()) {
-                current = cur->version;
-                existed = !cur->deleted;
-              } else if (cur.status().code() != StatusCode::kNotFound) {
-                return cur.status();
-              }
-              if (if_match && *if_match != current) {
-                return FailedPreconditionError("version conflict: If-Match does not match the current version")
-                    .WithDetail({"conflict", "the current version is " + std::to_string(current), ""});
-              }
-              KURA_ASSIGN_OR_RETURN(store::ResourceVersion v, MakeVersion(body, type, id, current + 1));
-              store::WriteBatch batch;
-              batch.resources.push_back(v);
-              auto result = api_.store_.Commit(std::move(batch));
-              if (result.ok()) {
-                v.sequence = result->sequences.front();
-                return Outcome{std::move(v), !existed};
-              }
-              if (result.status().code() != StatusCode::kAborted) return result.status();
-              // A concurrent writer won; retry from its version unless pinned by If-Match.
-            }
-            return AbortedError("version conflict: too many concurrent updates; retry");
-          });
+      auto work2 = [&, body = std::move(*resource)]() -> StatusOr<Outcome> {
+        for (int attempt = 0; attempt < kMaxWriteAttempts; ++attempt) {
+          int64_t current = 0;
+          bool existed = false;
+          auto cur = api_.store_.ReadCurrent(type, id);
+          if (cur.ok()) {
+            current = cur->version;
+            existed = !cur->deleted;
+          } else if (cur.status().code() != StatusCode::kNotFound) {
+            return cur.status();
+          }
+          if (if_match && *if_match != current) {
+            return FailedPreconditionError(
+                       "version conflict: If-Match does not match the current version")
+                .WithDetail({"conflict", "the current version is " + std::to_string(current), ""});
+          }
+          KURA_ASSIGN_OR_RETURN(store::ResourceVersion v, MakeVersion(body, type, id, current + 1));
+          store::WriteBatch batch;
+          batch.resources.push_back(v);
+          auto result = api_.store_.Commit(std::move(batch));
+          if (result.ok()) {
+            v.sequence = result->sequences.front();
+            return Outcome{std::move(v), !existed};
+          }
+          if (result.status().code() != StatusCode::kAborted) return result.status();
+          // A concurrent writer won; retry from its version unless pinned by If-Match.
+        }
+        return AbortedError("version conflict: too many concurrent updates; retry");
+      };
+      StatusOr<Outcome> outcome = co_await http::RunBlocking(api_.pool_, std::move(work2));
       if (!outcome.ok()) co_return ErrorResponse(outcome.status(), ctx);
       co_return WriteResponse(ctx, outcome->created ? HttpStatus::created : HttpStatus::ok,
                               outcome->version);
-    });
+    }
   }
 
   asio::awaitable<Response> Delete(RequestContext& ctx) {
-    co_return co_await Authenticated(ctx, [&](const auth::Principal&) -> asio::awaitable<Response> {
+    std::optional<Response> denied = co_await Admit(ctx);
+    if (denied) co_return std::move(*denied);
+    {
       std::string type(ctx.params.Get("type"));
       std::string id(ctx.params.Get("id"));
       if (Status s = CheckType(type); !s.ok()) co_return ErrorResponse(s, ctx);
       if (Status s = CheckId(id); !s.ok()) co_return ErrorResponse(s, ctx);
-      StatusOr<std::optional<store::ResourceVersion>> deleted = co_await http::RunBlocking(
-          api_.pool_, [&]() -> StatusOr<std::optional<store::ResourceVersion>> {
-            for (int attempt = 0; attempt < kMaxWriteAttempts; ++attempt) {
-              KURA_ASSIGN_OR_RETURN(store::ResourceVersion cur, api_.store_.ReadCurrent(type, id));
-              if (cur.deleted) return std::optional<store::ResourceVersion>();  // Idempotent.
-              store::ResourceVersion marker;
-              marker.type = type;
-              marker.id = id;
-              marker.version = cur.version + 1;
-              marker.last_updated = Clock::System().Now();
-              marker.deleted = true;
-              marker.compartment = cur.compartment;
-              store::WriteBatch batch;
-              batch.resources.push_back(marker);
-              auto result = api_.store_.Commit(std::move(batch));
-              if (result.ok()) return std::optional<store::ResourceVersion>(std::move(marker));
-              if (result.status().code() != StatusCode::kAborted) return result.status();
-            }
-            return AbortedError("version conflict: too many concurrent updates; retry");
-          });
+      auto work3 = [&]() -> StatusOr<std::optional<store::ResourceVersion>> {
+        for (int attempt = 0; attempt < kMaxWriteAttempts; ++attempt) {
+          KURA_ASSIGN_OR_RETURN(store::ResourceVersion cur, api_.store_.ReadCurrent(type, id));
+          if (cur.deleted) return std::optional<store::ResourceVersion>();  // Idempotent.
+          store::ResourceVersion marker;
+          marker.type = type;
+          marker.id = id;
+          marker.version = cur.version + 1;
+          marker.last_updated = Clock::System().Now();
+          marker.deleted = true;
+          marker.compartment = cur.compartment;
+          store::WriteBatch batch;
+          batch.resources.push_back(marker);
+          auto result = api_.store_.Commit(std::move(batch));
+          if (result.ok()) return std::optional<store::ResourceVersion>(std::move(marker));
+          if (result.status().code() != StatusCode::kAborted) return result.status();
+        }
+        return AbortedError("version conflict: too many concurrent updates; retry");
+      };
+      StatusOr<std::optional<store::ResourceVersion>> deleted =
+          co_await http::RunBlocking(api_.pool_, std::move(work3));
       if (!deleted.ok()) co_return ErrorResponse(deleted.status(), ctx);
       Response r{HttpStatus::no_content, ctx.request.version()};
       if (deleted->has_value()) r.set(bh::field::etag, ETagFor((*deleted)->version));
       co_return r;
-    });
+    }
   }
 
   Response ReadResponse(const RequestContext& ctx, const store::ResourceVersion& v) {
@@ -423,13 +433,15 @@ class FhirApi::Handlers {
   }
 
   asio::awaitable<Response> Read(RequestContext& ctx) {
-    co_return co_await Authenticated(ctx, [&](const auth::Principal&) -> asio::awaitable<Response> {
+    std::optional<Response> denied = co_await Admit(ctx);
+    if (denied) co_return std::move(*denied);
+    {
       std::string type(ctx.params.Get("type"));
       std::string id(ctx.params.Get("id"));
       if (Status s = CheckType(type); !s.ok()) co_return ErrorResponse(s, ctx);
       if (Status s = CheckId(id); !s.ok()) co_return ErrorResponse(s, ctx);
-      StatusOr<store::ResourceVersion> v = co_await http::RunBlocking(
-          api_.pool_, [&] { return api_.store_.ReadCurrent(type, id); });
+      auto work4 = [&] { return api_.store_.ReadCurrent(type, id); };
+      StatusOr<store::ResourceVersion> v = co_await http::RunBlocking(api_.pool_, std::move(work4));
       if (!v.ok()) {
         co_return ErrorResponse(v.status().code() == StatusCode::kNotFound
                                     ? NotFoundError("no such resource")
@@ -437,21 +449,24 @@ class FhirApi::Handlers {
                                 ctx);
       }
       co_return ReadResponse(ctx, *v);
-    });
+    }
   }
 
   asio::awaitable<Response> VRead(RequestContext& ctx) {
-    co_return co_await Authenticated(ctx, [&](const auth::Principal&) -> asio::awaitable<Response> {
+    std::optional<Response> denied = co_await Admit(ctx);
+    if (denied) co_return std::move(*denied);
+    {
       std::string type(ctx.params.Get("type"));
       std::string id(ctx.params.Get("id"));
       if (Status s = CheckType(type); !s.ok()) co_return ErrorResponse(s, ctx);
       if (Status s = CheckId(id); !s.ok()) co_return ErrorResponse(s, ctx);
       std::optional<int64_t> vid = ParsePositive(ctx.params.Get("vid"));
       if (!vid) {
-        co_return ErrorResponse(InvalidArgumentError("the version id must be a positive integer"), ctx);
+        co_return ErrorResponse(InvalidArgumentError("the version id must be a positive integer"),
+                                ctx);
       }
-      StatusOr<store::ResourceVersion> v = co_await http::RunBlocking(
-          api_.pool_, [&] { return api_.store_.ReadVersion(type, id, *vid); });
+      auto work5 = [&] { return api_.store_.ReadVersion(type, id, *vid); };
+      StatusOr<store::ResourceVersion> v = co_await http::RunBlocking(api_.pool_, std::move(work5));
       if (!v.ok()) {
         co_return ErrorResponse(v.status().code() == StatusCode::kNotFound
                                     ? NotFoundError("no such resource version")
@@ -459,11 +474,13 @@ class FhirApi::Handlers {
                                 ctx);
       }
       co_return ReadResponse(ctx, *v);
-    });
+    }
   }
 
   asio::awaitable<Response> History(RequestContext& ctx) {
-    co_return co_await Authenticated(ctx, [&](const auth::Principal&) -> asio::awaitable<Response> {
+    std::optional<Response> denied = co_await Admit(ctx);
+    if (denied) co_return std::move(*denied);
+    {
       store::HistoryQuery q;
       q.type = std::string(ctx.params.Get("type"));
       q.id = std::string(ctx.params.Get("id"));
@@ -478,27 +495,31 @@ class FhirApi::Handlers {
       for (const auto& [name, value] : http::ParseQuery(ctx.query)) {
         if (name == "_count") {
           auto n = ParsePositive(value);
-          if (!n) co_return ErrorResponse(InvalidArgumentError("_count must be a positive integer"), ctx);
+          if (!n)
+            co_return ErrorResponse(InvalidArgumentError("_count must be a positive integer"), ctx);
           q.limit = std::min(*n, api_.options_.history_max_page_size);
         } else if (name == "_since") {
           auto t = ParseInstant(value);
           if (!t) {
-            co_return ErrorResponse(InvalidArgumentError("_since must be a FHIR instant, e.g. 2024-01-01T00:00:00Z"), ctx);
+            co_return ErrorResponse(
+                InvalidArgumentError("_since must be a FHIR instant, e.g. 2024-01-01T00:00:00Z"),
+                ctx);
           }
           q.since = *t;
           since_text = value;
         } else if (name == "_page") {
           auto n = ParsePositive(value);
-          if (!n) co_return ErrorResponse(InvalidArgumentError("_page is not a valid page cursor"), ctx);
+          if (!n)
+            co_return ErrorResponse(InvalidArgumentError("_page is not a valid page cursor"), ctx);
           q.before_sequence = *n;
         }
       }
-      StatusOr<store::HistoryPage> page = co_await http::RunBlocking(
-          api_.pool_, [&] { return api_.store_.History(q); });
+      auto work6 = [&] { return api_.store_.History(q); };
+      StatusOr<store::HistoryPage> page = co_await http::RunBlocking(api_.pool_, std::move(work6));
       if (!page.ok()) co_return ErrorResponse(page.status(), ctx);
       co_return JsonResponse(HttpStatus::ok, HistoryBundle(ctx, q, since_text, *page),
                              ctx.request.version(), true);
-    });
+    }
   }
 
   std::string HistoryBundle(const RequestContext& ctx, const store::HistoryQuery& q,
@@ -508,14 +529,14 @@ class FhirApi::Handlers {
     std::string params = "_count=" + std::to_string(q.limit);
     if (!since_text.empty()) params += "&_since=" + http::PercentEncode(since_text);
     Json links = Json::array();
-    links.push_back({{"relation", "self"},
-                     {"url", self + "?" + params +
-                                 (q.before_sequence ? "&_page=" + std::to_string(q.before_sequence)
-                                                    : "")}});
+    links.push_back(
+        {{"relation", "self"},
+         {"url", self + "?" + params +
+                     (q.before_sequence ? "&_page=" + std::to_string(q.before_sequence) : "")}});
     if (page.next_before_sequence != 0) {
-      links.push_back({{"relation", "next"},
-                       {"url", self + "?" + params + "&_page=" +
-                                   std::to_string(page.next_before_sequence)}});
+      links.push_back(
+          {{"relation", "next"},
+           {"url", self + "?" + params + "&_page=" + std::to_string(page.next_before_sequence)}});
     }
     Json head = Json::object();
     head["resourceType"] = "Bundle";
@@ -535,7 +556,8 @@ class FhirApi::Handlers {
       Json response = Json::object();
       if (v.deleted) {
         request = {{"method", "DELETE"}, {"url", v.type + "/" + v.id}};
-        response = {{"status", "204 No Content"}, {"etag", ETagFor(v.version)},
+        response = {{"status", "204 No Content"},
+                    {"etag", ETagFor(v.version)},
                     {"lastModified", FormatInstant(v.last_updated)}};
       } else {
         request = v.version == 1 ? Json{{"method", "POST"}, {"url", v.type}}
@@ -555,18 +577,22 @@ class FhirApi::Handlers {
 
   asio::awaitable<Response> Metadata(RequestContext& ctx) {
     if (auto problem = FormatProblem(ctx)) co_return UnsupportedMedia(ctx, *problem);
-    Response r = JsonResponse(HttpStatus::ok, api_.capability_statement_, ctx.request.version(), true);
+    Response r =
+        JsonResponse(HttpStatus::ok, api_.capability_statement_, ctx.request.version(), true);
     co_return r;
   }
 
   asio::awaitable<Response> NotYet(RequestContext& ctx, std::string what) {
-    co_return co_await Authenticated(ctx, [&](const auth::Principal&) -> asio::awaitable<Response> {
+    std::optional<Response> denied = co_await Admit(ctx);
+    if (denied) co_return std::move(*denied);
+    {
       std::string type(ctx.params.Get("type"));
       if (!type.empty()) {
         if (Status s = CheckType(type); !s.ok()) co_return ErrorResponse(s, ctx);
       }
-      co_return ErrorResponse(UnimplementedError(what + " is not supported by this server yet"), ctx);
-    });
+      co_return ErrorResponse(UnimplementedError(what + " is not supported by this server yet"),
+                              ctx);
+    }
   }
 
  private:
@@ -600,22 +626,19 @@ void FhirApi::RegisterRoutes(http::Router& router) {
   });
   router.Add(V::get, "/fhir/R4/metadata", bind(&Handlers::Metadata));
   router.Add(V::get, "/fhir/R4/_history", bind(&Handlers::History));
-  router.Add(V::post, "/fhir/R4", [h](RequestContext& ctx) {
-    return h->NotYet(ctx, "batch and transaction");
-  });
+  router.Add(V::post, "/fhir/R4",
+             [h](RequestContext& ctx) { return h->NotYet(ctx, "batch and transaction"); });
   router.Add(V::get, "/fhir/R4/{type}/_history", bind(&Handlers::History));
   router.Add(V::get, "/fhir/R4/{type}/{id}/_history", bind(&Handlers::History));
   router.Add(V::get, "/fhir/R4/{type}/{id}/_history/{vid}", bind(&Handlers::VRead));
-  router.Add(V::get, "/fhir/R4/{type}", [h](RequestContext& ctx) {
-    return h->NotYet(ctx, "search");
-  });
+  router.Add(V::get, "/fhir/R4/{type}",
+             [h](RequestContext& ctx) { return h->NotYet(ctx, "search"); });
   router.Add(V::post, "/fhir/R4/{type}", bind(&Handlers::Create));
   router.Add(V::get, "/fhir/R4/{type}/{id}", bind(&Handlers::Read));
   router.Add(V::put, "/fhir/R4/{type}/{id}", bind(&Handlers::Update));
   router.Add(V::delete_, "/fhir/R4/{type}/{id}", bind(&Handlers::Delete));
-  router.Add(V::patch, "/fhir/R4/{type}/{id}", [h](RequestContext& ctx) {
-    return h->NotYet(ctx, "patch");
-  });
+  router.Add(V::patch, "/fhir/R4/{type}/{id}",
+             [h](RequestContext& ctx) { return h->NotYet(ctx, "patch"); });
 }
 
 }  // namespace kura::api

@@ -103,7 +103,7 @@ const std::vector<Key>& Schema() {
        [](std::string_view v) { return OneOf("keys.provider", v, {"local-file"}); }},
       {"keys", "key_file", Kind::kPath, "Master key file (must be mode 0600).", 0, 0,
        [](Config& c) -> void* { return &c.keys.key_file; }},
-      {"keys", "data_key_cache_size", Kind::kInt, "Unwrapped data keys kept in locked memory.", 16, 10000000,
+      {"keys", "data_key_cache_size", Kind::kInt, "Unwrapped data keys kept in locked memory (each uses guarded pages; keep under ~15000).", 16, 15000,
        [](Config& c) -> void* { return &c.keys.data_key_cache_size; }},
       {"fhir", "history_page_size", Kind::kInt, "Default page size of history bundles.", 1, 1000,
        [](Config& c) -> void* { return &c.fhir.history_page_size; }},

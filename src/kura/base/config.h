@@ -51,7 +51,7 @@ struct Config {
   struct Keys {
     std::string provider = "local-file";
     std::filesystem::path key_file = "keys/master.key";
-    int64_t data_key_cache_size = 100000;
+    int64_t data_key_cache_size = 4096;  // Each key is a guarded sodium_malloc region.
   } keys;
 
   struct Fhir {

@@ -141,8 +141,16 @@ std::vector<std::string> PatientCompartments(const Json& resource) {
     auto id = resource.find("id");
     if (id != resource.end() && id->is_string()) out.push_back(id->get<std::string>());
   }
-  for (std::string_view path : PatientCompartmentPaths(type)) {
-    CollectPatientRefs(resource, path, out);
+  // The resource's own subject/patient comes first: the first compartment picks the data key.
+  auto paths = PatientCompartmentPaths(type);
+  auto is_primary = [](std::string_view p) {
+    return p == "subject" || p == "patient" || p == "beneficiary" || p == "individual";
+  };
+  for (std::string_view path : paths) {
+    if (is_primary(path)) CollectPatientRefs(resource, path, out);
+  }
+  for (std::string_view path : paths) {
+    if (!is_primary(path)) CollectPatientRefs(resource, path, out);
   }
   return out;
 }

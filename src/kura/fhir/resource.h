@@ -29,8 +29,10 @@ Status StampServerFields(Json& resource, std::string_view id, int64_t version_id
                          TimePoint last_updated);
 
 // Ids of the patients whose compartment holds `resource` (official R4 Patient
-// CompartmentDefinition), in definition order, without duplicates. A Patient is in its own
-// compartment. Only references of the form "Patient/<id>" (or ending in "/Patient/<id>") count.
+// CompartmentDefinition), without duplicates. A Patient is in its own
+// compartment. The resource's own subject/patient reference comes first (the first entry picks the
+// record's data key), then the other compartment paths in sorted order. Only references of the
+// form "Patient/<id>" (or ending in "/Patient/<id>") count.
 std::vector<std::string> PatientCompartments(const Json& resource);
 
 // The structural-validation seam: the API calls Validate on every incoming resource. The

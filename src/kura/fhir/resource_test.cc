@@ -50,7 +50,7 @@ TEST(PatientCompartmentsTest, FollowsTheCompartmentDefinition) {
       "subject":{"reference":"Patient/p1"},
       "performer":[{"reference":"Practitioner/d"},{"reference":"Patient/p2"},
                    {"reference":"https://x.example/fhir/Patient/p1"}]})")),
-            (std::vector<std::string>{"p2", "p1"}));  // Paths are visited in sorted order.
+            (std::vector<std::string>{"p1", "p2"}));  // The subject leads.
   EXPECT_TRUE(PatientCompartments(J(R"({"resourceType":"Observation",
       "subject":{"reference":"Group/g"}})")).empty());
   EXPECT_TRUE(PatientCompartments(J(R"({"resourceType":"Organization","name":"x"})")).empty());

@@ -26,8 +26,8 @@ constexpr auto kNoThrow = asio::as_tuple(asio::use_awaitable);
 // except the registry's set membership (under State::mu).
 struct Connection {
   TlsStream* stream = nullptr;
-  bool idle = false;   // Waiting for the first byte of the next request.
-  bool alive = true;   // False once the coroutine has left; set on the strand.
+  bool idle = false;  // Waiting for the first byte of the next request.
+  bool alive = true;  // False once the coroutine has left; set on the strand.
   bool draining = false;
 };
 
@@ -74,6 +74,43 @@ void LogRequest(const RequestContext& ctx, const Request& req, unsigned status) 
                         {"remote", ctx.remote_address}});
 }
 
+// Answers an error found while reading the request (before any handler ran) and closes.
+asio::awaitable<void> WriteEarlyError(Server::State& s, TlsStream& stream, RequestContext& ctx,
+                                      HttpStatus status, std::string_view message) {
+  Response r = ErrorFor(s, status, message, 11, false);
+  r.set("X-Request-Id", ctx.request_id);
+  AddSecurityHeaders(r);
+  r.prepare_payload();
+  beast::get_lowest_layer(stream).expires_after(s.options.write_timeout);
+  co_await beast_http::async_write(stream, r, kNoThrow);
+  LogRequest(ctx, ctx.request, r.result_int());
+}
+
+HttpStatus StatusForReadError(const boost::system::error_code& ec) {
+  if (ec == beast_http::error::header_limit) return HttpStatus::request_header_fields_too_large;
+  if (ec == beast_http::error::body_limit) return HttpStatus::payload_too_large;
+  return HttpStatus::bad_request;
+}
+
+std::string_view MessageFor(HttpStatus status) {
+  switch (status) {
+    case HttpStatus::request_header_fields_too_large:
+      return "the request head is too large";
+    case HttpStatus::payload_too_large:
+      return "the request body is too large";
+    default:
+      return "malformed HTTP request";
+  }
+}
+
+// Errors that mean the peer went away or was too slow: nothing to answer.
+bool IsDisconnect(const boost::system::error_code& ec) {
+  return ec == beast_http::error::end_of_stream || ec == asio::error::operation_aborted ||
+         ec == asio::ssl::error::stream_truncated || ec == beast::error::timeout ||
+         ec == asio::error::eof || ec == asio::error::connection_reset ||
+         ec == asio::error::broken_pipe;
+}
+
 asio::awaitable<Response> Dispatch(Server::State& s, RequestContext& ctx) {
   const Request& req = ctx.request;
   auto target = std::string_view(req.target().data(), req.target().size());
@@ -88,13 +125,14 @@ asio::awaitable<Response> Dispatch(Server::State& s, RequestContext& ctx) {
   ctx.route = match.route;
   if (match.handler == nullptr) {
     if (match.path_matched) {
-      Response r = ErrorFor(s, HttpStatus::method_not_allowed,
-                            "this method is not supported on this path", req.version(),
-                            req.keep_alive());
+      Response r =
+          ErrorFor(s, HttpStatus::method_not_allowed, "this method is not supported on this path",
+                   req.version(), req.keep_alive());
       r.set(beast_http::field::allow, match.allowed_methods);
       co_return r;
     }
-    co_return ErrorFor(s, HttpStatus::not_found, "no such endpoint", req.version(), req.keep_alive());
+    co_return ErrorFor(s, HttpStatus::not_found, "no such endpoint", req.version(),
+                       req.keep_alive());
   }
   ctx.params = std::move(match.params);
   co_return co_await (*match.handler)(ctx);
@@ -113,65 +151,40 @@ asio::awaitable<void> Serve(std::shared_ptr<Server::State> s, std::shared_ptr<Co
     parser.header_limit(static_cast<uint32_t>(o.max_header_bytes));
     parser.body_limit(o.max_body_bytes);
 
+    RequestContext ctx{
+        parser.get(), {}, {}, {}, {}, NewRequestId(), remote, std::chrono::steady_clock::now()};
     // Idle keep-alive wait for the first bytes, then a strict deadline for the whole head.
     if (buffer.size() == 0) {
       conn->idle = true;
       if (conn->draining) co_return;
-      beast::get_lowest_layer(stream).expires_after(served == 0 ? o.header_timeout : o.idle_timeout);
+      beast::get_lowest_layer(stream).expires_after(served == 0 ? o.header_timeout
+                                                                : o.idle_timeout);
       auto [ec, n] = co_await beast_http::async_read_some(stream, buffer, parser, kNoThrow);
       conn->idle = false;
-      if (ec == beast_http::error::header_limit) {
-        Response r = ErrorFor(*s, HttpStatus::request_header_fields_too_large,
-                              "the request head is too large", 11, false);
-        beast::get_lowest_layer(stream).expires_after(o.write_timeout);
-        co_await beast_http::async_write(stream, r, kNoThrow);
-        co_return;
-      }
+      ctx.started = std::chrono::steady_clock::now();
       if (ec && ec != beast_http::error::need_more) {
-        if (ec != beast_http::error::end_of_stream && ec != asio::error::operation_aborted &&
-            ec != asio::ssl::error::stream_truncated && ec != beast::error::timeout &&
-            ec != asio::error::eof && ec != asio::error::connection_reset) {
-          Response r = ErrorFor(*s, HttpStatus::bad_request, "malformed HTTP request", 11, false);
-          beast::get_lowest_layer(stream).expires_after(o.write_timeout);
-          co_await beast_http::async_write(stream, r, kNoThrow);
+        if (!IsDisconnect(ec)) {
+          HttpStatus status = StatusForReadError(ec);
+          co_await WriteEarlyError(*s, stream, ctx, status, MessageFor(status));
         }
         co_return;
       }
     }
-    RequestContext ctx{parser.get(), {}, {}, {}, {}, NewRequestId(), remote,
-                       std::chrono::steady_clock::now()};
     beast::get_lowest_layer(stream).expires_after(o.header_timeout);
     if (!parser.is_header_done()) {
       auto [ec, n] = co_await beast_http::async_read_header(stream, buffer, parser, kNoThrow);
       if (ec) {
-        HttpStatus status = ec == beast_http::error::header_limit
-                            ? HttpStatus::request_header_fields_too_large
-                            : ec == beast_http::error::body_limit ? HttpStatus::payload_too_large
-                                                                  : HttpStatus::bad_request;
-        if (ec == beast::error::timeout || ec == asio::error::operation_aborted ||
-            ec == beast_http::error::end_of_stream || ec == asio::ssl::error::stream_truncated ||
-            ec == asio::error::eof) {
-          co_return;
+        if (!IsDisconnect(ec)) {
+          HttpStatus status = StatusForReadError(ec);
+          co_await WriteEarlyError(*s, stream, ctx, status, MessageFor(status));
         }
-        Response r = ErrorFor(*s, status,
-                              status == HttpStatus::request_header_fields_too_large
-                                  ? "the request head is too large"
-                              : status == HttpStatus::payload_too_large ? "the request body is too large"
-                                                                    : "malformed HTTP request",
-                              11, false);
-        beast::get_lowest_layer(stream).expires_after(o.write_timeout);
-        co_await beast_http::async_write(stream, r, kNoThrow);
-        LogRequest(ctx, parser.get(), r.result_int());
         co_return;
       }
     }
     const Request& head = parser.get();
     if (head.payload_size() && *head.payload_size() > o.max_body_bytes) {
-      Response r = ErrorFor(*s, HttpStatus::payload_too_large, "the request body is too large",
-                            head.version(), false);
-      beast::get_lowest_layer(stream).expires_after(o.write_timeout);
-      co_await beast_http::async_write(stream, r, kNoThrow);
-      LogRequest(ctx, head, r.result_int());
+      co_await WriteEarlyError(*s, stream, ctx, HttpStatus::payload_too_large,
+                               MessageFor(HttpStatus::payload_too_large));
       co_return;
     }
     if (beast::iequals(head[beast_http::field::expect], "100-continue")) {
@@ -184,12 +197,9 @@ asio::awaitable<void> Serve(std::shared_ptr<Server::State> s, std::shared_ptr<Co
       beast::get_lowest_layer(stream).expires_after(o.body_timeout);
       auto [ec, n] = co_await beast_http::async_read(stream, buffer, parser, kNoThrow);
       if (ec) {
-        if (ec == beast_http::error::body_limit) {
-          Response r = ErrorFor(*s, HttpStatus::payload_too_large, "the request body is too large",
-                                head.version(), false);
-          beast::get_lowest_layer(stream).expires_after(o.write_timeout);
-          co_await beast_http::async_write(stream, r, kNoThrow);
-          LogRequest(ctx, head, r.result_int());
+        if (!IsDisconnect(ec)) {
+          HttpStatus status = StatusForReadError(ec);
+          co_await WriteEarlyError(*s, stream, ctx, status, MessageFor(status));
         }
         co_return;
       }
@@ -201,8 +211,8 @@ asio::awaitable<void> Serve(std::shared_ptr<Server::State> s, std::shared_ptr<Co
       response = co_await Dispatch(*s, ctx);
     } catch (const std::exception& e) {
       log::Error("handler_exception", {{"request_id", ctx.request_id}, {"route", ctx.route}});
-      response = ErrorFor(*s, HttpStatus::internal_server_error, "internal error", head.version(),
-                          false);
+      response =
+          ErrorFor(*s, HttpStatus::internal_server_error, "internal error", head.version(), false);
     }
     bool keep_alive = head.keep_alive() && !conn->draining && !s->shutting_down &&
                       served + 1 < o.max_requests_per_connection;
@@ -304,8 +314,7 @@ StatusOr<std::unique_ptr<Server>> Server::Create(ServerOptions options,
   boost::system::error_code ec;
   auto address = asio::ip::make_address(state->options.listen_host, ec);
   if (ec) {
-    return InvalidArgumentError("server.listen: not an IP address: " +
-                                state->options.listen_host);
+    return InvalidArgumentError("server.listen: not an IP address: " + state->options.listen_host);
   }
   tcp::endpoint endpoint(address, state->options.listen_port);
   state->acceptor.open(endpoint.protocol(), ec);
@@ -342,21 +351,26 @@ kura::Status Server::Run() {
     BeginDrain(s);
   });
   asio::steady_timer grace(s->ioc);
-  log::Info("listening", {{"address", s->options.listen_host}, {"port", static_cast<int64_t>(port())}});
+  log::Info("listening",
+            {{"address", s->options.listen_host}, {"port", static_cast<int64_t>(port())}});
   asio::co_spawn(s->ioc, AcceptLoop(s), asio::detached);
   // After a drain starts, stop anyway once the grace period passes.
-  asio::co_spawn(s->ioc, [s, &grace]() -> asio::awaitable<void> {
-    while (!s->shutting_down) {
-      grace.expires_after(std::chrono::milliseconds(200));
-      co_await grace.async_wait(kNoThrow);
-    }
-    grace.expires_after(s->options.shutdown_grace);
-    co_await grace.async_wait(kNoThrow);
-    if (s->connections > 0) {
-      log::Warn("shutdown_grace_expired", {{"active_connections", static_cast<int64_t>(s->connections)}});
-    }
-    s->ioc.stop();
-  }, asio::detached);
+  asio::co_spawn(
+      s->ioc,
+      [s, &grace]() -> asio::awaitable<void> {
+        while (!s->shutting_down) {
+          grace.expires_after(std::chrono::milliseconds(200));
+          co_await grace.async_wait(kNoThrow);
+        }
+        grace.expires_after(s->options.shutdown_grace);
+        co_await grace.async_wait(kNoThrow);
+        if (s->connections > 0) {
+          log::Warn("shutdown_grace_expired",
+                    {{"active_connections", static_cast<int64_t>(s->connections)}});
+        }
+        s->ioc.stop();
+      },
+      asio::detached);
 
   int threads = s->options.io_threads > 0 ? s->options.io_threads
                                           : std::max(1u, std::thread::hardware_concurrency());

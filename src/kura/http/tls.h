@@ -11,8 +11,8 @@
 
 namespace kura::http {
 
-// FailedPrecondition (naming the file) when the key is group/other-accessible or either file is
-// missing; InvalidArgument when they do not parse or do not match.
+// FailedPrecondition (naming the file) when the key is missing or group/other-accessible;
+// InvalidArgument when the certificate is missing or either file does not parse or match.
 StatusOr<std::unique_ptr<boost::asio::ssl::context>> MakeServerTlsContext(
     const std::filesystem::path& certificate_chain, const std::filesystem::path& private_key);
 

@@ -1,6 +1,6 @@
 // The data directory: what `kura init` creates and what `kura serve` insists on.
 //
-// Layout (mode 0700): kura.toml (0600), keys/master.key (0600), tls/cert.pem + tls/key.pem
+// Layout (mode 0700): kura.toml (0600), keys/master.key (0600), tls/cert.pem (0644) + tls/key.pem
 // (0600), kura.db (+ -wal, -shm; 0600). Initialization builds everything in a sibling temporary
 // directory and renames it into place, so a failed init leaves nothing half-made behind.
 #pragma once

@@ -58,10 +58,17 @@ int Serve(const cli::ServeArgs& args) {
   auto listen = SplitListen(config->server.listen);
   if (!listen.ok()) return Fail(listen.status());
 
+  std::filesystem::path db_path = ResolvePath(*config, config->storage.sqlite_path);
+  if (!std::filesystem::exists(db_path)) {
+    // A missing database after a bad restore must not silently become an empty one.
+    return Fail(FailedPreconditionError("database " + db_path.string() +
+                                        " does not exist; restore it or run `kura init` on a new "
+                                        "directory"));
+  }
   auto keys = crypto::LocalKeyFileProvider::Load(ResolvePath(*config, config->keys.key_file));
   if (!keys.ok()) return Fail(keys.status());
   auto backend = store::SqliteStore::Open(
-      {.path = ResolvePath(*config, config->storage.sqlite_path),
+      {.path = db_path,
        .read_connections = static_cast<int>(config->storage.read_connections),
        .group_commit_max_batch = static_cast<int>(config->storage.group_commit_max_batch)});
   if (!backend.ok()) return Fail(backend.status());
