@@ -9,7 +9,7 @@ JOBS ?= $(shell nproc)
 BUILD_DEPS := build-essential cmake ninja-build pkg-config libboost1.81-dev libssl-dev \
   libsodium-dev libsqlite3-dev nlohmann-json3-dev libcli11-dev libtomlplusplus-dev \
   libspdlog-dev libfmt-dev libgtest-dev libgmock-dev libbenchmark-dev openssl
-TEST_DEPS := python3 curl jq testssl.sh nodejs npm wrk procps
+TEST_DEPS := python3 curl jq testssl.sh wrk procps
 
 .PHONY: deps test-deps build run test bench clean format
 
@@ -22,11 +22,13 @@ deps:
 
 test-deps: deps
 	@missing=$$(for p in $(TEST_DEPS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; done); \
-	if [ -n "$$missing" ] && ! { [ "$$missing" = "nodejs npm" ] || [ "$$missing" = "npm" ] || [ "$$missing" = "nodejs" ]; } ; then \
+	if [ -n "$$missing" ]; then \
 	  echo "Installing: $$missing"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$(echo $$missing | tr ' ' '\n' | grep -v -E '^(nodejs|npm)$$' || true) ; \
-	fi; \
-	command -v node >/dev/null && command -v npm >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm; }
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	fi
+	@# Node.js may come from the image rather than Debian; install Debian's only when absent.
+	@command -v node >/dev/null && command -v npm >/dev/null || { \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm; }
 
 $(BUILD_DIR)/build.ninja:
 	cmake -S . -B $(BUILD_DIR) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo
