@@ -1,0 +1,32 @@
+// Hash chain links and the AuditChain appender.
+#include "kura/audit/chain.h"
+
+#include <array>
+#include <cstring>
+
+namespace kura::audit {
+
+Hash ChainStart() { return Hash{}; }
+
+Hash ChainNext(const Hash& previous, const Hash& leaf_hash) {
+  std::array<char, kChainDomain.size() + 2 * kHashBytes> buf;
+  std::memcpy(buf.data(), kChainDomain.data(), kChainDomain.size());
+  std::memcpy(buf.data() + kChainDomain.size(), previous.data(), kHashBytes);
+  std::memcpy(buf.data() + kChainDomain.size() + kHashBytes, leaf_hash.data(), kHashBytes);
+  return crypto::Sha256(std::string_view(buf.data(), buf.size()));
+}
+
+StatusOr<SealedRecord> AuditChain::Append(AuditRecord record) {
+  record.sequence = head_.size();
+  KURA_ASSIGN_OR_RETURN(std::string canonical, EncodeAuditRecord(record));
+  SealedRecord sealed;
+  sealed.sequence = record.sequence;
+  sealed.leaf_hash = HashLeaf(canonical);
+  sealed.chain_hash = ChainNext(head_.chain_head, sealed.leaf_hash);
+  sealed.canonical = std::move(canonical);
+  head_.chain_head = sealed.chain_hash;
+  head_.frontier.Append(sealed.leaf_hash);
+  return sealed;
+}
+
+}  // namespace kura::audit
