@@ -42,23 +42,23 @@ int RunInit(const std::filesystem::path& dir, bool json) {
 
 int Main(int argc, char** argv, const ServeCommand& serve) {
   CLI::App app{"Kura: a self-hosted personal health record server (FHIR R4 over HTTPS)", "kura"};
-  app.require_subcommand(1);
+  // Requirements are checked after parsing so unknown flags and commands are named first.
+  app.require_subcommand(0, 1);
   app.set_help_all_flag("--help-all", "Show help for every subcommand");
 
   std::filesystem::path init_dir;
   bool init_json = false;
-  CLI::App* init = app.add_subcommand("init", "Create a new data directory (config, keys, TLS "
-                                              "certificate, database, admin token)");
+  CLI::App* init = app.add_subcommand("init",
+                                      "Create a new data directory (config, keys, TLS "
+                                      "certificate, database, admin token)");
   init->add_option("--data-dir", init_dir, "Directory to create (must not exist or be empty)")
-      ->envname("KURA_DATA_DIR")
-      ->required();
+      ->envname("KURA_DATA_DIR");
   init->add_flag("--json", init_json, "Print the result as one JSON object");
 
   ServeArgs serve_args;
   CLI::App* serve_cmd = app.add_subcommand("serve", "Serve the HTTPS API from a data directory");
   serve_cmd->add_option("--data-dir", serve_args.data_dir, "Data directory made by `kura init`")
-      ->envname("KURA_DATA_DIR")
-      ->required();
+      ->envname("KURA_DATA_DIR");
   serve_cmd->add_option("--listen", serve_args.listen,
                         "HOST:PORT to listen on (default from kura.toml: 127.0.0.1:8443)");
 
@@ -68,9 +68,7 @@ int Main(int argc, char** argv, const ServeCommand& serve) {
   token->require_subcommand(1);
   CLI::App* token_create =
       token->add_subcommand("create", "Issue a new system-administrator API token");
-  token_create->add_option("--data-dir", token_dir, "Data directory")
-      ->envname("KURA_DATA_DIR")
-      ->required();
+  token_create->add_option("--data-dir", token_dir, "Data directory")->envname("KURA_DATA_DIR");
   token_create->add_option("--name", token_name, "A label for the token (not secret)");
 
   app.add_subcommand("version", "Print the version");
@@ -88,6 +86,18 @@ int Main(int argc, char** argv, const ServeCommand& serve) {
     std::string what = e.what();
     std::fprintf(stderr, "kura: %s (see kura --help)\n", what.c_str());
     return 2;
+  }
+  auto usage = [](const std::string& what) {
+    std::fprintf(stderr, "kura: %s (see kura --help)\n", what.c_str());
+    return 2;
+  };
+  if (app.get_subcommands().empty()) return usage("a command is required");
+  if (init->parsed() && init_dir.empty()) return usage("init: --data-dir is required");
+  if (serve_cmd->parsed() && serve_args.data_dir.empty()) {
+    return usage("serve: --data-dir is required");
+  }
+  if (token->parsed() && token_create->parsed() && token_dir.empty()) {
+    return usage("token create: --data-dir is required");
   }
   if (app.got_subcommand("version")) {
     std::cout << "kura " << kVersion << std::endl;

@@ -1,6 +1,8 @@
 // Segment-wise route matching and query parsing.
 #include "kura/http/router.h"
 
+#include <algorithm>
+
 namespace kura::http {
 namespace {
 
@@ -30,8 +32,9 @@ int HexValue(char c) {
 }  // namespace
 
 void Router::Add(Verb method, std::string route_template, Handler handler) {
-  Route r{method, route_template, {}, std::move(handler)};
+  Route r{method, route_template, {}, false, std::move(handler)};
   for (std::string_view s : SplitPath(route_template)) r.segments.emplace_back(s);
+  r.literal = route_template.find('{') == std::string::npos;
   routes_.push_back(std::move(r));
 }
 
@@ -42,6 +45,24 @@ Router::Match Router::Find(Verb method, std::string_view path) const {
   bool strict_ok = path == "/" || (!path.empty() && path.back() != '/' &&
                                    path.find("//") == std::string_view::npos);
   if (!strict_ok) return match;
+  // A path that a literal route names (e.g. /fhir/R4/metadata) never falls through to a
+  // parameterized route ({type}) under another method: that is a 405, not another resource.
+  for (const Route& r : routes_) {
+    if (r.segments.size() != parts.size() || !r.literal) continue;
+    if (!std::equal(r.segments.begin(), r.segments.end(), parts.begin())) continue;
+    if (r.method == method) {
+      match.handler = &r.handler;
+      match.route = r.route_template;
+      return match;
+    }
+    match.path_matched = true;
+    match.route = r.route_template;
+    std::string name(beast_http::to_string(r.method));
+    if (match.allowed_methods.find(name) == std::string::npos) {
+      match.allowed_methods += (match.allowed_methods.empty() ? "" : ", ") + name;
+    }
+  }
+  if (match.path_matched) return match;
   for (const Route& r : routes_) {
     if (r.segments.size() != parts.size()) continue;
     PathParams params;
@@ -120,7 +141,8 @@ std::vector<std::pair<std::string, std::string>> ParseQuery(std::string_view que
     if (!pair.empty()) {
       size_t eq = pair.find('=');
       std::string_view name = pair.substr(0, eq);
-      std::string_view value = eq == std::string_view::npos ? std::string_view{} : pair.substr(eq + 1);
+      std::string_view value =
+          eq == std::string_view::npos ? std::string_view{} : pair.substr(eq + 1);
       out.emplace_back(PercentDecode(name, true), PercentDecode(value, true));
     }
     i = amp + 1;

@@ -32,6 +32,7 @@ class Router {
     Verb method;
     std::string route_template;
     std::vector<std::string> segments;
+    bool literal = false;  // No {param} segment.
     Handler handler;
   };
   std::vector<Route> routes_;

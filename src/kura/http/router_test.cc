@@ -40,6 +40,17 @@ TEST(RouterTest, WrongMethodAndStrictPaths) {
   EXPECT_FALSE(r.Find(Verb::get, "/other").path_matched);
 }
 
+TEST(RouterTest, LiteralPathWithOtherMethodIs405NotAParameterMatch) {
+  Router r;
+  r.Add(Verb::get, "/fhir/R4/metadata", Dummy());
+  r.Add(Verb::post, "/fhir/R4/{type}", Dummy());
+  auto m = r.Find(Verb::post, "/fhir/R4/metadata");
+  EXPECT_EQ(m.handler, nullptr);
+  EXPECT_TRUE(m.path_matched);
+  EXPECT_EQ(m.allowed_methods, "GET");
+  EXPECT_NE(r.Find(Verb::post, "/fhir/R4/Patient").handler, nullptr);
+}
+
 TEST(QueryTest, DecodesPairs) {
   auto q = ParseQuery("a=1&b=x%20y+z&c&&d=%zz");
   ASSERT_EQ(q.size(), 4u);

@@ -1,6 +1,7 @@
 // The Beast/Asio HTTPS server (see server.h for the per-connection sequence).
 #include "kura/http/server.h"
 
+#include <array>
 #include <boost/asio.hpp>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/ssl.hpp>
@@ -67,7 +68,9 @@ void LogRequest(const RequestContext& ctx, const Request& req, unsigned status) 
                     std::chrono::steady_clock::now() - ctx.started)
                     .count();
   log::Info("request", {{"request_id", ctx.request_id},
-                        {"method", std::string_view(req.method_string())},
+                        {"method", req.method() == beast_http::verb::unknown
+                                       ? std::string_view("(other)")
+                                       : std::string_view(beast_http::to_string(req.method()))},
                         {"route", ctx.route.empty() ? std::string_view("(none)") : ctx.route},
                         {"status", static_cast<int64_t>(status)},
                         {"duration_ms", static_cast<double>(micros) / 1000.0},
@@ -84,6 +87,20 @@ asio::awaitable<void> WriteEarlyError(Server::State& s, TlsStream& stream, Reque
   beast::get_lowest_layer(stream).expires_after(s.options.write_timeout);
   co_await beast_http::async_write(stream, r, kNoThrow);
   LogRequest(ctx, ctx.request, r.result_int());
+  // Lingering close: the client may still be sending the body we refused; closing with unread
+  // data would reset the connection and lose the answer. Say close_notify, stop writing, and
+  // discard what arrives for a short while.
+  auto& socket = beast::get_lowest_layer(stream);
+  socket.expires_after(std::chrono::seconds(2));
+  co_await stream.async_shutdown(kNoThrow);
+  boost::system::error_code ignored;
+  socket.socket().shutdown(tcp::socket::shutdown_send, ignored);
+  std::array<char, 16384> scratch;
+  for (size_t drained = 0; drained < 64 * 1024 * 1024;) {
+    auto [ec, n] = co_await socket.async_read_some(asio::buffer(scratch), kNoThrow);
+    if (ec) break;
+    drained += n;
+  }
 }
 
 HttpStatus StatusForReadError(const boost::system::error_code& ec) {
