@@ -65,6 +65,16 @@ class InitTests(KuraTestCase):
         # No staging leftovers beside the data dir.
         self.assertEqual(sorted(os.listdir(self.root)), ["data"])
 
+    def test_modes_hold_under_permissive_umask(self):
+        res = subprocess.run([kura_binary(), "init", "--data-dir", self.dir, "--json"],
+                             env=clean_env(), capture_output=True, text=True, timeout=60,
+                             preexec_fn=lambda: os.umask(0))
+        self.assertEqual(res.returncode, 0, res.stderr)
+        for rel, want in {"": 0o700, "kura.toml": 0o600, "kura.db": 0o600, "keys": 0o700,
+                          "keys/master.key": 0o600, "tls": 0o700, "tls/key.pem": 0o600}.items():
+            with self.subTest(path=rel or "."):
+                self.assertEqual(oct(mode(os.path.join(self.dir, rel))), oct(want))
+
     def test_json_output(self):
         res = self.init("--json")
         self.assertEqual(res.returncode, 0, res.stderr)
@@ -332,6 +342,21 @@ class TokenTests(KuraTestCase):
         self.assertEqual(srv.stop(), 0)
         srv.start()
         self.assertStatus(srv.request("GET", f"{FHIR}/_history", token=token), 200)
+
+    def test_runtime_files_owner_only(self):
+        """Files the server creates while running (-wal, -shm, ...) are owner-only too."""
+        srv = KuraServer(env={})
+        self.addCleanup(srv.close)
+        for i in range(5):
+            self.assertStatus(srv.request("POST", f"{FHIR}/Patient", {"resourceType": "Patient"}), 201)
+        names = os.listdir(srv.data_dir)
+        self.assertIn("kura.db-wal", names)
+        cert = os.path.join(srv.data_dir, "tls", "cert.pem")
+        for dirpath, dirs, files in os.walk(srv.data_dir):
+            for name in dirs + files:
+                p = os.path.join(dirpath, name)
+                if p != cert:
+                    self.assertEqual(mode(p) & 0o077, 0, f"{p}: mode {oct(mode(p))}")
 
     def test_token_create_refuses_bad_data_dir(self):
         root = make_temp_root()

@@ -287,6 +287,15 @@ class CrudTests(FhirTestCase):
         r = self.req("DELETE", f"{FHIR}/Observation/{uuid.uuid4()}")
         self.assertOperationOutcome(r, 404, code="not-found")
 
+    def test_unicode_roundtrip(self):
+        text = "t\u00e9st \U0001F600 \u4e2d\u6587 \u0645\u0631\u062d\u0628\u0627 \u00df\u2603"
+        c = self.create(observation(text))
+        rid = self.created_id(c)
+        g = self.req("GET", f"{FHIR}/Observation/{rid}")
+        self.assertStatus(g, 200)
+        self.assertEqual(g.json()["valueString"], text)
+        self.assertIn(text.encode("utf-8"), g.body, "non-ASCII text should be sent as UTF-8")
+
     def test_keep_alive_connection_reused(self):
         conn = self.srv.connection()
         try:

@@ -186,6 +186,30 @@ class HostileInputTests(KuraTestCase):
                 self.assertOperationOutcome(r, 431, code="too-long")
         self.assert_alive()
 
+    def test_chunked_and_expect_continue_bodies(self):
+        body = json.dumps(observation("chunked")).encode()
+        head = (f"POST {FHIR}/Observation HTTP/1.1\r\nHost: localhost\r\n"
+                f"Authorization: Bearer {self.srv.token}\r\nContent-Type: application/fhir+json\r\n")
+        chunks = b"".join(b"%x\r\n%s\r\n" % (len(body[i:i + 7]), body[i:i + 7])
+                          for i in range(0, len(body), 7))
+        r = self.srv.raw_request((head + "Transfer-Encoding: chunked\r\n\r\n").encode() + chunks + b"0\r\n\r\n")
+        self.assertStatus(r, 201)
+        self.assertEqual(r.json()["valueString"], "chunked")
+        s = self.srv.tls_socket()
+        try:
+            s.sendall((head + f"Expect: 100-continue\r\nContent-Length: {len(body)}\r\n\r\n").encode())
+            interim = b""
+            while b"\r\n\r\n" not in interim:
+                chunk = s.recv(1024)
+                self.assertTrue(chunk, "closed before 100 Continue")
+                interim += chunk
+            self.assertTrue(interim.startswith(b"HTTP/1.1 100 "), interim)
+            s.sendall(body)
+            r = read_raw_response(s)
+        finally:
+            s.close()
+        self.assertStatus(r, 201)
+
     def test_header_within_limit_is_accepted(self):
         r = self.srv.request("GET", f"{FHIR}/metadata", headers={"X-Fill": "b" * 12000})
         self.assertStatus(r, 200)
@@ -470,7 +494,7 @@ class GracefulShutdownTests(KuraTestCase):
         self.assertTrue(any(x.get("event") == "shutdown_complete" for x in recs))
         # Everything acknowledged is durable.
         srv.start()
-        ids = [json.loads(r.body)["id"] for r, _ in results] + list(acked)
+        ids = [r.json()["id"] for r, _ in results] + list(acked)
         for (r, val) in results:
             rid = r.json()["id"]
             g = srv.request("GET", f"{FHIR}/Observation/{rid}")
