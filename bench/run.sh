@@ -37,6 +37,7 @@ Environment:
   KURA_BENCH_LEAN=1           read phase without a Lua response() hook: cheaper for wrk, but only
                               statuses >= 400 count as failures (wrk's own count)
   KURA_BENCH_KEEP=1           keep the temp dir (server log, data, wrk output)
+  KURA_BENCH_LOG_LEVEL        server log level (default warn; info adds the store counters at exit)
   KURA_BENCH_ENFORCE_TARGETS=1  exit 3 unless create >= 10000/s and read >= 20000/s
   KURA_BENCH_CREATE_TARGET, KURA_BENCH_READ_TARGET  override those targets (req/s)
   KURA_BENCH_PRE_PHASE_HOOK   bash command run in the background as each measured phase starts,
@@ -162,7 +163,7 @@ start_server() {
     else
       listen="127.0.0.1:$((20000 + RANDOM % 40000))"
     fi
-    KURA_LOG_LEVEL=warn "$KURA_BIN" serve --data-dir "$DATA" --listen "$listen" \
+    KURA_LOG_LEVEL="${KURA_BENCH_LOG_LEVEL:-warn}" "$KURA_BIN" serve --data-dir "$DATA" --listen "$listen" \
       2>>"$TMP/server.log" >/dev/null &
     SERVER_PID=$!
     port=""

@@ -94,9 +94,12 @@ class PlaintextScanTests(KuraTestCase):
 
 
 class TamperTests(KuraTestCase):
+    # These tests edit the database under a running server. The record cache would keep serving
+    # the authentic copy it already holds, so it is off here and every read meets the edited row;
+    # test_tampering_is_caught_once_the_cache_is_gone covers the default configuration.
 
     def setUp(self):
-        self.srv = KuraServer()
+        self.srv = KuraServer(env={"KURA_STORAGE_RECORD_CACHE_MIB": "0"})
         self.addCleanup(self.srv.close)
 
     def create(self, value, type_="Observation"):
@@ -189,6 +192,26 @@ class TamperTests(KuraTestCase):
         self.assertStatus(g, 200)
         self.assertIn(other, g.text)
         self.assert_no_payload_in_logs([secret, other], [p])
+
+    def test_tampering_is_caught_once_the_cache_is_gone(self):
+        # Default configuration (record cache on): the running server keeps answering from the
+        # authentic copy it holds, and once restarted it reads the edited row and fails closed.
+        self.srv.close()
+        self.srv = KuraServer()
+        self.addCleanup(self.srv.close)
+        secret = random_marker("Sec")
+        rid = self.create(secret)
+        db = open_db(self.srv.db_path)
+        p = self.payload(db, "Observation", rid)
+        self.set_payload(db, "Observation", rid, 1, self.flip(p, len(p) // 2))
+        db.commit()
+        db.close()
+        r = self.srv.request("GET", f"{FHIR}/Observation/{rid}")
+        self.assertStatus(r, 200)
+        self.assertIn(secret, r.text)
+        self.assertEqual(self.srv.stop(), 0)
+        self.srv.start()
+        self.assert_decryption_failed(f"{FHIR}/Observation/{rid}", secret)
 
     def test_truncated_and_header_damaged_records(self):
         secrets = [random_marker("Sec") for _ in range(3)]

@@ -296,6 +296,24 @@ class CrudTests(FhirTestCase):
         self.assertEqual(g.json()["valueString"], text)
         self.assertIn(text.encode("utf-8"), g.body, "non-ASCII text should be sent as UTF-8")
 
+    def test_decimal_precision_preserved(self):
+        # FHIR decimals carry their precision in the text: 98.60 must not come back as 98.6.
+        values = ["98.60", "0.1000", "1.2345678901234567890", "100.00", "12345678901234567890.5",
+                  "-0.0", "1E2"]
+        components = ",".join(
+            '{"code":{"text":"c%d"},"valueQuantity":{"value":%s,"unit":"x"}}' % (i, v)
+            for i, v in enumerate(values))
+        body = ('{"resourceType":"Observation","status":"final","code":{"text":"precision"},'
+                '"component":[%s]}' % components)
+        c = self.req("POST", f"{FHIR}/Observation", body.encode())
+        self.assertStatus(c, 201)
+        rid = self.created_id(c)
+        for resp in (c, self.req("GET", f"{FHIR}/Observation/{rid}"),
+                     self.req("GET", f"{FHIR}/Observation/{rid}/_history/1")):
+            doc = json.loads(resp.body.decode("utf-8"), parse_float=str, parse_int=str)
+            got = [comp["valueQuantity"]["value"] for comp in doc["component"]]
+            self.assertEqual(got, values)
+
     def test_keep_alive_connection_reused(self):
         conn = self.srv.connection()
         try:

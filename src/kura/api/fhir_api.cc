@@ -3,6 +3,7 @@
 
 #include <boost/asio/awaitable.hpp>
 #include <charconv>
+#include <functional>
 
 #include "kura/api/responses.h"
 #include "kura/base/clock.h"
@@ -241,11 +242,11 @@ class FhirApi::Handlers {
   }
 
   // Parses and checks a request body as a resource of `type` (with `id` on update).
-  StatusOr<Json> ReadBody(const RequestContext& ctx, std::string_view type,
-                          std::optional<std::string_view> id) {
-    KURA_ASSIGN_OR_RETURN(
-        Json resource,
-        fhir::ParseResourceJson(ctx.request.body(), {.max_depth = api_.options_.max_json_depth}));
+  StatusOr<fhir::ResourceDocument> ReadBody(const RequestContext& ctx, std::string_view type,
+                                            std::optional<std::string_view> id) {
+    KURA_ASSIGN_OR_RETURN(fhir::ResourceDocument resource,
+                          fhir::ParseResourceDocument(ctx.request.body(),
+                                                      {.max_depth = api_.options_.max_json_depth}));
     KURA_RETURN_IF_ERROR(fhir::CheckIdentity(resource, type, id));
     KURA_RETURN_IF_ERROR(api_.validator_.Validate(resource));
     return resource;
@@ -280,19 +281,71 @@ class FhirApi::Handlers {
   }
 
   // Builds the stored version from a checked resource: stamps server fields, finds the
-  // compartment, serializes.
-  static StatusOr<store::ResourceVersion> MakeVersion(Json resource, std::string_view type,
-                                                      std::string_view id, int64_t version) {
+  // compartment.
+  static StatusOr<store::ResourceVersion> MakeVersion(const fhir::ResourceDocument& resource,
+                                                      std::string_view type, std::string_view id,
+                                                      int64_t version) {
     store::ResourceVersion v;
     v.type = std::string(type);
     v.id = std::string(id);
     v.version = version;
     v.last_updated = Clock::System().Now();
-    KURA_RETURN_IF_ERROR(fhir::StampServerFields(resource, id, version, v.last_updated));
+    KURA_ASSIGN_OR_RETURN(v.payload,
+                          fhir::StampServerFields(resource, id, version, v.last_updated));
     std::vector<std::string> compartments = fhir::PatientCompartments(resource);
     if (!compartments.empty()) v.compartment = compartments.front();
-    v.payload = fhir::SerializeJson(resource);
     return v;
+  }
+
+  // Commits one version without blocking this thread; the store's writer reports back. Returns
+  // the version's commit sequence.
+  asio::awaitable<StatusOr<int64_t>> CommitOne(store::ResourceVersion v) {
+    auto start = [this, v = std::move(v)](store::CommitCallback done) mutable {
+      store::WriteBatch batch;
+      batch.resources.push_back(std::move(v));
+      api_.store_.CommitAsync(std::move(batch), std::move(done));
+    };
+    StatusOr<store::CommitResult> result =
+        co_await http::AwaitCallback<StatusOr<store::CommitResult>>(std::move(start));
+    if (!result.ok()) co_return result.status();
+    co_return result->sequences.front();
+  }
+
+  // The current version: from memory when the store has it, else read on the blocking pool.
+  asio::awaitable<StatusOr<store::ResourceVersion>> ReadCurrent(const std::string& type,
+                                                                const std::string& id) {
+    std::optional<StatusOr<store::ResourceVersion>> cached =
+        api_.store_.ReadCurrentIfCached(type, id);
+    if (cached) co_return std::move(*cached);
+    auto read = [this, &type, &id] { return api_.store_.ReadCurrent(type, id); };
+    StatusOr<store::ResourceVersion> v = co_await http::RunBlocking(api_.pool_, std::move(read));
+    co_return v;
+  }
+
+  // Builds the next version from the current one (NotFound when there is none); nullopt means
+  // nothing to write.
+  using NextVersion = std::function<StatusOr<std::optional<store::ResourceVersion>>(
+      const StatusOr<store::ResourceVersion>& current)>;
+
+  // Read-modify-write of type/id: reads the current version, builds the next with `next` and
+  // commits it; when a concurrent writer got there first, starts again from its version.
+  asio::awaitable<StatusOr<std::optional<store::ResourceVersion>>> CommitNextVersion(
+      const std::string& type, const std::string& id, NextVersion next) {
+    for (int attempt = 0; attempt < kMaxWriteAttempts; ++attempt) {
+      StatusOr<store::ResourceVersion> current = co_await ReadCurrent(type, id);
+      if (!current.ok() && current.status().code() != StatusCode::kNotFound) {
+        co_return current.status();
+      }
+      StatusOr<std::optional<store::ResourceVersion>> version = next(current);
+      if (!version.ok() || !version->has_value()) co_return version;
+      StatusOr<int64_t> sequence = co_await CommitOne(**version);
+      if (sequence.ok()) {
+        (*version)->sequence = *sequence;
+        co_return version;
+      }
+      if (sequence.status().code() != StatusCode::kAborted) co_return sequence.status();
+    }
+    co_return AbortedError("version conflict: too many concurrent updates; retry");
   }
 
   asio::awaitable<Response> Create(RequestContext& ctx) {
@@ -304,22 +357,15 @@ class FhirApi::Handlers {
       if (!IsJsonMedia(ctx.request[bh::field::content_type])) {
         co_return UnsupportedMedia(ctx, "the request body must be application/fhir+json");
       }
-      StatusOr<Json> resource = ReadBody(ctx, type, std::nullopt);
+      StatusOr<fhir::ResourceDocument> resource = ReadBody(ctx, type, std::nullopt);
       if (!resource.ok()) co_return ErrorResponse(resource.status(), ctx);
       StatusOr<store::ResourceVersion> version =
-          MakeVersion(std::move(*resource), type, RandomUuid(), 1);
+          MakeVersion(*resource, type, TimeOrderedUuid(Clock::System().Now()), 1);
       if (!version.ok()) co_return ErrorResponse(version.status(), ctx);
-      auto work1 = [this, v = std::move(*version)]() mutable -> StatusOr<store::ResourceVersion> {
-        store::WriteBatch batch;
-        batch.resources.push_back(v);
-        KURA_ASSIGN_OR_RETURN(store::CommitResult result, api_.store_.Commit(std::move(batch)));
-        v.sequence = result.sequences.front();
-        return v;
-      };
-      StatusOr<store::ResourceVersion> written =
-          co_await http::RunBlocking(api_.pool_, std::move(work1));
-      if (!written.ok()) co_return ErrorResponse(written.status(), ctx);
-      co_return WriteResponse(ctx, HttpStatus::created, *written);
+      StatusOr<int64_t> sequence = co_await CommitOne(*version);
+      if (!sequence.ok()) co_return ErrorResponse(sequence.status(), ctx);
+      version->sequence = *sequence;
+      co_return WriteResponse(ctx, HttpStatus::created, *version);
     }
   }
 
@@ -342,45 +388,27 @@ class FhirApi::Handlers {
                                   ctx);
         }
       }
-      StatusOr<Json> resource = ReadBody(ctx, type, id);
+      StatusOr<fhir::ResourceDocument> resource = ReadBody(ctx, type, id);
       if (!resource.ok()) co_return ErrorResponse(resource.status(), ctx);
-      struct Outcome {
-        store::ResourceVersion version;
-        bool created;
-      };
-      auto work2 = [&, body = std::move(*resource)]() -> StatusOr<Outcome> {
-        for (int attempt = 0; attempt < kMaxWriteAttempts; ++attempt) {
-          int64_t current = 0;
-          bool existed = false;
-          auto cur = api_.store_.ReadCurrent(type, id);
-          if (cur.ok()) {
-            current = cur->version;
-            existed = !cur->deleted;
-          } else if (cur.status().code() != StatusCode::kNotFound) {
-            return cur.status();
-          }
-          if (if_match && *if_match != current) {
-            return FailedPreconditionError(
-                       "version conflict: If-Match does not match the current version")
-                .WithDetail({"conflict", "the current version is " + std::to_string(current), ""});
-          }
-          KURA_ASSIGN_OR_RETURN(store::ResourceVersion v, MakeVersion(body, type, id, current + 1));
-          store::WriteBatch batch;
-          batch.resources.push_back(v);
-          auto result = api_.store_.Commit(std::move(batch));
-          if (result.ok()) {
-            v.sequence = result->sequences.front();
-            return Outcome{std::move(v), !existed};
-          }
-          if (result.status().code() != StatusCode::kAborted) return result.status();
-          // A concurrent writer won; retry from its version unless pinned by If-Match.
+      bool existed = false;
+      NextVersion next = [&](const StatusOr<store::ResourceVersion>& current)
+          -> StatusOr<std::optional<store::ResourceVersion>> {
+        const int64_t current_version = current.ok() ? current->version : 0;
+        existed = current.ok() && !current->deleted;
+        if (if_match && *if_match != current_version) {
+          return FailedPreconditionError(
+                     "version conflict: If-Match does not match the current version")
+              .WithDetail(
+                  {"conflict", "the current version is " + std::to_string(current_version), ""});
         }
-        return AbortedError("version conflict: too many concurrent updates; retry");
+        KURA_ASSIGN_OR_RETURN(store::ResourceVersion v,
+                              MakeVersion(*resource, type, id, current_version + 1));
+        return std::optional<store::ResourceVersion>(std::move(v));
       };
-      StatusOr<Outcome> outcome = co_await http::RunBlocking(api_.pool_, std::move(work2));
-      if (!outcome.ok()) co_return ErrorResponse(outcome.status(), ctx);
-      co_return WriteResponse(ctx, outcome->created ? HttpStatus::created : HttpStatus::ok,
-                              outcome->version);
+      StatusOr<std::optional<store::ResourceVersion>> written =
+          co_await CommitNextVersion(type, id, std::move(next));
+      if (!written.ok()) co_return ErrorResponse(written.status(), ctx);
+      co_return WriteResponse(ctx, existed ? HttpStatus::ok : HttpStatus::created, **written);
     }
   }
 
@@ -392,27 +420,21 @@ class FhirApi::Handlers {
       std::string id(ctx.params.Get("id"));
       if (Status s = CheckType(type); !s.ok()) co_return ErrorResponse(s, ctx);
       if (Status s = CheckId(id); !s.ok()) co_return ErrorResponse(s, ctx);
-      auto work3 = [&]() -> StatusOr<std::optional<store::ResourceVersion>> {
-        for (int attempt = 0; attempt < kMaxWriteAttempts; ++attempt) {
-          KURA_ASSIGN_OR_RETURN(store::ResourceVersion cur, api_.store_.ReadCurrent(type, id));
-          if (cur.deleted) return std::optional<store::ResourceVersion>();  // Idempotent.
-          store::ResourceVersion marker;
-          marker.type = type;
-          marker.id = id;
-          marker.version = cur.version + 1;
-          marker.last_updated = Clock::System().Now();
-          marker.deleted = true;
-          marker.compartment = cur.compartment;
-          store::WriteBatch batch;
-          batch.resources.push_back(marker);
-          auto result = api_.store_.Commit(std::move(batch));
-          if (result.ok()) return std::optional<store::ResourceVersion>(std::move(marker));
-          if (result.status().code() != StatusCode::kAborted) return result.status();
-        }
-        return AbortedError("version conflict: too many concurrent updates; retry");
+      NextVersion next = [&](const StatusOr<store::ResourceVersion>& current)
+          -> StatusOr<std::optional<store::ResourceVersion>> {
+        if (!current.ok()) return current.status();  // NotFound: nothing to delete.
+        if (current->deleted) return std::optional<store::ResourceVersion>();  // Idempotent.
+        store::ResourceVersion marker;
+        marker.type = type;
+        marker.id = id;
+        marker.version = current->version + 1;
+        marker.last_updated = Clock::System().Now();
+        marker.deleted = true;
+        marker.compartment = current->compartment;
+        return std::optional<store::ResourceVersion>(std::move(marker));
       };
       StatusOr<std::optional<store::ResourceVersion>> deleted =
-          co_await http::RunBlocking(api_.pool_, std::move(work3));
+          co_await CommitNextVersion(type, id, std::move(next));
       if (!deleted.ok()) co_return ErrorResponse(deleted.status(), ctx);
       Response r{HttpStatus::no_content, ctx.request.version()};
       if (deleted->has_value()) r.set(bh::field::etag, ETagFor((*deleted)->version));
@@ -440,8 +462,7 @@ class FhirApi::Handlers {
       std::string id(ctx.params.Get("id"));
       if (Status s = CheckType(type); !s.ok()) co_return ErrorResponse(s, ctx);
       if (Status s = CheckId(id); !s.ok()) co_return ErrorResponse(s, ctx);
-      auto work4 = [&] { return api_.store_.ReadCurrent(type, id); };
-      StatusOr<store::ResourceVersion> v = co_await http::RunBlocking(api_.pool_, std::move(work4));
+      StatusOr<store::ResourceVersion> v = co_await ReadCurrent(type, id);
       if (!v.ok()) {
         co_return ErrorResponse(v.status().code() == StatusCode::kNotFound
                                     ? NotFoundError("no such resource")
@@ -465,8 +486,15 @@ class FhirApi::Handlers {
         co_return ErrorResponse(InvalidArgumentError("the version id must be a positive integer"),
                                 ctx);
       }
-      auto work5 = [&] { return api_.store_.ReadVersion(type, id, *vid); };
-      StatusOr<store::ResourceVersion> v = co_await http::RunBlocking(api_.pool_, std::move(work5));
+      std::optional<StatusOr<store::ResourceVersion>> cached =
+          api_.store_.ReadVersionIfCached(type, id, *vid);
+      StatusOr<store::ResourceVersion> v = NotFoundError("no such resource version");
+      if (cached) {
+        v = std::move(*cached);
+      } else {
+        auto read = [&] { return api_.store_.ReadVersion(type, id, *vid); };
+        v = co_await http::RunBlocking(api_.pool_, std::move(read));
+      }
       if (!v.ok()) {
         co_return ErrorResponse(v.status().code() == StatusCode::kNotFound
                                     ? NotFoundError("no such resource version")

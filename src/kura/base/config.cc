@@ -42,7 +42,8 @@ const std::vector<Key>& Schema() {
       {"", "tenant", Kind::kString, "Tenant identifier bound into every encrypted record.", 0, 0,
        [](Config& c) -> void* { return &c.tenant; },
        [](std::string_view v) {
-         if (v.empty() || v.size() > 64) return InvalidArgumentError("configuration key tenant: 1 to 64 characters");
+         if (v.empty() || v.size() > 64)
+           return InvalidArgumentError("configuration key tenant: 1 to 64 characters");
          return Status::Ok();
        }},
       {"server", "listen", Kind::kString, "Address and port to serve HTTPS on.", 0, 0,
@@ -57,33 +58,37 @@ const std::vector<Key>& Schema() {
        [](Config& c) -> void* { return &c.server.public_base_url; },
        [](std::string_view v) {
          if (v.rfind("https://", 0) != 0) {
-           return InvalidArgumentError("configuration key server.public_base_url: must start with https://");
+           return InvalidArgumentError(
+               "configuration key server.public_base_url: must start with https://");
          }
          return Status::Ok();
        }},
       {"server", "io_threads", Kind::kInt, "Network threads; 0 means one per core.", 0, 256,
        [](Config& c) -> void* { return &c.server.io_threads; }},
-      {"server", "blocking_threads", Kind::kInt, "Threads for database and other blocking work.", 1, 1024,
-       [](Config& c) -> void* { return &c.server.blocking_threads; }},
+      {"server", "blocking_threads", Kind::kInt, "Threads for database and other blocking work.", 1,
+       1024, [](Config& c) -> void* { return &c.server.blocking_threads; }},
       {"server", "max_connections", Kind::kInt, "Concurrent connections accepted.", 1, 1000000,
        [](Config& c) -> void* { return &c.server.max_connections; }},
       {"server", "max_header_bytes", Kind::kInt, "Largest request head.", 1024, 1048576,
        [](Config& c) -> void* { return &c.server.max_header_bytes; }},
-      {"server", "max_body_bytes", Kind::kInt, "Largest request body (413 above).", 1024, 1073741824,
-       [](Config& c) -> void* { return &c.server.max_body_bytes; }},
+      {"server", "max_body_bytes", Kind::kInt, "Largest request body (413 above).", 1024,
+       1073741824, [](Config& c) -> void* { return &c.server.max_body_bytes; }},
       {"server", "max_json_depth", Kind::kInt, "Deepest JSON nesting accepted.", 8, 1024,
        [](Config& c) -> void* { return &c.server.max_json_depth; }},
-      {"server", "header_timeout_seconds", Kind::kInt, "Time allowed to send the request head.", 1, 3600,
-       [](Config& c) -> void* { return &c.server.header_timeout_seconds; }},
-      {"server", "body_timeout_seconds", Kind::kInt, "Time allowed to send the request body.", 1, 3600,
-       [](Config& c) -> void* { return &c.server.body_timeout_seconds; }},
-      {"server", "idle_timeout_seconds", Kind::kInt, "Idle keep-alive connections close after this.", 1, 3600,
+      {"server", "header_timeout_seconds", Kind::kInt, "Time allowed to send the request head.", 1,
+       3600, [](Config& c) -> void* { return &c.server.header_timeout_seconds; }},
+      {"server", "body_timeout_seconds", Kind::kInt, "Time allowed to send the request body.", 1,
+       3600, [](Config& c) -> void* { return &c.server.body_timeout_seconds; }},
+      {"server", "idle_timeout_seconds", Kind::kInt,
+       "Idle keep-alive connections close after this.", 1, 3600,
        [](Config& c) -> void* { return &c.server.idle_timeout_seconds; }},
-      {"server", "write_timeout_seconds", Kind::kInt, "Time allowed to deliver a response.", 1, 3600,
-       [](Config& c) -> void* { return &c.server.write_timeout_seconds; }},
-      {"server", "max_requests_per_connection", Kind::kInt, "Requests before a keep-alive connection closes.", 1, 10000000,
+      {"server", "write_timeout_seconds", Kind::kInt, "Time allowed to deliver a response.", 1,
+       3600, [](Config& c) -> void* { return &c.server.write_timeout_seconds; }},
+      {"server", "max_requests_per_connection", Kind::kInt,
+       "Requests before a keep-alive connection closes.", 1, 10000000,
        [](Config& c) -> void* { return &c.server.max_requests_per_connection; }},
-      {"server", "shutdown_grace_seconds", Kind::kInt, "On SIGTERM, time to drain in-flight requests.", 0, 3600,
+      {"server", "shutdown_grace_seconds", Kind::kInt,
+       "On SIGTERM, time to drain in-flight requests.", 0, 3600,
        [](Config& c) -> void* { return &c.server.shutdown_grace_seconds; }},
       {"tls", "certificate", Kind::kPath, "PEM certificate chain.", 0, 0,
        [](Config& c) -> void* { return &c.tls.certificate; }},
@@ -94,30 +99,39 @@ const std::vector<Key>& Schema() {
        [](std::string_view v) { return OneOf("storage.backend", v, {"sqlite"}); }},
       {"storage", "sqlite_path", Kind::kPath, "SQLite database file.", 0, 0,
        [](Config& c) -> void* { return &c.storage.sqlite_path; }},
-      {"storage", "group_commit_max_batch", Kind::kInt, "Most writes that share one durable commit.", 1, 100000,
+      {"storage", "group_commit_max_batch", Kind::kInt,
+       "Most writes that share one durable commit.", 1, 100000,
        [](Config& c) -> void* { return &c.storage.group_commit_max_batch; }},
       {"storage", "read_connections", Kind::kInt, "Concurrent read connections.", 1, 256,
        [](Config& c) -> void* { return &c.storage.read_connections; }},
+      {"storage", "record_cache_mib", Kind::kInt,
+       "Memory for current versions of recently used resources (ciphertext), in MiB; 0 turns the "
+       "cache off.",
+       0, 65536, [](Config& c) -> void* { return &c.storage.record_cache_mib; }},
       {"keys", "provider", Kind::kString, "Key provider: local-file.", 0, 0,
        [](Config& c) -> void* { return &c.keys.provider; },
        [](std::string_view v) { return OneOf("keys.provider", v, {"local-file"}); }},
       {"keys", "key_file", Kind::kPath, "Master key file (must be mode 0600).", 0, 0,
        [](Config& c) -> void* { return &c.keys.key_file; }},
-      {"keys", "data_key_cache_size", Kind::kInt, "Unwrapped data keys kept in locked memory (each uses guarded pages; keep under ~15000).", 16, 15000,
-       [](Config& c) -> void* { return &c.keys.data_key_cache_size; }},
+      {"keys", "data_key_cache_size", Kind::kInt,
+       "Unwrapped data keys kept in locked memory (each uses guarded pages; keep under ~15000).",
+       16, 15000, [](Config& c) -> void* { return &c.keys.data_key_cache_size; }},
       {"fhir", "history_page_size", Kind::kInt, "Default page size of history bundles.", 1, 1000,
        [](Config& c) -> void* { return &c.fhir.history_page_size; }},
-      {"fhir", "history_max_page_size", Kind::kInt, "Largest page size of history bundles.", 1, 10000,
-       [](Config& c) -> void* { return &c.fhir.history_max_page_size; }},
+      {"fhir", "history_max_page_size", Kind::kInt, "Largest page size of history bundles.", 1,
+       10000, [](Config& c) -> void* { return &c.fhir.history_max_page_size; }},
       {"log", "level", Kind::kString, "debug, info, warn or error.", 0, 0,
        [](Config& c) -> void* { return &c.log.level; },
-       [](std::string_view v) { return OneOf("log.level", v, {"debug", "info", "warn", "error"}); }},
+       [](std::string_view v) {
+         return OneOf("log.level", v, {"debug", "info", "warn", "error"});
+       }},
   };
   return *keys;
 }
 
 std::string KeyName(const Key& k) {
-  return k.section.empty() ? std::string(k.name) : std::string(k.section) + "." + std::string(k.name);
+  return k.section.empty() ? std::string(k.name)
+                           : std::string(k.section) + "." + std::string(k.name);
 }
 
 std::string EnvName(const Key& k) {
@@ -168,12 +182,14 @@ Status SetFromToml(const Key& k, Config& c, const toml::node& node) {
   if (k.kind == Kind::kInt) {
     auto v = node.value<int64_t>();
     if (!node.is_integer() || !v) {
-      return InvalidArgumentError("configuration key " + KeyName(k) + " (kura.toml): expected an integer");
+      return InvalidArgumentError("configuration key " + KeyName(k) +
+                                  " (kura.toml): expected an integer");
     }
     return SetFromText(k, c, std::to_string(*v), "kura.toml");
   }
   if (!node.is_string()) {
-    return InvalidArgumentError("configuration key " + KeyName(k) + " (kura.toml): expected a string");
+    return InvalidArgumentError("configuration key " + KeyName(k) +
+                                " (kura.toml): expected a string");
   }
   return SetFromText(k, c, *node.value<std::string>(), "kura.toml");
 }
@@ -221,7 +237,8 @@ StatusOr<Config> ParseConfig(std::string_view toml_text, const std::filesystem::
   for (const auto& [name, node] : table) {
     std::string_view n = name.str();
     if (node.is_table()) {
-      if (!IsSection(n)) return InvalidArgumentError("kura.toml: unknown section [" + std::string(n) + "]");
+      if (!IsSection(n))
+        return InvalidArgumentError("kura.toml: unknown section [" + std::string(n) + "]");
       for (const auto& [sub, value] : *node.as_table()) {
         const Key* k = FindKey(n, sub.str());
         if (k == nullptr) {
@@ -259,7 +276,8 @@ StatusOr<Config> ParseConfig(std::string_view toml_text, const std::filesystem::
   }
   // Cross-key rules.
   if (c.fhir.history_page_size > c.fhir.history_max_page_size) {
-    return InvalidArgumentError("configuration key fhir.history_page_size: larger than fhir.history_max_page_size");
+    return InvalidArgumentError(
+        "configuration key fhir.history_page_size: larger than fhir.history_max_page_size");
   }
   return c;
 }

@@ -22,7 +22,7 @@ struct Config {
   struct Server {
     std::string listen = "127.0.0.1:8443";
     std::string public_base_url = "https://localhost:8443";
-    int64_t io_threads = 0;        // 0: one per core.
+    int64_t io_threads = 0;         // 0: one per core.
     int64_t blocking_threads = 32;  // Database and other blocking work.
     int64_t max_connections = 4096;
     int64_t max_header_bytes = 16 * 1024;
@@ -46,6 +46,7 @@ struct Config {
     std::filesystem::path sqlite_path = "kura.db";
     int64_t group_commit_max_batch = 1024;
     int64_t read_connections = 8;
+    int64_t record_cache_mib = 64;  // Encrypted current versions kept in memory.
   } storage;
 
   struct Keys {

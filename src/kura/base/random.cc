@@ -15,11 +15,9 @@ void RandomFill(std::span<uint8_t> out) {
   randombytes_buf(out.data(), out.size());
 }
 
-std::string RandomUuid() {
-  std::array<uint8_t, 16> b;
-  RandomFill(b);
-  b[6] = (b[6] & 0x0f) | 0x40;
-  b[8] = (b[8] & 0x3f) | 0x80;
+namespace {
+
+std::string FormatUuid(const std::array<uint8_t, 16>& b) {
   static constexpr char kHex[] = "0123456789abcdef";
   std::string out;
   out.reserve(36);
@@ -29,6 +27,27 @@ std::string RandomUuid() {
     out.push_back(kHex[b[i] & 0xf]);
   }
   return out;
+}
+
+}  // namespace
+
+std::string RandomUuid() {
+  std::array<uint8_t, 16> b;
+  RandomFill(b);
+  b[6] = (b[6] & 0x0f) | 0x40;
+  b[8] = (b[8] & 0x3f) | 0x80;
+  return FormatUuid(b);
+}
+
+std::string TimeOrderedUuid(TimePoint now) {
+  std::array<uint8_t, 16> b;
+  RandomFill(b);
+  const uint64_t ms = static_cast<uint64_t>(
+      std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count());
+  for (int i = 0; i < 6; ++i) b[static_cast<size_t>(i)] = static_cast<uint8_t>(ms >> (40 - 8 * i));
+  b[6] = (b[6] & 0x0f) | 0x70;
+  b[8] = (b[8] & 0x3f) | 0x80;
+  return FormatUuid(b);
 }
 
 std::string HexEncode(std::span<const uint8_t> bytes) {
@@ -59,7 +78,7 @@ bool Base64Decode(std::string_view text, std::string& out) {
   size_t len = 0;
   const char* end = nullptr;
   int variant = (!text.empty() && text.back() == '=') ? sodium_base64_VARIANT_ORIGINAL
-                                                       : sodium_base64_VARIANT_ORIGINAL_NO_PADDING;
+                                                      : sodium_base64_VARIANT_ORIGINAL_NO_PADDING;
   if (sodium_base642bin(reinterpret_cast<unsigned char*>(out.data()), out.size(), text.data(),
                         text.size(), nullptr, &len, &end, variant) != 0 ||
       end != text.data() + text.size()) {

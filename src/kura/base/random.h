@@ -6,11 +6,16 @@
 #include <span>
 #include <string>
 
+#include "kura/base/clock.h"
+
 namespace kura {
 
 void RandomFill(std::span<uint8_t> out);
 // A random RFC 4122 version-4 UUID in lowercase text form; valid as a FHIR id.
 std::string RandomUuid();
+// A UUID version 7 (RFC 9562): 48 bits of Unix milliseconds from `now`, then 74 random bits.
+// Ids made in time order sort (and insert into B-tree indexes) next to each other.
+std::string TimeOrderedUuid(TimePoint now);
 // `bytes` random bytes as unpadded base64url text.
 std::string RandomToken(size_t bytes);
 

@@ -44,5 +44,17 @@ TEST(RandomTest, UuidShapeAndTokens) {
   EXPECT_FALSE(Base64Decode("!!", decoded));
 }
 
+TEST(RandomTest, TimeOrderedUuidsCarryTheMillisecondAndSortByTime) {
+  const TimePoint t = FromMicros(1'700'000'000'123'456);  // 0x18bcfe5687b ms.
+  std::string u = TimeOrderedUuid(t);
+  ASSERT_EQ(u.size(), 36u);
+  EXPECT_EQ(u.substr(0, 13), "018bcfe5-687b");
+  EXPECT_EQ(u[14], '7');
+  EXPECT_NE(std::string("89ab").find(u[19]), std::string::npos);  // RFC 9562 variant.
+  EXPECT_NE(TimeOrderedUuid(t), u);  // 74 random bits.
+  EXPECT_LT(u, TimeOrderedUuid(t + std::chrono::milliseconds(1)));
+  EXPECT_LT(TimeOrderedUuid(t - std::chrono::hours(24 * 365)), u);
+}
+
 }  // namespace
 }  // namespace kura

@@ -1,8 +1,13 @@
-// JSON intake on nlohmann's SAX parser, with a depth limit and duplicate-key detection.
+// JSON intake on RapidJSON's SAX reader: validation, top-level split and compact re-writing in
+// one pass, with a depth limit and duplicate-key detection.
 #include "kura/fhir/json.h"
 
+#include <rapidjson/error/en.h>
+#include <rapidjson/memorystream.h>
+#include <rapidjson/reader.h>
+#include <rapidjson/writer.h>
+
 #include <unordered_set>
-#include <vector>
 
 namespace kura::fhir {
 namespace {
@@ -12,120 +17,229 @@ Status JsonError(std::string diagnostics, std::string code = "structure") {
       .WithDetail({std::move(code), std::move(diagnostics), ""});
 }
 
-// A DOM-building SAX handler (nlohmann's own json_sax_dom_parser does not see depth or
-// duplicates) that refuses to go deeper than the limit or to take a key twice in one object.
-class GuardedDomBuilder {
+// RapidJSON output stream appending to a std::string.
+struct StringSink {
+  using Ch = char;
+  std::string* out;
+  void Put(char c) { out->push_back(c); }
+  void Flush() {}
+};
+
+using CompactWriter = rapidjson::Writer<StringSink>;
+
+// Keys seen in one open object. Small objects (nearly all of FHIR) are checked by a linear scan;
+// past a few dozen keys a hash set keeps hostile bodies with huge objects linear.
+class KeySet {
  public:
-  using number_integer_t = Json::number_integer_t;
-  using number_unsigned_t = Json::number_unsigned_t;
-  using number_float_t = Json::number_float_t;
-  using string_t = Json::string_t;
-  using binary_t = Json::binary_t;
-
-  GuardedDomBuilder(Json& root, size_t max_depth) : root_(root), max_depth_(max_depth) {}
-
-  bool null() { return Add(nullptr); }
-  bool boolean(bool v) { return Add(v); }
-  bool number_integer(number_integer_t v) { return Add(v); }
-  bool number_unsigned(number_unsigned_t v) { return Add(v); }
-  bool number_float(number_float_t v, const string_t&) { return Add(v); }
-  bool string(string_t& v) { return Add(std::move(v)); }
-  bool binary(binary_t&) { return Fail("binary values are not JSON"); }
-
-  bool start_object(std::size_t) {
-    if (stack_.size() >= max_depth_) return Fail("JSON nesting is deeper than the limit");
-    Json* obj = Place(Json::object());
-    if (obj == nullptr) return false;
-    stack_.push_back(obj);
-    keys_.emplace_back();
-    return true;
+  void Clear() {
+    keys_.clear();
+    large_.clear();
   }
-  bool key(string_t& k) {
-    if (!keys_.back().insert(k).second) return Fail("duplicate JSON key \"" + Printable(k) + "\"");
-    pending_key_ = std::move(k);
-    return true;
-  }
-  bool end_object() {
-    stack_.pop_back();
-    keys_.pop_back();
-    return true;
-  }
-  bool start_array(std::size_t) {
-    if (stack_.size() >= max_depth_) return Fail("JSON nesting is deeper than the limit");
-    Json* arr = Place(Json::array());
-    if (arr == nullptr) return false;
-    stack_.push_back(arr);
-    keys_.emplace_back();
-    return true;
-  }
-  bool end_array() { return end_object(); }
-
-  bool parse_error(std::size_t position, const std::string&, const nlohmann::detail::exception& e) {
-    std::string what = e.what();
-    if (what.find("invalid string: ill-formed UTF-8") != std::string::npos) {
-      return Fail("the body is not valid UTF-8 (byte " + std::to_string(position) + ")");
+  // False when `key` was already present.
+  bool Insert(std::string_view key) {
+    if (keys_.size() < kLinearLimit) {
+      for (const std::string& k : keys_) {
+        if (k == key) return false;
+      }
+      keys_.emplace_back(key);
+      if (keys_.size() == kLinearLimit) large_.insert(keys_.begin(), keys_.end());
+      return true;
     }
-    auto msg = what.find("syntax error");
-    return Fail("malformed JSON at byte " + std::to_string(position) +
-                (msg == std::string::npos ? "" : ": " + what.substr(msg)));
+    return large_.emplace(key).second;
+  }
+
+ private:
+  static constexpr size_t kLinearLimit = 32;
+  std::vector<std::string> keys_;
+  std::unordered_set<std::string> large_;
+};
+
+// The SAX handler. Depth 1 is the top-level object, whose braces are not written: each member
+// value is written on its own, and so is each member of a top-level `meta` object.
+class IntakeHandler {
+ public:
+  IntakeHandler(ResourceDocument& doc, size_t max_depth) : doc_(doc), max_depth_(max_depth) {}
+
+  bool Null() {
+    return Scalar([](CompactWriter& w) { return w.Null(); });
+  }
+  bool Bool(bool b) {
+    return Scalar([b](CompactWriter& w) { return w.Bool(b); });
+  }
+  // With kParseNumbersAsStringsFlag every number arrives as RawNumber, text unchanged.
+  bool Int(int) { return Unexpected(); }
+  bool Uint(unsigned) { return Unexpected(); }
+  bool Int64(int64_t) { return Unexpected(); }
+  bool Uint64(uint64_t) { return Unexpected(); }
+  bool Double(double) { return Unexpected(); }
+  bool RawNumber(const char* text, rapidjson::SizeType length, bool) {
+    return Scalar(
+        [&](CompactWriter& w) { return w.RawValue(text, length, rapidjson::kNumberType); });
+  }
+  bool String(const char* text, rapidjson::SizeType length, bool) {
+    std::string_view value(text, length);
+    if (depth_ == 1 && current_ != nullptr) current_->string_value = std::string(value);
+    if (depth_ == 2 && in_meta_ && current_ != nullptr) current_->string_value = std::string(value);
+    if (depth_ >= 2 && path_[depth_ - 1] == "reference" && value.find("Patient/") != value.npos) {
+      doc_.patient_references.emplace_back(PathToHere(), std::string(value));
+    }
+    return Scalar([&](CompactWriter& w) { return w.String(text, length); });
+  }
+
+  bool StartObject() {
+    if (!Enter()) return false;
+    if (depth_ == 1) return true;  // The resource itself.
+    if (depth_ == 2 && current_ != nullptr && current_->key == "meta") {
+      in_meta_ = true;  // Its members are collected one by one.
+      doc_.meta.emplace();
+      members_.pop_back();  // `meta` leaves the member list.
+      current_ = nullptr;
+      return true;
+    }
+    return writer_.StartObject();
+  }
+  bool Key(const char* text, rapidjson::SizeType length, bool) {
+    std::string_view key(text, length);
+    if (!keys_[depth_ - 1].Insert(key)) {
+      return Fail("duplicate JSON key \"" + Printable(key) + "\"");
+    }
+    path_[depth_ - 1].assign(key);
+    if (depth_ == 1) return BeginMember(members_, key);
+    if (depth_ == 2 && in_meta_) return BeginMember(*doc_.meta, key);
+    return writer_.Key(text, length);
+  }
+  bool EndObject(rapidjson::SizeType) {
+    --depth_;
+    if (depth_ == 0) return true;
+    if (depth_ == 1 && in_meta_) {
+      in_meta_ = false;
+      return true;
+    }
+    return writer_.EndObject() && ValueDone();
+  }
+  bool StartArray() {
+    if (!Enter()) return false;
+    if (depth_ == 1) return Fail("a FHIR resource must be a JSON object");
+    return writer_.StartArray();
+  }
+  bool EndArray(rapidjson::SizeType) {
+    --depth_;
+    return writer_.EndArray() && ValueDone();
   }
 
   const std::string& failure() const { return failure_; }
+  void Finish() { doc_.members = std::move(members_); }
 
  private:
-  static std::string Printable(const std::string& key) {
-    return key.size() > 64 ? key.substr(0, 64) + "..." : key;
+  static std::string Printable(std::string_view key) {
+    return key.size() > 64 ? std::string(key.substr(0, 64)) + "..." : std::string(key);
   }
   bool Fail(std::string why) {
     if (failure_.empty()) failure_ = std::move(why);
     return false;
   }
-  Json* Place(Json&& v) {
-    if (stack_.empty()) {
-      root_ = std::move(v);
-      return &root_;
+  bool Unexpected() { return Fail("internal: number outside raw mode"); }
+
+  bool Enter() {
+    if (depth_ >= max_depth_) return Fail("JSON nesting is deeper than the limit");
+    ++depth_;
+    if (keys_.size() < depth_) {
+      keys_.resize(depth_);
+      path_.resize(depth_);
     }
-    Json& parent = *stack_.back();
-    if (parent.is_array()) {
-      parent.push_back(std::move(v));
-      return &parent.back();
-    }
-    Json& slot = parent[pending_key_];
-    slot = std::move(v);
-    return &slot;
-  }
-  template <typename T>
-  bool Add(T&& v) {
-    return Place(Json(std::forward<T>(v))) != nullptr;
+    keys_[depth_ - 1].Clear();
+    path_[depth_ - 1].clear();  // Stays empty for arrays.
+    return true;
   }
 
-  Json& root_;
-  size_t max_depth_;
-  std::vector<Json*> stack_;
-  std::vector<std::unordered_set<std::string>> keys_;
-  std::string pending_key_;
+  bool BeginMember(std::vector<JsonMember>& list, std::string_view key) {
+    list.push_back(JsonMember{std::string(key), {}, std::nullopt});
+    current_ = &list.back();
+    sink_.out = &current_->json;
+    writer_.Reset(sink_);
+    return true;
+  }
+
+  // A scalar value: the whole member value at depths 1 (and 2 in meta), part of one deeper.
+  template <typename WriteFn>
+  bool Scalar(WriteFn write) {
+    if (depth_ == 0) return Fail("a FHIR resource must be a JSON object");
+    return write(writer_) && ValueDone();
+  }
+  // Called after any value (scalar or closed container) at the current depth.
+  bool ValueDone() {
+    if (depth_ == 1 || (depth_ == 2 && in_meta_)) current_ = nullptr;
+    return true;
+  }
+
+  std::string PathToHere() const {
+    // path_[0..depth_-2] lead to the object holding "reference" (path_[depth_-1]).
+    std::string path;
+    for (size_t i = 0; i + 1 < depth_; ++i) {
+      if (path_[i].empty()) continue;  // An array level.
+      if (!path.empty()) path += '.';
+      path += path_[i];
+    }
+    return path;
+  }
+
+  ResourceDocument& doc_;
+  const size_t max_depth_;
+  size_t depth_ = 0;
+  std::vector<KeySet> keys_;       // Per open container (unused for arrays).
+  std::vector<std::string> path_;  // Current key per open object; "" for arrays.
+  std::vector<JsonMember> members_;
+  JsonMember* current_ = nullptr;  // The member whose value is being written.
+  bool in_meta_ = false;
+  StringSink sink_{nullptr};
+  CompactWriter writer_;
   std::string failure_;
 };
 
 }  // namespace
 
-StatusOr<Json> ParseResourceJson(std::string_view body, const JsonLimits& limits) {
+const JsonMember* ResourceDocument::Find(std::string_view key) const {
+  for (const JsonMember& m : members) {
+    if (m.key == key) return &m;
+  }
+  return nullptr;
+}
+
+StatusOr<ResourceDocument> ParseResourceDocument(std::string_view body, const JsonLimits& limits) {
   if (body.empty()) return JsonError("the request body is empty", "required");
-  Json root;
-  GuardedDomBuilder builder(root, limits.max_depth);
-  bool ok = false;
-  try {
-    ok = Json::sax_parse(body.begin(), body.end(), &builder, Json::input_format_t::json, true);
-  } catch (const std::exception& e) {
-    return JsonError("malformed JSON");
+  ResourceDocument doc;
+  IntakeHandler handler(doc, limits.max_depth);
+  rapidjson::MemoryStream stream(body.data(), body.size());
+  rapidjson::Reader reader;
+  constexpr unsigned kFlags = rapidjson::kParseValidateEncodingFlag |
+                              rapidjson::kParseIterativeFlag |
+                              rapidjson::kParseNumbersAsStringsFlag;
+  rapidjson::ParseResult result = reader.Parse<kFlags>(stream, handler);
+  if (result.IsError()) {
+    if (!handler.failure().empty()) return JsonError(handler.failure());
+    const std::string at = " (byte " + std::to_string(result.Offset()) + ")";
+    if (result.Code() == rapidjson::kParseErrorStringInvalidEncoding) {
+      return JsonError("the body is not valid UTF-8" + at);
+    }
+    return JsonError(std::string("malformed JSON: ") + rapidjson::GetParseError_En(result.Code()) +
+                     at);
   }
-  if (!ok) {
-    return JsonError(builder.failure().empty() ? "malformed JSON" : builder.failure());
+  // The reader stops at a NUL byte as if at the end; anything from there on is not JSON.
+  if (stream.Tell() != body.size()) {
+    return JsonError("malformed JSON: unexpected data after the resource (byte " +
+                     std::to_string(stream.Tell()) + ")");
   }
-  if (!root.is_object()) {
-    return JsonError("a FHIR resource must be a JSON object", "structure");
-  }
-  return root;
+  handler.Finish();
+  return doc;
+}
+
+std::string JsonString(std::string_view text) {
+  std::string out;
+  out.reserve(text.size() + 2);
+  StringSink sink{&out};
+  CompactWriter writer(sink);
+  writer.String(text.data(), static_cast<rapidjson::SizeType>(text.size()));
+  return out;
 }
 
 std::string SerializeJson(const Json& value) {

@@ -1,3 +1,5 @@
+// ParseResourceDocument: what intake accepts, what it refuses (and why), and the compact text it
+// keeps for each member.
 #include "kura/fhir/json.h"
 
 #include <gtest/gtest.h>
@@ -9,35 +11,116 @@ std::string Diagnostics(const Status& s) {
   return s.details().empty() ? "" : s.details()[0].diagnostics;
 }
 
-TEST(ParseResourceJsonTest, AcceptsObjectAndKeepsKeyOrder) {
-  auto j = ParseResourceJson(R"({"resourceType":"Patient","b":1,"a":[1,2,{"x":null}]})", {});
-  ASSERT_TRUE(j.ok()) << j.status().ToString();
-  EXPECT_EQ(SerializeJson(*j), R"({"resourceType":"Patient","b":1,"a":[1,2,{"x":null}]})");
+std::string Why(std::string_view body, JsonLimits limits = {}) {
+  return Diagnostics(ParseResourceDocument(body, limits).status());
 }
 
-TEST(ParseResourceJsonTest, RejectsBadInputWithReasons) {
-  EXPECT_NE(Diagnostics(ParseResourceJson("", {}).status()).find("empty"), std::string::npos);
-  EXPECT_NE(Diagnostics(ParseResourceJson("[1]", {}).status()).find("object"), std::string::npos);
-  EXPECT_NE(Diagnostics(ParseResourceJson("{\"a\":", {}).status()).find("malformed"),
-            std::string::npos);
-  EXPECT_NE(Diagnostics(ParseResourceJson("{} {}", {}).status()).find("malformed"),
-            std::string::npos);
-  EXPECT_NE(Diagnostics(ParseResourceJson("{\"a\":1,\"a\":2}", {}).status()).find("duplicate"),
-            std::string::npos);
-  std::string bad_utf8 = "{\"a\":\"\xc3\x28\"}";
-  EXPECT_NE(Diagnostics(ParseResourceJson(bad_utf8, {}).status()).find("UTF-8"),
-            std::string::npos);
+TEST(ParseResourceDocumentTest, SplitsTopLevelMembersInOrderAsCompactJson) {
+  auto doc = ParseResourceDocument(
+      R"({ "resourceType" : "Patient", "b" : 1, "a" : [1, 2, {"x" : null, "y": true}] })", {});
+  ASSERT_TRUE(doc.ok()) << doc.status().ToString();
+  ASSERT_EQ(doc->members.size(), 3u);
+  EXPECT_EQ(doc->members[0].key, "resourceType");
+  EXPECT_EQ(doc->members[0].json, R"("Patient")");
+  EXPECT_EQ(doc->members[0].string_value, "Patient");
+  EXPECT_EQ(doc->members[1].key, "b");
+  EXPECT_EQ(doc->members[1].json, "1");
+  EXPECT_FALSE(doc->members[1].string_value.has_value());
+  EXPECT_EQ(doc->members[2].json, R"([1,2,{"x":null,"y":true}])");
+  EXPECT_FALSE(doc->meta.has_value());
+  EXPECT_EQ(doc->Find("b"), &doc->members[1]);
+  EXPECT_EQ(doc->Find("zz"), nullptr);
 }
 
-TEST(ParseResourceJsonTest, EnforcesDepthLimit) {
+TEST(ParseResourceDocumentTest, NumbersKeepTheirExactText) {
+  // FHIR decimals carry precision in their text: 98.60 is not 98.6.
+  auto doc = ParseResourceDocument(
+      R"({"v":[98.60,0.1000,1.2345678901234567890,100.00,12345678901234567890.5,-0.0,1E2,)"
+      R"(123456789012345678901234567890]})",
+      {});
+  ASSERT_TRUE(doc.ok()) << doc.status().ToString();
+  EXPECT_EQ(doc->members[0].json,
+            "[98.60,0.1000,1.2345678901234567890,100.00,12345678901234567890.5,-0.0,1E2,"
+            "123456789012345678901234567890]");
+}
+
+TEST(ParseResourceDocumentTest, StringsAreUnescapedThenMinimallyEscaped) {
+  auto doc = ParseResourceDocument(R"({"s":"caf\u00e9 \/ \"q\" \n \u0001 \ud83d\ude00"})", {});
+  ASSERT_TRUE(doc.ok()) << doc.status().ToString();
+  EXPECT_EQ(doc->members[0].string_value, "caf\xc3\xa9 / \"q\" \n \x01 \xf0\x9f\x98\x80");
+  EXPECT_EQ(doc->members[0].json, "\"caf\xc3\xa9 / \\\"q\\\" \\n \\u0001 \xf0\x9f\x98\x80\"");
+  EXPECT_EQ(JsonString("a\"b\\c\x02"), R"("a\"b\\c\u0002")");
+}
+
+TEST(ParseResourceDocumentTest, MetaMembersAreSeparate) {
+  auto doc = ParseResourceDocument(
+      R"({"resourceType":"Patient","meta":{"versionId":"7","tag":[{"code":"t"}]},"x":1})", {});
+  ASSERT_TRUE(doc.ok()) << doc.status().ToString();
+  ASSERT_TRUE(doc->meta.has_value());
+  ASSERT_EQ(doc->meta->size(), 2u);
+  EXPECT_EQ((*doc->meta)[0].string_value, "7");
+  EXPECT_EQ((*doc->meta)[1].json, R"([{"code":"t"}])");
+  EXPECT_EQ(doc->Find("meta"), nullptr);
+  EXPECT_NE(doc->Find("x"), nullptr);
+  // A meta that is not an object stays a member (and is refused later).
+  auto odd = ParseResourceDocument(R"({"meta":[1]})", {});
+  ASSERT_TRUE(odd.ok());
+  EXPECT_FALSE(odd->meta.has_value());
+  ASSERT_NE(odd->Find("meta"), nullptr);
+}
+
+TEST(ParseResourceDocumentTest, CollectsPatientReferencesWithTheirPaths) {
+  auto doc = ParseResourceDocument(
+      R"({"subject":{"reference":"Patient/p1"},"performer":[{"reference":"Practitioner/d"},)"
+      R"({"reference":"Patient/p2"}],"participant":[{"actor":{"reference":"Patient/a"}}],)"
+      R"("note":[{"text":"reference Patient/zz"}],"reference":"Patient/top"})",
+      {});
+  ASSERT_TRUE(doc.ok()) << doc.status().ToString();
+  using Ref = std::pair<std::string, std::string>;
+  EXPECT_EQ(doc->patient_references, (std::vector<Ref>{{"subject", "Patient/p1"},
+                                                       {"performer", "Patient/p2"},
+                                                       {"participant.actor", "Patient/a"}}));
+}
+
+TEST(ParseResourceDocumentTest, RejectsBadInputWithReasons) {
+  EXPECT_NE(Why("").find("empty"), std::string::npos);
+  EXPECT_NE(Why("[1]").find("object"), std::string::npos);
+  EXPECT_NE(Why("\"x\"").find("object"), std::string::npos);
+  EXPECT_NE(Why("{\"a\":").find("malformed"), std::string::npos);
+  EXPECT_NE(Why("{} {}").find("malformed"), std::string::npos);
+  EXPECT_NE(Why(std::string("{}\0{}", 5)).find("after the resource"), std::string::npos);
+  EXPECT_NE(Why("{\"a\":01}").find("malformed"), std::string::npos);
+  EXPECT_NE(Why("{\"a\":1.}").find("malformed"), std::string::npos);
+  EXPECT_NE(Why("{\"a\":NaN}").find("malformed"), std::string::npos);
+  EXPECT_NE(Why("{\"a\":\"\\x\"}").find("malformed"), std::string::npos);
+  EXPECT_NE(Why("{\"a\":\"\\ud800\"}").find("malformed"), std::string::npos);
+  EXPECT_NE(Why("{\"a\":\"tab\there\"}").find("malformed"), std::string::npos);
+  EXPECT_NE(Why("{\"a\":1,\"a\":2}").find("duplicate"), std::string::npos);
+  EXPECT_NE(Why("{\"a\":{\"b\":1,\"b\":2}}").find("duplicate"), std::string::npos);
+  EXPECT_NE(Why("{\"a\":1,\"\\u0061\":2}").find("duplicate"), std::string::npos);
+  EXPECT_TRUE(ParseResourceDocument("{\"a\":{\"b\":1},\"b\":{\"b\":2}}", {}).ok());
+  EXPECT_NE(Why("{\"a\":\"\xc3\x28\"}").find("UTF-8"), std::string::npos);
+  EXPECT_NE(Why("{\"a\":\"\xed\xa0\x80\"}").find("UTF-8"), std::string::npos);  // Surrogate.
+  EXPECT_NE(Why("{\"a\":\"\xc0\xaf\"}").find("UTF-8"), std::string::npos);      // Overlong.
+}
+
+TEST(ParseResourceDocumentTest, DuplicateKeysAreFoundInLargeObjectsToo) {
+  std::string body = "{";
+  for (int i = 0; i < 5000; ++i)
+    body += "\"k" + std::to_string(i) + "\":" + std::to_string(i) + ",";
+  EXPECT_TRUE(ParseResourceDocument(body + "\"last\":0}", {}).ok());
+  EXPECT_NE(Why(body + "\"k4321\":0}").find("duplicate"), std::string::npos);
+}
+
+TEST(ParseResourceDocumentTest, EnforcesDepthLimit) {
   std::string deep = "{\"a\":" + std::string(100, '[') + std::string(100, ']') + "}";
-  auto s = ParseResourceJson(deep, {.max_depth = 64}).status();
+  auto s = ParseResourceDocument(deep, {.max_depth = 64}).status();
   EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
   EXPECT_NE(Diagnostics(s).find("deeper"), std::string::npos);
-  EXPECT_TRUE(ParseResourceJson(deep, {.max_depth = 200}).ok());
+  EXPECT_TRUE(ParseResourceDocument(deep, {.max_depth = 200}).ok());
   // Very deep input must not exhaust the stack.
-  std::string very_deep(1'000'000, '[');
-  EXPECT_FALSE(ParseResourceJson(very_deep, {}).ok());
+  std::string very_deep = "{\"a\":" + std::string(1'000'000, '[');
+  EXPECT_FALSE(ParseResourceDocument(very_deep, {.max_depth = 2'000'000}).ok());
 }
 
 }  // namespace

@@ -9,23 +9,36 @@ namespace kura::fhir {
 namespace {
 
 Status Invalid(std::string message, std::string code, std::string expression) {
-  return InvalidArgumentError(message).WithDetail({std::move(code), message, std::move(expression)});
+  return InvalidArgumentError(message).WithDetail(
+      {std::move(code), message, std::move(expression)});
 }
 
 std::string_view IssueCodeFor(StatusCode code) {
   switch (code) {
-    case StatusCode::kInvalidArgument: return "invalid";
-    case StatusCode::kNotFound: return "not-found";
-    case StatusCode::kGone: return "deleted";
-    case StatusCode::kAlreadyExists: return "duplicate";
-    case StatusCode::kAborted: return "conflict";
-    case StatusCode::kFailedPrecondition: return "business-rule";
-    case StatusCode::kPermissionDenied: return "forbidden";
-    case StatusCode::kUnauthenticated: return "login";
-    case StatusCode::kResourceExhausted: return "throttled";
-    case StatusCode::kUnimplemented: return "not-supported";
-    case StatusCode::kUnavailable: return "transient";
-    default: return "exception";
+    case StatusCode::kInvalidArgument:
+      return "invalid";
+    case StatusCode::kNotFound:
+      return "not-found";
+    case StatusCode::kGone:
+      return "deleted";
+    case StatusCode::kAlreadyExists:
+      return "duplicate";
+    case StatusCode::kAborted:
+      return "conflict";
+    case StatusCode::kFailedPrecondition:
+      return "business-rule";
+    case StatusCode::kPermissionDenied:
+      return "forbidden";
+    case StatusCode::kUnauthenticated:
+      return "login";
+    case StatusCode::kResourceExhausted:
+      return "throttled";
+    case StatusCode::kUnimplemented:
+      return "not-supported";
+    case StatusCode::kUnavailable:
+      return "transient";
+    default:
+      return "exception";
   }
 }
 
@@ -40,25 +53,9 @@ std::string_view PatientIdOf(std::string_view reference) {
   return IsValidId(id) ? id : std::string_view{};
 }
 
-void CollectPatientRefs(const Json& node, std::string_view path, std::vector<std::string>& out) {
-  if (node.is_array()) {
-    for (const Json& item : node) CollectPatientRefs(item, path, out);
-    return;
-  }
-  if (!node.is_object()) return;
-  if (path.empty()) {
-    auto ref = node.find("reference");
-    if (ref != node.end() && ref->is_string()) {
-      std::string_view id = PatientIdOf(ref->get_ref<const std::string&>());
-      if (!id.empty() && std::find(out.begin(), out.end(), id) == out.end()) out.emplace_back(id);
-    }
-    return;
-  }
-  auto dot = path.find('.');
-  std::string_view head = path.substr(0, dot);
-  std::string_view rest = dot == std::string_view::npos ? std::string_view{} : path.substr(dot + 1);
-  auto child = node.find(std::string(head));
-  if (child != node.end()) CollectPatientRefs(*child, rest, out);
+std::string TypeName(const ResourceDocument& resource) {
+  const JsonMember* rt = resource.Find("resourceType");
+  return rt != nullptr && rt->string_value ? *rt->string_value : "Resource";
 }
 
 }  // namespace
@@ -66,104 +63,128 @@ void CollectPatientRefs(const Json& node, std::string_view path, std::vector<std
 bool IsValidId(std::string_view id) {
   if (id.empty() || id.size() > 64) return false;
   return std::all_of(id.begin(), id.end(), [](char c) {
-    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-           c == '-' || c == '.';
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
+           c == '.';
   });
 }
 
-Status CheckIdentity(const Json& resource, std::string_view url_type,
+Status CheckIdentity(const ResourceDocument& resource, std::string_view url_type,
                      std::optional<std::string_view> url_id) {
-  auto rt = resource.find("resourceType");
-  if (rt == resource.end()) {
+  const JsonMember* rt = resource.Find("resourceType");
+  if (rt == nullptr) {
     return Invalid("resourceType is missing", "required", std::string(url_type));
   }
-  if (!rt->is_string()) {
+  if (!rt->string_value) {
     return Invalid("resourceType must be a string", "structure", std::string(url_type));
   }
-  const std::string& type = rt->get_ref<const std::string&>();
+  const std::string& type = *rt->string_value;
   if (!IsR4ResourceType(type)) {
     return Invalid("resourceType is not a FHIR R4 resource type", "value", "resourceType");
   }
   if (type != url_type) {
-    return Invalid("resourceType " + type + " does not match the URL's type " +
-                       std::string(url_type),
-                   "invalid", type);
+    return Invalid(
+        "resourceType " + type + " does not match the URL's type " + std::string(url_type),
+        "invalid", type);
   }
-  auto id = resource.find("id");
+  const JsonMember* id = resource.Find("id");
   if (url_id.has_value()) {
-    if (id == resource.end()) {
-      return Invalid("the resource must have an id equal to the URL's id", "required", type + ".id");
+    if (id == nullptr) {
+      return Invalid("the resource must have an id equal to the URL's id", "required",
+                     type + ".id");
     }
-    if (!id->is_string() || !IsValidId(id->get_ref<const std::string&>())) {
+    if (!id->string_value || !IsValidId(*id->string_value)) {
       return Invalid("id must match [A-Za-z0-9\\-\\.]{1,64}", "value", type + ".id");
     }
-    if (id->get_ref<const std::string&>() != *url_id) {
+    if (*id->string_value != *url_id) {
       return Invalid("the resource id does not match the URL's id", "invalid", type + ".id");
     }
-  } else if (id != resource.end() && !id->is_string()) {
+  } else if (id != nullptr && !id->string_value) {
     return Invalid("id must be a string", "structure", type + ".id");
   }
   return Status::Ok();
 }
 
-Status StampServerFields(Json& resource, std::string_view id, int64_t version_id,
-                         TimePoint last_updated) {
-  auto meta_it = resource.find("meta");
-  if (meta_it != resource.end() && !meta_it->is_object()) {
-    return Invalid("meta must be an object", "structure",
-                   resource.value("resourceType", std::string("Resource")) + ".meta");
+StatusOr<std::string> StampServerFields(const ResourceDocument& resource, std::string_view id,
+                                        int64_t version_id, TimePoint last_updated) {
+  if (resource.Find("meta") != nullptr) {
+    return Invalid("meta must be an object", "structure", TypeName(resource) + ".meta");
   }
-  // Rebuild so resourceType, id and meta lead, as FHIR JSON conventionally orders them.
-  Json out = Json::object();
-  out["resourceType"] = resource["resourceType"];
-  out["id"] = std::string(id);
-  Json meta = meta_it != resource.end() ? std::move(*meta_it) : Json::object();
-  Json new_meta = Json::object();
-  new_meta["versionId"] = std::to_string(version_id);
-  new_meta["lastUpdated"] = FormatInstant(last_updated);
-  for (auto& [k, v] : meta.items()) {
-    if (k != "versionId" && k != "lastUpdated") new_meta[k] = std::move(v);
+  const JsonMember* rt = resource.Find("resourceType");
+  if (rt == nullptr) return Invalid("resourceType is missing", "required", "resourceType");
+  std::string out;
+  size_t size = 96 + id.size();
+  for (const JsonMember& m : resource.members) size += m.key.size() + m.json.size() + 4;
+  if (resource.meta) {
+    for (const JsonMember& m : *resource.meta) size += m.key.size() + m.json.size() + 4;
   }
-  out["meta"] = std::move(new_meta);
-  for (auto& [k, v] : resource.items()) {
-    if (k != "resourceType" && k != "id" && k != "meta") out[k] = std::move(v);
+  out.reserve(size);
+  out += "{\"resourceType\":";
+  out += rt->json;
+  out += ",\"id\":";
+  out += JsonString(id);
+  out += ",\"meta\":{\"versionId\":\"";
+  out += std::to_string(version_id);
+  out += "\",\"lastUpdated\":\"";
+  out += FormatInstant(last_updated);
+  out += '"';
+  auto append = [&out](const JsonMember& m) {
+    out += ',';
+    out += JsonString(m.key);
+    out += ':';
+    out += m.json;
+  };
+  if (resource.meta) {
+    for (const JsonMember& m : *resource.meta) {
+      if (m.key != "versionId" && m.key != "lastUpdated") append(m);
+    }
   }
-  resource = std::move(out);
-  return Status::Ok();
+  out += '}';
+  for (const JsonMember& m : resource.members) {
+    if (m.key != "resourceType" && m.key != "id") append(m);
+  }
+  out += '}';
+  return out;
 }
 
-std::vector<std::string> PatientCompartments(const Json& resource) {
+std::vector<std::string> PatientCompartments(const ResourceDocument& resource) {
   std::vector<std::string> out;
-  auto rt = resource.find("resourceType");
-  if (rt == resource.end() || !rt->is_string()) return out;
-  const std::string& type = rt->get_ref<const std::string&>();
+  const JsonMember* rt = resource.Find("resourceType");
+  if (rt == nullptr || !rt->string_value) return out;
+  const std::string& type = *rt->string_value;
   if (type == "Patient") {
-    auto id = resource.find("id");
-    if (id != resource.end() && id->is_string()) out.push_back(id->get<std::string>());
+    const JsonMember* id = resource.Find("id");
+    if (id != nullptr && id->string_value) out.push_back(*id->string_value);
   }
   // The resource's own subject/patient comes first: the first compartment picks the data key.
   auto paths = PatientCompartmentPaths(type);
   auto is_primary = [](std::string_view p) {
     return p == "subject" || p == "patient" || p == "beneficiary" || p == "individual";
   };
+  auto collect = [&](std::string_view path) {
+    for (const auto& [ref_path, reference] : resource.patient_references) {
+      if (ref_path != path) continue;
+      std::string_view patient = PatientIdOf(reference);
+      if (!patient.empty() && std::find(out.begin(), out.end(), patient) == out.end()) {
+        out.emplace_back(patient);
+      }
+    }
+  };
   for (std::string_view path : paths) {
-    if (is_primary(path)) CollectPatientRefs(resource, path, out);
+    if (is_primary(path)) collect(path);
   }
   for (std::string_view path : paths) {
-    if (!is_primary(path)) CollectPatientRefs(resource, path, out);
+    if (!is_primary(path)) collect(path);
   }
   return out;
 }
 
-Status BasicValidator::Validate(const Json& resource) const {
-  auto rt = resource.find("resourceType");
-  if (rt == resource.end() || !rt->is_string() ||
-      !IsR4ResourceType(rt->get_ref<const std::string&>())) {
+Status BasicValidator::Validate(const ResourceDocument& resource) const {
+  const JsonMember* rt = resource.Find("resourceType");
+  if (rt == nullptr || !rt->string_value || !IsR4ResourceType(*rt->string_value)) {
     return Invalid("resourceType is missing or unknown", "structure", "resourceType");
   }
-  auto meta = resource.find("meta");
-  if (meta != resource.end() && !meta->is_object()) {
-    return Invalid("meta must be an object", "structure", rt->get<std::string>() + ".meta");
+  if (resource.Find("meta") != nullptr) {
+    return Invalid("meta must be an object", "structure", TypeName(resource) + ".meta");
   }
   return Status::Ok();
 }
@@ -172,10 +193,9 @@ Json OperationOutcomeFor(const Status& status) {
   Json oo = Json::object();
   oo["resourceType"] = "OperationOutcome";
   Json issues = Json::array();
-  std::string severity = (status.code() == StatusCode::kInternal ||
-                          status.code() == StatusCode::kDataLoss)
-                             ? "fatal"
-                             : "error";
+  std::string severity =
+      (status.code() == StatusCode::kInternal || status.code() == StatusCode::kDataLoss) ? "fatal"
+                                                                                         : "error";
   if (status.details().empty()) {
     Json issue = Json::object();
     issue["severity"] = severity;

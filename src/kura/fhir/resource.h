@@ -20,20 +20,23 @@ bool IsValidId(std::string_view id);
 // Checks `resource.resourceType` is a known R4 type equal to `url_type`, and the id: on create
 // (`url_id` empty) an id in the body is ignored as the spec says; on update it must be present
 // and equal to `url_id`. InvalidArgument with an issue code and expression on failure.
-Status CheckIdentity(const Json& resource, std::string_view url_type,
+Status CheckIdentity(const ResourceDocument& resource, std::string_view url_type,
                      std::optional<std::string_view> url_id);
 
-// Sets id, meta.versionId and meta.lastUpdated (the server owns them), keeping the rest of meta.
-// InvalidArgument when meta is present but not an object.
-Status StampServerFields(Json& resource, std::string_view id, int64_t version_id,
-                         TimePoint last_updated);
+// The resource as stored: compact JSON with resourceType, id and meta first (as FHIR JSON
+// conventionally orders them), id set to `id` and meta.versionId / meta.lastUpdated set by the
+// server, the rest of meta and every other member as received. InvalidArgument when meta is
+// present but not an object. `resource` must have passed CheckIdentity.
+StatusOr<std::string> StampServerFields(const ResourceDocument& resource, std::string_view id,
+                                        int64_t version_id, TimePoint last_updated);
 
 // Ids of the patients whose compartment holds `resource` (official R4 Patient
 // CompartmentDefinition), without duplicates. A Patient is in its own
 // compartment. The resource's own subject/patient reference comes first (the first entry picks the
 // record's data key), then the other compartment paths in sorted order. Only references of the
 // form "Patient/<id>" (or ending in "/Patient/<id>") count.
-std::vector<std::string> PatientCompartments(const Json& resource);
+// `resource` must have passed CheckIdentity.
+std::vector<std::string> PatientCompartments(const ResourceDocument& resource);
 
 // The structural-validation seam: the API calls Validate on every incoming resource. The
 // implementation for this release checks identity-level rules; the full R4 definitions plug in
@@ -42,13 +45,13 @@ class ResourceValidator {
  public:
   virtual ~ResourceValidator() = default;
   // InvalidArgument with one StatusDetail per problem.
-  virtual Status Validate(const Json& resource) const = 0;
+  virtual Status Validate(const ResourceDocument& resource) const = 0;
 };
 
 // Accepts any object with a known resourceType; meta, if present, must be an object.
 class BasicValidator final : public ResourceValidator {
  public:
-  Status Validate(const Json& resource) const override;
+  Status Validate(const ResourceDocument& resource) const override;
 };
 
 // The OperationOutcome for an error: one issue per StatusDetail (or one from the message).

@@ -5,7 +5,11 @@
 namespace kura::fhir {
 namespace {
 
-Json J(std::string_view text) { return Json::parse(text); }
+ResourceDocument J(std::string_view text) {
+  StatusOr<ResourceDocument> doc = ParseResourceDocument(text, {});
+  EXPECT_TRUE(doc.ok()) << doc.status().ToString();
+  return doc.ok() ? std::move(*doc) : ResourceDocument{};
+}
 
 TEST(IdTest, Syntax) {
   EXPECT_TRUE(IsValidId("abc-DEF.123"));
@@ -32,15 +36,23 @@ TEST(CheckIdentityTest, TypeAndIdRules) {
 }
 
 TEST(StampServerFieldsTest, ServerOwnsVersionAndLastUpdated) {
-  Json r = J(R"({"name":[{"family":"X"}],"meta":{"versionId":"99","tag":[{"code":"t"}]},
-                 "resourceType":"Patient","id":"client"})");
-  ASSERT_TRUE(StampServerFields(r, "p1", 3, FromMicros(1'700'000'000'123'456)).ok());
-  EXPECT_EQ(SerializeJson(r),
-            R"({"resourceType":"Patient","id":"p1","meta":{"versionId":"3",)"
-            R"("lastUpdated":"2023-11-14T22:13:20.123Z","tag":[{"code":"t"}]},)"
-            R"("name":[{"family":"X"}]})");
-  Json bad = J(R"({"resourceType":"Patient","meta":[]})");
-  EXPECT_EQ(StampServerFields(bad, "p1", 1, FromMicros(0)).code(), StatusCode::kInvalidArgument);
+  ResourceDocument r = J(R"({"name":[{"family":"X"}],"meta":{"versionId":"99",
+                 "tag":[{"code":"t"}],"lastUpdated":"2000-01-01T00:00:00Z"},
+                 "resourceType":"Patient","id":"client","weight":70.50})");
+  StatusOr<std::string> stamped = StampServerFields(r, "p1", 3, FromMicros(1'700'000'000'123'456));
+  ASSERT_TRUE(stamped.ok()) << stamped.status().ToString();
+  EXPECT_EQ(*stamped, R"({"resourceType":"Patient","id":"p1","meta":{"versionId":"3",)"
+                      R"("lastUpdated":"2023-11-14T22:13:20.123Z","tag":[{"code":"t"}]},)"
+                      R"("name":[{"family":"X"}],"weight":70.50})");
+  // The result is what nlohmann (and any JSON parser) reads as the same resource.
+  EXPECT_EQ(Json::parse(*stamped)["meta"]["versionId"], "3");
+  ResourceDocument no_meta = J(R"({"resourceType":"Basic"})");
+  EXPECT_EQ(*StampServerFields(no_meta, "b", 1, FromMicros(0)),
+            R"({"resourceType":"Basic","id":"b","meta":{"versionId":"1",)"
+            R"("lastUpdated":"1970-01-01T00:00:00.000Z"}})");
+  ResourceDocument bad = J(R"({"resourceType":"Patient","meta":[]})");
+  EXPECT_EQ(StampServerFields(bad, "p1", 1, FromMicros(0)).status().code(),
+            StatusCode::kInvalidArgument);
 }
 
 TEST(PatientCompartmentsTest, FollowsTheCompartmentDefinition) {
@@ -52,7 +64,8 @@ TEST(PatientCompartmentsTest, FollowsTheCompartmentDefinition) {
                    {"reference":"https://x.example/fhir/Patient/p1"}]})")),
             (std::vector<std::string>{"p1", "p2"}));  // The subject leads.
   EXPECT_TRUE(PatientCompartments(J(R"({"resourceType":"Observation",
-      "subject":{"reference":"Group/g"}})")).empty());
+      "subject":{"reference":"Group/g"}})"))
+                  .empty());
   EXPECT_TRUE(PatientCompartments(J(R"({"resourceType":"Organization","name":"x"})")).empty());
   EXPECT_EQ(PatientCompartments(J(R"({"resourceType":"Appointment",
       "participant":[{"actor":{"reference":"Patient/a"}}]})")),

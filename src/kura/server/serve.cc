@@ -16,6 +16,7 @@
 #include "kura/http/server.h"
 #include "kura/http/tls.h"
 #include "kura/ops/data_dir.h"
+#include "kura/store/caching_store.h"
 #include "kura/store/encrypting_store.h"
 #include "kura/store/sqlite/sqlite_store.h"
 
@@ -72,13 +73,17 @@ int Serve(const cli::ServeArgs& args) {
        .read_connections = static_cast<int>(config->storage.read_connections),
        .group_commit_max_batch = static_cast<int>(config->storage.group_commit_max_batch)});
   if (!backend.ok()) return Fail(backend.status());
-  store::EncryptingStore store(**backend, **keys, config->tenant,
-                               static_cast<size_t>(config->keys.data_key_cache_size));
   auto tls = http::MakeServerTlsContext(ResolvePath(*config, config->tls.certificate),
                                         ResolvePath(*config, config->tls.private_key));
   if (!tls.ok()) return Fail(tls.status());
 
   boost::asio::thread_pool blocking(static_cast<size_t>(config->server.blocking_threads));
+  // This server is the database's only writer, so the record cache stays coherent.
+  store::CachingStore cached(**backend, static_cast<size_t>(config->storage.record_cache_mib)
+                                            << 20);
+  store::EncryptingStore store(
+      cached, **keys, config->tenant, static_cast<size_t>(config->keys.data_key_cache_size),
+      [&blocking](std::function<void()> task) { boost::asio::post(blocking, std::move(task)); });
   auth::ApiTokenAuthenticator authenticator(**backend);
   fhir::BasicValidator validator;
   std::string base = config->server.public_base_url;
@@ -105,14 +110,23 @@ int Serve(const cli::ServeArgs& args) {
   options.write_timeout = std::chrono::seconds(config->server.write_timeout_seconds);
   options.shutdown_grace = std::chrono::seconds(config->server.shutdown_grace_seconds);
   options.max_requests_per_connection = config->server.max_requests_per_connection;
-  auto server = http::Server::Create(options, std::move(*tls), std::move(router),
-                                     &api::HttpLayerError);
+  auto server =
+      http::Server::Create(options, std::move(*tls), std::move(router), &api::HttpLayerError);
   if (!server.ok()) return Fail(server.status());
   log::Info("starting", {{"version", cli::kVersion},
                          {"storage", config->storage.backend},
                          {"key_provider", (*keys)->Name()}});
   Status run = (*server)->Run();
   blocking.join();
+  // Store callbacks post to the server's executors: finish them while those still exist.
+  (*backend)->Close();
+  store::SqliteWriterStats writer = (*backend)->WriterStats();
+  store::RecordCacheStats cache = cached.Stats();
+  log::Info("store_closed", {{"transactions", writer.transactions},
+                             {"writes", writer.writes},
+                             {"cache_hits", cache.hits},
+                             {"cache_misses", cache.misses},
+                             {"cache_entries", cache.entries}});
   if (!run.ok()) return Fail(run);
   log::Info("stopped");
   return 0;

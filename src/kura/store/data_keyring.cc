@@ -24,10 +24,11 @@ std::string DataKeyring::WrapAssociatedData(std::string_view scope, uint64_t key
 }
 
 StatusOr<std::shared_ptr<const crypto::AeadKey>> DataKeyring::Unwrap(const StoredDataKey& stored) {
-  KURA_ASSIGN_OR_RETURN(SecretBytes raw,
-                        provider_.UnwrapKey(stored.wrapped,
-                                            WrapAssociatedData(stored.scope, stored.key_id)));
-  KURA_ASSIGN_OR_RETURN(crypto::AeadKey key, crypto::AeadKey::Create(stored.key_id, std::move(raw)));
+  KURA_ASSIGN_OR_RETURN(
+      SecretBytes raw,
+      provider_.UnwrapKey(stored.wrapped, WrapAssociatedData(stored.scope, stored.key_id)));
+  KURA_ASSIGN_OR_RETURN(crypto::AeadKey key,
+                        crypto::AeadKey::Create(stored.key_id, std::move(raw)));
   return std::make_shared<const crypto::AeadKey>(std::move(key));
 }
 
@@ -45,12 +46,21 @@ void DataKeyring::Remember(const std::string& scope, std::shared_ptr<const crypt
   by_id_[key->key_id()] = std::move(key);
 }
 
-StatusOr<std::shared_ptr<const crypto::AeadKey>> DataKeyring::KeyForScope(const std::string& scope) {
-  {
-    std::shared_lock lock(mu_);
-    auto it = by_scope_.find(scope);
-    if (it != by_scope_.end()) return it->second;
-  }
+std::shared_ptr<const crypto::AeadKey> DataKeyring::CachedKeyForScope(const std::string& scope) {
+  std::shared_lock lock(mu_);
+  auto it = by_scope_.find(scope);
+  return it != by_scope_.end() ? it->second : nullptr;
+}
+
+std::shared_ptr<const crypto::AeadKey> DataKeyring::CachedKeyById(uint64_t key_id) {
+  std::shared_lock lock(mu_);
+  auto it = by_id_.find(key_id);
+  return it != by_id_.end() ? it->second : nullptr;
+}
+
+StatusOr<std::shared_ptr<const crypto::AeadKey>> DataKeyring::KeyForScope(
+    const std::string& scope) {
+  if (auto cached = CachedKeyForScope(scope)) return cached;
   KURA_ASSIGN_OR_RETURN(std::optional<StoredDataKey> found, backend_.FindDataKeyByScope(scope));
   if (!found) {
     KURA_ASSIGN_OR_RETURN(SecretBytes raw, SecretBytes::Random(crypto::kAesKeyBytes));
@@ -75,11 +85,7 @@ StatusOr<std::shared_ptr<const crypto::AeadKey>> DataKeyring::KeyForScope(const 
 }
 
 StatusOr<std::shared_ptr<const crypto::AeadKey>> DataKeyring::KeyById(uint64_t key_id) {
-  {
-    std::shared_lock lock(mu_);
-    auto it = by_id_.find(key_id);
-    if (it != by_id_.end()) return it->second;
-  }
+  if (auto cached = CachedKeyById(key_id)) return cached;
   KURA_ASSIGN_OR_RETURN(std::optional<StoredDataKey> found, backend_.FindDataKeyById(key_id));
   if (!found) return crypto::DecryptionFailed("record names an unknown data key");
   KURA_ASSIGN_OR_RETURN(auto key, Unwrap(*found));

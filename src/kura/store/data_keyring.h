@@ -31,6 +31,10 @@ class DataKeyring {
   // The key a record names. DataLoss ("decryption failed") when unknown or unwrappable.
   StatusOr<std::shared_ptr<const crypto::AeadKey>> KeyById(uint64_t key_id);
 
+  // The same keys from the cache alone, never blocking; null when not cached.
+  std::shared_ptr<const crypto::AeadKey> CachedKeyForScope(const std::string& scope);
+  std::shared_ptr<const crypto::AeadKey> CachedKeyById(uint64_t key_id);
+
   static std::string PatientScope(std::string_view patient_id);
   static constexpr std::string_view kTenantScope = "tenant";
 

@@ -6,10 +6,12 @@
 namespace kura::store {
 
 EncryptingStore::EncryptingStore(Store& backend, const crypto::KeyProvider& provider,
-                                 std::string tenant, size_t key_cache_capacity)
-    : backend_(backend),
+                                 std::string tenant, size_t key_cache_capacity,
+                                 BlockingExecutor blocking)
+    : ForwardingStore(backend),
       tenant_(tenant),
-      keyring_(backend, provider, std::move(tenant), key_cache_capacity) {}
+      keyring_(backend, provider, std::move(tenant), key_cache_capacity),
+      blocking_(std::move(blocking)) {}
 
 std::string EncryptingStore::RecordAssociatedData(std::string_view tenant, std::string_view type,
                                                   std::string_view id, int64_t version) {
@@ -24,27 +26,39 @@ std::string EncryptingStore::RecordAssociatedData(std::string_view tenant, std::
   return aad;
 }
 
-Status EncryptingStore::Seal(ResourceVersion& v) {
-  if (v.deleted) {
-    v.payload.clear();
-    return Status::Ok();
-  }
-  std::string scope = v.compartment.empty() ? std::string(DataKeyring::kTenantScope)
-                                            : DataKeyring::PatientScope(v.compartment);
-  KURA_ASSIGN_OR_RETURN(auto key, keyring_.KeyForScope(scope));
-  KURA_ASSIGN_OR_RETURN(std::string sealed,
-                        key->Encrypt(v.payload, RecordAssociatedData(tenant_, v.type, v.id,
-                                                                     v.version)));
+std::string EncryptingStore::ScopeOf(const ResourceVersion& v) {
+  return v.compartment.empty() ? std::string(DataKeyring::kTenantScope)
+                               : DataKeyring::PatientScope(v.compartment);
+}
+
+Status EncryptingStore::Seal(ResourceVersion& v, const crypto::AeadKey& key) {
+  KURA_ASSIGN_OR_RETURN(
+      std::string sealed,
+      key.Encrypt(v.payload, RecordAssociatedData(tenant_, v.type, v.id, v.version)));
   SecureWipe(v.payload.data(), v.payload.size());
   v.payload = std::move(sealed);
+  return Status::Ok();
+}
+
+Status EncryptingStore::SealAll(WriteBatch& batch) {
+  for (ResourceVersion& v : batch.resources) {
+    if (v.deleted) {
+      v.payload.clear();
+      continue;
+    }
+    KURA_ASSIGN_OR_RETURN(auto key, keyring_.KeyForScope(ScopeOf(v)));
+    KURA_RETURN_IF_ERROR(Seal(v, *key));
+  }
   return Status::Ok();
 }
 
 Status EncryptingStore::Open(ResourceVersion& v) {
   if (v.deleted) return Status::Ok();
   auto fail = [&](const Status& s) {
-    log::Error("integrity_failure", {{"what", "record decryption"}, {"detail", s.internal_detail()},
-                                     {"resource_type", v.type}, {"version", v.version}});
+    log::Error("integrity_failure", {{"what", "record decryption"},
+                                     {"detail", s.internal_detail()},
+                                     {"resource_type", v.type},
+                                     {"version", v.version}});
     return crypto::DecryptionFailed(s.internal_detail());
   };
   std::optional<uint64_t> key_id = crypto::PeekRecordKeyId(v.payload);
@@ -58,25 +72,88 @@ Status EncryptingStore::Open(ResourceVersion& v) {
 }
 
 StatusOr<CommitResult> EncryptingStore::Commit(WriteBatch batch) {
-  for (ResourceVersion& v : batch.resources) KURA_RETURN_IF_ERROR(Seal(v));
-  return backend_.Commit(std::move(batch));
+  KURA_RETURN_IF_ERROR(SealAll(batch));
+  return backend().Commit(std::move(batch));
+}
+
+void EncryptingStore::CommitAsync(WriteBatch batch, CommitCallback done) {
+  // Seal here when every key is cached (CPU only); otherwise loading or creating a key means
+  // store round trips, which belong on the blocking executor.
+  std::vector<std::shared_ptr<const crypto::AeadKey>> keys;
+  keys.reserve(batch.resources.size());
+  for (const ResourceVersion& v : batch.resources) {
+    if (v.deleted) {
+      keys.emplace_back();
+      continue;
+    }
+    auto key = keyring_.CachedKeyForScope(ScopeOf(v));
+    if (key == nullptr) {
+      blocking_([this, batch = std::move(batch), done = std::move(done)]() mutable {
+        if (Status sealed = SealAll(batch); !sealed.ok()) {
+          done(std::move(sealed));
+          return;
+        }
+        backend().CommitAsync(std::move(batch), std::move(done));
+      });
+      return;
+    }
+    keys.push_back(std::move(key));
+  }
+  for (size_t i = 0; i < batch.resources.size(); ++i) {
+    ResourceVersion& v = batch.resources[i];
+    if (v.deleted) {
+      v.payload.clear();
+      continue;
+    }
+    if (Status sealed = Seal(v, *keys[i]); !sealed.ok()) {
+      done(std::move(sealed));
+      return;
+    }
+  }
+  backend().CommitAsync(std::move(batch), std::move(done));
+}
+
+std::optional<StatusOr<ResourceVersion>> EncryptingStore::OpenIfKeyCached(
+    StatusOr<ResourceVersion> v) {
+  if (v.ok() && !v->deleted) {
+    std::optional<uint64_t> key_id = crypto::PeekRecordKeyId(v->payload);
+    if (key_id && keyring_.CachedKeyById(*key_id) == nullptr) return std::nullopt;
+    // With the key cached (or a malformed header, which fails closed), Open does not block.
+    if (Status opened = Open(*v); !opened.ok()) return StatusOr<ResourceVersion>(opened);
+  }
+  return v;
+}
+
+std::optional<StatusOr<ResourceVersion>> EncryptingStore::ReadCurrentIfCached(std::string_view type,
+                                                                              std::string_view id) {
+  std::optional<StatusOr<ResourceVersion>> v = backend().ReadCurrentIfCached(type, id);
+  if (!v) return std::nullopt;
+  return OpenIfKeyCached(std::move(*v));
+}
+
+std::optional<StatusOr<ResourceVersion>> EncryptingStore::ReadVersionIfCached(std::string_view type,
+                                                                              std::string_view id,
+                                                                              int64_t version) {
+  std::optional<StatusOr<ResourceVersion>> v = backend().ReadVersionIfCached(type, id, version);
+  if (!v) return std::nullopt;
+  return OpenIfKeyCached(std::move(*v));
 }
 
 StatusOr<ResourceVersion> EncryptingStore::ReadCurrent(std::string_view type, std::string_view id) {
-  KURA_ASSIGN_OR_RETURN(ResourceVersion v, backend_.ReadCurrent(type, id));
+  KURA_ASSIGN_OR_RETURN(ResourceVersion v, backend().ReadCurrent(type, id));
   KURA_RETURN_IF_ERROR(Open(v));
   return v;
 }
 
 StatusOr<ResourceVersion> EncryptingStore::ReadVersion(std::string_view type, std::string_view id,
                                                        int64_t version) {
-  KURA_ASSIGN_OR_RETURN(ResourceVersion v, backend_.ReadVersion(type, id, version));
+  KURA_ASSIGN_OR_RETURN(ResourceVersion v, backend().ReadVersion(type, id, version));
   KURA_RETURN_IF_ERROR(Open(v));
   return v;
 }
 
 StatusOr<HistoryPage> EncryptingStore::History(const HistoryQuery& query) {
-  KURA_ASSIGN_OR_RETURN(HistoryPage page, backend_.History(query));
+  KURA_ASSIGN_OR_RETURN(HistoryPage page, backend().History(query));
   for (ResourceVersion& v : page.versions) KURA_RETURN_IF_ERROR(Open(v));
   return page;
 }

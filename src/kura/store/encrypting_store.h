@@ -5,53 +5,54 @@
 // record (docs/formats/encrypted-record.md) whose associated data binds tenant, resource type, id
 // and version, so a record copied to another row fails to decrypt. A failed decryption returns
 // DataLoss "decryption failed" and is logged as an integrity failure; altered data is never
-// returned. Delete markers carry no payload. Thread-safe.
+// returned. Delete markers carry no payload.
+//
+// CommitAsync and the *IfCached reads never block: they use only data keys already in the
+// keyring's cache. A commit that needs a key not yet cached (a new patient's first record) seals
+// on the BlockingExecutor instead; a cached read whose key is not cached reports a miss.
+// Thread-safe.
 #pragma once
 
 #include <memory>
 
 #include "kura/store/data_keyring.h"
-#include "kura/store/store.h"
+#include "kura/store/forwarding_store.h"
 
 namespace kura::store {
 
-class EncryptingStore final : public Store {
+class EncryptingStore final : public ForwardingStore {
  public:
   // `backend` and `provider` must outlive this object.
   EncryptingStore(Store& backend, const crypto::KeyProvider& provider, std::string tenant,
-                  size_t key_cache_capacity);
+                  size_t key_cache_capacity, BlockingExecutor blocking = RunOnCallingThread);
 
   StatusOr<CommitResult> Commit(WriteBatch batch) override;
+  void CommitAsync(WriteBatch batch, CommitCallback done) override;
+  std::optional<StatusOr<ResourceVersion>> ReadCurrentIfCached(std::string_view type,
+                                                               std::string_view id) override;
+  std::optional<StatusOr<ResourceVersion>> ReadVersionIfCached(std::string_view type,
+                                                               std::string_view id,
+                                                               int64_t version) override;
   StatusOr<ResourceVersion> ReadCurrent(std::string_view type, std::string_view id) override;
   StatusOr<ResourceVersion> ReadVersion(std::string_view type, std::string_view id,
                                         int64_t version) override;
   StatusOr<HistoryPage> History(const HistoryQuery& query) override;
-
-  StatusOr<std::optional<StoredDataKey>> FindDataKeyByScope(std::string_view scope) override {
-    return backend_.FindDataKeyByScope(scope);
-  }
-  StatusOr<std::optional<StoredDataKey>> FindDataKeyById(uint64_t key_id) override {
-    return backend_.FindDataKeyById(key_id);
-  }
-  StatusOr<StoredDataKey> InsertDataKeyIfAbsent(const StoredDataKey& key) override {
-    return backend_.InsertDataKeyIfAbsent(key);
-  }
-  Status PutApiToken(const ApiToken& token) override { return backend_.PutApiToken(token); }
-  StatusOr<std::optional<ApiToken>> FindApiToken(std::string_view token_hash) override {
-    return backend_.FindApiToken(token_hash);
-  }
 
   // The associated data bound into a resource record (exposed for tests and docs).
   static std::string RecordAssociatedData(std::string_view tenant, std::string_view type,
                                           std::string_view id, int64_t version);
 
  private:
-  Status Seal(ResourceVersion& v);
+  static std::string ScopeOf(const ResourceVersion& v);
+  Status Seal(ResourceVersion& v, const crypto::AeadKey& key);
+  Status SealAll(WriteBatch& batch);
   Status Open(ResourceVersion& v);
+  // Open() with a cached key only; nullopt when the key is not cached.
+  std::optional<StatusOr<ResourceVersion>> OpenIfKeyCached(StatusOr<ResourceVersion> v);
 
-  Store& backend_;
   const std::string tenant_;
   DataKeyring keyring_;
+  BlockingExecutor blocking_;
 };
 
 }  // namespace kura::store

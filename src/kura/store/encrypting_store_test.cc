@@ -6,11 +6,13 @@
 #include <unistd.h>
 
 #include <fstream>
+#include <future>
 #include <set>
 #include <sstream>
 #include <thread>
 
 #include "kura/crypto/local_key_file.h"
+#include "kura/store/caching_store.h"
 #include "kura/store/sqlite/sqlite_store.h"
 
 namespace kura::store {
@@ -167,6 +169,53 @@ TEST_F(EncryptingStoreTest, ConcurrentFirstUseOfACompartmentAgreesOnOneKey) {
   for (int t = 0; t < 8; ++t) {
     EXPECT_TRUE(encrypted_->ReadCurrent("Observation", "c" + std::to_string(t)).ok());
   }
+}
+
+TEST_F(EncryptingStoreTest, CommitAsyncUsesTheBlockingExecutorOnlyToLoadAKey) {
+  int blocking_tasks = 0;
+  EncryptingStore store(*backend_, *keys_, "t1", 1024, [&](std::function<void()> task) {
+    ++blocking_tasks;
+    task();
+  });
+  auto commit = [&](ResourceVersion v) {
+    std::promise<StatusOr<CommitResult>> done;
+    WriteBatch b;
+    b.resources.push_back(std::move(v));
+    store.CommitAsync(std::move(b),
+                      [&](StatusOr<CommitResult> r) { done.set_value(std::move(r)); });
+    return done.get_future().get();
+  };
+  ASSERT_TRUE(commit(Version("Observation", "o1", 1, "p", "{\"v\":1}")).ok());
+  EXPECT_EQ(blocking_tasks, 1);  // The compartment's key had to be created.
+  ASSERT_TRUE(commit(Version("Observation", "o2", 1, "p", "{\"v\":2}")).ok());
+  ResourceVersion marker = Version("Observation", "o1", 2, "p", "");
+  marker.deleted = true;
+  ASSERT_TRUE(commit(marker).ok());
+  EXPECT_EQ(blocking_tasks, 1);  // Cached key (and a delete needs none): sealed on the caller.
+  auto raw = backend_->ReadCurrent("Observation", "o2");
+  ASSERT_TRUE(raw.ok());
+  EXPECT_EQ(raw->payload.find("\"v\""), std::string::npos);
+  EXPECT_EQ(store.ReadCurrent("Observation", "o2")->payload, "{\"v\":2}");
+}
+
+TEST_F(EncryptingStoreTest, CachedReadsOpenRecordsOnlyWithACachedKey) {
+  CachingStore cache(*backend_, 1 << 20);
+  auto writer = std::make_unique<EncryptingStore>(cache, *keys_, "t1", 1024);
+  WriteBatch b;
+  b.resources.push_back(Version("Observation", "o", 1, "p", "{\"v\":1}"));
+  ASSERT_TRUE(writer->Commit(std::move(b)).ok());
+  auto hit = writer->ReadCurrentIfCached("Observation", "o");
+  ASSERT_TRUE(hit.has_value());
+  ASSERT_TRUE(hit->ok());
+  EXPECT_EQ((*hit)->payload, "{\"v\":1}");
+  // A fresh keyring has no key yet: the record is in memory but cannot be opened without
+  // blocking, so that is a miss, until a blocking read has loaded the key.
+  EncryptingStore fresh(cache, *keys_, "t1", 1024);
+  EXPECT_FALSE(fresh.ReadCurrentIfCached("Observation", "o").has_value());
+  EXPECT_TRUE(fresh.ReadCurrent("Observation", "o").ok());
+  auto later = fresh.ReadVersionIfCached("Observation", "o", 1);
+  ASSERT_TRUE(later.has_value());
+  EXPECT_EQ((*later)->payload, "{\"v\":1}");
 }
 
 TEST_F(EncryptingStoreTest, WrongMasterKeyCannotOpenData) {

@@ -9,10 +9,14 @@
 // replica for PostgreSQL). Concurrent Commit() calls share durable commits (group commit), each
 // still atomic on its own. Reads run concurrently with writes and never wait for the writer.
 //
+// Callers that must not block (the server's I/O threads) use CommitAsync(), which queues the
+// batch and returns at once, and the *IfCached reads, which answer only from memory.
+//
 // Implementations are thread-safe.
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -76,6 +80,18 @@ struct ApiToken {
   bool revoked = false;
 };
 
+// Completion of CommitAsync(): the Commit() result. It runs on a store thread (or, for a batch
+// refused before queueing, on the caller's thread before CommitAsync returns), in commit order,
+// and must not block: hand the result to the caller's own executor.
+using CommitCallback = std::function<void(StatusOr<CommitResult>)>;
+
+// Runs a task somewhere it may block (the server's blocking pool). Used by decorators whose
+// non-blocking paths sometimes need blocking work first, such as loading a data key.
+using BlockingExecutor = std::function<void(std::function<void()>)>;
+
+// A BlockingExecutor for tools and tests: runs the task on the calling thread.
+inline void RunOnCallingThread(std::function<void()> task) { task(); }
+
 class Store {
  public:
   virtual ~Store() = default;
@@ -84,6 +100,9 @@ class Store {
   // is not current + 1 (a concurrent writer won); InvalidArgument on a malformed batch (empty type
   // or id, version < 1, one (type, id) twice); Unavailable when the database cannot commit.
   virtual StatusOr<CommitResult> Commit(WriteBatch batch) = 0;
+  // Commit() without blocking the caller: queues the batch and returns; `done` gets what Commit()
+  // would have returned, once the batch is durable or has failed.
+  virtual void CommitAsync(WriteBatch batch, CommitCallback done) = 0;
 
   // The current version (which may be a delete marker). NotFound when it never existed.
   virtual StatusOr<ResourceVersion> ReadCurrent(std::string_view type, std::string_view id) = 0;
@@ -91,6 +110,21 @@ class Store {
   virtual StatusOr<ResourceVersion> ReadVersion(std::string_view type, std::string_view id,
                                                 int64_t version) = 0;
   virtual StatusOr<HistoryPage> History(const HistoryQuery& query) = 0;
+
+  // ReadCurrent / ReadVersion answered from memory without blocking, or nullopt when the answer
+  // would need the database (the caller then uses the blocking call on a thread that may block).
+  // A backend without a cache always says nullopt.
+  virtual std::optional<StatusOr<ResourceVersion>> ReadCurrentIfCached(std::string_view type,
+                                                                       std::string_view id) {
+    (void)type, (void)id;
+    return std::nullopt;
+  }
+  virtual std::optional<StatusOr<ResourceVersion>> ReadVersionIfCached(std::string_view type,
+                                                                       std::string_view id,
+                                                                       int64_t version) {
+    (void)type, (void)id, (void)version;
+    return std::nullopt;
+  }
 
   // Data keys. InsertDataKeyIfAbsent is durable; when the scope already has a key it returns the
   // existing one unchanged (so concurrent creators agree on one key).

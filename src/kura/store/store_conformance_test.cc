@@ -16,16 +16,20 @@
 #include <atomic>
 #include <barrier>
 #include <chrono>
+#include <condition_variable>
 #include <filesystem>
 #include <fstream>
 #include <functional>
 #include <memory>
+#include <mutex>
+#include <optional>
 #include <set>
 #include <string>
 #include <thread>
 #include <tuple>
 #include <vector>
 
+#include "kura/store/caching_store.h"
 #include "kura/store/sqlite/sqlite_store.h"
 #include "kura/store/store.h"
 
@@ -886,6 +890,117 @@ TEST_P(StoreConformanceTest, ReadersRunConcurrentlyWithWriters) {
   EXPECT_GE(reads.load(), kReaders * kWriters);
 }
 
+// --- Asynchronous commits and cached reads ----------------------------------------------------
+
+// Collects CommitAsync results; the callbacks may run on any thread.
+class AsyncResults {
+ public:
+  CommitCallback Slot(size_t index) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (results_.size() <= index) results_.resize(index + 1);
+    ++pending_;
+    return [this, index](StatusOr<CommitResult> result) {
+      std::lock_guard<std::mutex> lock(mu_);
+      results_[index] = std::move(result);
+      order_.push_back(index);
+      if (--pending_ == 0) all_done_.notify_all();
+    };
+  }
+  void Wait() {
+    std::unique_lock<std::mutex> lock(mu_);
+    all_done_.wait(lock, [this] { return pending_ == 0; });
+  }
+  const StatusOr<CommitResult>& operator[](size_t index) const { return *results_[index]; }
+  std::vector<size_t> order() const { return order_; }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable all_done_;
+  std::vector<std::optional<StatusOr<CommitResult>>> results_;
+  std::vector<size_t> order_;
+  size_t pending_ = 0;
+};
+
+TEST_P(StoreConformanceTest, CommitAsyncReportsWhatCommitWould) {
+  AsyncResults results;
+  store().CommitAsync(Batch({Res("Patient", "a", 1, "a1")}), results.Slot(0));
+  store().CommitAsync(Batch({Res("Patient", "a", 2, "a2")}), results.Slot(1));
+  store().CommitAsync(Batch({Res("Patient", "a", 2, "a2-again")}), results.Slot(2));  // Conflict.
+  store().CommitAsync(Batch({Res("Patient", "b", 1, "b1"), Res("Patient", "c", 1, "c1")}),
+                      results.Slot(3));
+  store().CommitAsync(Batch({Res("", "x", 1)}), results.Slot(4));  // Malformed.
+  results.Wait();
+  ASSERT_THAT(results[0], IsOk());
+  ASSERT_THAT(results[1], IsOk());
+  EXPECT_THAT(results[2], StatusIs(StatusCode::kAborted));
+  ASSERT_THAT(results[3], IsOk());
+  EXPECT_THAT(results[4], StatusIs(StatusCode::kInvalidArgument));
+  ASSERT_EQ(results[3]->sequences.size(), 2u);
+  EXPECT_LT(results[0]->sequences[0], results[1]->sequences[0]);
+  EXPECT_LT(results[3]->sequences[0], results[3]->sequences[1]);
+
+  StatusOr<ResourceVersion> a = store().ReadCurrent("Patient", "a");
+  ASSERT_THAT(a, IsOk());
+  EXPECT_EQ(a->version, 2);
+  EXPECT_EQ(a->payload, "a2");
+  EXPECT_EQ(a->sequence, results[1]->sequences[0]);
+  EXPECT_THAT(store().ReadCurrent("Patient", "c"), IsOk());
+}
+
+TEST_P(StoreConformanceTest, CommitAsyncWritesAreReadableWhenReported) {
+  // Each callback reads back its own write: a reported commit is visible to every reader.
+  constexpr int kVersions = 40;
+  std::atomic<int> stale{0};
+  AsyncResults results;
+  for (int v = 1; v <= kVersions; ++v) {
+    CommitCallback slot = results.Slot(static_cast<size_t>(v));
+    store().CommitAsync(Batch({Res("Observation", "o", v, "o" + std::to_string(v))}),
+                        [&, v, slot](StatusOr<CommitResult> result) {
+                          if (result.ok()) {
+                            StatusOr<ResourceVersion> seen =
+                                store().ReadCurrent("Observation", "o");
+                            if (!seen.ok() || seen->version < v) ++stale;
+                            std::optional<StatusOr<ResourceVersion>> cached =
+                                store().ReadCurrentIfCached("Observation", "o");
+                            if (cached && (!cached->ok() || (*cached)->version < v)) ++stale;
+                          }
+                          slot(std::move(result));
+                        });
+  }
+  results.Wait();
+  for (int v = 1; v <= kVersions; ++v) EXPECT_THAT(results[static_cast<size_t>(v)], IsOk());
+  // Results are reported in commit order.
+  std::vector<size_t> order = results.order();
+  EXPECT_TRUE(std::is_sorted(order.begin(), order.end()));
+  EXPECT_EQ(stale.load(), 0);
+}
+
+TEST_P(StoreConformanceTest, CachedReadsNeverDisagreeWithTheDatabase) {
+  MustCommit({Res("Patient", "p", 1, "p1", At(1)), Res("Condition", "c", 1, "c1", At(1), "p")});
+  MustCommit({Res("Patient", "p", 2, "p2", At(2))});
+  MustCommit({DeleteMarker("Condition", "c", 2, At(3))});
+  ASSERT_THAT(store().ReadCurrent("Patient", "p"), IsOk());  // May fill a cache.
+  for (const auto& [type, id] : {std::pair{"Patient"s, "p"s}, std::pair{"Condition"s, "c"s},
+                                 std::pair{"Patient"s, "absent"s}}) {
+    std::optional<StatusOr<ResourceVersion>> cached = store().ReadCurrentIfCached(type, id);
+    StatusOr<ResourceVersion> stored = store().ReadCurrent(type, id);
+    if (cached) {
+      ASSERT_THAT(*cached, IsOk());
+      ASSERT_THAT(stored, IsOk());
+      ExpectSameVersion(**cached, *stored);
+    }
+    for (int64_t version = 1; version <= 2; ++version) {
+      std::optional<StatusOr<ResourceVersion>> cached_version =
+          store().ReadVersionIfCached(type, id, version);
+      if (!cached_version) continue;
+      ASSERT_THAT(*cached_version, IsOk());
+      StatusOr<ResourceVersion> stored_version = store().ReadVersion(type, id, version);
+      ASSERT_THAT(stored_version, IsOk());
+      ExpectSameVersion(**cached_version, *stored_version);
+    }
+  }
+}
+
 // --- Backends ---------------------------------------------------------------------------------
 
 StoreFactory SqliteFactory(int read_connections, int group_commit_max_batch) {
@@ -900,11 +1015,23 @@ StoreFactory SqliteFactory(int read_connections, int group_commit_max_batch) {
   };
 }
 
+// The record cache in front of SQLite must be indistinguishable from SQLite alone, with room for
+// everything and with so little room that entries are evicted and refilled all the time.
+StoreFactory CachedSqliteFactory(size_t capacity_bytes) {
+  return [=](const std::filesystem::path& dir) -> std::unique_ptr<Store> {
+    std::unique_ptr<Store> sqlite = SqliteFactory(8, 1024)(dir);
+    if (sqlite == nullptr) return nullptr;
+    return std::make_unique<CachingStore>(std::move(sqlite), capacity_bytes);
+  };
+}
+
 INSTANTIATE_TEST_SUITE_P(
     Backends, StoreConformanceTest,
     ::testing::Values(Backend{"Sqlite", SqliteFactory(8, 1024)},
                       // The degenerate configuration: one reader to share, no batching.
-                      Backend{"SqliteOneReaderNoBatching", SqliteFactory(1, 1)}),
+                      Backend{"SqliteOneReaderNoBatching", SqliteFactory(1, 1)},
+                      Backend{"CachedSqlite", CachedSqliteFactory(64 << 20)},
+                      Backend{"CachedSqliteTinyCache", CachedSqliteFactory(16 * 600)}),
     [](const ::testing::TestParamInfo<Backend>& info) { return info.param.name; });
 
 // --- SQLite only ------------------------------------------------------------------------------
@@ -1028,6 +1155,47 @@ TEST_F(SqliteStoreTest, WriterStatsCountEveryQueuedWrite) {
   EXPECT_EQ(stats.writes, kThreads * kCommits + 1);
   EXPECT_GE(stats.transactions, 1);
   EXPECT_LE(stats.transactions, stats.writes);
+}
+
+TEST_F(SqliteStoreTest, TheWalIsCheckpointedAndStaysBoundedUnderSustainedWrites) {
+  SqliteOptions options = Options(path_);
+  options.checkpoint_wal_pages = 16;
+  StatusOr<std::unique_ptr<SqliteStore>> opened = SqliteStore::Open(options);
+  ASSERT_THAT(opened, IsOk());
+  SqliteStore& store = **opened;
+  constexpr int kThreads = 4;
+  constexpr int kCommits = 400;
+  const std::string payload(2000, 'p');  // About half a page per version.
+  std::uintmax_t largest_wal = 0;
+  std::atomic<bool> writing{true};
+  std::thread watcher([&] {
+    std::error_code ec;
+    while (writing.load()) {
+      largest_wal = std::max(largest_wal, std::filesystem::file_size(dir_ / "kura.db-wal", ec));
+      std::this_thread::yield();
+    }
+  });
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kCommits; ++i) {
+        EXPECT_THAT(store.Commit(Batch({Res("Device", "d" + std::to_string(t), i + 1, payload)})),
+                    IsOk());
+      }
+    });
+  }
+  for (auto& thread : threads) thread.join();
+  writing = false;
+  watcher.join();
+  EXPECT_GT(store.WriterStats().checkpoints, 0);
+  // 1.6k versions of ~2 KB went through; the WAL never held more than a few checkpoint
+  // thresholds' worth (4 KiB pages plus frame headers), plus one group in flight.
+  EXPECT_LT(largest_wal, 2u << 20) << "the WAL kept growing";
+  for (int t = 0; t < kThreads; ++t) {
+    StatusOr<ResourceVersion> v = store.ReadCurrent("Device", "d" + std::to_string(t));
+    ASSERT_THAT(v, IsOk());
+    EXPECT_EQ(v->version, kCommits);
+  }
 }
 
 TEST_F(SqliteStoreTest, RejectsInvalidOptions) {

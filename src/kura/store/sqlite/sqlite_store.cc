@@ -12,6 +12,7 @@
 #include <cerrno>
 #include <cstring>
 #include <functional>
+#include <future>
 #include <limits>
 #include <set>
 #include <string>
@@ -75,6 +76,8 @@ constexpr const char* kCreateSchemaMigrations =
     "version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)";
 
 constexpr int kBusyTimeoutMs = 5000;
+// WAL size, in multiples of checkpoint_wal_pages, at which the writer checkpoints itself.
+constexpr int64_t kWriterCheckpointFactor = 4;
 constexpr size_t kApiTokenHashSize = 32;
 
 // Every statement a connection runs more than once; prepared on first use and cached.
@@ -245,7 +248,7 @@ Status PrepareDatabaseFiles(const std::filesystem::path& path) {
 // connection to one thread at a time.
 class SqliteStore::Connection {
  public:
-  enum class Role { kWriter, kReader };
+  enum class Role { kWriter, kReader, kCheckpointer };
 
   static StatusOr<std::unique_ptr<Connection>> Open(const std::filesystem::path& path, Role role) {
     sqlite3* db = nullptr;
@@ -264,6 +267,8 @@ class SqliteStore::Connection {
         return UnavailableError("storage error", "could not enable WAL, journal mode " + mode);
       }
       KURA_RETURN_IF_ERROR(conn->ExecScript("PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON"));
+    } else if (role == Role::kCheckpointer) {
+      KURA_RETURN_IF_ERROR(conn->ExecScript("PRAGMA synchronous=FULL"));
     } else {
       KURA_RETURN_IF_ERROR(
           conn->ExecScript("PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON; PRAGMA query_only=1"));
@@ -496,14 +501,12 @@ Status MigrateInTransaction(Conn& conn) {
 
 }  // namespace
 
-// A unit of write work waiting in the queue. `work` runs on the leader's thread inside its own
-// savepoint; `status` and `done` are written by the leader and read by the owner after `done`.
-struct SqliteStore::Writer {
-  explicit Writer(const std::function<Status(Connection&)>& w) : work(w) {}
-  const std::function<Status(Connection&)>& work;
-  Status status;
-  bool done = false;  // Guarded by write_mu_.
-  std::condition_variable cv;
+// A unit of write work waiting in the queue. `work` runs on the writer thread inside its own
+// savepoint; `finish` runs on the writer thread once the group is durable (or failed), with the
+// unit's own result.
+struct SqliteStore::PendingWrite {
+  std::function<Status(Connection&)> work;
+  std::function<void(Status)> finish;
 };
 
 // A read connection checked out of the pool for the lifetime of this object.
@@ -523,10 +526,74 @@ class SqliteStore::ReaderLease {
 SqliteStore::SqliteStore(const SqliteOptions& options) : options_(options) {}
 
 SqliteStore::~SqliteStore() {
+  Close();
   // Readers first, so the writer's close is the last one and checkpoints the WAL.
   free_readers_.clear();
   readers_.clear();
+  checkpoint_conn_.reset();
   writer_conn_.reset();
+}
+
+void SqliteStore::Close() {
+  {
+    std::lock_guard<std::mutex> lock(write_mu_);
+    closing_ = true;
+  }
+  write_queued_.notify_one();
+  if (writer_thread_.joinable()) writer_thread_.join();
+  {
+    std::lock_guard<std::mutex> lock(checkpoint_mu_);
+    checkpoint_stop_ = true;
+  }
+  checkpoint_wanted_.notify_one();
+  if (checkpoint_thread_.joinable()) checkpoint_thread_.join();
+}
+
+// Called by SQLite on the writer thread after each commit with the WAL's size in pages.
+int SqliteStore::OnWalCommit(void* self, sqlite3* db, const char*, int wal_pages) {
+  auto* store = static_cast<SqliteStore*>(self);
+  const int64_t threshold = store->options_.checkpoint_wal_pages;
+  if (wal_pages >= kWriterCheckpointFactor * threshold) {
+    // Under sustained writes the background checkpoint may never see the WAL's end, and the WAL
+    // only starts over once a checkpoint has. Here no commit can slip in meanwhile, and little is
+    // left to copy, so this one catches up and bounds the WAL.
+    int wal_frames = 0;
+    int copied = 0;
+    sqlite3_wal_checkpoint_v2(db, nullptr, SQLITE_CHECKPOINT_PASSIVE, &wal_frames, &copied);
+    store->checkpoints_.fetch_add(1, std::memory_order_relaxed);
+    return SQLITE_OK;
+  }
+  if (wal_pages >= threshold) {
+    {
+      std::lock_guard<std::mutex> lock(store->checkpoint_mu_);
+      store->checkpoint_requested_ = true;
+    }
+    store->checkpoint_wanted_.notify_one();
+  }
+  return SQLITE_OK;
+}
+
+// Copies committed WAL frames into the database file off the writer's path. PASSIVE never
+// blocks the writer or readers; once a checkpoint has caught up, the writer's next transaction
+// starts the WAL again from its beginning, so the file stops growing.
+void SqliteStore::CheckpointLoop() {
+  while (true) {
+    {
+      std::unique_lock<std::mutex> lock(checkpoint_mu_);
+      checkpoint_wanted_.wait(lock, [this] { return checkpoint_stop_ || checkpoint_requested_; });
+      if (checkpoint_stop_) return;
+      checkpoint_requested_ = false;
+    }
+    int wal_frames = 0;
+    int copied = 0;
+    const int rc = sqlite3_wal_checkpoint_v2(checkpoint_conn_->db(), nullptr,
+                                             SQLITE_CHECKPOINT_PASSIVE, &wal_frames, &copied);
+    checkpoints_.fetch_add(1, std::memory_order_relaxed);
+    if (rc != SQLITE_OK && rc != SQLITE_BUSY) {
+      Status error = SqliteError(rc, checkpoint_conn_->db(), "wal checkpoint");
+      log::Error("store_checkpoint_failed", {{"detail", error.internal_detail()}});
+    }
+  }
 }
 
 int64_t SqliteStore::SchemaVersion() { return static_cast<int64_t>(kMigrations.size()); }
@@ -538,6 +605,9 @@ StatusOr<std::unique_ptr<SqliteStore>> SqliteStore::Open(const SqliteOptions& op
   }
   if (options.group_commit_max_batch < 1) {
     return InvalidArgumentError("group_commit_max_batch must be at least 1");
+  }
+  if (options.checkpoint_wal_pages < 1) {
+    return InvalidArgumentError("checkpoint_wal_pages must be at least 1");
   }
   KURA_RETURN_IF_ERROR(PrepareDatabaseFiles(options.path));
 
@@ -563,39 +633,61 @@ StatusOr<std::unique_ptr<SqliteStore>> SqliteStore::Open(const SqliteOptions& op
     store->free_readers_.push_back(reader.get());
     store->readers_.push_back(std::move(reader));
   }
+  // The writer never checkpoints (that would hold every queued write behind a database-file
+  // fsync); the checkpoint thread does, when the WAL passes checkpoint_wal_pages.
+  KURA_ASSIGN_OR_RETURN(store->checkpoint_conn_,
+                        Connection::Open(options.path, Connection::Role::kCheckpointer));
+  SqliteStore* raw = store.get();
+  sqlite3_wal_hook(writer.db(), &SqliteStore::OnWalCommit, raw);
+  store->checkpoint_thread_ = std::thread([raw] { raw->CheckpointLoop(); });
+  store->writer_thread_ = std::thread([raw] { raw->WriterLoop(); });
   return store;
 }
 
-// Group commit, after LevelDB's DBImpl::Write: every writer queues itself; the one at the front
-// leads, takes up to group_commit_max_batch queued writers (itself first), runs them in one
-// transaction with mu_ released (so more writers can queue meanwhile), then marks them done and
-// wakes the new front of the queue, which leads the next group.
-Status SqliteStore::RunQueued(Writer& writer) {
-  std::unique_lock<std::mutex> lock(write_mu_);
-  writers_.push_back(&writer);
-  while (!writer.done && &writer != writers_.front()) writer.cv.wait(lock);
-  if (writer.done) return writer.status;
-
-  const size_t group_size =
-      std::min(writers_.size(), static_cast<size_t>(options_.group_commit_max_batch));
-  std::vector<Writer*> group(writers_.begin(),
-                             writers_.begin() + static_cast<std::ptrdiff_t>(group_size));
-  lock.unlock();
-  RunGroup(group);
-  lock.lock();
-  for (Writer* member : group) {
-    KURA_CHECK(writers_.front() == member);
-    writers_.pop_front();
-    if (member != &writer) {
-      member->done = true;
-      member->cv.notify_one();
+void SqliteStore::Enqueue(PendingWrite write) {
+  {
+    std::lock_guard<std::mutex> lock(write_mu_);
+    if (!closing_) {
+      write_queue_.push_back(std::move(write));
+      write_queued_.notify_one();
+      return;
     }
   }
-  if (!writers_.empty()) writers_.front()->cv.notify_one();
-  return writer.status;
+  write.finish(UnavailableError("storage error", "the store is closed"));
 }
 
-void SqliteStore::RunGroup(const std::vector<Writer*>& group) {
+Status SqliteStore::RunAndWait(std::function<Status(Connection&)> work) {
+  std::promise<Status> result;
+  std::future<Status> ready = result.get_future();
+  Enqueue({std::move(work), [&result](Status s) { result.set_value(std::move(s)); }});
+  return ready.get();
+}
+
+// Group commit: while one group's transaction (and its fsync) runs, later writes queue up, and
+// the next group takes all of them, so the number of fsyncs per write falls as load rises.
+void SqliteStore::WriterLoop() {
+  std::vector<PendingWrite> group;
+  std::vector<Status> statuses;
+  while (true) {
+    group.clear();
+    {
+      std::unique_lock<std::mutex> lock(write_mu_);
+      write_queued_.wait(lock, [this] { return closing_ || !write_queue_.empty(); });
+      if (write_queue_.empty()) return;  // Closing and nothing left.
+      const size_t take =
+          std::min(write_queue_.size(), static_cast<size_t>(options_.group_commit_max_batch));
+      for (size_t i = 0; i < take; ++i) {
+        group.push_back(std::move(write_queue_.front()));
+        write_queue_.pop_front();
+      }
+    }
+    statuses.assign(group.size(), Status());
+    RunGroup(group, statuses);
+    for (size_t i = 0; i < group.size(); ++i) group[i].finish(std::move(statuses[i]));
+  }
+}
+
+void SqliteStore::RunGroup(std::vector<PendingWrite>& group, std::vector<Status>& statuses) {
   Connection& conn = *writer_conn_;
   transactions_.fetch_add(1, std::memory_order_relaxed);
   writes_.fetch_add(static_cast<int64_t>(group.size()), std::memory_order_relaxed);
@@ -603,7 +695,7 @@ void SqliteStore::RunGroup(const std::vector<Writer*>& group) {
   auto fail_group = [&](const Status& cause, std::string_view event) {
     conn.RollbackIfActive();
     Status unavailable = UnavailableError("storage error", cause.internal_detail());
-    for (Writer* member : group) member->status = unavailable;
+    for (Status& status : statuses) status = unavailable;
     log::Error(event, {{"group_size", static_cast<int64_t>(group.size())},
                        {"code", StatusCodeName(cause.code())},
                        {"detail", cause.internal_detail()}});
@@ -614,15 +706,15 @@ void SqliteStore::RunGroup(const std::vector<Writer*>& group) {
     fail_group(begin, "store_begin_failed");
     return;
   }
-  for (Writer* member : group) {
+  for (size_t i = 0; i < group.size(); ++i) {
     Status control = Stmt(conn, Sql::kSavepoint).Run();
     if (control.ok()) {
-      member->status = member->work(conn);
-      if (member->status.ok()) {
+      statuses[i] = group[i].work(conn);
+      if (statuses[i].ok()) {
         control = Stmt(conn, Sql::kRelease).Run();
       } else if (!conn.InTransaction()) {
         // SQLite rolled the whole transaction back (I/O error, full disk...).
-        control = member->status;
+        control = statuses[i];
       } else {
         control = Stmt(conn, Sql::kRollbackTo).Run();
         if (control.ok()) control = Stmt(conn, Sql::kRelease).Run();
@@ -642,6 +734,7 @@ SqliteWriterStats SqliteStore::WriterStats() const {
   SqliteWriterStats stats;
   stats.transactions = transactions_.load(std::memory_order_relaxed);
   stats.writes = writes_.load(std::memory_order_relaxed);
+  stats.checkpoints = checkpoints_.load(std::memory_order_relaxed);
   return stats;
 }
 
@@ -661,51 +754,83 @@ void SqliteStore::ReleaseReader(Connection* conn) {
   reader_free_.notify_one();
 }
 
-StatusOr<CommitResult> SqliteStore::Commit(WriteBatch batch) {
-  KURA_RETURN_IF_ERROR(ValidateBatch(batch));
-  CommitResult result;
-  if (batch.resources.empty()) return result;
-  const std::function<Status(Connection&)> work = [&batch, &result](Connection& conn) -> Status {
-    result.sequences.clear();
-    result.sequences.reserve(batch.resources.size());
-    for (const ResourceVersion& r : batch.resources) {
-      int64_t current = 0;
-      {
-        Stmt query(conn, Sql::kCurrentVersion);
-        query.BindText(1, r.type);
-        query.BindText(2, r.id);
-        KURA_ASSIGN_OR_RETURN(bool row, query.Step());
-        if (row) current = query.Int64(0);
-      }
-      if (r.version != current + 1) {
-        return AbortedError("version conflict", "current version " + std::to_string(current) +
-                                                    ", batch has " + std::to_string(r.version));
-      }
-      Stmt insert(conn, Sql::kInsertVersion);
-      insert.BindText(1, r.type);
-      insert.BindText(2, r.id);
-      insert.BindInt64(3, r.version);
-      insert.BindInt64(4, ToMicros(r.last_updated));
-      insert.BindInt64(5, r.deleted ? 1 : 0);
-      insert.BindText(6, r.compartment);
-      insert.BindBlob(7, r.payload);
-      KURA_RETURN_IF_ERROR(insert.Run());
-      const int64_t seq = sqlite3_last_insert_rowid(conn.db());
+namespace {
 
-      Stmt upsert(conn, Sql::kUpsertCurrent);
-      upsert.BindText(1, r.type);
-      upsert.BindText(2, r.id);
-      upsert.BindInt64(3, r.version);
-      upsert.BindInt64(4, r.deleted ? 1 : 0);
-      upsert.BindInt64(5, seq);
-      KURA_RETURN_IF_ERROR(upsert.Run());
-      result.sequences.push_back(seq);
+// Writes `batch` on the writer connection (inside the caller's savepoint), filling `result`.
+template <typename Conn>
+Status WriteBatchRows(Conn& conn, const WriteBatch& batch, CommitResult& result) {
+  result.sequences.clear();
+  result.sequences.reserve(batch.resources.size());
+  for (const ResourceVersion& r : batch.resources) {
+    int64_t current = 0;
+    {
+      Stmt query(conn, Sql::kCurrentVersion);
+      query.BindText(1, r.type);
+      query.BindText(2, r.id);
+      KURA_ASSIGN_OR_RETURN(bool row, query.Step());
+      if (row) current = query.Int64(0);
     }
-    return Status();
+    if (r.version != current + 1) {
+      return AbortedError("version conflict", "current version " + std::to_string(current) +
+                                                  ", batch has " + std::to_string(r.version));
+    }
+    Stmt insert(conn, Sql::kInsertVersion);
+    insert.BindText(1, r.type);
+    insert.BindText(2, r.id);
+    insert.BindInt64(3, r.version);
+    insert.BindInt64(4, ToMicros(r.last_updated));
+    insert.BindInt64(5, r.deleted ? 1 : 0);
+    insert.BindText(6, r.compartment);
+    insert.BindBlob(7, r.payload);
+    KURA_RETURN_IF_ERROR(insert.Run());
+    const int64_t seq = sqlite3_last_insert_rowid(conn.db());
+
+    Stmt upsert(conn, Sql::kUpsertCurrent);
+    upsert.BindText(1, r.type);
+    upsert.BindText(2, r.id);
+    upsert.BindInt64(3, r.version);
+    upsert.BindInt64(4, r.deleted ? 1 : 0);
+    upsert.BindInt64(5, seq);
+    KURA_RETURN_IF_ERROR(upsert.Run());
+    result.sequences.push_back(seq);
+  }
+  return Status();
+}
+
+}  // namespace
+
+StatusOr<CommitResult> SqliteStore::Commit(WriteBatch batch) {
+  std::promise<StatusOr<CommitResult>> result;
+  std::future<StatusOr<CommitResult>> ready = result.get_future();
+  CommitAsync(std::move(batch),
+              [&result](StatusOr<CommitResult> r) { result.set_value(std::move(r)); });
+  return ready.get();
+}
+
+void SqliteStore::CommitAsync(WriteBatch batch, CommitCallback done) {
+  if (Status valid = ValidateBatch(batch); !valid.ok()) {
+    done(std::move(valid));
+    return;
+  }
+  if (batch.resources.empty()) {
+    done(CommitResult{});
+    return;
+  }
+  // Shared by the work (which fills the result) and the finish (which reports it).
+  struct State {
+    WriteBatch batch;
+    CommitResult result;
+    CommitCallback done;
   };
-  Writer writer(work);
-  KURA_RETURN_IF_ERROR(RunQueued(writer));
-  return result;
+  auto state = std::make_shared<State>(State{std::move(batch), {}, std::move(done)});
+  Enqueue({[state](Connection& conn) { return WriteBatchRows(conn, state->batch, state->result); },
+           [state](Status status) {
+             if (status.ok()) {
+               state->done(std::move(state->result));
+             } else {
+               state->done(std::move(status));
+             }
+           }});
 }
 
 StatusOr<ResourceVersion> SqliteStore::ReadCurrent(std::string_view type, std::string_view id) {
@@ -812,8 +937,7 @@ StatusOr<StoredDataKey> SqliteStore::InsertDataKeyIfAbsent(const StoredDataKey& 
     result = key;
     return Status();
   };
-  Writer writer(work);
-  KURA_RETURN_IF_ERROR(RunQueued(writer));
+  KURA_RETURN_IF_ERROR(RunAndWait(work));
   return result;
 }
 
@@ -832,8 +956,7 @@ Status SqliteStore::PutApiToken(const ApiToken& token) {
     if (sqlite3_changes(conn.db()) == 0) return AlreadyExistsError("api token already exists");
     return Status();
   };
-  Writer writer(work);
-  return RunQueued(writer);
+  return RunAndWait(work);
 }
 
 StatusOr<std::optional<ApiToken>> SqliteStore::FindApiToken(std::string_view token_hash) {
@@ -858,8 +981,7 @@ Status SqliteStore::RecordSchemaVersionForTest(int64_t version) {
     insert.BindInt64(2, ToMicros(Clock::System().Now()));
     return insert.Run();
   };
-  Writer writer(work);
-  return RunQueued(writer);
+  return RunAndWait(work);
 }
 
 Status SqliteStore::LimitDatabaseGrowthForTest(int64_t extra_pages) {
@@ -869,8 +991,7 @@ Status SqliteStore::LimitDatabaseGrowthForTest(int64_t extra_pages) {
         "PRAGMA max_page_count=" + std::to_string(std::stoll(pages) + extra_pages);
     return conn.QueryText(pragma.c_str()).status();
   };
-  Writer writer(work);
-  return RunQueued(writer);
+  return RunAndWait(work);
 }
 
 }  // namespace kura::store

@@ -1,12 +1,17 @@
 // SqliteStore: the embedded Store backend, one SQLite database file in WAL mode.
 //
-// Writes go through a single writer connection with group commit: concurrent Commit(),
-// InsertDataKeyIfAbsent() and PutApiToken() calls queue up, the caller at the front of the queue
-// (the leader) runs up to `group_commit_max_batch` of them in one `BEGIN IMMEDIATE ... COMMIT`,
-// each inside its own SAVEPOINT so one failing batch leaves the others intact, and wakes the rest
-// with their own results. synchronous=FULL, so an OK return means the write is on disk; many
-// callers share one fsync. Reads use a pool of `read_connections` query-only connections and
-// never wait for the writer (WAL readers see the last committed snapshot).
+// Writes go through a single writer connection owned by one writer thread, with group commit:
+// Commit(), CommitAsync(), InsertDataKeyIfAbsent() and PutApiToken() queue their work; the writer
+// takes everything queued (up to `group_commit_max_batch`), runs it in one
+// `BEGIN IMMEDIATE ... COMMIT`, each unit inside its own SAVEPOINT so one failing unit leaves the
+// others intact, and then reports every unit's result in queue order. synchronous=FULL, so a
+// reported success is on disk; many writers share one fsync. Callers never lead a group, so a
+// CommitAsync() caller never blocks. Reads use a pool of `read_connections` query-only
+// connections and never wait for the writer (WAL readers see the last committed snapshot). A
+// checkpoint thread with its own connection copies the WAL into the database file (PASSIVE, so
+// it blocks nobody) whenever the WAL passes `checkpoint_wal_pages`; only when the WAL reaches four
+// times that (sustained writes keep a background checkpoint from ever finishing) does the writer
+// checkpoint itself, which bounds the WAL.
 //
 // The database file and its -wal/-shm companions are created with mode 0600 whatever the umask,
 // and an existing database file is tightened to 0600. Every SQLite failure becomes a Status whose
@@ -31,9 +36,12 @@
 #include <filesystem>
 #include <memory>
 #include <mutex>
+#include <thread>
 #include <vector>
 
 #include "kura/store/store.h"
+
+struct sqlite3;
 
 namespace kura::store {
 
@@ -41,12 +49,14 @@ struct SqliteOptions {
   std::filesystem::path path;         // The database file; its directory must exist.
   int read_connections = 8;           // Size of the read pool, >= 1.
   int group_commit_max_batch = 1024;  // Most queued writes one durable commit takes, >= 1.
+  int checkpoint_wal_pages = 8192;    // WAL size (pages) that wakes the checkpoint thread, >= 1.
 };
 
 // Counters of the writer since Open, for metrics and benchmarks.
 struct SqliteWriterStats {
   int64_t transactions = 0;  // Group transactions attempted (each one durable commit, one fsync).
   int64_t writes = 0;        // Queued writes (commits, key and token inserts) they carried.
+  int64_t checkpoints = 0;   // WAL checkpoints run by the checkpoint thread.
 };
 
 class SqliteStore final : public Store {
@@ -61,13 +71,18 @@ class SqliteStore final : public Store {
   // The schema version this code creates and understands.
   static int64_t SchemaVersion();
 
-  // Closes every connection (the last close checkpoints the WAL).
+  // Close(), then closes every connection (the last close checkpoints the WAL).
   ~SqliteStore() override;
+
+  // Finishes the queued writes, stops the writer thread and refuses later writes (Unavailable).
+  // Call before tearing down whatever CommitAsync callbacks hand their results to. Idempotent.
+  void Close();
 
   SqliteStore(const SqliteStore&) = delete;
   SqliteStore& operator=(const SqliteStore&) = delete;
 
   StatusOr<CommitResult> Commit(WriteBatch batch) override;
+  void CommitAsync(WriteBatch batch, CommitCallback done) override;
   StatusOr<ResourceVersion> ReadCurrent(std::string_view type, std::string_view id) override;
   StatusOr<ResourceVersion> ReadVersion(std::string_view type, std::string_view id,
                                         int64_t version) override;
@@ -92,29 +107,45 @@ class SqliteStore final : public Store {
   Status LimitDatabaseGrowthForTest(int64_t extra_pages);
 
  private:
-  class Connection;   // One sqlite3 handle and its prepared-statement cache.
-  class ReaderLease;  // A read connection checked out of the pool.
-  struct Writer;      // One queued unit of write work.
+  class Connection;     // One sqlite3 handle and its prepared-statement cache.
+  class ReaderLease;    // A read connection checked out of the pool.
+  struct PendingWrite;  // One queued unit of write work and what to do with its result.
 
   explicit SqliteStore(const SqliteOptions& options);
 
-  // Queues `writer` and returns once its work ran (led by this thread or another) and was made
-  // durable, or failed.
-  Status RunQueued(Writer& writer);
+  // Queues `write` for the writer thread; finishes it at once with Unavailable after Close().
+  void Enqueue(PendingWrite write);
+  // Queues `work` and waits for its result.
+  Status RunAndWait(std::function<Status(Connection&)> work);
+  // The writer thread: takes groups off the queue until Close() and the queue is empty.
+  void WriterLoop();
+  // The checkpoint thread and the WAL hook that wakes it.
+  void CheckpointLoop();
+  static int OnWalCommit(void* self, sqlite3* db, const char* name, int wal_pages);
   // Runs `group` in one transaction on the writer connection, setting each member's status.
-  // Called by the leader without mu_ held; only the leader touches writer_conn_.
-  void RunGroup(const std::vector<Writer*>& group);
+  void RunGroup(std::vector<PendingWrite>& group, std::vector<Status>& statuses);
 
   Connection* AcquireReader();
   void ReleaseReader(Connection* conn);
 
   const SqliteOptions options_;
 
-  std::unique_ptr<Connection> writer_conn_;  // Used only by the current leader.
+  std::unique_ptr<Connection> writer_conn_;  // Used only by the writer thread after Open.
   std::mutex write_mu_;
-  std::deque<Writer*> writers_;  // Guarded by write_mu_; front is the leader.
+  std::condition_variable write_queued_;
+  std::deque<PendingWrite> write_queue_;  // Guarded by write_mu_.
+  bool closing_ = false;                  // Guarded by write_mu_.
+  std::thread writer_thread_;
   std::atomic<int64_t> transactions_{0};
   std::atomic<int64_t> writes_{0};
+
+  std::unique_ptr<Connection> checkpoint_conn_;  // Used only by the checkpoint thread.
+  std::mutex checkpoint_mu_;
+  std::condition_variable checkpoint_wanted_;
+  bool checkpoint_requested_ = false;  // Guarded by checkpoint_mu_.
+  bool checkpoint_stop_ = false;       // Guarded by checkpoint_mu_.
+  std::thread checkpoint_thread_;
+  std::atomic<int64_t> checkpoints_{0};
 
   std::vector<std::unique_ptr<Connection>> readers_;  // Owned; fixed after Open.
   std::mutex read_mu_;

@@ -1,0 +1,160 @@
+// CachingStore: sharded LRU of current versions, write-through on commit, guarded fill on read.
+#include "kura/store/caching_store.h"
+
+#include <functional>
+
+namespace kura::store {
+namespace {
+
+// Rough per-entry overhead (list node, map slot, ResourceVersion strings) on top of the payload.
+constexpr size_t kEntryOverhead = 256;
+
+}  // namespace
+
+CachingStore::CachingStore(Store& backend, size_t capacity_bytes)
+    : ForwardingStore(backend), shard_capacity_(capacity_bytes / kShards) {}
+
+CachingStore::CachingStore(std::unique_ptr<Store> backend, size_t capacity_bytes)
+    : ForwardingStore(std::move(backend)), shard_capacity_(capacity_bytes / kShards) {}
+
+std::string CachingStore::KeyOf(std::string_view type, std::string_view id) {
+  std::string key;
+  key.reserve(type.size() + 1 + id.size());
+  key.append(type).append(1, '/').append(id);
+  return key;
+}
+
+CachingStore::Shard& CachingStore::ShardFor(std::string_view key) {
+  return shards_[std::hash<std::string_view>{}(key) % kShards];
+}
+
+std::optional<ResourceVersion> CachingStore::Lookup(std::string_view type, std::string_view id) {
+  if (shard_capacity_ == 0) return std::nullopt;
+  const std::string key = KeyOf(type, id);
+  Shard& shard = ShardFor(key);
+  std::lock_guard<std::mutex> lock(shard.mu);
+  auto it = shard.index.find(key);
+  if (it == shard.index.end()) {
+    ++shard.misses;
+    return std::nullopt;
+  }
+  ++shard.hits;
+  shard.lru.splice(shard.lru.begin(), shard.lru, it->second);
+  return it->second->version;
+}
+
+void CachingStore::EvictLocked(Shard& shard) {
+  while (shard.bytes > shard_capacity_ && !shard.lru.empty()) {
+    Entry& last = shard.lru.back();
+    shard.bytes -= last.bytes;
+    shard.index.erase(last.key);
+    shard.lru.pop_back();
+  }
+}
+
+void CachingStore::Insert(const ResourceVersion& v, std::optional<uint64_t> fill_epoch) {
+  if (shard_capacity_ == 0) return;
+  std::string key = KeyOf(v.type, v.id);
+  Shard& shard = ShardFor(key);
+  const size_t bytes = v.payload.size() + v.compartment.size() + 2 * key.size() + kEntryOverhead;
+  std::lock_guard<std::mutex> lock(shard.mu);
+  if (fill_epoch) {
+    // A commit since the read began may have replaced (or evicted) a newer version than the
+    // one read; do not risk putting an older one back.
+    if (*fill_epoch != shard.commits) return;
+  } else {
+    ++shard.commits;
+  }
+  auto it = shard.index.find(key);
+  if (it != shard.index.end()) {
+    Entry& entry = *it->second;
+    if (entry.version.version >= v.version) return;
+    shard.bytes -= entry.bytes;
+    entry.version = v;
+    entry.bytes = bytes;
+    shard.bytes += bytes;
+    shard.lru.splice(shard.lru.begin(), shard.lru, it->second);
+  } else if (bytes <= shard_capacity_) {
+    shard.lru.push_front(Entry{std::move(key), v, bytes});
+    shard.index.emplace(shard.lru.front().key, shard.lru.begin());
+    shard.bytes += bytes;
+  }
+  EvictLocked(shard);
+}
+
+void CachingStore::RememberCommitted(const std::vector<ResourceVersion>& versions,
+                                     const CommitResult& result) {
+  for (size_t i = 0; i < versions.size(); ++i) {
+    ResourceVersion v = versions[i];
+    if (i < result.sequences.size()) v.sequence = result.sequences[i];
+    Insert(v, std::nullopt);
+  }
+}
+
+StatusOr<CommitResult> CachingStore::Commit(WriteBatch batch) {
+  std::vector<ResourceVersion> written = batch.resources;
+  KURA_ASSIGN_OR_RETURN(CommitResult result, backend().Commit(std::move(batch)));
+  RememberCommitted(written, result);
+  return result;
+}
+
+void CachingStore::CommitAsync(WriteBatch batch, CommitCallback done) {
+  auto written = std::make_shared<std::vector<ResourceVersion>>(batch.resources);
+  backend().CommitAsync(std::move(batch),
+                        [this, written, done = std::move(done)](StatusOr<CommitResult> result) {
+                          // Before the caller hears of the commit, so its next read sees what it
+                          // wrote.
+                          if (result.ok()) RememberCommitted(*written, *result);
+                          done(std::move(result));
+                        });
+}
+
+StatusOr<ResourceVersion> CachingStore::ReadCurrent(std::string_view type, std::string_view id) {
+  if (std::optional<ResourceVersion> hit = Lookup(type, id)) return std::move(*hit);
+  uint64_t epoch = 0;
+  if (shard_capacity_ != 0) {
+    Shard& shard = ShardFor(KeyOf(type, id));
+    std::lock_guard<std::mutex> lock(shard.mu);
+    epoch = shard.commits;
+  }
+  KURA_ASSIGN_OR_RETURN(ResourceVersion v, backend().ReadCurrent(type, id));
+  Insert(v, epoch);
+  return v;
+}
+
+StatusOr<ResourceVersion> CachingStore::ReadVersion(std::string_view type, std::string_view id,
+                                                    int64_t version) {
+  if (std::optional<StatusOr<ResourceVersion>> hit = ReadVersionIfCached(type, id, version)) {
+    return std::move(*hit);
+  }
+  return backend().ReadVersion(type, id, version);
+}
+
+std::optional<StatusOr<ResourceVersion>> CachingStore::ReadCurrentIfCached(std::string_view type,
+                                                                           std::string_view id) {
+  std::optional<ResourceVersion> hit = Lookup(type, id);
+  if (!hit) return std::nullopt;
+  return StatusOr<ResourceVersion>(std::move(*hit));
+}
+
+std::optional<StatusOr<ResourceVersion>> CachingStore::ReadVersionIfCached(std::string_view type,
+                                                                           std::string_view id,
+                                                                           int64_t version) {
+  std::optional<ResourceVersion> hit = Lookup(type, id);
+  if (!hit || hit->version != version) return std::nullopt;
+  return StatusOr<ResourceVersion>(std::move(*hit));
+}
+
+RecordCacheStats CachingStore::Stats() {
+  RecordCacheStats stats;
+  for (Shard& shard : shards_) {
+    std::lock_guard<std::mutex> lock(shard.mu);
+    stats.hits += shard.hits;
+    stats.misses += shard.misses;
+    stats.entries += static_cast<int64_t>(shard.index.size());
+    stats.bytes += static_cast<int64_t>(shard.bytes);
+  }
+  return stats;
+}
+
+}  // namespace kura::store

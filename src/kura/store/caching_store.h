@@ -1,0 +1,86 @@
+// CachingStore: a Store decorator that keeps the current version of recently written and read
+// resources in memory, so a point read is answered without the database and without leaving the
+// calling thread (ReadCurrentIfCached), which keeps reads off the blocking pool.
+//
+// It sits below EncryptingStore, so it holds ciphertext only, exactly as the database pages do.
+// The cache is bounded in bytes (least recently used entries go first) and sharded to keep lock
+// hold times short.
+//
+// Coherence rests on this process being the database's only writer (true for the embedded
+// SQLite store, which one server opens at a time): every successful commit replaces the cached
+// entry before its caller learns of the success, and an entry filled from a database read is
+// dropped when a commit touched the same shard while the read was under way, so the cache never
+// goes back to an older version. A backend shared by several servers (PostgreSQL with replicas)
+// must not be wrapped in it. Thread-safe.
+#pragma once
+
+#include <array>
+#include <list>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+
+#include "kura/store/forwarding_store.h"
+
+namespace kura::store {
+
+struct RecordCacheStats {
+  int64_t hits = 0;
+  int64_t misses = 0;
+  int64_t entries = 0;
+  int64_t bytes = 0;
+};
+
+class CachingStore final : public ForwardingStore {
+ public:
+  // `backend` must outlive this object. capacity_bytes == 0 disables caching (every call passes
+  // through).
+  CachingStore(Store& backend, size_t capacity_bytes);
+  // The same, owning the backend.
+  CachingStore(std::unique_ptr<Store> backend, size_t capacity_bytes);
+
+  StatusOr<CommitResult> Commit(WriteBatch batch) override;
+  void CommitAsync(WriteBatch batch, CommitCallback done) override;
+  StatusOr<ResourceVersion> ReadCurrent(std::string_view type, std::string_view id) override;
+  StatusOr<ResourceVersion> ReadVersion(std::string_view type, std::string_view id,
+                                        int64_t version) override;
+  std::optional<StatusOr<ResourceVersion>> ReadCurrentIfCached(std::string_view type,
+                                                               std::string_view id) override;
+  std::optional<StatusOr<ResourceVersion>> ReadVersionIfCached(std::string_view type,
+                                                               std::string_view id,
+                                                               int64_t version) override;
+
+  RecordCacheStats Stats();
+
+ private:
+  struct Entry {
+    std::string key;  // type '/' id
+    ResourceVersion version;
+    size_t bytes = 0;
+  };
+  struct Shard {
+    std::mutex mu;
+    std::list<Entry> lru;  // Most recently used first.
+    std::unordered_map<std::string_view, std::list<Entry>::iterator> index;  // Views into lru keys.
+    size_t bytes = 0;
+    uint64_t commits = 0;  // Bumped by every commit that lands in this shard.
+    int64_t hits = 0;
+    int64_t misses = 0;
+  };
+  static constexpr size_t kShards = 16;
+
+  static std::string KeyOf(std::string_view type, std::string_view id);
+  Shard& ShardFor(std::string_view key);
+  std::optional<ResourceVersion> Lookup(std::string_view type, std::string_view id);
+  // Stores `v` unless a newer version is cached; when `fill_epoch` is set (a fill from a
+  // database read), only if no commit reached the shard since that epoch was taken.
+  void Insert(const ResourceVersion& v, std::optional<uint64_t> fill_epoch);
+  void RememberCommitted(const std::vector<ResourceVersion>& versions, const CommitResult& result);
+  void EvictLocked(Shard& shard);
+
+  const size_t shard_capacity_;
+  std::array<Shard, kShards> shards_;
+};
+
+}  // namespace kura::store
