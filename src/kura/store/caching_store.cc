@@ -52,7 +52,7 @@ void CachingStore::EvictLocked(Shard& shard) {
   }
 }
 
-void CachingStore::Insert(const ResourceVersion& v, std::optional<uint64_t> fill_epoch) {
+void CachingStore::Insert(ResourceVersion v, std::optional<uint64_t> fill_epoch) {
   if (shard_capacity_ == 0) return;
   std::string key = KeyOf(v.type, v.id);
   Shard& shard = ShardFor(key);
@@ -70,24 +70,23 @@ void CachingStore::Insert(const ResourceVersion& v, std::optional<uint64_t> fill
     Entry& entry = *it->second;
     if (entry.version.version >= v.version) return;
     shard.bytes -= entry.bytes;
-    entry.version = v;
+    entry.version = std::move(v);
     entry.bytes = bytes;
     shard.bytes += bytes;
     shard.lru.splice(shard.lru.begin(), shard.lru, it->second);
   } else if (bytes <= shard_capacity_) {
-    shard.lru.push_front(Entry{std::move(key), v, bytes});
+    shard.lru.push_front(Entry{std::move(key), std::move(v), bytes});
     shard.index.emplace(shard.lru.front().key, shard.lru.begin());
     shard.bytes += bytes;
   }
   EvictLocked(shard);
 }
 
-void CachingStore::RememberCommitted(const std::vector<ResourceVersion>& versions,
+void CachingStore::RememberCommitted(std::vector<ResourceVersion>& versions,
                                      const CommitResult& result) {
   for (size_t i = 0; i < versions.size(); ++i) {
-    ResourceVersion v = versions[i];
-    if (i < result.sequences.size()) v.sequence = result.sequences[i];
-    Insert(v, std::nullopt);
+    if (i < result.sequences.size()) versions[i].sequence = result.sequences[i];
+    Insert(std::move(versions[i]), std::nullopt);
   }
 }
 
@@ -118,7 +117,7 @@ StatusOr<ResourceVersion> CachingStore::ReadCurrent(std::string_view type, std::
     epoch = shard.commits;
   }
   KURA_ASSIGN_OR_RETURN(ResourceVersion v, backend().ReadCurrent(type, id));
-  Insert(v, epoch);
+  Insert(v, epoch);  // A copy: the caller gets its own.
   return v;
 }
 

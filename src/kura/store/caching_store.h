@@ -75,8 +75,9 @@ class CachingStore final : public ForwardingStore {
   std::optional<ResourceVersion> Lookup(std::string_view type, std::string_view id);
   // Stores `v` unless a newer version is cached; when `fill_epoch` is set (a fill from a
   // database read), only if no commit reached the shard since that epoch was taken.
-  void Insert(const ResourceVersion& v, std::optional<uint64_t> fill_epoch);
-  void RememberCommitted(const std::vector<ResourceVersion>& versions, const CommitResult& result);
+  void Insert(ResourceVersion v, std::optional<uint64_t> fill_epoch);
+  // Moves the committed versions into the cache.
+  void RememberCommitted(std::vector<ResourceVersion>& versions, const CommitResult& result);
   void EvictLocked(Shard& shard);
 
   const size_t shard_capacity_;
