@@ -7,7 +7,7 @@ KURA_LISTEN ?= 127.0.0.1:8443
 JOBS ?= $(shell nproc)
 
 BUILD_DEPS := build-essential cmake ninja-build pkg-config libboost1.81-dev libssl-dev \
-  libsodium-dev libsqlite3-dev nlohmann-json3-dev rapidjson-dev libcli11-dev libtomlplusplus-dev \
+  libsodium-dev libsqlite3-dev nlohmann-json3-dev rapidjson-dev libjemalloc-dev libcli11-dev libtomlplusplus-dev \
   libspdlog-dev libfmt-dev libgtest-dev libgmock-dev libbenchmark-dev openssl
 TEST_DEPS := python3 curl jq testssl.sh wrk procps
 
