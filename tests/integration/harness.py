@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Optional
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+FHIR = "/fhir/R4"
 DEFAULT = object()  # "use the server's admin token"
 
 # Bounds for every wait in the harness (seconds).
@@ -492,6 +493,37 @@ def recv_until_closed(sock: socket.socket, timeout: float) -> tuple:
         data += chunk
 
 
+def observation(value: str, **extra) -> dict:
+    """A minimal valid Observation whose valueString is `value`."""
+    r = {"resourceType": "Observation", "status": "final", "code": {"text": "integration test"},
+         "valueString": value}
+    r.update(extra)
+    return r
+
+
+def run_threads(target: Callable[[int], None], count: int, timeout: float) -> list:
+    """Runs target(0..count-1) on threads; returns the exceptions they raised, plus one per
+    thread still running at the deadline."""
+    errors = []
+    lock = threading.Lock()
+
+    def guarded(i):
+        try:
+            target(i)
+        except BaseException as e:  # noqa: BLE001 - reported to the test
+            with lock:
+                errors.append(e)
+
+    threads = [threading.Thread(target=guarded, args=(i,), daemon=True) for i in range(count)]
+    for t in threads:
+        t.start()
+    deadline = time.monotonic() + timeout
+    for t in threads:
+        t.join(max(0.0, deadline - time.monotonic()))
+    errors.extend(TimeoutError("thread still running") for t in threads if t.is_alive())
+    return errors
+
+
 def random_marker(prefix: str = "Mrk") -> str:
     """A unique ASCII marker that cannot occur by chance."""
     return prefix + os.urandom(12).hex()
@@ -518,6 +550,11 @@ class KuraTestCase(unittest.TestCase):
     """Assertion helpers shared by the modules."""
 
     maxDiff = 4000
+
+    def assert_alive(self):
+        """The server process runs and answers."""
+        self.assertTrue(self.srv.running(), "the server process died")
+        self.assertStatus(self.srv.request("GET", f"{FHIR}/metadata", token=None), 200)
 
     def assertStatus(self, resp: Response, status: int, msg: str = ""):
         self.assertEqual(resp.status, status, f"{msg} unexpected status; response: {resp!r}")
@@ -567,3 +604,14 @@ class KuraTestCase(unittest.TestCase):
         self.assertEqual(len(pp), 1, f"Permissions-Policy on {where}: {pp}")
         self.assertTrue(pp[0].strip(), where)
         self.assertIsNone(resp.header("Server"), f"Server header on {where}")
+
+
+class SharedServerTestCase(KuraTestCase):
+    """One server for the whole class, started with the class's `server_env`."""
+
+    server_env: dict = {}
+
+    @classmethod
+    def setUpClass(cls):
+        cls.srv = KuraServer(env=cls.server_env)
+        cls.addClassCleanup(cls.srv.close)

@@ -8,10 +8,8 @@ import stat
 import subprocess
 import unittest
 
-from harness import (KuraServer, KuraTestCase, clean_env, kura_binary, make_temp_root,
-                     run_cli)
-
-FHIR = "/fhir/R4"
+from harness import (FHIR, KuraServer, KuraTestCase, clean_env, find_bytes_in_tree, kura_binary,
+                     make_temp_root, run_cli)
 TOKEN_RE = re.compile(r"^kura_[A-Za-z0-9_-]{43,}$")
 
 
@@ -92,10 +90,8 @@ class InitTests(KuraTestCase):
         self.assertTrue(out["base_url"].startswith("https://"), out["base_url"])
         self.assertNotIn(out["admin_token"], res.stderr, "the token was logged")
         # The token is not stored in clear anywhere in the data dir.
-        for dirpath, _d, files in os.walk(self.dir):
-            for name in files:
-                with open(os.path.join(dirpath, name), "rb") as f:
-                    self.assertNotIn(out["admin_token"][5:].encode(), f.read(), name)
+        holders = [path for path, _ in find_bytes_in_tree(self.dir, [out["admin_token"][5:].encode()])]
+        self.assertEqual(holders, [], "files holding the token in clear")
 
     def test_plain_output_shows_token_once(self):
         res = self.init()
@@ -192,31 +188,30 @@ class ServeRefusalTests(KuraTestCase):
         os.chmod(key, 0o644)
         self.assert_refused(serve_fails(self.dir), key)
 
-    def test_unknown_key_in_toml(self):
+    def rewrite_toml(self, edit):
+        """Replaces kura.toml with edit(original); the edit must change something."""
         toml = os.path.join(self.dir, "kura.toml")
         with open(toml) as f:
-            text = f.read()
+            original = f.read()
+        edited = edit(original)
+        self.assertNotEqual(edited, original, "the edit matched nothing in kura.toml")
         with open(toml, "w") as f:
-            f.write(text.replace("[server]\n", "[server]\nlisten_bogus = 'x'\n", 1))
+            f.write(edited)
+        return original
+
+    def test_unknown_key_in_toml(self):
+        self.rewrite_toml(lambda t: t.replace("[server]\n", "[server]\nlisten_bogus = 'x'\n", 1))
         self.assert_refused(serve_fails(self.dir), "server.listen_bogus")
 
     def test_unknown_section_and_top_level_key_in_toml(self):
-        toml = os.path.join(self.dir, "kura.toml")
-        with open(toml) as f:
-            text = f.read()
-        with open(toml, "w") as f:
-            f.write("bogus_top = 1\n" + text)
+        original = self.rewrite_toml(lambda t: "bogus_top = 1\n" + t)
         self.assert_refused(serve_fails(self.dir), "bogus_top")
-        with open(toml, "w") as f:
-            f.write(text + "\n[bogussection]\nx = 1\n")
+        self.rewrite_toml(lambda t: original + "\n[bogussection]\nx = 1\n")
         self.assert_refused(serve_fails(self.dir), "bogussection")
 
     def test_bad_value_in_toml(self):
-        toml = os.path.join(self.dir, "kura.toml")
-        with open(toml) as f:
-            text = f.read()
-        with open(toml, "w") as f:
-            f.write(re.sub(r"(?m)^max_body_bytes = .*$", "max_body_bytes = 'big'", text))
+        self.rewrite_toml(
+            lambda t: re.sub(r"(?m)^max_body_bytes = .*$", "max_body_bytes = 'big'", t))
         self.assert_refused(serve_fails(self.dir), "server.max_body_bytes")
 
     def test_bad_env_values(self):
@@ -247,6 +242,7 @@ class ServeRefusalTests(KuraTestCase):
     def test_stderr_is_one_line_message_plus_json(self):
         os.chmod(self.dir, 0o755)
         res = serve_fails(self.dir)
+        self.assert_refused(res)
         lines = res.stderr.strip().splitlines()
         plain = [l for l in lines if not l.startswith("{")]
         self.assertEqual(len(plain), 1, res.stderr)

@@ -1,22 +1,12 @@
 """Encryption at rest: no plaintext on disk (db, -wal, -shm, anything), tamper detection."""
 
 import base64
-import json
 import os
 import signal
 import sqlite3
 import unittest
 
-from harness import KuraServer, KuraTestCase, find_bytes_in_tree, random_marker
-
-FHIR = "/fhir/R4"
-
-
-def observation(value, **extra):
-    r = {"resourceType": "Observation", "status": "final", "code": {"text": "enc"},
-         "valueString": value}
-    r.update(extra)
-    return r
+from harness import FHIR, KuraServer, KuraTestCase, find_bytes_in_tree, observation, random_marker
 
 
 def open_db(path):
@@ -204,7 +194,6 @@ class TamperTests(KuraTestCase):
         db = open_db(self.srv.db_path)
         p = self.payload(db, "Observation", rid)
         self.set_payload(db, "Observation", rid, 1, self.flip(p, len(p) // 2))
-        db.commit()
         db.close()
         r = self.srv.request("GET", f"{FHIR}/Observation/{rid}")
         self.assertStatus(r, 200)

@@ -10,10 +10,10 @@ import urllib.parse
 import uuid
 from datetime import datetime, timedelta, timezone
 
-from harness import INSTANT_RE, KuraServer, KuraTestCase, random_marker
+from harness import (FHIR, INSTANT_RE, KuraServer, KuraTestCase, SharedServerTestCase,
+                     observation, random_marker)
 
 BASE_URL = "https://kura.test:9443"  # KURA_SERVER_PUBLIC_BASE_URL for these servers
-FHIR = "/fhir/R4"
 
 
 def patient(family, **extra):
@@ -22,27 +22,12 @@ def patient(family, **extra):
     return r
 
 
-def observation(value, **extra):
-    r = {"resourceType": "Observation", "status": "final",
-         "code": {"text": "integration test"}, "valueString": value}
-    r.update(extra)
-    return r
-
-
 def parse_instant(text):
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
-class FhirTestCase(KuraTestCase):
+class FhirTestCase(SharedServerTestCase):
     server_env = {"KURA_SERVER_PUBLIC_BASE_URL": BASE_URL, "KURA_SERVER_MAX_BODY_BYTES": "65536"}
-
-    @classmethod
-    def setUpClass(cls):
-        cls.srv = KuraServer(env=cls.server_env)
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.srv.close()
 
     def req(self, *args, **kwargs):
         return self.srv.request(*args, **kwargs)
@@ -334,11 +319,7 @@ class HistoryTests(FhirTestCase):
 
     @classmethod
     def setUpClass(cls):
-        pass
-
-    @classmethod
-    def tearDownClass(cls):
-        pass
+        pass  # No shared server.
 
     def setUp(self):
         self.srv = KuraServer(env=self.server_env)
@@ -740,16 +721,20 @@ class AuthTests(FhirTestCase):
     def test_wrong_token(self):
         routes, rid = self.routes()
         wrong = "kura_" + "A" * 43
-        for tok in (wrong, self.srv.token[:-1], self.srv.token + "x", "x" * 600):
+        cases = {"unknown": wrong, "truncated": self.srv.token[:-1],
+                 "extended": self.srv.token + "x", "oversized": "x" * 600}
+        for kind, tok in cases.items():  # Labelled by kind: a failure must not print the token.
             for method, path, body in routes:
-                with self.subTest(token=tok[:12], method=method, path=path):
+                with self.subTest(token=kind, method=method, path=path):
                     self.assert401(self.req(method, path, body, token=tok), invalid_token=True)
         self.assertStatus(self.req("GET", f"{FHIR}/Patient/{rid}"), 404)
 
     def test_malformed_authorization_header(self):
-        for value in (f"Basic {self.srv.token}", "Bearer", "Bearer ", f"Token {self.srv.token}",
-                      self.srv.token, f"Bearer{self.srv.token}", "Bearer \u00e9t\u00e9".encode("utf-8").decode("latin-1")):
-            with self.subTest(value=value[:20]):
+        values = (f"Basic {self.srv.token}", "Bearer", "Bearer ", f"Token {self.srv.token}",
+                  self.srv.token, f"Bearer{self.srv.token}",
+                  "Bearer \u00e9t\u00e9".encode("utf-8").decode("latin-1"))
+        for case, value in enumerate(values):  # By index: a failure must not print the token.
+            with self.subTest(case=case):
                 r = self.req("GET", f"{FHIR}/_history", token=None, headers={"Authorization": value})
                 self.assert401(r, invalid_token=True)
 

@@ -1,13 +1,11 @@
 """Logs: JSON lines only, request fields, request id correlation, no PHI/secrets."""
 
-import json
 import signal
 import unittest
 import urllib.parse
 
-from harness import UTC_TIME_RE, KuraServer, KuraTestCase, random_marker
+from harness import FHIR, UTC_TIME_RE, KuraServer, KuraTestCase, SharedServerTestCase, random_marker
 
-FHIR = "/fhir/R4"
 REQUEST_FIELDS = ("time", "level", "event", "request_id", "method", "route", "status",
                   "duration_ms", "remote")
 KNOWN_ROUTES = {"/", "/healthz", "/fhir/R4/metadata", "/fhir/R4/_history", "/fhir/R4",
@@ -15,15 +13,7 @@ KNOWN_ROUTES = {"/", "/healthz", "/fhir/R4/metadata", "/fhir/R4/_history", "/fhi
                 "/fhir/R4/{type}/{id}/_history", "/fhir/R4/{type}/{id}/_history/{vid}", "(none)"}
 
 
-class LogTests(KuraTestCase):
-
-    @classmethod
-    def setUpClass(cls):
-        cls.srv = KuraServer()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.srv.close()
+class LogTests(SharedServerTestCase):
 
     def test_request_line_fields_and_request_id(self):
         cases = [("GET", f"{FHIR}/metadata", None, "/fhir/R4/metadata", 200),
@@ -115,7 +105,9 @@ class NoSecretsInLogsTests(KuraTestCase):
                               headers={"Authorization": f"Basic {m['token']}"}), 401)
         self.assertStatus(req("DELETE", f"{FHIR}/Patient/{pid}"), 204)
         # HTTP-layer errors carrying markers.
-        srv.raw_request(f"GET /{m['endpoint']} HTTP/1.1\r\nHost: x\r\nX-Big: {m['header']}{'a' * 20000}\r\n\r\n".encode())
+        big = srv.raw_request(f"GET /{m['endpoint']} HTTP/1.1\r\nHost: x\r\nX-Big: {m['header']}{'a' * 20000}\r\n\r\n".encode())
+        self.assertIsNotNone(big, "no answer to the oversized head")
+        self.assertEqual(big.status, 431, big)
         self.assertEqual(srv.stop(signal.SIGTERM), 0)
 
         text = srv.log_text()

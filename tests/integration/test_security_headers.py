@@ -3,21 +3,13 @@
 import unittest
 import uuid
 
-from harness import KuraServer, KuraTestCase
+from harness import FHIR, SharedServerTestCase
 
-FHIR = "/fhir/R4"
 BODY_LIMIT = 2048
 
 
-class SecurityHeaderTests(KuraTestCase):
-
-    @classmethod
-    def setUpClass(cls):
-        cls.srv = KuraServer(env={"KURA_SERVER_MAX_BODY_BYTES": str(BODY_LIMIT)})
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.srv.close()
+class SecurityHeaderTests(SharedServerTestCase):
+    server_env = {"KURA_SERVER_MAX_BODY_BYTES": str(BODY_LIMIT)}
 
     def check(self, resp, status, what):
         self.assertIsNotNone(resp, f"no response for {what}")

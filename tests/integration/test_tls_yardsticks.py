@@ -13,7 +13,7 @@ import threading
 import unittest
 import warnings
 
-from harness import REPO_ROOT, KuraServer, KuraTestCase, clean_env
+from harness import REPO_ROOT, SharedServerTestCase, clean_env
 
 SECURITY = REPO_ROOT / "tests" / "security"
 TESTSSL_TIMEOUT = int(os.environ.get("KURA_TESTSSL_TIMEOUT", "600"))
@@ -80,17 +80,13 @@ def handshake(port, ctx, timeout=10):
         s.close()
 
 
-class DirectHandshakeTests(KuraTestCase):
+class DirectHandshakeTests(SharedServerTestCase):
 
     @classmethod
     def setUpClass(cls):
-        cls.srv = KuraServer()
+        super().setUpClass()
         cls.control = PermissiveServer(cls.srv.cert, os.path.join(cls.srv.data_dir, "tls", "key.pem"))
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.control.close()
-        cls.srv.close()
+        cls.addClassCleanup(cls.control.close)
 
     def assert_refused(self, ctx, what):
         try:
@@ -101,6 +97,8 @@ class DirectHandshakeTests(KuraTestCase):
         with self.assertRaises((ssl.SSLError, ConnectionResetError, OSError),
                                msg=f"Kura accepted {what}"):
             handshake(self.srv.port, ctx)
+        # A refused connection must be Kura's refusal, not a dead server.
+        self.assert_alive()
 
     def test_tls10_refused(self):
         self.assert_refused(legacy_client(ssl.TLSVersion.TLSv1), "TLS 1.0")
@@ -146,15 +144,7 @@ class DirectHandshakeTests(KuraTestCase):
         s.close()
 
 
-class YardstickTests(KuraTestCase):
-
-    @classmethod
-    def setUpClass(cls):
-        cls.srv = KuraServer()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.srv.close()
+class YardstickTests(SharedServerTestCase):
 
     def run_script(self, args, timeout, env=None):
         try:

@@ -322,6 +322,18 @@ class FhirApi::Handlers {
     co_return v;
   }
 
+  // A specific version, likewise.
+  asio::awaitable<StatusOr<store::ResourceVersion>> ReadVersion(const std::string& type,
+                                                                const std::string& id,
+                                                                int64_t version) {
+    std::optional<StatusOr<store::ResourceVersion>> cached =
+        api_.store_.ReadVersionIfCached(type, id, version);
+    if (cached) co_return std::move(*cached);
+    auto read = [this, &type, &id, version] { return api_.store_.ReadVersion(type, id, version); };
+    StatusOr<store::ResourceVersion> v = co_await http::RunBlocking(api_.pool_, std::move(read));
+    co_return v;
+  }
+
   // Builds the next version from the current one (NotFound when there is none); nullopt means
   // nothing to write.
   using NextVersion = std::function<StatusOr<std::optional<store::ResourceVersion>>(
@@ -351,95 +363,88 @@ class FhirApi::Handlers {
   asio::awaitable<Response> Create(RequestContext& ctx) {
     std::optional<Response> denied = co_await Admit(ctx);
     if (denied) co_return std::move(*denied);
-    {
-      std::string type(ctx.params.Get("type"));
-      if (Status s = CheckType(type); !s.ok()) co_return ErrorResponse(s, ctx);
-      if (!IsJsonMedia(ctx.request[bh::field::content_type])) {
-        co_return UnsupportedMedia(ctx, "the request body must be application/fhir+json");
-      }
-      StatusOr<fhir::ResourceDocument> resource = ReadBody(ctx, type, std::nullopt);
-      if (!resource.ok()) co_return ErrorResponse(resource.status(), ctx);
-      StatusOr<store::ResourceVersion> version =
-          MakeVersion(*resource, type, TimeOrderedUuid(Clock::System().Now()), 1);
-      if (!version.ok()) co_return ErrorResponse(version.status(), ctx);
-      StatusOr<int64_t> sequence = co_await CommitOne(*version);
-      if (!sequence.ok()) co_return ErrorResponse(sequence.status(), ctx);
-      version->sequence = *sequence;
-      co_return WriteResponse(ctx, HttpStatus::created, *version);
+    std::string type(ctx.params.Get("type"));
+    if (Status s = CheckType(type); !s.ok()) co_return ErrorResponse(s, ctx);
+    if (!IsJsonMedia(ctx.request[bh::field::content_type])) {
+      co_return UnsupportedMedia(ctx, "the request body must be application/fhir+json");
     }
+    StatusOr<fhir::ResourceDocument> resource = ReadBody(ctx, type, std::nullopt);
+    if (!resource.ok()) co_return ErrorResponse(resource.status(), ctx);
+    StatusOr<store::ResourceVersion> version =
+        MakeVersion(*resource, type, TimeOrderedUuid(Clock::System().Now()), 1);
+    if (!version.ok()) co_return ErrorResponse(version.status(), ctx);
+    StatusOr<int64_t> sequence = co_await CommitOne(*version);
+    if (!sequence.ok()) co_return ErrorResponse(sequence.status(), ctx);
+    version->sequence = *sequence;
+    co_return WriteResponse(ctx, HttpStatus::created, *version);
   }
 
   asio::awaitable<Response> Update(RequestContext& ctx) {
     std::optional<Response> denied = co_await Admit(ctx);
     if (denied) co_return std::move(*denied);
-    {
-      std::string type(ctx.params.Get("type"));
-      std::string id(ctx.params.Get("id"));
-      if (Status s = CheckType(type); !s.ok()) co_return ErrorResponse(s, ctx);
-      if (Status s = CheckId(id); !s.ok()) co_return ErrorResponse(s, ctx);
-      if (!IsJsonMedia(ctx.request[bh::field::content_type])) {
-        co_return UnsupportedMedia(ctx, "the request body must be application/fhir+json");
-      }
-      std::optional<int64_t> if_match;
-      if (auto h = ctx.request[bh::field::if_match]; !h.empty()) {
-        if_match = ParseETag(h);
-        if (!if_match) {
-          co_return ErrorResponse(InvalidArgumentError("If-Match must be an ETag like W/\"1\""),
-                                  ctx);
-        }
-      }
-      StatusOr<fhir::ResourceDocument> resource = ReadBody(ctx, type, id);
-      if (!resource.ok()) co_return ErrorResponse(resource.status(), ctx);
-      bool existed = false;
-      NextVersion next = [&](const StatusOr<store::ResourceVersion>& current)
-          -> StatusOr<std::optional<store::ResourceVersion>> {
-        const int64_t current_version = current.ok() ? current->version : 0;
-        existed = current.ok() && !current->deleted;
-        if (if_match && *if_match != current_version) {
-          return FailedPreconditionError(
-                     "version conflict: If-Match does not match the current version")
-              .WithDetail(
-                  {"conflict", "the current version is " + std::to_string(current_version), ""});
-        }
-        KURA_ASSIGN_OR_RETURN(store::ResourceVersion v,
-                              MakeVersion(*resource, type, id, current_version + 1));
-        return std::optional<store::ResourceVersion>(std::move(v));
-      };
-      StatusOr<std::optional<store::ResourceVersion>> written =
-          co_await CommitNextVersion(type, id, std::move(next));
-      if (!written.ok()) co_return ErrorResponse(written.status(), ctx);
-      co_return WriteResponse(ctx, existed ? HttpStatus::ok : HttpStatus::created, **written);
+    std::string type(ctx.params.Get("type"));
+    std::string id(ctx.params.Get("id"));
+    if (Status s = CheckType(type); !s.ok()) co_return ErrorResponse(s, ctx);
+    if (Status s = CheckId(id); !s.ok()) co_return ErrorResponse(s, ctx);
+    if (!IsJsonMedia(ctx.request[bh::field::content_type])) {
+      co_return UnsupportedMedia(ctx, "the request body must be application/fhir+json");
     }
+    std::optional<int64_t> if_match;
+    if (auto h = ctx.request[bh::field::if_match]; !h.empty()) {
+      if_match = ParseETag(h);
+      if (!if_match) {
+        co_return ErrorResponse(InvalidArgumentError("If-Match must be an ETag like W/\"1\""), ctx);
+      }
+    }
+    StatusOr<fhir::ResourceDocument> resource = ReadBody(ctx, type, id);
+    if (!resource.ok()) co_return ErrorResponse(resource.status(), ctx);
+    bool existed = false;
+    NextVersion next = [&](const StatusOr<store::ResourceVersion>& current)
+        -> StatusOr<std::optional<store::ResourceVersion>> {
+      const int64_t current_version = current.ok() ? current->version : 0;
+      existed = current.ok() && !current->deleted;
+      if (if_match && *if_match != current_version) {
+        return FailedPreconditionError(
+                   "version conflict: If-Match does not match the current version")
+            .WithDetail(
+                {"conflict", "the current version is " + std::to_string(current_version), ""});
+      }
+      KURA_ASSIGN_OR_RETURN(store::ResourceVersion v,
+                            MakeVersion(*resource, type, id, current_version + 1));
+      return std::optional<store::ResourceVersion>(std::move(v));
+    };
+    StatusOr<std::optional<store::ResourceVersion>> written =
+        co_await CommitNextVersion(type, id, std::move(next));
+    if (!written.ok()) co_return ErrorResponse(written.status(), ctx);
+    co_return WriteResponse(ctx, existed ? HttpStatus::ok : HttpStatus::created, **written);
   }
 
   asio::awaitable<Response> Delete(RequestContext& ctx) {
     std::optional<Response> denied = co_await Admit(ctx);
     if (denied) co_return std::move(*denied);
-    {
-      std::string type(ctx.params.Get("type"));
-      std::string id(ctx.params.Get("id"));
-      if (Status s = CheckType(type); !s.ok()) co_return ErrorResponse(s, ctx);
-      if (Status s = CheckId(id); !s.ok()) co_return ErrorResponse(s, ctx);
-      NextVersion next = [&](const StatusOr<store::ResourceVersion>& current)
-          -> StatusOr<std::optional<store::ResourceVersion>> {
-        if (!current.ok()) return current.status();  // NotFound: nothing to delete.
-        if (current->deleted) return std::optional<store::ResourceVersion>();  // Idempotent.
-        store::ResourceVersion marker;
-        marker.type = type;
-        marker.id = id;
-        marker.version = current->version + 1;
-        marker.last_updated = Clock::System().Now();
-        marker.deleted = true;
-        marker.compartment = current->compartment;
-        return std::optional<store::ResourceVersion>(std::move(marker));
-      };
-      StatusOr<std::optional<store::ResourceVersion>> deleted =
-          co_await CommitNextVersion(type, id, std::move(next));
-      if (!deleted.ok()) co_return ErrorResponse(deleted.status(), ctx);
-      Response r{HttpStatus::no_content, ctx.request.version()};
-      if (deleted->has_value()) r.set(bh::field::etag, ETagFor((*deleted)->version));
-      co_return r;
-    }
+    std::string type(ctx.params.Get("type"));
+    std::string id(ctx.params.Get("id"));
+    if (Status s = CheckType(type); !s.ok()) co_return ErrorResponse(s, ctx);
+    if (Status s = CheckId(id); !s.ok()) co_return ErrorResponse(s, ctx);
+    NextVersion next = [&](const StatusOr<store::ResourceVersion>& current)
+        -> StatusOr<std::optional<store::ResourceVersion>> {
+      if (!current.ok()) return current.status();  // NotFound: nothing to delete.
+      if (current->deleted) return std::optional<store::ResourceVersion>();  // Idempotent.
+      store::ResourceVersion marker;
+      marker.type = type;
+      marker.id = id;
+      marker.version = current->version + 1;
+      marker.last_updated = Clock::System().Now();
+      marker.deleted = true;
+      marker.compartment = current->compartment;
+      return std::optional<store::ResourceVersion>(std::move(marker));
+    };
+    StatusOr<std::optional<store::ResourceVersion>> deleted =
+        co_await CommitNextVersion(type, id, std::move(next));
+    if (!deleted.ok()) co_return ErrorResponse(deleted.status(), ctx);
+    Response r{HttpStatus::no_content, ctx.request.version()};
+    if (deleted->has_value()) r.set(bh::field::etag, ETagFor((*deleted)->version));
+    co_return r;
   }
 
   Response ReadResponse(const RequestContext& ctx, const store::ResourceVersion& v) {
@@ -457,97 +462,84 @@ class FhirApi::Handlers {
   asio::awaitable<Response> Read(RequestContext& ctx) {
     std::optional<Response> denied = co_await Admit(ctx);
     if (denied) co_return std::move(*denied);
-    {
-      std::string type(ctx.params.Get("type"));
-      std::string id(ctx.params.Get("id"));
-      if (Status s = CheckType(type); !s.ok()) co_return ErrorResponse(s, ctx);
-      if (Status s = CheckId(id); !s.ok()) co_return ErrorResponse(s, ctx);
-      StatusOr<store::ResourceVersion> v = co_await ReadCurrent(type, id);
-      if (!v.ok()) {
-        co_return ErrorResponse(v.status().code() == StatusCode::kNotFound
-                                    ? NotFoundError("no such resource")
-                                    : v.status(),
-                                ctx);
-      }
-      co_return ReadResponse(ctx, *v);
+    std::string type(ctx.params.Get("type"));
+    std::string id(ctx.params.Get("id"));
+    if (Status s = CheckType(type); !s.ok()) co_return ErrorResponse(s, ctx);
+    if (Status s = CheckId(id); !s.ok()) co_return ErrorResponse(s, ctx);
+    StatusOr<store::ResourceVersion> v = co_await ReadCurrent(type, id);
+    if (!v.ok()) {
+      co_return ErrorResponse(v.status().code() == StatusCode::kNotFound
+                                  ? NotFoundError("no such resource")
+                                  : v.status(),
+                              ctx);
     }
+    co_return ReadResponse(ctx, *v);
   }
 
   asio::awaitable<Response> VRead(RequestContext& ctx) {
     std::optional<Response> denied = co_await Admit(ctx);
     if (denied) co_return std::move(*denied);
-    {
-      std::string type(ctx.params.Get("type"));
-      std::string id(ctx.params.Get("id"));
-      if (Status s = CheckType(type); !s.ok()) co_return ErrorResponse(s, ctx);
-      if (Status s = CheckId(id); !s.ok()) co_return ErrorResponse(s, ctx);
-      std::optional<int64_t> vid = ParsePositive(ctx.params.Get("vid"));
-      if (!vid) {
-        co_return ErrorResponse(InvalidArgumentError("the version id must be a positive integer"),
-                                ctx);
-      }
-      std::optional<StatusOr<store::ResourceVersion>> cached =
-          api_.store_.ReadVersionIfCached(type, id, *vid);
-      StatusOr<store::ResourceVersion> v = NotFoundError("no such resource version");
-      if (cached) {
-        v = std::move(*cached);
-      } else {
-        auto read = [&] { return api_.store_.ReadVersion(type, id, *vid); };
-        v = co_await http::RunBlocking(api_.pool_, std::move(read));
-      }
-      if (!v.ok()) {
-        co_return ErrorResponse(v.status().code() == StatusCode::kNotFound
-                                    ? NotFoundError("no such resource version")
-                                    : v.status(),
-                                ctx);
-      }
-      co_return ReadResponse(ctx, *v);
+    std::string type(ctx.params.Get("type"));
+    std::string id(ctx.params.Get("id"));
+    if (Status s = CheckType(type); !s.ok()) co_return ErrorResponse(s, ctx);
+    if (Status s = CheckId(id); !s.ok()) co_return ErrorResponse(s, ctx);
+    std::optional<int64_t> vid = ParsePositive(ctx.params.Get("vid"));
+    if (!vid) {
+      co_return ErrorResponse(InvalidArgumentError("the version id must be a positive integer"),
+                              ctx);
     }
+    StatusOr<store::ResourceVersion> v = co_await ReadVersion(type, id, *vid);
+    if (!v.ok()) {
+      co_return ErrorResponse(v.status().code() == StatusCode::kNotFound
+                                  ? NotFoundError("no such resource version")
+                                  : v.status(),
+                              ctx);
+    }
+    co_return ReadResponse(ctx, *v);
   }
 
   asio::awaitable<Response> History(RequestContext& ctx) {
     std::optional<Response> denied = co_await Admit(ctx);
     if (denied) co_return std::move(*denied);
-    {
-      store::HistoryQuery q;
-      q.type = std::string(ctx.params.Get("type"));
-      q.id = std::string(ctx.params.Get("id"));
-      if (!q.type.empty()) {
-        if (Status s = CheckType(q.type); !s.ok()) co_return ErrorResponse(s, ctx);
-      }
-      if (!q.id.empty()) {
-        if (Status s = CheckId(q.id); !s.ok()) co_return ErrorResponse(s, ctx);
-      }
-      q.limit = api_.options_.history_page_size;
-      std::string since_text;
-      for (const auto& [name, value] : http::ParseQuery(ctx.query)) {
-        if (name == "_count") {
-          auto n = ParsePositive(value);
-          if (!n)
-            co_return ErrorResponse(InvalidArgumentError("_count must be a positive integer"), ctx);
-          q.limit = std::min(*n, api_.options_.history_max_page_size);
-        } else if (name == "_since") {
-          auto t = ParseInstant(value);
-          if (!t) {
-            co_return ErrorResponse(
-                InvalidArgumentError("_since must be a FHIR instant, e.g. 2024-01-01T00:00:00Z"),
-                ctx);
-          }
-          q.since = *t;
-          since_text = value;
-        } else if (name == "_page") {
-          auto n = ParsePositive(value);
-          if (!n)
-            co_return ErrorResponse(InvalidArgumentError("_page is not a valid page cursor"), ctx);
-          q.before_sequence = *n;
-        }
-      }
-      auto work6 = [&] { return api_.store_.History(q); };
-      StatusOr<store::HistoryPage> page = co_await http::RunBlocking(api_.pool_, std::move(work6));
-      if (!page.ok()) co_return ErrorResponse(page.status(), ctx);
-      co_return JsonResponse(HttpStatus::ok, HistoryBundle(ctx, q, since_text, *page),
-                             ctx.request.version(), true);
+    store::HistoryQuery q;
+    q.type = std::string(ctx.params.Get("type"));
+    q.id = std::string(ctx.params.Get("id"));
+    if (!q.type.empty()) {
+      if (Status s = CheckType(q.type); !s.ok()) co_return ErrorResponse(s, ctx);
     }
+    if (!q.id.empty()) {
+      if (Status s = CheckId(q.id); !s.ok()) co_return ErrorResponse(s, ctx);
+    }
+    q.limit = api_.options_.history_page_size;
+    std::string since_text;
+    for (const auto& [name, value] : http::ParseQuery(ctx.query)) {
+      if (name == "_count") {
+        auto n = ParsePositive(value);
+        if (!n)
+          co_return ErrorResponse(InvalidArgumentError("_count must be a positive integer"), ctx);
+        q.limit = std::min(*n, api_.options_.history_max_page_size);
+      } else if (name == "_since") {
+        auto t = ParseInstant(value);
+        if (!t) {
+          co_return ErrorResponse(
+              InvalidArgumentError("_since must be a FHIR instant, e.g. 2024-01-01T00:00:00Z"),
+              ctx);
+        }
+        q.since = *t;
+        since_text = value;
+      } else if (name == "_page") {
+        auto n = ParsePositive(value);
+        if (!n)
+          co_return ErrorResponse(InvalidArgumentError("_page is not a valid page cursor"), ctx);
+        q.before_sequence = *n;
+      }
+    }
+    auto read_history = [&] { return api_.store_.History(q); };
+    StatusOr<store::HistoryPage> page =
+        co_await http::RunBlocking(api_.pool_, std::move(read_history));
+    if (!page.ok()) co_return ErrorResponse(page.status(), ctx);
+    co_return JsonResponse(HttpStatus::ok, HistoryBundle(ctx, q, since_text, *page),
+                           ctx.request.version(), true);
   }
 
   std::string HistoryBundle(const RequestContext& ctx, const store::HistoryQuery& q,
@@ -613,14 +605,11 @@ class FhirApi::Handlers {
   asio::awaitable<Response> NotYet(RequestContext& ctx, std::string what) {
     std::optional<Response> denied = co_await Admit(ctx);
     if (denied) co_return std::move(*denied);
-    {
-      std::string type(ctx.params.Get("type"));
-      if (!type.empty()) {
-        if (Status s = CheckType(type); !s.ok()) co_return ErrorResponse(s, ctx);
-      }
-      co_return ErrorResponse(UnimplementedError(what + " is not supported by this server yet"),
-                              ctx);
+    std::string type(ctx.params.Get("type"));
+    if (!type.empty()) {
+      if (Status s = CheckType(type); !s.ok()) co_return ErrorResponse(s, ctx);
     }
+    co_return ErrorResponse(UnimplementedError(what + " is not supported by this server yet"), ctx);
   }
 
  private:

@@ -78,8 +78,7 @@ class IntakeHandler {
   }
   bool String(const char* text, rapidjson::SizeType length, bool) {
     std::string_view value(text, length);
-    if (depth_ == 1 && current_ != nullptr) current_->string_value = std::string(value);
-    if (depth_ == 2 && in_meta_ && current_ != nullptr) current_->string_value = std::string(value);
+    if (AtMemberLevel()) current_->string_value = std::string(value);
     if (depth_ >= 2 && path_[depth_ - 1] == "reference" && value.find("Patient/") != value.npos) {
       doc_.patient_references.emplace_back(PathToHere(), std::string(value));
     }
@@ -166,9 +165,11 @@ class IntakeHandler {
     if (depth_ == 0) return Fail("a FHIR resource must be a JSON object");
     return write(writer_) && ValueDone();
   }
+  // True where a value is a whole member: of the resource, or of its meta.
+  bool AtMemberLevel() const { return depth_ == 1 || (depth_ == 2 && in_meta_); }
   // Called after any value (scalar or closed container) at the current depth.
   bool ValueDone() {
-    if (depth_ == 1 || (depth_ == 2 && in_meta_)) current_ = nullptr;
+    if (AtMemberLevel()) current_ = nullptr;
     return true;
   }
 

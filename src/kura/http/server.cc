@@ -77,10 +77,21 @@ void LogRequest(const RequestContext& ctx, const Request& req, unsigned status) 
                         {"remote", ctx.remote_address}});
 }
 
+std::string_view MessageFor(HttpStatus status) {
+  switch (status) {
+    case HttpStatus::request_header_fields_too_large:
+      return "the request head is too large";
+    case HttpStatus::payload_too_large:
+      return "the request body is too large";
+    default:
+      return "malformed HTTP request";
+  }
+}
+
 // Answers an error found while reading the request (before any handler ran) and closes.
 asio::awaitable<void> WriteEarlyError(Server::State& s, TlsStream& stream, RequestContext& ctx,
-                                      HttpStatus status, std::string_view message) {
-  Response r = ErrorFor(s, status, message, 11, false);
+                                      HttpStatus status) {
+  Response r = ErrorFor(s, status, MessageFor(status), 11, false);
   r.set("X-Request-Id", ctx.request_id);
   AddSecurityHeaders(r);
   r.prepare_payload();
@@ -109,23 +120,18 @@ HttpStatus StatusForReadError(const boost::system::error_code& ec) {
   return HttpStatus::bad_request;
 }
 
-std::string_view MessageFor(HttpStatus status) {
-  switch (status) {
-    case HttpStatus::request_header_fields_too_large:
-      return "the request head is too large";
-    case HttpStatus::payload_too_large:
-      return "the request body is too large";
-    default:
-      return "malformed HTTP request";
-  }
-}
-
 // Errors that mean the peer went away or was too slow: nothing to answer.
 bool IsDisconnect(const boost::system::error_code& ec) {
   return ec == beast_http::error::end_of_stream || ec == asio::error::operation_aborted ||
          ec == asio::ssl::error::stream_truncated || ec == beast::error::timeout ||
          ec == asio::error::eof || ec == asio::error::connection_reset ||
          ec == asio::error::broken_pipe;
+}
+
+// A failed read of the request: answered with its 4xx unless the peer is simply gone.
+asio::awaitable<void> AnswerReadError(Server::State& s, TlsStream& stream, RequestContext& ctx,
+                                      const boost::system::error_code& ec) {
+  if (!IsDisconnect(ec)) co_await WriteEarlyError(s, stream, ctx, StatusForReadError(ec));
 }
 
 asio::awaitable<Response> Dispatch(Server::State& s, RequestContext& ctx) {
@@ -180,10 +186,7 @@ asio::awaitable<void> Serve(std::shared_ptr<Server::State> s, std::shared_ptr<Co
       conn->idle = false;
       ctx.started = std::chrono::steady_clock::now();
       if (ec && ec != beast_http::error::need_more) {
-        if (!IsDisconnect(ec)) {
-          HttpStatus status = StatusForReadError(ec);
-          co_await WriteEarlyError(*s, stream, ctx, status, MessageFor(status));
-        }
+        co_await AnswerReadError(*s, stream, ctx, ec);
         co_return;
       }
     }
@@ -191,17 +194,13 @@ asio::awaitable<void> Serve(std::shared_ptr<Server::State> s, std::shared_ptr<Co
     if (!parser.is_header_done()) {
       auto [ec, n] = co_await beast_http::async_read_header(stream, buffer, parser, kNoThrow);
       if (ec) {
-        if (!IsDisconnect(ec)) {
-          HttpStatus status = StatusForReadError(ec);
-          co_await WriteEarlyError(*s, stream, ctx, status, MessageFor(status));
-        }
+        co_await AnswerReadError(*s, stream, ctx, ec);
         co_return;
       }
     }
     const Request& head = parser.get();
     if (head.payload_size() && *head.payload_size() > o.max_body_bytes) {
-      co_await WriteEarlyError(*s, stream, ctx, HttpStatus::payload_too_large,
-                               MessageFor(HttpStatus::payload_too_large));
+      co_await WriteEarlyError(*s, stream, ctx, HttpStatus::payload_too_large);
       co_return;
     }
     if (beast::iequals(head[beast_http::field::expect], "100-continue")) {
@@ -214,10 +213,7 @@ asio::awaitable<void> Serve(std::shared_ptr<Server::State> s, std::shared_ptr<Co
       beast::get_lowest_layer(stream).expires_after(o.body_timeout);
       auto [ec, n] = co_await beast_http::async_read(stream, buffer, parser, kNoThrow);
       if (ec) {
-        if (!IsDisconnect(ec)) {
-          HttpStatus status = StatusForReadError(ec);
-          co_await WriteEarlyError(*s, stream, ctx, status, MessageFor(status));
-        }
+        co_await AnswerReadError(*s, stream, ctx, ec);
         co_return;
       }
     }

@@ -28,7 +28,8 @@ CachingStore::Shard& CachingStore::ShardFor(std::string_view key) {
   return shards_[std::hash<std::string_view>{}(key) % kShards];
 }
 
-std::optional<ResourceVersion> CachingStore::Lookup(std::string_view type, std::string_view id) {
+std::optional<ResourceVersion> CachingStore::Lookup(std::string_view type, std::string_view id,
+                                                    uint64_t* epoch_on_miss) {
   if (shard_capacity_ == 0) return std::nullopt;
   const std::string key = KeyOf(type, id);
   Shard& shard = ShardFor(key);
@@ -36,6 +37,7 @@ std::optional<ResourceVersion> CachingStore::Lookup(std::string_view type, std::
   auto it = shard.index.find(key);
   if (it == shard.index.end()) {
     ++shard.misses;
+    if (epoch_on_miss != nullptr) *epoch_on_miss = shard.commits;
     return std::nullopt;
   }
   ++shard.hits;
@@ -109,13 +111,8 @@ void CachingStore::CommitAsync(WriteBatch batch, CommitCallback done) {
 }
 
 StatusOr<ResourceVersion> CachingStore::ReadCurrent(std::string_view type, std::string_view id) {
-  if (std::optional<ResourceVersion> hit = Lookup(type, id)) return std::move(*hit);
   uint64_t epoch = 0;
-  if (shard_capacity_ != 0) {
-    Shard& shard = ShardFor(KeyOf(type, id));
-    std::lock_guard<std::mutex> lock(shard.mu);
-    epoch = shard.commits;
-  }
+  if (std::optional<ResourceVersion> hit = Lookup(type, id, &epoch)) return std::move(*hit);
   KURA_ASSIGN_OR_RETURN(ResourceVersion v, backend().ReadCurrent(type, id));
   Insert(v, epoch);  // A copy: the caller gets its own.
   return v;

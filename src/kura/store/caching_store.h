@@ -72,7 +72,10 @@ class CachingStore final : public ForwardingStore {
 
   static std::string KeyOf(std::string_view type, std::string_view id);
   Shard& ShardFor(std::string_view key);
-  std::optional<ResourceVersion> Lookup(std::string_view type, std::string_view id);
+  // The cached version, or nullopt; on a miss, the shard's commit epoch goes to
+  // `epoch_on_miss` (when given) for a later Insert of what the database returns.
+  std::optional<ResourceVersion> Lookup(std::string_view type, std::string_view id,
+                                        uint64_t* epoch_on_miss = nullptr);
   // Stores `v` unless a newer version is cached; when `fill_epoch` is set (a fill from a
   // database read), only if no commit reached the shard since that epoch was taken.
   void Insert(ResourceVersion v, std::optional<uint64_t> fill_epoch);

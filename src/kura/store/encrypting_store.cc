@@ -40,14 +40,35 @@ Status EncryptingStore::Seal(ResourceVersion& v, const crypto::AeadKey& key) {
   return Status::Ok();
 }
 
-Status EncryptingStore::SealAll(WriteBatch& batch) {
-  for (ResourceVersion& v : batch.resources) {
+StatusOr<EncryptingStore::EntryKeys> EncryptingStore::SealingKeys(const WriteBatch& batch,
+                                                                  KeySource source) {
+  EntryKeys keys;
+  keys.reserve(batch.resources.size());
+  for (const ResourceVersion& v : batch.resources) {
+    if (v.deleted) {
+      keys.emplace_back();
+      continue;
+    }
+    if (source == KeySource::kCacheOnly) {
+      auto key = keyring_.CachedKeyForScope(ScopeOf(v));
+      if (key == nullptr) return UnavailableError("data key not cached");
+      keys.push_back(std::move(key));
+    } else {
+      KURA_ASSIGN_OR_RETURN(auto key, keyring_.KeyForScope(ScopeOf(v)));
+      keys.push_back(std::move(key));
+    }
+  }
+  return keys;
+}
+
+Status EncryptingStore::SealAll(WriteBatch& batch, const EntryKeys& keys) {
+  for (size_t i = 0; i < batch.resources.size(); ++i) {
+    ResourceVersion& v = batch.resources[i];
     if (v.deleted) {
       v.payload.clear();
       continue;
     }
-    KURA_ASSIGN_OR_RETURN(auto key, keyring_.KeyForScope(ScopeOf(v)));
-    KURA_RETURN_IF_ERROR(Seal(v, *key));
+    KURA_RETURN_IF_ERROR(Seal(v, *keys[i]));
   }
   return Status::Ok();
 }
@@ -72,43 +93,30 @@ Status EncryptingStore::Open(ResourceVersion& v) {
 }
 
 StatusOr<CommitResult> EncryptingStore::Commit(WriteBatch batch) {
-  KURA_RETURN_IF_ERROR(SealAll(batch));
+  KURA_ASSIGN_OR_RETURN(EntryKeys keys, SealingKeys(batch, KeySource::kLoadOrCreate));
+  KURA_RETURN_IF_ERROR(SealAll(batch, keys));
   return backend().Commit(std::move(batch));
 }
 
 void EncryptingStore::CommitAsync(WriteBatch batch, CommitCallback done) {
   // Seal here when every key is cached (CPU only); otherwise loading or creating a key means
   // store round trips, which belong on the blocking executor.
-  std::vector<std::shared_ptr<const crypto::AeadKey>> keys;
-  keys.reserve(batch.resources.size());
-  for (const ResourceVersion& v : batch.resources) {
-    if (v.deleted) {
-      keys.emplace_back();
-      continue;
-    }
-    auto key = keyring_.CachedKeyForScope(ScopeOf(v));
-    if (key == nullptr) {
-      blocking_([this, batch = std::move(batch), done = std::move(done)]() mutable {
-        if (Status sealed = SealAll(batch); !sealed.ok()) {
-          done(std::move(sealed));
-          return;
-        }
-        backend().CommitAsync(std::move(batch), std::move(done));
-      });
-      return;
-    }
-    keys.push_back(std::move(key));
+  StatusOr<EntryKeys> keys = SealingKeys(batch, KeySource::kCacheOnly);
+  if (!keys.ok()) {
+    blocking_([this, batch = std::move(batch), done = std::move(done)]() mutable {
+      StatusOr<EntryKeys> loaded = SealingKeys(batch, KeySource::kLoadOrCreate);
+      Status sealed = loaded.ok() ? SealAll(batch, *loaded) : loaded.status();
+      if (!sealed.ok()) {
+        done(std::move(sealed));
+        return;
+      }
+      backend().CommitAsync(std::move(batch), std::move(done));
+    });
+    return;
   }
-  for (size_t i = 0; i < batch.resources.size(); ++i) {
-    ResourceVersion& v = batch.resources[i];
-    if (v.deleted) {
-      v.payload.clear();
-      continue;
-    }
-    if (Status sealed = Seal(v, *keys[i]); !sealed.ok()) {
-      done(std::move(sealed));
-      return;
-    }
+  if (Status sealed = SealAll(batch, *keys); !sealed.ok()) {
+    done(std::move(sealed));
+    return;
   }
   backend().CommitAsync(std::move(batch), std::move(done));
 }

@@ -44,8 +44,15 @@ class EncryptingStore final : public ForwardingStore {
 
  private:
   static std::string ScopeOf(const ResourceVersion& v);
+  // The sealing key of each batch entry, in order; null for delete markers (no payload).
+  using EntryKeys = std::vector<std::shared_ptr<const crypto::AeadKey>>;
+  enum class KeySource {
+    kCacheOnly,     // Never blocks; Unavailable as soon as one key is not cached.
+    kLoadOrCreate,  // Loads or creates keys as needed (may block on the store).
+  };
+  StatusOr<EntryKeys> SealingKeys(const WriteBatch& batch, KeySource source);
   Status Seal(ResourceVersion& v, const crypto::AeadKey& key);
-  Status SealAll(WriteBatch& batch);
+  Status SealAll(WriteBatch& batch, const EntryKeys& keys);
   Status Open(ResourceVersion& v);
   // Open() with a cached key only; nullopt when the key is not cached.
   std::optional<StatusOr<ResourceVersion>> OpenIfKeyCached(StatusOr<ResourceVersion> v);
