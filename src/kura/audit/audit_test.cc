@@ -39,6 +39,16 @@ class AuditLogTest : public ::testing::Test {
     Build(100);
   }
 
+  // The chain state after the first `n` stored records, replayed from their canonical bytes.
+  LogHead HeadAfter(int n) {
+    AuditChain replay;
+    for (int i = 0; i < n; ++i) {
+      auto decoded = DecodeAuditRecord(records_[i].canonical);
+      EXPECT_TRUE(decoded.ok() && replay.Append(*decoded).ok()) << "record " << i;
+    }
+    return replay.head();
+  }
+
   void Build(int n) {
     CheckpointPolicy policy{.every_records = 10, .every = std::chrono::hours(1)};
     CheckpointMark last{0, clock_.Now()};
@@ -367,11 +377,8 @@ TEST_F(AuditLogTest, EmptyLog) {
 
 TEST_F(AuditLogTest, PrunedLogVerifiesFromItsAnchor) {
   // Prune everything before record 45: sign an anchor at 45 (state replayed from the records).
-  AuditChain replay;
-  for (int i = 0; i < 45; ++i)
-    ASSERT_TRUE(replay.Append(*DecodeAuditRecord(records_[i].canonical)).ok());
-  std::string anchor =
-      *SignPruneAnchor(PruneAnchorOf(replay.head(), kOrigin, clock_.Now()), signer_);
+  const LogHead head45 = HeadAfter(45);
+  std::string anchor = *SignPruneAnchor(PruneAnchorOf(head45, kOrigin, clock_.Now()), signer_);
   std::vector<StoredRecord> pruned(records_.begin() + 45, records_.end());
 
   VerificationReport report = Verify(pruned, checkpoints_, {anchor});
@@ -394,15 +401,14 @@ TEST_F(AuditLogTest, PrunedLogVerifiesFromItsAnchor) {
 
   // An anchor signed by another key does not count.
   auto attacker = SignerFromSeedHex(kAttackerSeed);
-  std::string forged =
-      *SignPruneAnchor(PruneAnchorOf(replay.head(), kOrigin, clock_.Now()), attacker);
+  std::string forged = *SignPruneAnchor(PruneAnchorOf(head45, kOrigin, clock_.Now()), attacker);
   VerificationReport forged_report = Verify(pruned, checkpoints_, {forged});
   ASSERT_FALSE(forged_report.ok());
   EXPECT_EQ(forged_report.issues[0].kind, IssueKind::kBadCheckpoint);
   EXPECT_EQ(forged_report.issues[1].kind, IssueKind::kDeleted);
 
   // A genuine-looking anchor whose state is wrong is exposed by the next checkpoint.
-  PruneAnchor wrong = PruneAnchorOf(replay.head(), kOrigin, clock_.Now());
+  PruneAnchor wrong = PruneAnchorOf(head45, kOrigin, clock_.Now());
   wrong.chain_head[3] ^= 1;
   std::string wrong_note = *SignPruneAnchor(wrong, signer_);
   EXPECT_FALSE(Verify(pruned, checkpoints_, {wrong_note}).ok());
@@ -415,11 +421,8 @@ TEST_F(AuditLogTest, PrunedLogVerifiesFromItsAnchor) {
 }
 
 TEST_F(AuditLogTest, PruningToAnAnchorAtACheckpointChecksThatCheckpoint) {
-  AuditChain replay;
-  for (int i = 0; i < 50; ++i)
-    ASSERT_TRUE(replay.Append(*DecodeAuditRecord(records_[i].canonical)).ok());
   std::string anchor =
-      *SignPruneAnchor(PruneAnchorOf(replay.head(), kOrigin, clock_.Now()), signer_);
+      *SignPruneAnchor(PruneAnchorOf(HeadAfter(50), kOrigin, clock_.Now()), signer_);
   std::vector<StoredRecord> pruned(records_.begin() + 50, records_.end());
   VerificationReport report = Verify(pruned, checkpoints_, {anchor});
   EXPECT_TRUE(report.ok()) << report.Summary();

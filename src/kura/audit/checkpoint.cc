@@ -31,11 +31,9 @@ std::vector<std::string_view> Lines(std::string_view text) {
 }
 
 // Canonical unsigned decimal: digits only, no leading zero unless the value is 0, fits u64.
+// from_chars rejects signs, spaces and overflow; the full-length check rejects trailing text.
 bool ParseU64(std::string_view s, uint64_t& out) {
-  if (s.empty() || s.size() > 20 || (s.size() > 1 && s[0] == '0')) return false;
-  for (char c : s) {
-    if (c < '0' || c > '9') return false;
-  }
+  if (s.empty() || (s.size() > 1 && s[0] == '0')) return false;
   auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
   return ec == std::errc() && ptr == s.data() + s.size();
 }
@@ -43,22 +41,10 @@ bool ParseU64(std::string_view s, uint64_t& out) {
 // Canonical signed decimal: optional '-', no leading zeros, no "-0", fits i64.
 bool ParseI64(std::string_view s, int64_t& out) {
   std::string_view digits = s.substr(0, 1) == "-" ? s.substr(1) : s;
-  if (digits.empty() || digits.size() > 19 || (digits.size() > 1 && digits[0] == '0')) {
-    return false;
-  }
+  if (digits.empty() || (digits.size() > 1 && digits[0] == '0')) return false;
   if (s[0] == '-' && digits == "0") return false;
-  for (char c : digits) {
-    if (c < '0' || c > '9') return false;
-  }
   auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
   return ec == std::errc() && ptr == s.data() + s.size();
-}
-
-bool ParseHash(std::string_view s, Hash& out) {
-  std::string raw;
-  if (!Base64Decode(s, raw) || raw.size() != kHashBytes) return false;
-  std::copy(raw.begin(), raw.end(), out.begin());
-  return B64(out) == s;  // Canonical, padded encoding only.
 }
 
 // "<tag> <value>" with exactly one space.
@@ -97,9 +83,9 @@ StatusOr<Checkpoint> ParseCheckpointText(std::string_view text) {
   c.origin = std::string(lines[0]);
   if (!IsValidOrigin(c.origin)) return Malformed("checkpoint origin is invalid");
   if (!ParseU64(lines[1], c.tree_size)) return Malformed("checkpoint tree size is invalid");
-  if (!ParseHash(lines[2], c.root)) return Malformed("checkpoint root is invalid");
+  if (!ParseHashBase64(lines[2], c.root)) return Malformed("checkpoint root is invalid");
   std::string_view value;
-  if (!TaggedValue(lines[3], "chain", value) || !ParseHash(value, c.chain_head)) {
+  if (!TaggedValue(lines[3], "chain", value) || !ParseHashBase64(value, c.chain_head)) {
     return Malformed("checkpoint chain line is invalid");
   }
   if (!TaggedValue(lines[4], "time", value) || !ParseI64(value, c.time_us)) {
@@ -163,7 +149,7 @@ StatusOr<PruneAnchor> ParsePruneAnchorText(std::string_view text) {
       a.first_sequence == 0) {
     return Malformed("prune anchor first line is invalid");
   }
-  if (!TaggedValue(lines[3], "chain", value) || !ParseHash(value, a.chain_head)) {
+  if (!TaggedValue(lines[3], "chain", value) || !ParseHashBase64(value, a.chain_head)) {
     return Malformed("prune anchor chain line is invalid");
   }
   // "frontier" then one " <hash>" per set bit of first_sequence.
@@ -176,7 +162,7 @@ StatusOr<PruneAnchor> ParsePruneAnchorText(std::string_view text) {
     frontier.remove_prefix(1);
     const size_t end = std::min(frontier.find(' '), frontier.size());
     Hash h{};
-    if (!ParseHash(frontier.substr(0, end), h)) return Malformed("bad frontier hash");
+    if (!ParseHashBase64(frontier.substr(0, end), h)) return Malformed("bad frontier hash");
     hashes.push_back(h);
     frontier.remove_prefix(end);
   }

@@ -56,12 +56,8 @@ StatusOr<RecordInclusionProof> InclusionProofFromJson(const nlohmann::ordered_js
   proof.tree_size = size.get<uint64_t>();
   for (const auto& item : path) {
     if (!item.is_string()) return bad();
-    std::string raw;
-    const std::string& text = item.get_ref<const std::string&>();
-    if (!Base64Decode(text, raw) || raw.size() != kHashBytes) return bad();
     Hash h{};
-    std::copy(raw.begin(), raw.end(), h.begin());
-    if (Base64Encode(h) != text) return bad();
+    if (!ParseHashBase64(item.get_ref<const std::string&>(), h)) return bad();
     proof.path.push_back(h);
   }
   return proof;

@@ -6,17 +6,26 @@
 #include <cstring>
 #include <string>
 
+#include "kura/base/random.h"
+
 namespace kura::audit {
 namespace {
 
 // The largest power of two strictly smaller than n. Precondition: n > 1.
 uint64_t SplitPoint(uint64_t n) { return std::bit_floor(n - 1); }
 
+// Perfect subtree roots, largest (leftmost) first, joined right to left into one root.
+Hash FoldRight(std::span<const Hash> parts) {
+  if (parts.empty()) return EmptyTreeRoot();
+  Hash acc = parts.back();
+  for (size_t i = parts.size() - 1; i-- > 0;) acc = HashChildren(parts[i], acc);
+  return acc;
+}
+
 // MTH of the `n` leaves starting at `begin`, where `begin` is a multiple of the smallest power
 // of two >= n (always true for the ranges RFC 6962's recursion produces): the fold, right to
 // left, of one perfect subtree per set bit of n.
 StatusOr<Hash> RangeHash(const SubtreeHashSource& source, uint64_t begin, uint64_t n) {
-  if (n == 0) return EmptyTreeRoot();
   std::vector<Hash> parts;
   uint64_t pos = begin;
   for (int level = 63; level >= 0; --level) {
@@ -26,9 +35,7 @@ StatusOr<Hash> RangeHash(const SubtreeHashSource& source, uint64_t begin, uint64
     parts.push_back(h);
     pos += width;
   }
-  Hash acc = parts.back();
-  for (size_t i = parts.size() - 1; i-- > 0;) acc = HashChildren(parts[i], acc);
-  return acc;
+  return FoldRight(parts);
 }
 
 // RFC 6962 2.1.1 PATH(m, D[begin:begin+n]).
@@ -102,6 +109,13 @@ Hash EmptyTreeRoot() {
   return kEmpty;
 }
 
+bool ParseHashBase64(std::string_view text, Hash& out) {
+  std::string raw;
+  if (!Base64DecodeCanonical(text, raw) || raw.size() != kHashBytes) return false;
+  std::copy(raw.begin(), raw.end(), out.begin());
+  return true;
+}
+
 Hash MerkleRoot(std::span<const Hash> leaf_hashes) {
   MerkleFrontier frontier;
   for (const Hash& leaf : leaf_hashes) frontier.Append(leaf);
@@ -127,23 +141,13 @@ void MerkleFrontier::Append(const Hash& leaf_hash) {
   ++size_;
 }
 
-Hash MerkleFrontier::Root() const {
-  if (hashes_.empty()) return EmptyTreeRoot();
-  Hash acc = hashes_.back();
-  for (size_t i = hashes_.size() - 1; i-- > 0;) acc = HashChildren(hashes_[i], acc);
-  return acc;
-}
+Hash MerkleFrontier::Root() const { return FoldRight(hashes_); }
 
 StatusOr<Hash> InMemoryLeafHashes::PerfectSubtreeHash(int level, uint64_t index) const {
   if (level < 0 || level > 63) return InvalidArgumentError("bad subtree level");
   const uint64_t width = uint64_t{1} << level;
-  if (index > (leaves_.size() / width) || (index + 1) * width > leaves_.size()) {
-    return NotFoundError("subtree is not complete");
-  }
-  if (level == 0) return leaves_[index];
-  MerkleFrontier frontier;
-  for (uint64_t i = index * width; i < (index + 1) * width; ++i) frontier.Append(leaves_[i]);
-  return frontier.Root();
+  if (index >= leaves_.size() / width) return NotFoundError("subtree is not complete");
+  return MerkleRoot(leaves_.subspan(index * width, width));
 }
 
 StatusOr<std::vector<Hash>> InclusionPath(uint64_t index, uint64_t size,

@@ -35,6 +35,9 @@ inline constexpr size_t kHashBytes = 32;
 // The root of the tree whose leaf hashes are `leaf_hashes` (O(n) time, O(log n) space).
 [[nodiscard]] Hash MerkleRoot(std::span<const Hash> leaf_hashes);
 
+// A hash as the audit formats write it: canonical padded base64 of exactly 32 bytes.
+[[nodiscard]] bool ParseHashBase64(std::string_view text, Hash& out);
+
 // The right edge of a Merkle tree: the roots of the perfect subtrees that make up a tree of
 // `size()` leaves, one per set bit of size(), largest (leftmost) first. Enough to append leaves
 // and compute the root; this is what checkpoints commit to and prune anchors carry.

@@ -25,12 +25,6 @@ bool IsNoteSafe(std::string_view s) {
   return IsValidUtf8(s);
 }
 
-// Decodes standard base64 and insists the input is the canonical (padded) encoding.
-bool DecodeCanonicalBase64(std::string_view text, std::string& out) {
-  if (!Base64Decode(text, out)) return false;
-  return Base64Encode(Bytes(out)) == text;
-}
-
 Status Malformed(std::string detail) {
   return DataLossError("malformed signed note", std::move(detail));
 }
@@ -94,7 +88,7 @@ StatusOr<NoteVerifierKey> NoteVerifierKey::Parse(std::string_view text) {
   std::string_view name = text.substr(0, first_plus);
   std::string_view id_hex = text.substr(first_plus + 1, 8);
   std::string key;
-  if (!DecodeCanonicalBase64(text.substr(second_plus + 1), key) ||
+  if (!Base64DecodeCanonical(text.substr(second_plus + 1), key) ||
       key.size() != 1 + crypto::kEd25519PublicKeyBytes ||
       static_cast<uint8_t>(key[0]) != kNoteAlgEd25519) {
     return InvalidArgumentError("verifier key does not hold an Ed25519 public key");
@@ -156,7 +150,7 @@ StatusOr<ParsedNote> ParseNote(std::string_view note) {
     std::string_view name = line.substr(0, space);
     std::string_view encoded = line.substr(space + 1);
     std::string blob;
-    if (!IsValidNoteKeyName(name) || !DecodeCanonicalBase64(encoded, blob) || blob.size() < 5) {
+    if (!IsValidNoteKeyName(name) || !Base64DecodeCanonical(encoded, blob) || blob.size() < 5) {
       return Malformed("signature line is malformed");
     }
     NoteSignature sig;

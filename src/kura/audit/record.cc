@@ -10,7 +10,8 @@
 #include "kura/audit/record.h"
 
 #include <algorithm>
-#include <cstdio>
+
+#include "kura/base/clock.h"
 
 namespace kura::audit {
 namespace {
@@ -91,19 +92,6 @@ class Reader {
 
 Status Malformed(std::string_view what) {
   return DataLossError("malformed audit record", "audit record: " + std::string(what));
-}
-
-// Howard Hinnant's civil_from_days: proleptic Gregorian date of a day count since 1970-01-01.
-void CivilFromDays(int64_t z, int64_t& y, unsigned& m, unsigned& d) {
-  z += 719468;
-  const int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-  const unsigned doe = static_cast<unsigned>(z - era * 146097);
-  const unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-  const unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-  const unsigned mp = (5 * doy + 2) / 153;
-  d = doy - (153 * mp + 2) / 5 + 1;
-  m = mp < 10 ? mp + 3 : mp - 9;
-  y = static_cast<int64_t>(yoe) + era * 400 + (m <= 2 ? 1 : 0);
 }
 
 }  // namespace
@@ -195,7 +183,8 @@ StatusOr<std::string> EncodeAuditRecord(const AuditRecord& record) {
   for (size_t i = 0; i < details.size(); ++i) {
     if (details[i].first.empty()) return InvalidArgumentError("audit detail key is empty");
     if (i > 0 && details[i - 1].first == details[i].first) {
-      return InvalidArgumentError("audit detail key repeats: " + std::string(details[i].first));
+      // The key stays out of the client-safe message.
+      return InvalidArgumentError("audit detail key repeats", std::string(details[i].first));
     }
     KURA_RETURN_IF_ERROR(CheckField("details key", details[i].first));
     KURA_RETURN_IF_ERROR(CheckField("details value", details[i].second));
@@ -283,30 +272,7 @@ StatusOr<AuditRecord> DecodeAuditRecord(std::string_view canonical) {
   return rec;
 }
 
-std::string FormatMicrosUtc(int64_t time_us) {
-  // Floor division so instants before 1970 format correctly.
-  int64_t secs = time_us / 1000000;
-  int64_t micros = time_us % 1000000;
-  if (micros < 0) {
-    micros += 1000000;
-    secs -= 1;
-  }
-  int64_t days = secs / 86400;
-  int64_t sod = secs % 86400;
-  if (sod < 0) {
-    sod += 86400;
-    days -= 1;
-  }
-  int64_t year = 0;
-  unsigned month = 0, day = 0;
-  CivilFromDays(days, year, month, day);
-  char buf[64];
-  std::snprintf(buf, sizeof(buf), "%04lld-%02u-%02uT%02d:%02d:%02d.%06lldZ",
-                static_cast<long long>(year), month, day, static_cast<int>(sod / 3600),
-                static_cast<int>(sod / 60 % 60), static_cast<int>(sod % 60),
-                static_cast<long long>(micros));
-  return buf;
-}
+std::string FormatMicrosUtc(int64_t time_us) { return FormatInstantMicros(FromMicros(time_us)); }
 
 nlohmann::ordered_json AuditRecordToJson(const AuditRecord& record) {
   using Json = nlohmann::ordered_json;

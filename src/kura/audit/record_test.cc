@@ -11,7 +11,6 @@ namespace {
 
 using testing::Hex;
 using testing::SampleRecord;
-using testing::Unhex;
 
 AuditRecord Normalized(AuditRecord r) {
   std::sort(r.patient_compartments.begin(), r.patient_compartments.end());
@@ -260,7 +259,6 @@ TEST(AuditRecordTest, Utf8Validation) {
   EXPECT_FALSE(IsValidUtf8("\xe0\x80\xaf"));      // Overlong.
   EXPECT_FALSE(IsValidUtf8("\xf4\x90\x80\x80"));  // Past U+10FFFF.
   EXPECT_FALSE(IsValidUtf8("\xf8\x88\x80\x80\x80"));
-  EXPECT_EQ(Unhex("41"), "A");
 }
 
 }  // namespace

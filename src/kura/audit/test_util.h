@@ -6,6 +6,7 @@
 
 #include "kura/audit/merkle.h"
 #include "kura/audit/record.h"
+#include "kura/base/random.h"
 #include "kura/crypto/signature.h"
 
 namespace kura::audit::testing {
@@ -19,18 +20,10 @@ inline std::string Unhex(std::string_view hex) {
 }
 
 inline std::string Hex(std::string_view bytes) {
-  static constexpr char kDigits[] = "0123456789abcdef";
-  std::string out;
-  for (char c : bytes) {
-    out.push_back(kDigits[static_cast<uint8_t>(c) >> 4]);
-    out.push_back(kDigits[static_cast<uint8_t>(c) & 0xf]);
-  }
-  return out;
+  return HexEncode({reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()});
 }
 
-inline std::string Hex(const Hash& h) {
-  return Hex(std::string_view(reinterpret_cast<const char*>(h.data()), h.size()));
-}
+inline std::string Hex(const Hash& h) { return HexEncode(h); }
 
 inline Hash HashFromHex(std::string_view hex) {
   std::string raw = Unhex(hex);

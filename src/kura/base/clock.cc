@@ -27,16 +27,24 @@ const Clock& Clock::System() {
   return *clock;
 }
 
-std::string FormatInstant(TimePoint t) {
+namespace {
+// ISO 8601 UTC with milliseconds (`micro_digits` false) or microseconds.
+std::string FormatUtc(TimePoint t, bool micro_digits) {
   std::tm tm = ToUtc(t);
   int64_t micros = t.time_since_epoch().count() % 1000000;
   if (micros < 0) micros += 1000000;
   char buf[96];
-  std::snprintf(buf, sizeof(buf), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
-                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-                static_cast<int>(micros / 1000));
+  std::snprintf(
+      buf, sizeof(buf),
+      micro_digits ? "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ" : "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ",
+      tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+      static_cast<int>(micro_digits ? micros : micros / 1000));
   return buf;
 }
+}  // namespace
+
+std::string FormatInstant(TimePoint t) { return FormatUtc(t, false); }
+std::string FormatInstantMicros(TimePoint t) { return FormatUtc(t, true); }
 
 std::string FormatHttpDate(TimePoint t) {
   std::tm tm = ToUtc(t);

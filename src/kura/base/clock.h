@@ -31,6 +31,8 @@ class FakeClock final : public Clock {
 
 // "2024-01-01T00:00:00.123Z": FHIR instant with millisecond precision, always UTC.
 std::string FormatInstant(TimePoint t);
+// The same with microseconds: "2024-01-01T12:00:00.123456Z".
+std::string FormatInstantMicros(TimePoint t);
 // "Mon, 01 Jan 2024 00:00:00 GMT" for Last-Modified (RFC 9110 IMF-fixdate).
 std::string FormatHttpDate(TimePoint t);
 int64_t ToMicros(TimePoint t);

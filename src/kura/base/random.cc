@@ -88,6 +88,11 @@ bool Base64Decode(std::string_view text, std::string& out) {
   return true;
 }
 
+bool Base64DecodeCanonical(std::string_view text, std::string& out) {
+  if (!Base64Decode(text, out)) return false;
+  return Base64Encode({reinterpret_cast<const uint8_t*>(out.data()), out.size()}) == text;
+}
+
 std::string RandomToken(size_t bytes) {
   std::string raw(bytes, '\0');
   RandomFill({reinterpret_cast<uint8_t*>(raw.data()), raw.size()});

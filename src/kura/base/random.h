@@ -24,5 +24,8 @@ std::string Base64UrlEncode(std::span<const uint8_t> bytes);
 std::string Base64Encode(std::span<const uint8_t> bytes);
 // Decodes standard base64 (with or without padding); false on bad input.
 bool Base64Decode(std::string_view text, std::string& out);
+// Base64Decode for formats that allow one spelling per value: standard alphabet, padded, and
+// exactly what Base64Encode gives for the decoded bytes.
+bool Base64DecodeCanonical(std::string_view text, std::string& out);
 
 }  // namespace kura
