@@ -16,7 +16,8 @@ Hash ChainNext(const Hash& previous, const Hash& leaf_hash) {
   return crypto::Sha256(std::string_view(buf.data(), buf.size()));
 }
 
-StatusOr<SealedRecord> AuditChain::Append(AuditRecord record) {
+StatusOr<SealedRecord> AuditChain::Append(AuditRecord record,
+                                          const MerkleFrontier::CompletedSubtree& completed) {
   record.sequence = head_.size();
   KURA_ASSIGN_OR_RETURN(std::string canonical, EncodeAuditRecord(record));
   SealedRecord sealed;
@@ -25,7 +26,7 @@ StatusOr<SealedRecord> AuditChain::Append(AuditRecord record) {
   sealed.chain_hash = ChainNext(head_.chain_head, sealed.leaf_hash);
   sealed.canonical = std::move(canonical);
   head_.chain_head = sealed.chain_hash;
-  head_.frontier.Append(sealed.leaf_hash);
+  head_.frontier.Append(sealed.leaf_hash, completed);
   return sealed;
 }
 

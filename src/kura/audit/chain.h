@@ -59,7 +59,9 @@ class AuditChain {
 
   // Assigns `record.sequence = size()`, encodes it canonically and advances the chain and the
   // tree. InvalidArgument (and no state change) when the record does not encode.
-  [[nodiscard]] StatusOr<SealedRecord> Append(AuditRecord record);
+  // `completed` sees the Merkle subtrees the record completes (MerkleFrontier::Append).
+  [[nodiscard]] StatusOr<SealedRecord> Append(
+      AuditRecord record, const MerkleFrontier::CompletedSubtree& completed = nullptr);
 
   const LogHead& head() const { return head_; }
   uint64_t size() const { return head_.size(); }

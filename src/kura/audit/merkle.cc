@@ -130,12 +130,15 @@ StatusOr<MerkleFrontier> MerkleFrontier::FromHashes(uint64_t size, std::vector<H
   return MerkleFrontier(size, std::move(hashes));
 }
 
-void MerkleFrontier::Append(const Hash& leaf_hash) {
+void MerkleFrontier::Append(const Hash& leaf_hash, const CompletedSubtree& completed) {
   // Each trailing one bit of the old size is a perfect subtree the new leaf completes.
   Hash carry = leaf_hash;
+  int level = 0;
   for (uint64_t s = size_; s & 1; s >>= 1) {
     carry = HashChildren(hashes_.back(), carry);
     hashes_.pop_back();
+    ++level;
+    if (completed) completed(level, size_ >> level, carry);
   }
   hashes_.push_back(carry);
   ++size_;

@@ -14,6 +14,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <span>
 #include <string_view>
 #include <vector>
@@ -49,8 +50,12 @@ class MerkleFrontier {
   // unless `hashes` holds exactly popcount(size) entries.
   [[nodiscard]] static StatusOr<MerkleFrontier> FromHashes(uint64_t size, std::vector<Hash> hashes);
 
-  // Adds one leaf (its leaf hash, i.e. HashLeaf(data)). Amortized O(1) node hashes.
-  void Append(const Hash& leaf_hash);
+  // Called with each perfect subtree an Append completes: (level >= 1, index, hash), lowest first.
+  using CompletedSubtree = std::function<void(int level, uint64_t index, const Hash& hash)>;
+
+  // Adds one leaf (its leaf hash, i.e. HashLeaf(data)). Amortized O(1) node hashes. A store that
+  // keeps some subtree hashes (so proofs need few reads) learns them from `completed`.
+  void Append(const Hash& leaf_hash, const CompletedSubtree& completed = nullptr);
   uint64_t size() const { return size_; }
   // The RFC 6962 root of the first size() leaves. O(log n).
   [[nodiscard]] Hash Root() const;

@@ -15,6 +15,16 @@ void RandomFill(std::span<uint8_t> out) {
   randombytes_buf(out.data(), out.size());
 }
 
+uint64_t RandomNonZeroUint64() {
+  uint64_t value = 0;
+  while (value == 0) {
+    uint8_t bytes[8];
+    RandomFill(bytes);
+    for (uint8_t b : bytes) value = (value << 8) | b;
+  }
+  return value;
+}
+
 namespace {
 
 std::string FormatUuid(const std::array<uint8_t, 16>& b) {

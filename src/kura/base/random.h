@@ -11,6 +11,8 @@
 namespace kura {
 
 void RandomFill(std::span<uint8_t> out);
+// A uniformly random 64-bit value other than 0 (so it can name a key, 0 meaning none).
+uint64_t RandomNonZeroUint64();
 // A random RFC 4122 version-4 UUID in lowercase text form; valid as a FHIR id.
 std::string RandomUuid();
 // A UUID version 7 (RFC 9562): 48 bits of Unix milliseconds from `now`, then 74 random bits.

@@ -100,6 +100,10 @@ StatusOr<CommitResult> CachingStore::Commit(WriteBatch batch) {
 }
 
 void CachingStore::CommitAsync(WriteBatch batch, CommitCallback done) {
+  if (batch.resources.empty()) {  // Only an audit record: nothing to remember.
+    backend().CommitAsync(std::move(batch), std::move(done));
+    return;
+  }
   auto written = std::make_shared<std::vector<ResourceVersion>>(batch.resources);
   backend().CommitAsync(std::move(batch),
                         [this, written, done = std::move(done)](StatusOr<CommitResult> result) {

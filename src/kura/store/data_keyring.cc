@@ -65,12 +65,7 @@ StatusOr<std::shared_ptr<const crypto::AeadKey>> DataKeyring::KeyForScope(
   if (!found) {
     KURA_ASSIGN_OR_RETURN(SecretBytes raw, SecretBytes::Random(crypto::kAesKeyBytes));
     StoredDataKey fresh;
-    do {
-      uint8_t id_bytes[8];
-      RandomFill(id_bytes);
-      fresh.key_id = 0;
-      for (uint8_t b : id_bytes) fresh.key_id = (fresh.key_id << 8) | b;
-    } while (fresh.key_id == 0);
+    fresh.key_id = RandomNonZeroUint64();
     fresh.scope = scope;
     fresh.kek_version = provider_.PrimaryKekVersion();
     fresh.created = Clock::System().Now();

@@ -17,6 +17,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -26,6 +27,8 @@
 #include "kura/base/status.h"
 
 namespace kura::store {
+
+class AuditDraft;  // audit_log_store.h
 
 struct ResourceVersion {
   std::string type;
@@ -42,6 +45,9 @@ struct ResourceVersion {
 struct WriteBatch {
   // Each must have version == current version of (type, id) + 1 (1 when it never existed).
   std::vector<ResourceVersion> resources;
+  // The audit record(s) of this unit, committed in the same transaction (audit_log_store.h).
+  // A batch may carry only this (a read's record): it is then durable when the commit reports.
+  std::shared_ptr<const AuditDraft> audit;
 };
 
 struct CommitResult {

@@ -36,7 +36,16 @@ namespace {
 //   data_keys          wrapped data keys; key_id is the uint64 id stored as its int64 bit
 //                      pattern, scope is unique.
 //   api_tokens         API credentials keyed by the SHA-256 of the token.
-constexpr std::array<const char*, 1> kMigrations = {
+//
+// Version 2 (the audit log, audit_log_store.h):
+//   audit_log          one row per record, seq = the record's sequence number; record is the
+//                      sealed (encrypted) record, the other columns are search keys and hashes.
+//   audit_patients     (patient, seq) for every compartment a record touched.
+//   audit_nodes        kept Merkle subtree hashes (level >= 1).
+//   audit_state        the appender's state after the last transaction (one row).
+//   audit_statements   signed checkpoints (kind 0) and prune anchors (kind 1).
+//   audit_cursors      per export sink, the next sequence it has not received.
+constexpr std::array<const char*, 2> kMigrations = {
     R"sql(
 CREATE TABLE resource_versions(
   seq INTEGER PRIMARY KEY,
@@ -68,6 +77,41 @@ CREATE TABLE api_tokens(
   role TEXT NOT NULL,
   created_at INTEGER NOT NULL,
   revoked INTEGER NOT NULL) WITHOUT ROWID;
+)sql",
+    R"sql(
+CREATE TABLE audit_log(
+  seq INTEGER PRIMARY KEY,
+  time_us INTEGER NOT NULL,
+  category TEXT NOT NULL,
+  action TEXT NOT NULL,
+  outcome INTEGER NOT NULL,
+  actor TEXT NOT NULL,
+  record BLOB NOT NULL,
+  leaf_hash BLOB NOT NULL,
+  chain_hash BLOB NOT NULL);
+CREATE INDEX audit_log_time ON audit_log(time_us);
+CREATE INDEX audit_log_actor ON audit_log(actor, seq);
+CREATE TABLE audit_patients(
+  patient TEXT NOT NULL,
+  seq INTEGER NOT NULL,
+  PRIMARY KEY(patient, seq)) WITHOUT ROWID;
+CREATE TABLE audit_nodes(
+  level INTEGER NOT NULL,
+  idx INTEGER NOT NULL,
+  hash BLOB NOT NULL,
+  PRIMARY KEY(level, idx)) WITHOUT ROWID;
+CREATE TABLE audit_state(
+  id INTEGER PRIMARY KEY CHECK(id = 1),
+  state BLOB NOT NULL);
+CREATE TABLE audit_statements(
+  kind INTEGER NOT NULL,
+  tree_size INTEGER NOT NULL,
+  time_us INTEGER NOT NULL,
+  note TEXT NOT NULL,
+  PRIMARY KEY(kind, tree_size)) WITHOUT ROWID;
+CREATE TABLE audit_cursors(
+  sink TEXT PRIMARY KEY,
+  next_seq INTEGER NOT NULL) WITHOUT ROWID;
 )sql",
 };
 
@@ -103,6 +147,21 @@ enum class Sql {
   kInsertDataKey,
   kInsertApiToken,
   kFindApiToken,
+  kInsertAuditRow,
+  kInsertAuditPatient,
+  kInsertAuditNode,
+  kUpsertAuditState,
+  kInsertAuditStatement,
+  kReadAuditState,
+  kReadAuditRows,
+  kReadAuditPatients,
+  kReadAuditLeaf,
+  kReadAuditNode,
+  kReadAuditStatements,
+  kFindAuditCheckpoint,
+  kLatestAuditCheckpoint,
+  kReadAuditCursor,
+  kWriteAuditCursor,
   kCount,
 };
 
@@ -113,6 +172,9 @@ struct SqlText {
 
 // Result columns of the version queries, shared by ReadVersionRow().
 #define KURA_VERSION_COLUMNS "type, id, version, last_updated, deleted, compartment, payload, seq"
+// Result columns of the audit row queries, shared by ReadAuditRow() and the audit search.
+#define KURA_AUDIT_COLUMNS \
+  "seq, time_us, category, action, outcome, actor, record, leaf_hash, chain_hash"
 
 // History statements share their parameter numbers: ?1 before seq, ?2 since, ?3 row limit,
 // ?4 type, ?5 id.
@@ -161,6 +223,36 @@ constexpr std::array<SqlText, static_cast<size_t>(Sql::kCount)> kSql = {{
      "VALUES(?1, ?2, ?3, ?4, ?5) ON CONFLICT(token_hash) DO NOTHING"},
     {"find_api_token",
      "SELECT name, role, created_at, revoked FROM api_tokens WHERE token_hash = ?1"},
+    {"insert_audit_row",
+     "INSERT INTO audit_log(seq, time_us, category, action, outcome, actor, record, leaf_hash, "
+     "chain_hash) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"},
+    {"insert_audit_patient", "INSERT OR IGNORE INTO audit_patients(patient, seq) VALUES(?1, ?2)"},
+    {"insert_audit_node",
+     "INSERT OR REPLACE INTO audit_nodes(level, idx, hash) VALUES(?1, ?2, ?3)"},
+    {"upsert_audit_state",
+     "INSERT INTO audit_state(id, state) VALUES(1, ?1) "
+     "ON CONFLICT(id) DO UPDATE SET state = excluded.state"},
+    {"insert_audit_statement",
+     "INSERT OR REPLACE INTO audit_statements(kind, tree_size, time_us, note) "
+     "VALUES(?1, ?2, ?3, ?4)"},
+    {"read_audit_state", "SELECT state FROM audit_state WHERE id = 1"},
+    {"read_audit_rows",
+     "SELECT " KURA_AUDIT_COLUMNS " FROM audit_log WHERE seq >= ?1 ORDER BY seq LIMIT ?2"},
+    {"read_audit_patients", "SELECT patient FROM audit_patients WHERE seq = ?1 ORDER BY patient"},
+    {"read_audit_leaf", "SELECT leaf_hash FROM audit_log WHERE seq = ?1"},
+    {"read_audit_node", "SELECT hash FROM audit_nodes WHERE level = ?1 AND idx = ?2"},
+    {"read_audit_statements",
+     "SELECT kind, tree_size, time_us, note FROM audit_statements ORDER BY kind, tree_size"},
+    {"find_audit_checkpoint",
+     "SELECT kind, tree_size, time_us, note FROM audit_statements "
+     "WHERE kind = 0 AND tree_size >= ?1 ORDER BY tree_size LIMIT 1"},
+    {"latest_audit_checkpoint",
+     "SELECT kind, tree_size, time_us, note FROM audit_statements "
+     "WHERE kind = 0 ORDER BY tree_size DESC LIMIT 1"},
+    {"read_audit_cursor", "SELECT next_seq FROM audit_cursors WHERE sink = ?1"},
+    {"write_audit_cursor",
+     "INSERT INTO audit_cursors(sink, next_seq) VALUES(?1, ?2) "
+     "ON CONFLICT(sink) DO UPDATE SET next_seq = excluded.next_seq"},
 }};
 
 #undef KURA_VERSION_COLUMNS
@@ -366,8 +458,21 @@ class Stmt {
       status_ = stmt.status();
     }
   }
+  // A statement prepared for this one use (its text varies), finalized on destruction.
+  Stmt(sqlite3* db, const std::string& text, const char* name)
+      : db_(db), name_(name), owned_(true) {
+    int rc = sqlite3_prepare_v2(db, text.c_str(), -1, &stmt_, nullptr);
+    if (rc != SQLITE_OK) {
+      sqlite3_finalize(stmt_);
+      stmt_ = nullptr;
+      status_ = SqliteError(rc, db_, std::string("prepare ") + name_);
+    }
+  }
   ~Stmt() {
-    if (stmt_ != nullptr) {
+    if (stmt_ == nullptr) return;
+    if (owned_) {
+      sqlite3_finalize(stmt_);
+    } else {
       sqlite3_reset(stmt_);
       sqlite3_clear_bindings(stmt_);
     }
@@ -428,6 +533,7 @@ class Stmt {
 
   sqlite3* db_;
   const char* name_;
+  bool owned_ = false;
   sqlite3_stmt* stmt_ = nullptr;
   Status status_;
 };
@@ -445,6 +551,34 @@ ResourceVersion ReadVersionRow(const Stmt& row) {
   v.sequence = row.Int64(7);
   return v;
 }
+
+// Reads a row laid out as KURA_AUDIT_COLUMNS (patient ids are filled separately).
+AuditRow ReadAuditRow(const Stmt& row) {
+  AuditRow r;
+  r.sequence = static_cast<uint64_t>(row.Int64(0));
+  r.time_us = row.Int64(1);
+  r.category = row.Text(2);
+  r.action = row.Text(3);
+  r.outcome = static_cast<int>(row.Int64(4));
+  r.actor = row.Text(5);
+  r.sealed = row.Blob(6);
+  r.leaf_hash = row.Blob(7);
+  r.chain_hash = row.Blob(8);
+  return r;
+}
+
+AuditStatement ReadAuditStatementRow(const Stmt& row) {
+  AuditStatement s;
+  s.kind =
+      row.Int64(0) == 1 ? AuditStatement::Kind::kPruneAnchor : AuditStatement::Kind::kCheckpoint;
+  s.tree_size = static_cast<uint64_t>(row.Int64(1));
+  s.time_us = row.Int64(2);
+  s.note = row.Text(3);
+  return s;
+}
+
+// Sequences travel as SQLite's signed 64-bit integers.
+constexpr uint64_t kMaxSequence = static_cast<uint64_t>(std::numeric_limits<int64_t>::max());
 
 StoredDataKey ReadDataKeyRow(const Stmt& row) {
   StoredDataKey key;
@@ -504,9 +638,14 @@ Status MigrateInTransaction(Conn& conn) {
 // A unit of write work waiting in the queue. `work` runs on the writer thread inside its own
 // savepoint; `finish` runs on the writer thread once the group is durable (or failed), with the
 // unit's own result.
+// `audit`, when set, is handed to the AuditAppender after `work` succeeded, inside the same
+// savepoint. A unit without a savepoint (an audit record alone) must not change anything when it
+// fails, which AuditAppender::Append guarantees.
 struct SqliteStore::PendingWrite {
   std::function<Status(Connection&)> work;
   std::function<void(Status)> finish;
+  const AuditDraft* audit = nullptr;
+  bool savepoint = true;
 };
 
 // A read connection checked out of the pool for the lifetime of this object.
@@ -689,11 +828,14 @@ void SqliteStore::WriterLoop() {
 
 void SqliteStore::RunGroup(std::vector<PendingWrite>& group, std::vector<Status>& statuses) {
   Connection& conn = *writer_conn_;
+  AuditAppender* const appender = audit_appender_.load(std::memory_order_acquire);
+  bool audit_open = false;  // BeginTransaction ran; EndTransaction must follow.
   transactions_.fetch_add(1, std::memory_order_relaxed);
   writes_.fetch_add(static_cast<int64_t>(group.size()), std::memory_order_relaxed);
   // Nothing of the group is durable: everyone learns the database could not commit.
   auto fail_group = [&](const Status& cause, std::string_view event) {
     conn.RollbackIfActive();
+    if (audit_open) appender->EndTransaction(false);
     Status unavailable = UnavailableError("storage error", cause.internal_detail());
     for (Status& status : statuses) status = unavailable;
     log::Error(event, {{"group_size", static_cast<int64_t>(group.size())},
@@ -707,27 +849,108 @@ void SqliteStore::RunGroup(std::vector<PendingWrite>& group, std::vector<Status>
     return;
   }
   for (size_t i = 0; i < group.size(); ++i) {
-    Status control = Stmt(conn, Sql::kSavepoint).Run();
-    if (control.ok()) {
-      statuses[i] = group[i].work(conn);
-      if (statuses[i].ok()) {
-        control = Stmt(conn, Sql::kRelease).Run();
-      } else if (!conn.InTransaction()) {
-        // SQLite rolled the whole transaction back (I/O error, full disk...).
-        control = statuses[i];
+    PendingWrite& unit = group[i];
+    Status control = unit.savepoint ? Stmt(conn, Sql::kSavepoint).Run() : Status();
+    if (!control.ok()) {
+      fail_group(control, "store_group_aborted");
+      return;
+    }
+    statuses[i] = unit.work ? unit.work(conn) : Status();
+    if (statuses[i].ok() && unit.audit != nullptr) {
+      if (appender == nullptr) {
+        statuses[i] =
+            FailedPreconditionError("audit log unavailable", "no audit appender attached");
       } else {
-        control = Stmt(conn, Sql::kRollbackTo).Run();
-        if (control.ok()) control = Stmt(conn, Sql::kRelease).Run();
+        if (!audit_open) {
+          appender->BeginTransaction();
+          audit_open = true;
+        }
+        audit_rows_.clear();
+        audit_nodes_.clear();
+        statuses[i] = appender->Append(*unit.audit, audit_rows_, audit_nodes_);
+        if (statuses[i].ok()) {
+          // The appender has advanced the log: these rows must land or the group must fail.
+          if (Status inserted = InsertAuditRows(conn); !inserted.ok()) {
+            fail_group(inserted, "store_audit_insert_failed");
+            return;
+          }
+        }
       }
+    }
+    if (statuses[i].ok()) {
+      if (unit.savepoint) control = Stmt(conn, Sql::kRelease).Run();
+    } else if (!conn.InTransaction()) {
+      // SQLite rolled the whole transaction back (I/O error, full disk...).
+      control = statuses[i];
+    } else if (unit.savepoint) {
+      control = Stmt(conn, Sql::kRollbackTo).Run();
+      if (control.ok()) control = Stmt(conn, Sql::kRelease).Run();
     }
     if (!control.ok()) {
       fail_group(control, "store_group_aborted");
       return;
     }
   }
+  if (audit_open) {
+    StatusOr<AuditTransactionTail> tail = appender->FinishTransaction();
+    Status saved = tail.ok() ? InsertAuditTail(conn, *tail) : tail.status();
+    if (!saved.ok()) {
+      fail_group(saved, "store_audit_tail_failed");
+      return;
+    }
+  }
   if (Status commit = Stmt(conn, Sql::kCommit).Run(); !commit.ok()) {
     fail_group(commit, "store_commit_failed");
+    return;
   }
+  if (audit_open) appender->EndTransaction(true);
+}
+
+Status SqliteStore::InsertAuditRows(Connection& conn) {
+  for (const AuditRow& row : audit_rows_) {
+    Stmt insert(conn, Sql::kInsertAuditRow);
+    insert.BindInt64(1, static_cast<int64_t>(row.sequence));
+    insert.BindInt64(2, row.time_us);
+    insert.BindText(3, row.category);
+    insert.BindText(4, row.action);
+    insert.BindInt64(5, row.outcome);
+    insert.BindText(6, row.actor);
+    insert.BindBlob(7, row.sealed);
+    insert.BindBlob(8, row.leaf_hash);
+    insert.BindBlob(9, row.chain_hash);
+    KURA_RETURN_IF_ERROR(insert.Run());
+    for (const std::string& patient : row.patient_ids) {
+      Stmt link(conn, Sql::kInsertAuditPatient);
+      link.BindText(1, patient);
+      link.BindInt64(2, static_cast<int64_t>(row.sequence));
+      KURA_RETURN_IF_ERROR(link.Run());
+    }
+  }
+  for (const AuditNode& node : audit_nodes_) {
+    Stmt insert(conn, Sql::kInsertAuditNode);
+    insert.BindInt64(1, node.level);
+    insert.BindInt64(2, static_cast<int64_t>(node.index));
+    insert.BindBlob(3, node.hash);
+    KURA_RETURN_IF_ERROR(insert.Run());
+  }
+  return Status();
+}
+
+Status SqliteStore::InsertAuditTail(Connection& conn, const AuditTransactionTail& tail) {
+  {
+    Stmt upsert(conn, Sql::kUpsertAuditState);
+    upsert.BindBlob(1, tail.state);
+    KURA_RETURN_IF_ERROR(upsert.Run());
+  }
+  for (const AuditStatement& statement : tail.statements) {
+    Stmt insert(conn, Sql::kInsertAuditStatement);
+    insert.BindInt64(1, static_cast<int64_t>(statement.kind));
+    insert.BindInt64(2, static_cast<int64_t>(statement.tree_size));
+    insert.BindInt64(3, statement.time_us);
+    insert.BindText(4, statement.note);
+    KURA_RETURN_IF_ERROR(insert.Run());
+  }
+  return Status();
 }
 
 SqliteWriterStats SqliteStore::WriterStats() const {
@@ -813,7 +1036,21 @@ void SqliteStore::CommitAsync(WriteBatch batch, CommitCallback done) {
     return;
   }
   if (batch.resources.empty()) {
-    done(CommitResult{});
+    if (batch.audit == nullptr) {
+      done(CommitResult{});
+      return;
+    }
+    // An audit record alone: no rows of its own to undo, so no savepoint.
+    const AuditDraft* draft = batch.audit.get();
+    Enqueue({nullptr,
+             [audit = std::move(batch.audit), done = std::move(done)](Status status) {
+               if (status.ok()) {
+                 done(CommitResult{});
+               } else {
+                 done(std::move(status));
+               }
+             },
+             draft, false});
     return;
   }
   // Shared by the work (which fills the result) and the finish (which reports it).
@@ -823,6 +1060,7 @@ void SqliteStore::CommitAsync(WriteBatch batch, CommitCallback done) {
     CommitCallback done;
   };
   auto state = std::make_shared<State>(State{std::move(batch), {}, std::move(done)});
+  const AuditDraft* draft = state->batch.audit.get();
   Enqueue({[state](Connection& conn) { return WriteBatchRows(conn, state->batch, state->result); },
            [state](Status status) {
              if (status.ok()) {
@@ -830,7 +1068,8 @@ void SqliteStore::CommitAsync(WriteBatch batch, CommitCallback done) {
              } else {
                state->done(std::move(status));
              }
-           }});
+           },
+           draft, true});
 }
 
 StatusOr<ResourceVersion> SqliteStore::ReadCurrent(std::string_view type, std::string_view id) {
@@ -972,6 +1211,154 @@ StatusOr<std::optional<ApiToken>> SqliteStore::FindApiToken(std::string_view tok
   token.created = FromMicros(query.Int64(2));
   token.revoked = query.Int64(3) != 0;
   return std::optional<ApiToken>(std::move(token));
+}
+
+void SqliteStore::AttachAuditAppender(AuditAppender* appender) {
+  audit_appender_.store(appender, std::memory_order_release);
+}
+
+StatusOr<std::optional<std::string>> SqliteStore::ReadAuditState() {
+  ReaderLease lease(*this);
+  Stmt query(lease.conn(), Sql::kReadAuditState);
+  KURA_ASSIGN_OR_RETURN(bool row, query.Step());
+  if (!row) return std::optional<std::string>();
+  return std::optional<std::string>(query.Blob(0));
+}
+
+Status SqliteStore::ReadAuditPatients(Connection& conn, std::vector<AuditRow>& rows) {
+  for (AuditRow& r : rows) {
+    Stmt query(conn, Sql::kReadAuditPatients);
+    query.BindInt64(1, static_cast<int64_t>(r.sequence));
+    while (true) {
+      KURA_ASSIGN_OR_RETURN(bool row, query.Step());
+      if (!row) break;
+      r.patient_ids.push_back(query.Text(0));
+    }
+  }
+  return Status();
+}
+
+StatusOr<std::vector<AuditRow>> SqliteStore::ReadAuditRows(uint64_t from_sequence, size_t limit) {
+  if (limit == 0 || from_sequence > kMaxSequence) return std::vector<AuditRow>();
+  ReaderLease lease(*this);
+  std::vector<AuditRow> rows;
+  {
+    Stmt query(lease.conn(), Sql::kReadAuditRows);
+    query.BindInt64(1, static_cast<int64_t>(from_sequence));
+    query.BindInt64(2, static_cast<int64_t>(std::min<uint64_t>(limit, kMaxSequence)));
+    while (true) {
+      KURA_ASSIGN_OR_RETURN(bool row, query.Step());
+      if (!row) break;
+      rows.push_back(ReadAuditRow(query));
+    }
+  }
+  KURA_RETURN_IF_ERROR(ReadAuditPatients(lease.conn(), rows));
+  return rows;
+}
+
+StatusOr<std::optional<std::string>> SqliteStore::ReadAuditNode(int level, uint64_t index) {
+  if (level < 0 || index > kMaxSequence) return std::optional<std::string>();
+  ReaderLease lease(*this);
+  Stmt query(lease.conn(), level == 0 ? Sql::kReadAuditLeaf : Sql::kReadAuditNode);
+  if (level == 0) {
+    query.BindInt64(1, static_cast<int64_t>(index));
+  } else {
+    query.BindInt64(1, level);
+    query.BindInt64(2, static_cast<int64_t>(index));
+  }
+  KURA_ASSIGN_OR_RETURN(bool row, query.Step());
+  if (!row) return std::optional<std::string>();
+  return std::optional<std::string>(query.Blob(0));
+}
+
+StatusOr<std::vector<AuditStatement>> SqliteStore::ReadAuditStatements() {
+  ReaderLease lease(*this);
+  Stmt query(lease.conn(), Sql::kReadAuditStatements);
+  std::vector<AuditStatement> out;
+  while (true) {
+    KURA_ASSIGN_OR_RETURN(bool row, query.Step());
+    if (!row) break;
+    out.push_back(ReadAuditStatementRow(query));
+  }
+  return out;
+}
+
+StatusOr<std::optional<AuditStatement>> SqliteStore::FindAuditCheckpoint(uint64_t min_tree_size) {
+  if (min_tree_size > kMaxSequence) return std::optional<AuditStatement>();
+  ReaderLease lease(*this);
+  Stmt query(lease.conn(),
+             min_tree_size == 0 ? Sql::kLatestAuditCheckpoint : Sql::kFindAuditCheckpoint);
+  if (min_tree_size != 0) query.BindInt64(1, static_cast<int64_t>(min_tree_size));
+  KURA_ASSIGN_OR_RETURN(bool row, query.Step());
+  if (!row) return std::optional<AuditStatement>();
+  return std::optional<AuditStatement>(ReadAuditStatementRow(query));
+}
+
+StatusOr<AuditPage> SqliteStore::SearchAudit(const AuditQuery& q) {
+  if (q.limit < 1) return InvalidArgumentError("audit search limit must be at least 1");
+  // Fixed fragments with fixed parameter numbers: the text varies with which filters are set,
+  // never with their values.
+  std::string sql = "SELECT " KURA_AUDIT_COLUMNS " FROM audit_log WHERE seq < ?1";
+  if (!q.actor.empty()) sql += " AND actor = ?2";
+  if (!q.category.empty()) sql += " AND category = ?3";
+  if (!q.action.empty()) sql += " AND action = ?4";
+  if (q.outcome) sql += " AND outcome = ?5";
+  if (q.since_us) sql += " AND time_us >= ?6";
+  if (q.until_us) sql += " AND time_us < ?7";
+  if (!q.patient_id.empty()) {
+    sql += " AND seq IN (SELECT seq FROM audit_patients WHERE patient = ?8)";
+  }
+  sql += " ORDER BY seq DESC LIMIT ?9";
+
+  ReaderLease lease(*this);
+  AuditPage page;
+  {
+    Stmt query(lease.conn().db(), sql, "audit_search");
+    query.BindInt64(1, q.before_sequence == 0 || q.before_sequence > kMaxSequence
+                           ? std::numeric_limits<int64_t>::max()
+                           : static_cast<int64_t>(q.before_sequence));
+    if (!q.actor.empty()) query.BindText(2, q.actor);
+    if (!q.category.empty()) query.BindText(3, q.category);
+    if (!q.action.empty()) query.BindText(4, q.action);
+    if (q.outcome) query.BindInt64(5, *q.outcome);
+    if (q.since_us) query.BindInt64(6, *q.since_us);
+    if (q.until_us) query.BindInt64(7, *q.until_us);
+    if (!q.patient_id.empty()) query.BindText(8, q.patient_id);
+    // One row more than asked tells whether another page exists.
+    query.BindInt64(9, q.limit == std::numeric_limits<int64_t>::max() ? q.limit : q.limit + 1);
+    while (true) {
+      KURA_ASSIGN_OR_RETURN(bool row, query.Step());
+      if (!row) break;
+      if (static_cast<int64_t>(page.rows.size()) == q.limit) {
+        page.next_before_sequence = page.rows.back().sequence;
+        break;
+      }
+      page.rows.push_back(ReadAuditRow(query));
+    }
+  }
+  KURA_RETURN_IF_ERROR(ReadAuditPatients(lease.conn(), page.rows));
+  return page;
+}
+
+StatusOr<uint64_t> SqliteStore::ReadAuditCursor(std::string_view name) {
+  ReaderLease lease(*this);
+  Stmt query(lease.conn(), Sql::kReadAuditCursor);
+  query.BindText(1, name);
+  KURA_ASSIGN_OR_RETURN(bool row, query.Step());
+  if (!row) return uint64_t{0};
+  return static_cast<uint64_t>(query.Int64(0));
+}
+
+Status SqliteStore::WriteAuditCursor(std::string_view name, uint64_t next_sequence) {
+  if (name.empty()) return InvalidArgumentError("audit cursor name must not be empty");
+  if (next_sequence > kMaxSequence) return InvalidArgumentError("audit cursor out of range");
+  const std::function<Status(Connection&)> work = [name, next_sequence](Connection& conn) {
+    Stmt upsert(conn, Sql::kWriteAuditCursor);
+    upsert.BindText(1, name);
+    upsert.BindInt64(2, static_cast<int64_t>(next_sequence));
+    return upsert.Run();
+  };
+  return RunAndWait(work);
 }
 
 Status SqliteStore::RecordSchemaVersionForTest(int64_t version) {

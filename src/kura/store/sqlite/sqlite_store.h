@@ -39,6 +39,7 @@
 #include <thread>
 #include <vector>
 
+#include "kura/store/audit_log_store.h"
 #include "kura/store/store.h"
 
 struct sqlite3;
@@ -59,7 +60,7 @@ struct SqliteWriterStats {
   int64_t checkpoints = 0;   // WAL checkpoints run by the checkpoint thread.
 };
 
-class SqliteStore final : public Store {
+class SqliteStore final : public Store, public AuditLogStore {
  public:
   // Opens (creating when absent) the database at options.path, applies pending schema
   // migrations in one transaction and opens the connection pool. InvalidArgument for bad options;
@@ -95,6 +96,16 @@ class SqliteStore final : public Store {
   Status PutApiToken(const ApiToken& token) override;
   StatusOr<std::optional<ApiToken>> FindApiToken(std::string_view token_hash) override;
 
+  void AttachAuditAppender(AuditAppender* appender) override;
+  StatusOr<std::optional<std::string>> ReadAuditState() override;
+  StatusOr<std::vector<AuditRow>> ReadAuditRows(uint64_t from_sequence, size_t limit) override;
+  StatusOr<std::optional<std::string>> ReadAuditNode(int level, uint64_t index) override;
+  StatusOr<std::vector<AuditStatement>> ReadAuditStatements() override;
+  StatusOr<std::optional<AuditStatement>> FindAuditCheckpoint(uint64_t min_tree_size) override;
+  StatusOr<AuditPage> SearchAudit(const AuditQuery& query) override;
+  StatusOr<uint64_t> ReadAuditCursor(std::string_view name) override;
+  Status WriteAuditCursor(std::string_view name, uint64_t next_sequence) override;
+
   // writes / transactions is the mean group size. Thread-safe; the two counters are read
   // separately, so they may be one group apart.
   SqliteWriterStats WriterStats() const;
@@ -124,6 +135,11 @@ class SqliteStore final : public Store {
   static int OnWalCommit(void* self, sqlite3* db, const char* name, int wal_pages);
   // Runs `group` in one transaction on the writer connection, setting each member's status.
   void RunGroup(std::vector<PendingWrite>& group, std::vector<Status>& statuses);
+  // Writer thread: inserts audit_rows_ and audit_nodes_, then a transaction's audit tail.
+  Status InsertAuditRows(Connection& conn);
+  Status InsertAuditTail(Connection& conn, const AuditTransactionTail& tail);
+  // Reader: fills the patient ids of rows just read.
+  Status ReadAuditPatients(Connection& conn, std::vector<AuditRow>& rows);
 
   Connection* AcquireReader();
   void ReleaseReader(Connection* conn);
@@ -138,6 +154,9 @@ class SqliteStore final : public Store {
   std::thread writer_thread_;
   std::atomic<int64_t> transactions_{0};
   std::atomic<int64_t> writes_{0};
+  std::atomic<AuditAppender*> audit_appender_{nullptr};
+  std::vector<AuditRow> audit_rows_;    // Writer thread only: reused per draft.
+  std::vector<AuditNode> audit_nodes_;  // Writer thread only.
 
   std::unique_ptr<Connection> checkpoint_conn_;  // Used only by the checkpoint thread.
   std::mutex checkpoint_mu_;

@@ -1,0 +1,372 @@
+// AuditLog: appender, saved state, signing key, proofs and verification over a store.
+#include "kura/audit/audit_log.h"
+
+#include <algorithm>
+#include <bit>
+#include <cstring>
+
+#include "kura/base/random.h"
+
+namespace kura::audit {
+namespace {
+
+// The drafts AuditLog makes. Records are complete except for their sequence.
+class RecordDraft final : public store::AuditDraft {
+ public:
+  explicit RecordDraft(std::vector<AuditRecord> records) : records(std::move(records)) {}
+  const std::vector<AuditRecord> records;
+};
+
+// Saved appender state: "KAS1" | u64 size | chain head | u32 n | n frontier hashes |
+// u64 last checkpoint size | i64 last checkpoint time (us).
+constexpr std::string_view kStateMagic = "KAS1";
+
+void PutU64(std::string& out, uint64_t v) {
+  for (int shift = 56; shift >= 0; shift -= 8) out.push_back(static_cast<char>(v >> shift));
+}
+
+bool TakeU64(std::string_view& in, uint64_t& v) {
+  if (in.size() < 8) return false;
+  v = 0;
+  for (int i = 0; i < 8; ++i) v = (v << 8) | static_cast<uint8_t>(in[i]);
+  in.remove_prefix(8);
+  return true;
+}
+
+bool TakeHash(std::string_view& in, Hash& h) {
+  if (in.size() < kHashBytes) return false;
+  std::memcpy(h.data(), in.data(), kHashBytes);
+  in.remove_prefix(kHashBytes);
+  return true;
+}
+
+std::string HashBytes(const Hash& h) {
+  return std::string(reinterpret_cast<const char*>(h.data()), h.size());
+}
+
+std::string EncodeState(const LogHead& head, const CheckpointMark& mark) {
+  std::string out(kStateMagic);
+  PutU64(out, head.size());
+  out += HashBytes(head.chain_head);
+  PutU64(out, head.frontier.hashes().size());
+  for (const Hash& h : head.frontier.hashes()) out += HashBytes(h);
+  PutU64(out, mark.tree_size);
+  PutU64(out, static_cast<uint64_t>(ToMicros(mark.time)));
+  return out;
+}
+
+StatusOr<std::pair<LogHead, CheckpointMark>> DecodeState(std::string_view in) {
+  const Status corrupt = DataLossError("audit log state is corrupt");
+  if (!in.starts_with(kStateMagic)) return corrupt;
+  in.remove_prefix(kStateMagic.size());
+  uint64_t size = 0;
+  uint64_t count = 0;
+  LogHead head;
+  if (!TakeU64(in, size) || !TakeHash(in, head.chain_head) || !TakeU64(in, count) || count > 64) {
+    return corrupt;
+  }
+  std::vector<Hash> hashes(count);
+  for (Hash& h : hashes) {
+    if (!TakeHash(in, h)) return corrupt;
+  }
+  StatusOr<MerkleFrontier> frontier = MerkleFrontier::FromHashes(size, std::move(hashes));
+  if (!frontier.ok()) return corrupt;
+  head.frontier = std::move(*frontier);
+  CheckpointMark mark;
+  uint64_t time_us = 0;
+  if (!TakeU64(in, mark.tree_size) || !TakeU64(in, time_us) || !in.empty()) return corrupt;
+  mark.time = FromMicros(static_cast<int64_t>(time_us));
+  return std::make_pair(std::move(head), mark);
+}
+
+std::string SigningKeyAad(std::string_view tenant, uint64_t key_id) {
+  std::string aad(kCheckpointSigningLabel);
+  aad += '|';
+  aad += tenant;
+  aad += '|';
+  aad += std::to_string(key_id);
+  return aad;
+}
+
+// Perfect subtree hashes from the nodes the appender kept: a kept level is one read, any other
+// level combines at most 2^(kKeptNodeLevelStep - 1) nodes of the kept level below it.
+class StoredSubtrees final : public SubtreeHashSource {
+ public:
+  explicit StoredSubtrees(store::AuditLogStore& store) : store_(store) {}
+
+  StatusOr<Hash> PerfectSubtreeHash(int level, uint64_t index) const override {
+    if (level < 0 || level > 63) return InvalidArgumentError("bad subtree level");
+    const int base = level - level % kKeptNodeLevelStep;
+    const int span_bits = level - base;
+    std::vector<Hash> parts;
+    parts.reserve(size_t{1} << span_bits);
+    for (uint64_t i = index << span_bits; i < (index + 1) << span_bits; ++i) {
+      KURA_ASSIGN_OR_RETURN(std::optional<std::string> stored, store_.ReadAuditNode(base, i));
+      if (!stored) return NotFoundError("subtree is not complete");
+      Hash h{};
+      if (stored->size() != kHashBytes) return DataLossError("stored audit node is corrupt");
+      std::memcpy(h.data(), stored->data(), kHashBytes);
+      parts.push_back(h);
+    }
+    return parts.size() == 1 ? parts.front() : MerkleRoot(parts);
+  }
+
+ private:
+  store::AuditLogStore& store_;
+};
+
+// Feeds stored rows to the verifier, page by page, opening each.
+class StoredRowReader final : public StoredRecordReader {
+ public:
+  StoredRowReader(store::AuditLogStore& store, const AuditKeyLookup& keys)
+      : store_(store), keys_(keys) {}
+
+  StatusOr<std::optional<StoredRecord>> Next() override {
+    if (next_ == page_.size()) {
+      if (done_) return std::optional<StoredRecord>();
+      KURA_ASSIGN_OR_RETURN(page_, store_.ReadAuditRows(from_, kPageSize));
+      next_ = 0;
+      done_ = page_.size() < kPageSize;
+      if (page_.empty()) return std::optional<StoredRecord>();
+      from_ = page_.back().sequence + 1;
+    }
+    store::AuditRow& row = page_[next_++];
+    StoredRecord out;
+    out.sequence = row.sequence;
+    // A row that does not open is handed on with no record bytes: the verifier reports it as
+    // modified at its sequence and keeps going.
+    StatusOr<std::string> canonical = OpenAuditRow(row, keys_);
+    if (canonical.ok()) out.canonical = std::move(*canonical);
+    if (row.chain_hash.size() == kHashBytes) {
+      std::memcpy(out.chain_hash.data(), row.chain_hash.data(), kHashBytes);
+    }
+    return std::optional<StoredRecord>(std::move(out));
+  }
+
+ private:
+  static constexpr size_t kPageSize = 1024;
+  store::AuditLogStore& store_;
+  const AuditKeyLookup& keys_;
+  std::vector<store::AuditRow> page_;
+  size_t next_ = 0;
+  uint64_t from_ = 0;
+  bool done_ = false;
+};
+
+}  // namespace
+
+std::string AuditOrigin(std::string_view tenant) {
+  std::string origin = "kura/";
+  origin += tenant;
+  origin += "/audit";
+  return origin;
+}
+
+StatusOr<crypto::Ed25519Signer> LoadOrCreateCheckpointSigner(store::Store& store,
+                                                             const crypto::KeyProvider& provider,
+                                                             std::string_view tenant) {
+  KURA_ASSIGN_OR_RETURN(std::optional<store::StoredDataKey> stored,
+                        store.FindDataKeyByScope(kCheckpointSigningScope));
+  if (!stored) {
+    KURA_ASSIGN_OR_RETURN(crypto::Ed25519Signer fresh, crypto::Ed25519Signer::Generate());
+    KURA_ASSIGN_OR_RETURN(SecretBytes seed, fresh.ExportSeedForWrapping());
+    store::StoredDataKey key;
+    key.key_id = RandomNonZeroUint64();
+    key.scope = std::string(kCheckpointSigningScope);
+    key.kek_version = provider.PrimaryKekVersion();
+    KURA_ASSIGN_OR_RETURN(key.wrapped, provider.WrapKey(seed, SigningKeyAad(tenant, key.key_id)));
+    key.created = Clock::System().Now();
+    // A concurrent creator may have won; then its key is the one.
+    KURA_ASSIGN_OR_RETURN(store::StoredDataKey kept, store.InsertDataKeyIfAbsent(key));
+    stored = std::move(kept);
+  }
+  StatusOr<SecretBytes> seed =
+      provider.UnwrapKey(stored->wrapped, SigningKeyAad(tenant, stored->key_id));
+  if (!seed.ok()) {
+    return DataLossError("the audit checkpoint signing key does not unwrap",
+                         seed.status().internal_detail());
+  }
+  return crypto::Ed25519Signer::FromSeed(std::move(*seed));
+}
+
+StatusOr<std::unique_ptr<AuditLog>> AuditLog::Open(
+    store::AuditLogStore& store, std::shared_ptr<const crypto::AeadKey> record_key,
+    AuditKeyLookup key_lookup, crypto::Ed25519Signer signer, AuditLogOptions options,
+    const Clock& clock) {
+  if (record_key == nullptr) return InvalidArgumentError("audit log needs a record key");
+  KURA_ASSIGN_OR_RETURN(NoteVerifierKey verifier, CheckpointVerifierKey(options.origin, signer));
+  KURA_ASSIGN_OR_RETURN(std::optional<std::string> saved, store.ReadAuditState());
+  std::unique_ptr<AuditLog> log(new AuditLog(store, std::move(record_key), std::move(key_lookup),
+                                             std::move(signer), std::move(verifier),
+                                             std::move(options), clock));
+  if (saved) {
+    KURA_ASSIGN_OR_RETURN(auto state, DecodeState(*saved));
+    log->chain_ = AuditChain(std::move(state.first));
+    log->last_checkpoint_ = state.second;
+  } else {
+    // The policy's clock starts with the log, not at the epoch.
+    log->last_checkpoint_ = {0, clock.Now()};
+  }
+  log->committed_size_.store(log->chain_.size(), std::memory_order_release);
+  log->committed_checkpoint_ = log->last_checkpoint_;
+  store.AttachAuditAppender(log.get());
+  return log;
+}
+
+std::shared_ptr<const store::AuditDraft> AuditLog::Draft(AuditRecord record) {
+  std::vector<AuditRecord> records;
+  records.push_back(std::move(record));
+  return std::make_shared<RecordDraft>(std::move(records));
+}
+
+std::shared_ptr<const store::AuditDraft> AuditLog::Draft(std::vector<AuditRecord> records) {
+  return std::make_shared<RecordDraft>(std::move(records));
+}
+
+std::shared_ptr<const store::AuditDraft> AuditLog::Heartbeat() {
+  return std::make_shared<RecordDraft>(std::vector<AuditRecord>());
+}
+
+void AuditLog::BeginTransaction() {
+  transaction_start_ = chain_.head();
+  pending_checkpoint_ = last_checkpoint_;
+}
+
+Status AuditLog::Append(const store::AuditDraft& draft, std::vector<store::AuditRow>& rows,
+                        std::vector<store::AuditNode>& nodes) {
+  const auto* records = dynamic_cast<const RecordDraft*>(&draft);
+  if (records == nullptr) return InvalidArgumentError("not an audit log draft");
+  // All or nothing: a draft whose second record fails leaves no trace of its first.
+  LogHead before = chain_.head();
+  const size_t rows_before = rows.size();
+  const size_t nodes_before = nodes.size();
+  auto keep_node = [&nodes](int level, uint64_t index, const Hash& hash) {
+    if (level % kKeptNodeLevelStep == 0) nodes.push_back({level, index, HashBytes(hash)});
+  };
+  Status failed;
+  for (const AuditRecord& record : records->records) {
+    StatusOr<SealedRecord> sealed = chain_.Append(record, keep_node);
+    if (!sealed.ok()) {
+      failed = sealed.status();
+      break;
+    }
+    StatusOr<std::string> ciphertext = record_key_->Encrypt(sealed->canonical, kAuditRecordAad);
+    if (!ciphertext.ok()) {
+      failed = ciphertext.status();
+      break;
+    }
+    store::AuditRow& row = rows.emplace_back();
+    row.sequence = sealed->sequence;
+    row.time_us = record.time_us;
+    row.category = record.category;
+    row.action = record.action;
+    row.outcome = static_cast<int>(record.outcome);
+    row.actor = record.actor.id;
+    row.patient_ids = record.patient_compartments;
+    std::sort(row.patient_ids.begin(), row.patient_ids.end());
+    row.patient_ids.erase(std::unique(row.patient_ids.begin(), row.patient_ids.end()),
+                          row.patient_ids.end());
+    row.sealed = std::move(*ciphertext);
+    row.leaf_hash = HashBytes(sealed->leaf_hash);
+    row.chain_hash = HashBytes(sealed->chain_hash);
+  }
+  if (failed.ok()) return failed;
+  chain_.RollBackTo(std::move(before));
+  rows.resize(rows_before);
+  nodes.resize(nodes_before);
+  return failed;
+}
+
+StatusOr<store::AuditTransactionTail> AuditLog::FinishTransaction() {
+  store::AuditTransactionTail tail;
+  const TimePoint now = clock_.Now();
+  if (options_.checkpoint_policy.Due(chain_.size(), now, last_checkpoint_)) {
+    const Checkpoint checkpoint = CheckpointOf(chain_.head(), options_.origin, now);
+    KURA_ASSIGN_OR_RETURN(std::string note, SignCheckpoint(checkpoint, signer_));
+    tail.statements.push_back({store::AuditStatement::Kind::kCheckpoint, checkpoint.tree_size,
+                               checkpoint.time_us, std::move(note)});
+    pending_checkpoint_ = {checkpoint.tree_size, now};
+  }
+  tail.state = EncodeState(chain_.head(), pending_checkpoint_);
+  return tail;
+}
+
+void AuditLog::EndTransaction(bool committed) {
+  if (!committed) {
+    chain_.RollBackTo(transaction_start_);
+    return;
+  }
+  last_checkpoint_ = pending_checkpoint_;
+  {
+    std::lock_guard<std::mutex> lock(mark_mu_);
+    committed_checkpoint_ = last_checkpoint_;
+  }
+  committed_size_.store(chain_.size(), std::memory_order_release);
+  if (on_commit_) on_commit_(chain_.size());
+}
+
+bool AuditLog::CheckpointDue(TimePoint now) const {
+  std::lock_guard<std::mutex> lock(mark_mu_);
+  return options_.checkpoint_policy.Due(committed_size(), now, committed_checkpoint_);
+}
+
+void AuditLog::SetCommitListener(std::function<void(uint64_t)> listener) {
+  on_commit_ = std::move(listener);
+}
+
+StatusOr<std::string> OpenAuditRow(const store::AuditRow& row, const AuditKeyLookup& key_lookup) {
+  std::optional<uint64_t> key_id = crypto::PeekRecordKeyId(row.sealed);
+  if (!key_id) return crypto::DecryptionFailed("audit row is not a sealed record");
+  KURA_ASSIGN_OR_RETURN(std::shared_ptr<const crypto::AeadKey> key, key_lookup(*key_id));
+  KURA_ASSIGN_OR_RETURN(std::string canonical, key->Decrypt(row.sealed, kAuditRecordAad));
+  if (HashBytes(HashLeaf(canonical)) != row.leaf_hash) {
+    return DataLossError("audit row does not match its leaf hash");
+  }
+  return canonical;
+}
+
+StatusOr<InclusionEvidence> ProveStoredInclusion(store::AuditLogStore& store,
+                                                 const AuditKeyLookup& key_lookup,
+                                                 std::string_view origin,
+                                                 std::span<const NoteVerifierKey> trusted,
+                                                 uint64_t sequence, uint64_t tree_size) {
+  KURA_ASSIGN_OR_RETURN(std::vector<store::AuditRow> rows, store.ReadAuditRows(sequence, 1));
+  if (rows.empty() || rows.front().sequence != sequence) {
+    return NotFoundError("no audit record with that sequence");
+  }
+  KURA_ASSIGN_OR_RETURN(std::optional<store::AuditStatement> statement,
+                        store.FindAuditCheckpoint(tree_size != 0 ? tree_size : sequence + 1));
+  if (!statement || (tree_size != 0 && statement->tree_size != tree_size)) {
+    return NotFoundError("no signed checkpoint covers that record yet");
+  }
+  KURA_ASSIGN_OR_RETURN(Checkpoint checkpoint, VerifyCheckpoint(statement->note, origin, trusted));
+  InclusionEvidence evidence;
+  KURA_ASSIGN_OR_RETURN(evidence.canonical, OpenAuditRow(rows.front(), key_lookup));
+  KURA_ASSIGN_OR_RETURN(evidence.record, DecodeAuditRecord(evidence.canonical));
+  StoredSubtrees subtrees(store);
+  KURA_ASSIGN_OR_RETURN(evidence.proof, ProveRecordInclusion(sequence, checkpoint, subtrees));
+  // Never hand out a proof that does not check: stored nodes may have been altered.
+  KURA_RETURN_IF_ERROR(VerifyRecordInclusion(evidence.canonical, evidence.proof, checkpoint));
+  evidence.checkpoint_note = std::move(statement->note);
+  return evidence;
+}
+
+StatusOr<VerificationReport> VerifyStoredLog(store::AuditLogStore& store,
+                                             const AuditKeyLookup& key_lookup,
+                                             const VerifyOptions& options,
+                                             std::span<const std::string> extra_notes) {
+  KURA_ASSIGN_OR_RETURN(std::vector<store::AuditStatement> statements, store.ReadAuditStatements());
+  std::vector<std::string> checkpoints;
+  std::vector<std::string> anchors;
+  for (store::AuditStatement& s : statements) {
+    (s.kind == store::AuditStatement::Kind::kPruneAnchor ? anchors : checkpoints)
+        .push_back(std::move(s.note));
+  }
+  for (const std::string& note : extra_notes) {
+    (std::string_view(note).starts_with(kPruneAnchorMagic) ? anchors : checkpoints).push_back(note);
+  }
+  StoredRowReader reader(store, key_lookup);
+  return VerifyLog(reader, options, checkpoints, anchors);
+}
+
+}  // namespace kura::audit

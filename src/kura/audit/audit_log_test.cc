@@ -1,0 +1,447 @@
+// AuditLog over a real SqliteStore: records commit with their writes, stay gapless when units or
+// transactions fail, survive reopening, are encrypted at rest, get signed checkpoints and
+// inclusion proofs, and every kind of tampering with the database is caught by VerifyStoredLog.
+#include "kura/audit/audit_log.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <sqlite3.h>
+#include <stdlib.h>
+
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <set>
+
+#include "kura/audit/test_util.h"
+#include "kura/store/sqlite/sqlite_store.h"
+
+namespace kura::audit {
+namespace {
+
+using store::AuditRow;
+using store::ResourceVersion;
+using store::SqliteStore;
+using store::WriteBatch;
+using testing::SampleRecord;
+
+constexpr std::string_view kOrigin = "kura/test/audit";
+
+std::filesystem::path MakeTempDir() {
+  std::string tmpl = (std::filesystem::temp_directory_path() / "kura-audit-log-XXXXXX").string();
+  char* made = ::mkdtemp(tmpl.data());
+  return made == nullptr ? std::filesystem::path() : std::filesystem::path(made);
+}
+
+ResourceVersion Resource(std::string id, int64_t version) {
+  ResourceVersion v;
+  v.type = "Observation";
+  v.id = std::move(id);
+  v.version = version;
+  v.last_updated = FromMicros(1700000000000000);
+  v.payload = "{}";
+  return v;
+}
+
+// Runs raw SQL against the database file, as someone with write access to the disk would.
+void Tamper(const std::filesystem::path& db_path, const std::string& sql) {
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(db_path.c_str(), &db), SQLITE_OK);
+  char* error = nullptr;
+  const int rc = sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &error);
+  EXPECT_EQ(rc, SQLITE_OK) << (error != nullptr ? error : "");
+  sqlite3_free(error);
+  sqlite3_close(db);
+}
+
+class AuditLogTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = MakeTempDir();
+    ASSERT_FALSE(dir_.empty());
+    auto raw = SecretBytes::Random(crypto::kAesKeyBytes);
+    ASSERT_TRUE(raw.ok());
+    key_ = std::make_shared<const crypto::AeadKey>(
+        std::move(*crypto::AeadKey::Create(7, std::move(*raw))));
+    seed_hex_ = testing::Hex(std::string(32, '\x11'));
+    Open();
+  }
+
+  void TearDown() override {
+    Close();
+    std::error_code ec;
+    std::filesystem::remove_all(dir_, ec);
+  }
+
+  void Open(CheckpointPolicy policy = {.every_records = 10, .every = std::chrono::hours(1)}) {
+    auto opened = SqliteStore::Open({.path = db_path()});
+    ASSERT_TRUE(opened.ok()) << opened.status().message();
+    store_ = std::move(*opened);
+    auto log =
+        AuditLog::Open(*store_, key_, lookup(), testing::SignerFromSeedHex(seed_hex_),
+                       {.origin = std::string(kOrigin), .checkpoint_policy = policy}, clock_);
+    ASSERT_TRUE(log.ok()) << log.status().message();
+    log_ = std::move(*log);
+  }
+
+  void Close() {
+    if (store_) store_->Close();
+    log_.reset();
+    store_.reset();
+  }
+
+  std::filesystem::path db_path() const { return dir_ / "kura.db"; }
+
+  AuditKeyLookup lookup() {
+    return [key = key_](uint64_t id) -> StatusOr<std::shared_ptr<const crypto::AeadKey>> {
+      if (id != key->key_id()) return DataLossError("decryption failed");
+      return key;
+    };
+  }
+
+  AuditRecord Event(uint64_t i) {
+    AuditRecord r = SampleRecord(i);
+    r.sequence = 0;  // The log assigns it.
+    return r;
+  }
+
+  void AppendEvents(uint64_t from, uint64_t count) {
+    for (uint64_t i = from; i < from + count; ++i) {
+      WriteBatch batch;
+      batch.audit = AuditLog::Draft(Event(i));
+      ASSERT_TRUE(store_->Commit(std::move(batch)).ok());
+    }
+  }
+
+  VerificationReport Verify(std::vector<std::string> extra = {}) {
+    auto report = VerifyStoredLog(*store_, lookup(), options(), extra);
+    EXPECT_TRUE(report.ok()) << report.status().message();
+    return report.ok() ? *report : VerificationReport{};
+  }
+
+  VerifyOptions options() {
+    return {.origin = std::string(kOrigin), .trusted_keys = {log_->verifier_key()}};
+  }
+
+  std::vector<AuditRow> AllRows() {
+    auto rows = store_->ReadAuditRows(0, 1 << 20);
+    EXPECT_TRUE(rows.ok());
+    return rows.ok() ? *rows : std::vector<AuditRow>();
+  }
+
+  bool HasIssue(const VerificationReport& report, IssueKind kind) {
+    for (const VerificationIssue& issue : report.issues) {
+      if (issue.kind == kind) return true;
+    }
+    return false;
+  }
+
+  std::filesystem::path dir_;
+  std::string seed_hex_;
+  std::shared_ptr<const crypto::AeadKey> key_;
+  FakeClock clock_{FromMicros(1700000000000000)};
+  std::unique_ptr<SqliteStore> store_;
+  std::unique_ptr<AuditLog> log_;
+};
+
+TEST_F(AuditLogTest, RecordsCommitWithTheirWritesInOrderAndDecryptBack) {
+  WriteBatch batch;
+  batch.resources.push_back(Resource("a", 1));
+  batch.audit = AuditLog::Draft(Event(1));
+  ASSERT_TRUE(store_->Commit(std::move(batch)).ok());
+  AppendEvents(2, 4);
+
+  std::vector<AuditRow> rows = AllRows();
+  ASSERT_EQ(rows.size(), 5u);
+  for (uint64_t i = 0; i < rows.size(); ++i) {
+    EXPECT_EQ(rows[i].sequence, i);
+    auto canonical = OpenAuditRow(rows[i], lookup());
+    ASSERT_TRUE(canonical.ok());
+    auto record = DecodeAuditRecord(*canonical);
+    ASSERT_TRUE(record.ok());
+    AuditRecord expected = Event(i + 1);
+    expected.sequence = i;
+    EXPECT_EQ(*canonical, *EncodeAuditRecord(expected));
+    EXPECT_EQ(record->request_id, expected.request_id);
+    EXPECT_EQ(rows[i].actor, expected.actor.id);
+    EXPECT_EQ(rows[i].action, expected.action);
+    // Sealed: the plaintext's identifiers do not appear in the stored bytes.
+    EXPECT_EQ(rows[i].sealed.find(expected.request_id), std::string::npos);
+  }
+  EXPECT_EQ(log_->committed_size(), 5u);
+  EXPECT_TRUE(Verify().ok());
+}
+
+TEST_F(AuditLogTest, AFailedUnitLeavesNoRecordAndNoGap) {
+  AppendEvents(0, 2);
+  WriteBatch conflict;
+  conflict.resources.push_back(Resource("never", 5));  // Not current + 1: the unit fails.
+  conflict.audit = AuditLog::Draft(Event(99));
+  EXPECT_EQ(store_->Commit(std::move(conflict)).status().code(), StatusCode::kAborted);
+  AuditRecord invalid = Event(100);
+  invalid.category.clear();  // Does not encode: the unit fails, nothing else does.
+  WriteBatch bad;
+  bad.resources.push_back(Resource("b", 1));
+  bad.audit = AuditLog::Draft({Event(101), invalid});
+  EXPECT_EQ(store_->Commit(std::move(bad)).status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(store_->ReadCurrent("Observation", "b").status().code(), StatusCode::kNotFound);
+  AppendEvents(2, 1);
+
+  std::vector<AuditRow> rows = AllRows();
+  ASSERT_EQ(rows.size(), 3u);
+  EXPECT_EQ(rows[2].sequence, 2u);
+  EXPECT_EQ(rows[2].actor, Event(2).actor.id);
+  EXPECT_TRUE(Verify().ok());
+}
+
+TEST_F(AuditLogTest, AFailedTransactionRollsTheHeadBack) {
+  AppendEvents(0, 3);
+  ASSERT_TRUE(store_->LimitDatabaseGrowthForTest(0).ok());
+  // Big enough that the rows cannot fit in the pages the database has left.
+  std::vector<AuditRecord> many;
+  for (uint64_t i = 0; i < 400; ++i) {
+    AuditRecord r = Event(i);
+    r.purpose = std::string(2000, 'x');
+    many.push_back(r);
+  }
+  WriteBatch batch;
+  batch.audit = AuditLog::Draft(std::move(many));
+  EXPECT_EQ(store_->Commit(std::move(batch)).status().code(), StatusCode::kUnavailable);
+  EXPECT_EQ(log_->committed_size(), 3u);
+  ASSERT_TRUE(store_->LimitDatabaseGrowthForTest(1 << 20).ok());
+  AppendEvents(3, 2);
+  EXPECT_EQ(AllRows().size(), 5u);
+  EXPECT_TRUE(Verify().ok());
+}
+
+TEST_F(AuditLogTest, WithoutAnAppenderDraftsFailClosed) {
+  store_->AttachAuditAppender(nullptr);
+  WriteBatch batch;
+  batch.resources.push_back(Resource("a", 1));
+  batch.audit = AuditLog::Draft(Event(1));
+  EXPECT_EQ(store_->Commit(std::move(batch)).status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(store_->ReadCurrent("Observation", "a").status().code(), StatusCode::kNotFound);
+}
+
+TEST_F(AuditLogTest, ReopeningContinuesTheSameChain) {
+  AppendEvents(0, 7);
+  Close();
+  Open();
+  EXPECT_EQ(log_->committed_size(), 7u);
+  AppendEvents(7, 6);
+  VerificationReport report = Verify();
+  EXPECT_TRUE(report.ok()) << report.Summary();
+  EXPECT_EQ(report.records_checked, 13u);
+  EXPECT_EQ(report.checkpoints_matched, 1u);  // At 10 records.
+}
+
+TEST_F(AuditLogTest, CheckpointsAreSignedEveryNRecordsAndOnHeartbeatsWhenTimeIsUp) {
+  AppendEvents(0, 25);
+  auto statements = store_->ReadAuditStatements();
+  ASSERT_TRUE(statements.ok());
+  std::vector<uint64_t> sizes;
+  for (const auto& s : *statements) sizes.push_back(s.tree_size);
+  // A checkpoint once ten records have passed since the last one, at the end of a transaction.
+  EXPECT_EQ(sizes, (std::vector<uint64_t>{10, 20}));
+  EXPECT_FALSE(log_->CheckpointDue(clock_.Now()));
+  clock_.Advance(std::chrono::hours(2));
+  EXPECT_TRUE(log_->CheckpointDue(clock_.Now()));
+  WriteBatch heartbeat;
+  heartbeat.audit = AuditLog::Heartbeat();
+  ASSERT_TRUE(store_->Commit(std::move(heartbeat)).ok());
+  EXPECT_FALSE(log_->CheckpointDue(clock_.Now()));
+  auto latest = store_->FindAuditCheckpoint(0);
+  ASSERT_TRUE(latest.ok() && latest->has_value());
+  EXPECT_EQ((*latest)->tree_size, 25u);
+  auto checkpoint = VerifyCheckpoint((*latest)->note, kOrigin, {&log_->verifier_key(), 1});
+  ASSERT_TRUE(checkpoint.ok());
+  EXPECT_EQ(checkpoint->tree_size, 25u);
+  EXPECT_EQ(AllRows().size(), 25u);  // A heartbeat adds no record.
+  EXPECT_EQ(Verify().unsigned_tail, 0u);
+}
+
+TEST_F(AuditLogTest, InclusionProofsVerifyAgainstSignedCheckpoints) {
+  Close();
+  Open({.every_records = 300, .every = std::chrono::hours(1)});
+  std::vector<AuditRecord> batch_records;
+  for (uint64_t i = 0; i < 300; ++i) batch_records.push_back(Event(i));
+  WriteBatch batch;
+  batch.audit = AuditLog::Draft(std::move(batch_records));
+  ASSERT_TRUE(store_->Commit(std::move(batch)).ok());
+  AppendEvents(300, 5);  // After the checkpoint: not provable yet.
+
+  std::vector<Hash> leaves;
+  for (const AuditRow& row : AllRows()) {
+    Hash h{};
+    std::copy(row.leaf_hash.begin(), row.leaf_hash.end(), h.begin());
+    leaves.push_back(h);
+  }
+  leaves.resize(300);
+  InMemoryLeafHashes reference(leaves);
+  for (uint64_t sequence : {0ull, 1ull, 15ull, 16ull, 255ull, 256ull, 299ull}) {
+    auto evidence =
+        ProveStoredInclusion(*store_, lookup(), kOrigin, {&log_->verifier_key(), 1}, sequence, 0);
+    ASSERT_TRUE(evidence.ok()) << sequence << ": " << evidence.status().message();
+    EXPECT_EQ(evidence->record.sequence, sequence);
+    EXPECT_EQ(evidence->proof.tree_size, 300u);
+    auto checkpoint =
+        VerifyCheckpoint(evidence->checkpoint_note, kOrigin, {&log_->verifier_key(), 1});
+    ASSERT_TRUE(checkpoint.ok());
+    EXPECT_TRUE(VerifyRecordInclusion(evidence->canonical, evidence->proof, *checkpoint).ok());
+    auto expected_path = InclusionPath(sequence, 300, reference);
+    ASSERT_TRUE(expected_path.ok());
+    EXPECT_EQ(evidence->proof.path, *expected_path);
+  }
+  EXPECT_EQ(ProveStoredInclusion(*store_, lookup(), kOrigin, {&log_->verifier_key(), 1}, 302, 0)
+                .status()
+                .code(),
+            StatusCode::kNotFound);
+  EXPECT_EQ(ProveStoredInclusion(*store_, lookup(), kOrigin, {&log_->verifier_key(), 1}, 999, 0)
+                .status()
+                .code(),
+            StatusCode::kNotFound);
+  // An altered kept node never yields a proof that would not check.
+  // Node (4, 1) covers leaves 16..31: the level-4 sibling on leaf 3's path.
+  Tamper(db_path(), "UPDATE audit_nodes SET hash = zeroblob(32) WHERE level = 4 AND idx = 1");
+  EXPECT_FALSE(
+      ProveStoredInclusion(*store_, lookup(), kOrigin, {&log_->verifier_key(), 1}, 3, 0).ok());
+}
+
+TEST_F(AuditLogTest, SearchFiltersOnTheClearIndexColumnsNewestFirst) {
+  AppendEvents(0, 40);
+  store::AuditQuery query;
+  query.actor = "acct-2";
+  query.limit = 3;
+  std::vector<uint64_t> seen;
+  for (int pages = 0; pages < 20; ++pages) {
+    auto page = store_->SearchAudit(query);
+    ASSERT_TRUE(page.ok());
+    for (const AuditRow& row : page->rows) {
+      EXPECT_EQ(row.actor, "acct-2");
+      seen.push_back(row.sequence);
+    }
+    if (page->next_before_sequence == 0) break;
+    query.before_sequence = page->next_before_sequence;
+  }
+  std::vector<uint64_t> expected;
+  for (uint64_t i = 40; i-- > 0;) {
+    if (Event(i).actor.id == "acct-2") expected.push_back(i);
+  }
+  EXPECT_EQ(seen, expected);
+
+  store::AuditQuery by_patient;
+  by_patient.patient_id = "pat-5";
+  by_patient.action = "read";
+  by_patient.since_us = Event(10).time_us;
+  by_patient.limit = 100;
+  auto page = store_->SearchAudit(by_patient);
+  ASSERT_TRUE(page.ok());
+  std::set<uint64_t> got;
+  for (const AuditRow& row : page->rows) {
+    got.insert(row.sequence);
+    EXPECT_THAT(row.patient_ids, ::testing::Contains("pat-5"));
+  }
+  std::set<uint64_t> want;
+  for (uint64_t i = 10; i < 40; ++i) {
+    AuditRecord r = Event(i);
+    bool touches = std::find(r.patient_compartments.begin(), r.patient_compartments.end(),
+                             "pat-5") != r.patient_compartments.end();
+    if (touches && r.action == "read") want.insert(i);
+  }
+  EXPECT_EQ(got, want);
+  EXPECT_FALSE(want.empty());
+}
+
+TEST_F(AuditLogTest, ExportCursorsAreDurable) {
+  EXPECT_EQ(*store_->ReadAuditCursor("syslog"), 0u);
+  ASSERT_TRUE(store_->WriteAuditCursor("syslog", 42).ok());
+  Close();
+  Open();
+  EXPECT_EQ(*store_->ReadAuditCursor("syslog"), 42u);
+  EXPECT_EQ(*store_->ReadAuditCursor("file"), 0u);
+}
+
+// --- Tampering with the database -------------------------------------------------------------
+
+class AuditLogTamperTest : public AuditLogTest {
+ protected:
+  void SetUp() override {
+    AuditLogTest::SetUp();
+    AppendEvents(0, 30);  // Checkpoints at 10, 20, 30.
+    ASSERT_TRUE(Verify().ok());
+  }
+};
+
+TEST_F(AuditLogTamperTest, ModifiedRecordBytes) {
+  Tamper(db_path(),
+         "UPDATE audit_log SET record = substr(record, 1, 30) || x'00' || "
+         "substr(record, 32) WHERE seq = 12");
+  VerificationReport report = Verify();
+  EXPECT_TRUE(HasIssue(report, IssueKind::kModified)) << report.Summary();
+  EXPECT_EQ(report.FirstBadSequence(), 12u);
+}
+
+TEST_F(AuditLogTamperTest, ModifiedChainHash) {
+  Tamper(db_path(), "UPDATE audit_log SET chain_hash = zeroblob(32) WHERE seq = 4");
+  VerificationReport report = Verify();
+  EXPECT_TRUE(HasIssue(report, IssueKind::kModified)) << report.Summary();
+  EXPECT_EQ(report.FirstBadSequence(), 4u);
+}
+
+TEST_F(AuditLogTamperTest, DeletedRecord) {
+  Tamper(db_path(), "DELETE FROM audit_log WHERE seq = 17");
+  VerificationReport report = Verify();
+  EXPECT_TRUE(HasIssue(report, IssueKind::kDeleted)) << report.Summary();
+  EXPECT_EQ(report.FirstBadSequence(), 17u);
+}
+
+TEST_F(AuditLogTamperTest, InsertedRecord) {
+  // Shift everything from 15 up by one and put a copy of record 3 into the hole.
+  Tamper(db_path(),
+         "UPDATE audit_log SET seq = -seq - 1 WHERE seq >= 15;"
+         "UPDATE audit_log SET seq = -seq WHERE seq < 0;"
+         "INSERT INTO audit_log SELECT 15, time_us, category, action, outcome, actor, record, "
+         "leaf_hash, chain_hash FROM audit_log WHERE seq = 3;");
+  VerificationReport report = Verify();
+  EXPECT_FALSE(report.ok());
+  EXPECT_EQ(report.FirstBadSequence(), 15u) << report.Summary();
+}
+
+TEST_F(AuditLogTamperTest, ReorderedRecords) {
+  Tamper(db_path(),
+         "UPDATE audit_log SET seq = -1 WHERE seq = 21;"
+         "UPDATE audit_log SET seq = 21 WHERE seq = 22;"
+         "UPDATE audit_log SET seq = 22 WHERE seq = -1;");
+  VerificationReport report = Verify();
+  EXPECT_TRUE(HasIssue(report, IssueKind::kReordered)) << report.Summary();
+  EXPECT_EQ(report.FirstBadSequence(), 21u);
+}
+
+TEST_F(AuditLogTamperTest, TruncatedLog) {
+  Tamper(db_path(), "DELETE FROM audit_log WHERE seq >= 25");
+  VerificationReport report = Verify();
+  EXPECT_TRUE(HasIssue(report, IssueKind::kTruncated)) << report.Summary();
+}
+
+TEST_F(AuditLogTamperTest, TruncationWithTheCheckpointsDeletedIsCaughtByShippedCopies) {
+  auto statements = store_->ReadAuditStatements();
+  ASSERT_TRUE(statements.ok());
+  std::vector<std::string> shipped;
+  for (const auto& s : *statements) shipped.push_back(s.note);
+  Tamper(db_path(), "DELETE FROM audit_log WHERE seq >= 25; DELETE FROM audit_statements;");
+  EXPECT_TRUE(Verify().ok());  // Nothing left in the database to contradict it...
+  VerificationReport report = Verify(shipped);
+  EXPECT_TRUE(HasIssue(report, IssueKind::kTruncated))
+      << report.Summary();  // ...but the copies do.
+}
+
+TEST_F(AuditLogTamperTest, RewrittenHistoryWithAForgedCheckpoint) {
+  Tamper(db_path(),
+         "UPDATE audit_statements SET note = replace(note, 'chain ', 'chain x') "
+         "WHERE tree_size = 20");
+  VerificationReport report = Verify();
+  EXPECT_TRUE(HasIssue(report, IssueKind::kBadCheckpoint)) << report.Summary();
+}
+
+}  // namespace
+}  // namespace kura::audit
