@@ -5,7 +5,10 @@
 #include <charconv>
 #include <functional>
 
+#include "kura/api/audit_trail.h"
+#include "kura/api/request_gate.h"
 #include "kura/api/responses.h"
+#include "kura/audit/audit_log.h"
 #include "kura/base/clock.h"
 #include "kura/base/random.h"
 #include "kura/base/secret_bytes.h"
@@ -134,16 +137,6 @@ std::optional<TimePoint> ParseInstant(std::string_view text) {
   return TimePoint(tp.time_since_epoch());
 }
 
-std::string_view BearerToken(const http::Request& req) {
-  std::string_view auth = req[bh::field::authorization];
-  if (auth.size() > 7 && (auth.substr(0, 7) == "Bearer " || auth.substr(0, 7) == "bearer ")) {
-    auth.remove_prefix(7);
-    while (!auth.empty() && auth.front() == ' ') auth.remove_prefix(1);
-    return auth;
-  }
-  return {};
-}
-
 }  // namespace
 
 Json BuildCapabilityStatement(const FhirApiOptions& options) {
@@ -200,27 +193,23 @@ class FhirApi::Handlers {
 
   // Authenticates the bearer credential and checks the response format. Returns the response to
   // send instead (401, 415) or nullopt when the request may proceed.
-  asio::awaitable<std::optional<Response>> Admit(RequestContext& ctx) {
-    std::string_view token = BearerToken(ctx.request);
-    std::optional<auth::Principal> principal = api_.authenticator_.TryCached(token);
-    if (!principal) {
-      auto authenticate = [this, presented = std::string(token)]() mutable {
-        auto r = api_.authenticator_.Authenticate(presented);
-        SecureWipe(presented.data(), presented.size());
-        return r;
-      };
-      StatusOr<auth::Principal> result =
-          co_await http::RunBlocking(api_.pool_, std::move(authenticate));
-      if (!result.ok()) {
-        Status failure = result.status().code() == StatusCode::kUnauthenticated
-                             ? UnauthenticatedError("missing or invalid bearer token")
-                             : result.status();
-        co_return ErrorResponse(failure, ctx);
-      }
-      principal = std::move(*result);
-    }
+  // Authenticates (RequestGate::Admit), then checks the response format (415).
+  asio::awaitable<std::optional<Response>> Admit(RequestContext& ctx, AuditNote& note) {
+    std::optional<Response> denied = co_await api_.gate_.Admit(ctx, note);
+    if (denied) co_return denied;
     if (auto problem = FormatProblem(ctx)) co_return UnsupportedMedia(ctx, *problem);
     co_return std::nullopt;
+  }
+
+  // What the request names, bounded: an invalid name is still worth recording, a huge one not.
+  static void NoteTarget(AuditNote& note, std::string_view type, std::string_view id) {
+    note.resource_type = std::string(type.substr(0, 64));
+    note.resource_id = std::string(id.substr(0, 64));
+  }
+
+  static void NoteVersion(AuditNote& note, const store::ResourceVersion& v) {
+    note.resource_version = std::to_string(v.version);
+    if (!v.compartment.empty()) note.compartments.push_back(v.compartment);
   }
 
   Status CheckType(std::string_view type) {
@@ -284,7 +273,7 @@ class FhirApi::Handlers {
   // compartment.
   static StatusOr<store::ResourceVersion> MakeVersion(const fhir::ResourceDocument& resource,
                                                       std::string_view type, std::string_view id,
-                                                      int64_t version) {
+                                                      int64_t version, AuditNote& note) {
     store::ResourceVersion v;
     v.type = std::string(type);
     v.id = std::string(id);
@@ -292,22 +281,30 @@ class FhirApi::Handlers {
     v.last_updated = Clock::System().Now();
     KURA_ASSIGN_OR_RETURN(v.payload,
                           fhir::StampServerFields(resource, id, version, v.last_updated));
-    std::vector<std::string> compartments = fhir::PatientCompartments(resource);
-    if (!compartments.empty()) v.compartment = compartments.front();
+    note.compartments = fhir::PatientCompartments(resource);
+    if (!note.compartments.empty()) v.compartment = note.compartments.front();
+    note.resource_id = v.id;
+    note.resource_version = std::to_string(version);
     return v;
   }
 
   // Commits one version without blocking this thread; the store's writer reports back. Returns
   // the version's commit sequence.
-  asio::awaitable<StatusOr<int64_t>> CommitOne(store::ResourceVersion v) {
-    auto start = [this, v = std::move(v)](store::CommitCallback done) mutable {
+  // The version's audit record (the request's outcome `status`, from `note`) commits with it.
+  asio::awaitable<StatusOr<int64_t>> CommitOne(store::ResourceVersion v, const RequestContext& ctx,
+                                               AuditNote& note, HttpStatus status) {
+    auto start = [this, v = std::move(v),
+                  records = AuditRecordsFor(note, ctx, status, api_.gate_.tenant())](
+                     store::CommitCallback done) mutable {
       store::WriteBatch batch;
       batch.resources.push_back(std::move(v));
+      batch.audit = audit::AuditLog::Draft(std::move(records));
       api_.store_.CommitAsync(std::move(batch), std::move(done));
     };
     StatusOr<store::CommitResult> result =
         co_await http::AwaitCallback<StatusOr<store::CommitResult>>(std::move(start));
     if (!result.ok()) co_return result.status();
+    note.recorded = true;
     co_return result->sequences.front();
   }
 
@@ -337,20 +334,22 @@ class FhirApi::Handlers {
   // Builds the next version from the current one (NotFound when there is none); nullopt means
   // nothing to write.
   using NextVersion = std::function<StatusOr<std::optional<store::ResourceVersion>>(
-      const StatusOr<store::ResourceVersion>& current)>;
+      const StatusOr<store::ResourceVersion>& current, HttpStatus& status)>;
 
   // Read-modify-write of type/id: reads the current version, builds the next with `next` and
   // commits it; when a concurrent writer got there first, starts again from its version.
   asio::awaitable<StatusOr<std::optional<store::ResourceVersion>>> CommitNextVersion(
-      const std::string& type, const std::string& id, NextVersion next) {
+      const std::string& type, const std::string& id, const RequestContext& ctx, AuditNote& note,
+      NextVersion next) {
     for (int attempt = 0; attempt < kMaxWriteAttempts; ++attempt) {
       StatusOr<store::ResourceVersion> current = co_await ReadCurrent(type, id);
       if (!current.ok() && current.status().code() != StatusCode::kNotFound) {
         co_return current.status();
       }
-      StatusOr<std::optional<store::ResourceVersion>> version = next(current);
+      HttpStatus status = HttpStatus::ok;
+      StatusOr<std::optional<store::ResourceVersion>> version = next(current, status);
       if (!version.ok() || !version->has_value()) co_return version;
-      StatusOr<int64_t> sequence = co_await CommitOne(**version);
+      StatusOr<int64_t> sequence = co_await CommitOne(**version, ctx, note, status);
       if (sequence.ok()) {
         (*version)->sequence = *sequence;
         co_return version;
@@ -360,10 +359,11 @@ class FhirApi::Handlers {
     co_return AbortedError("version conflict: too many concurrent updates; retry");
   }
 
-  asio::awaitable<Response> Create(RequestContext& ctx) {
-    std::optional<Response> denied = co_await Admit(ctx);
+  asio::awaitable<Response> Create(RequestContext& ctx, AuditNote& note) {
+    std::optional<Response> denied = co_await Admit(ctx, note);
     if (denied) co_return std::move(*denied);
     std::string type(ctx.params.Get("type"));
+    note.resource_type = type.substr(0, 64);
     if (Status s = CheckType(type); !s.ok()) co_return ErrorResponse(s, ctx);
     if (!IsJsonMedia(ctx.request[bh::field::content_type])) {
       co_return UnsupportedMedia(ctx, "the request body must be application/fhir+json");
@@ -371,19 +371,20 @@ class FhirApi::Handlers {
     StatusOr<fhir::ResourceDocument> resource = ReadBody(ctx, type, std::nullopt);
     if (!resource.ok()) co_return ErrorResponse(resource.status(), ctx);
     StatusOr<store::ResourceVersion> version =
-        MakeVersion(*resource, type, TimeOrderedUuid(Clock::System().Now()), 1);
+        MakeVersion(*resource, type, TimeOrderedUuid(Clock::System().Now()), 1, note);
     if (!version.ok()) co_return ErrorResponse(version.status(), ctx);
-    StatusOr<int64_t> sequence = co_await CommitOne(*version);
+    StatusOr<int64_t> sequence = co_await CommitOne(*version, ctx, note, HttpStatus::created);
     if (!sequence.ok()) co_return ErrorResponse(sequence.status(), ctx);
     version->sequence = *sequence;
     co_return WriteResponse(ctx, HttpStatus::created, *version);
   }
 
-  asio::awaitable<Response> Update(RequestContext& ctx) {
-    std::optional<Response> denied = co_await Admit(ctx);
+  asio::awaitable<Response> Update(RequestContext& ctx, AuditNote& note) {
+    std::optional<Response> denied = co_await Admit(ctx, note);
     if (denied) co_return std::move(*denied);
     std::string type(ctx.params.Get("type"));
     std::string id(ctx.params.Get("id"));
+    NoteTarget(note, type, id);
     if (Status s = CheckType(type); !s.ok()) co_return ErrorResponse(s, ctx);
     if (Status s = CheckId(id); !s.ok()) co_return ErrorResponse(s, ctx);
     if (!IsJsonMedia(ctx.request[bh::field::content_type])) {
@@ -399,10 +400,11 @@ class FhirApi::Handlers {
     StatusOr<fhir::ResourceDocument> resource = ReadBody(ctx, type, id);
     if (!resource.ok()) co_return ErrorResponse(resource.status(), ctx);
     bool existed = false;
-    NextVersion next = [&](const StatusOr<store::ResourceVersion>& current)
-        -> StatusOr<std::optional<store::ResourceVersion>> {
+    NextVersion next = [&](const StatusOr<store::ResourceVersion>& current,
+                           HttpStatus& status) -> StatusOr<std::optional<store::ResourceVersion>> {
       const int64_t current_version = current.ok() ? current->version : 0;
       existed = current.ok() && !current->deleted;
+      status = existed ? HttpStatus::ok : HttpStatus::created;
       if (if_match && *if_match != current_version) {
         return FailedPreconditionError(
                    "version conflict: If-Match does not match the current version")
@@ -410,25 +412,28 @@ class FhirApi::Handlers {
                 {"conflict", "the current version is " + std::to_string(current_version), ""});
       }
       KURA_ASSIGN_OR_RETURN(store::ResourceVersion v,
-                            MakeVersion(*resource, type, id, current_version + 1));
+                            MakeVersion(*resource, type, id, current_version + 1, note));
       return std::optional<store::ResourceVersion>(std::move(v));
     };
     StatusOr<std::optional<store::ResourceVersion>> written =
-        co_await CommitNextVersion(type, id, std::move(next));
+        co_await CommitNextVersion(type, id, ctx, note, std::move(next));
     if (!written.ok()) co_return ErrorResponse(written.status(), ctx);
     co_return WriteResponse(ctx, existed ? HttpStatus::ok : HttpStatus::created, **written);
   }
 
-  asio::awaitable<Response> Delete(RequestContext& ctx) {
-    std::optional<Response> denied = co_await Admit(ctx);
+  asio::awaitable<Response> Delete(RequestContext& ctx, AuditNote& note) {
+    std::optional<Response> denied = co_await Admit(ctx, note);
     if (denied) co_return std::move(*denied);
     std::string type(ctx.params.Get("type"));
     std::string id(ctx.params.Get("id"));
+    NoteTarget(note, type, id);
     if (Status s = CheckType(type); !s.ok()) co_return ErrorResponse(s, ctx);
     if (Status s = CheckId(id); !s.ok()) co_return ErrorResponse(s, ctx);
-    NextVersion next = [&](const StatusOr<store::ResourceVersion>& current)
-        -> StatusOr<std::optional<store::ResourceVersion>> {
+    NextVersion next = [&](const StatusOr<store::ResourceVersion>& current,
+                           HttpStatus& status) -> StatusOr<std::optional<store::ResourceVersion>> {
+      status = HttpStatus::no_content;
       if (!current.ok()) return current.status();  // NotFound: nothing to delete.
+      NoteVersion(note, *current);
       if (current->deleted) return std::optional<store::ResourceVersion>();  // Idempotent.
       store::ResourceVersion marker;
       marker.type = type;
@@ -437,10 +442,11 @@ class FhirApi::Handlers {
       marker.last_updated = Clock::System().Now();
       marker.deleted = true;
       marker.compartment = current->compartment;
+      note.resource_version = std::to_string(marker.version);
       return std::optional<store::ResourceVersion>(std::move(marker));
     };
     StatusOr<std::optional<store::ResourceVersion>> deleted =
-        co_await CommitNextVersion(type, id, std::move(next));
+        co_await CommitNextVersion(type, id, ctx, note, std::move(next));
     if (!deleted.ok()) co_return ErrorResponse(deleted.status(), ctx);
     Response r{HttpStatus::no_content, ctx.request.version()};
     if (deleted->has_value()) r.set(bh::field::etag, ETagFor((*deleted)->version));
@@ -459,11 +465,12 @@ class FhirApi::Handlers {
     return r;
   }
 
-  asio::awaitable<Response> Read(RequestContext& ctx) {
-    std::optional<Response> denied = co_await Admit(ctx);
+  asio::awaitable<Response> Read(RequestContext& ctx, AuditNote& note) {
+    std::optional<Response> denied = co_await Admit(ctx, note);
     if (denied) co_return std::move(*denied);
     std::string type(ctx.params.Get("type"));
     std::string id(ctx.params.Get("id"));
+    NoteTarget(note, type, id);
     if (Status s = CheckType(type); !s.ok()) co_return ErrorResponse(s, ctx);
     if (Status s = CheckId(id); !s.ok()) co_return ErrorResponse(s, ctx);
     StatusOr<store::ResourceVersion> v = co_await ReadCurrent(type, id);
@@ -473,14 +480,16 @@ class FhirApi::Handlers {
                                   : v.status(),
                               ctx);
     }
+    NoteVersion(note, *v);
     co_return ReadResponse(ctx, *v);
   }
 
-  asio::awaitable<Response> VRead(RequestContext& ctx) {
-    std::optional<Response> denied = co_await Admit(ctx);
+  asio::awaitable<Response> VRead(RequestContext& ctx, AuditNote& note) {
+    std::optional<Response> denied = co_await Admit(ctx, note);
     if (denied) co_return std::move(*denied);
     std::string type(ctx.params.Get("type"));
     std::string id(ctx.params.Get("id"));
+    NoteTarget(note, type, id);
     if (Status s = CheckType(type); !s.ok()) co_return ErrorResponse(s, ctx);
     if (Status s = CheckId(id); !s.ok()) co_return ErrorResponse(s, ctx);
     std::optional<int64_t> vid = ParsePositive(ctx.params.Get("vid"));
@@ -495,15 +504,17 @@ class FhirApi::Handlers {
                                   : v.status(),
                               ctx);
     }
+    NoteVersion(note, *v);
     co_return ReadResponse(ctx, *v);
   }
 
-  asio::awaitable<Response> History(RequestContext& ctx) {
-    std::optional<Response> denied = co_await Admit(ctx);
+  asio::awaitable<Response> History(RequestContext& ctx, AuditNote& note) {
+    std::optional<Response> denied = co_await Admit(ctx, note);
     if (denied) co_return std::move(*denied);
     store::HistoryQuery q;
     q.type = std::string(ctx.params.Get("type"));
     q.id = std::string(ctx.params.Get("id"));
+    NoteTarget(note, q.type, q.id);
     if (!q.type.empty()) {
       if (Status s = CheckType(q.type); !s.ok()) co_return ErrorResponse(s, ctx);
     }
@@ -538,6 +549,10 @@ class FhirApi::Handlers {
     StatusOr<store::HistoryPage> page =
         co_await http::RunBlocking(api_.pool_, std::move(read_history));
     if (!page.ok()) co_return ErrorResponse(page.status(), ctx);
+    for (const store::ResourceVersion& v : page->versions) {
+      if (!v.compartment.empty()) note.compartments.push_back(v.compartment);
+    }
+    note.details.emplace_back("fhir.entries", std::to_string(page->versions.size()));
     co_return JsonResponse(HttpStatus::ok, HistoryBundle(ctx, q, since_text, *page),
                            ctx.request.version(), true);
   }
@@ -602,10 +617,14 @@ class FhirApi::Handlers {
     co_return r;
   }
 
-  asio::awaitable<Response> NotYet(RequestContext& ctx, std::string what) {
-    std::optional<Response> denied = co_await Admit(ctx);
+  asio::awaitable<Response> NotYet(RequestContext& ctx, AuditNote& note) {
+    std::optional<Response> denied = co_await Admit(ctx, note);
     if (denied) co_return std::move(*denied);
     std::string type(ctx.params.Get("type"));
+    note.resource_type = type.substr(0, 64);
+    std::string what = note.action == audit::action::kSearch  ? "search"
+                       : note.action == audit::action::kPatch ? "patch"
+                                                              : "batch and transaction";
     if (!type.empty()) {
       if (Status s = CheckType(type); !s.ok()) co_return ErrorResponse(s, ctx);
     }
@@ -622,15 +641,26 @@ FhirApi::FhirApi(FhirApiOptions options, store::Store& store,
     : options_(std::move(options)),
       capability_statement_(fhir::SerializeJson(BuildCapabilityStatement(options_))),
       store_(store),
-      authenticator_(authenticator),
       validator_(validator),
-      pool_(blocking_pool) {}
+      pool_(blocking_pool),
+      gate_(store, authenticator, blocking_pool, options_.tenant) {}
 
 void FhirApi::RegisterRoutes(http::Router& router) {
   auto h = std::make_shared<Handlers>(*this);
   auto bind = [h](auto method) {
     return [h, method](RequestContext& ctx) { return ((*h).*method)(ctx); };
   };
+  // Each route's handler, run under the gate's audit record.
+  using Method = asio::awaitable<Response> (Handlers::*)(RequestContext&, AuditNote&);
+  auto audited = [this, h](Method method, std::string_view action) {
+    AuditedHandler handler = [h, method](RequestContext& ctx, AuditNote& note) {
+      return ((*h).*method)(ctx, note);
+    };
+    return [this, handler = std::move(handler), action](RequestContext& ctx) {
+      return gate_.Audited(ctx, handler, audit::category::kFhir, action);
+    };
+  };
+  namespace act = audit::action;
   using V = http::Verb;
   router.Add(V::get, "/", [](RequestContext& ctx) -> asio::awaitable<Response> {
     co_return JsonResponse(
@@ -642,20 +672,17 @@ void FhirApi::RegisterRoutes(http::Router& router) {
     co_return JsonResponse(HttpStatus::ok, R"({"status":"ok"})", ctx.request.version(), true);
   });
   router.Add(V::get, "/fhir/R4/metadata", bind(&Handlers::Metadata));
-  router.Add(V::get, "/fhir/R4/_history", bind(&Handlers::History));
-  router.Add(V::post, "/fhir/R4",
-             [h](RequestContext& ctx) { return h->NotYet(ctx, "batch and transaction"); });
-  router.Add(V::get, "/fhir/R4/{type}/_history", bind(&Handlers::History));
-  router.Add(V::get, "/fhir/R4/{type}/{id}/_history", bind(&Handlers::History));
-  router.Add(V::get, "/fhir/R4/{type}/{id}/_history/{vid}", bind(&Handlers::VRead));
-  router.Add(V::get, "/fhir/R4/{type}",
-             [h](RequestContext& ctx) { return h->NotYet(ctx, "search"); });
-  router.Add(V::post, "/fhir/R4/{type}", bind(&Handlers::Create));
-  router.Add(V::get, "/fhir/R4/{type}/{id}", bind(&Handlers::Read));
-  router.Add(V::put, "/fhir/R4/{type}/{id}", bind(&Handlers::Update));
-  router.Add(V::delete_, "/fhir/R4/{type}/{id}", bind(&Handlers::Delete));
-  router.Add(V::patch, "/fhir/R4/{type}/{id}",
-             [h](RequestContext& ctx) { return h->NotYet(ctx, "patch"); });
+  router.Add(V::get, "/fhir/R4/_history", audited(&Handlers::History, act::kHistory));
+  router.Add(V::post, "/fhir/R4", audited(&Handlers::NotYet, act::kBatch));
+  router.Add(V::get, "/fhir/R4/{type}/_history", audited(&Handlers::History, act::kHistory));
+  router.Add(V::get, "/fhir/R4/{type}/{id}/_history", audited(&Handlers::History, act::kHistory));
+  router.Add(V::get, "/fhir/R4/{type}/{id}/_history/{vid}", audited(&Handlers::VRead, act::kVread));
+  router.Add(V::get, "/fhir/R4/{type}", audited(&Handlers::NotYet, act::kSearch));
+  router.Add(V::post, "/fhir/R4/{type}", audited(&Handlers::Create, act::kCreate));
+  router.Add(V::get, "/fhir/R4/{type}/{id}", audited(&Handlers::Read, act::kRead));
+  router.Add(V::put, "/fhir/R4/{type}/{id}", audited(&Handlers::Update, act::kUpdate));
+  router.Add(V::delete_, "/fhir/R4/{type}/{id}", audited(&Handlers::Delete, act::kDelete));
+  router.Add(V::patch, "/fhir/R4/{type}/{id}", audited(&Handlers::NotYet, act::kPatch));
 }
 
 }  // namespace kura::api

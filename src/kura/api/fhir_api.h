@@ -9,6 +9,7 @@
 #include <memory>
 #include <string>
 
+#include "kura/api/request_gate.h"
 #include "kura/auth/api_token_authenticator.h"
 #include "kura/fhir/json.h"
 #include "kura/fhir/resource.h"
@@ -20,6 +21,7 @@ namespace kura::api {
 struct FhirApiOptions {
   std::string public_base_url;  // e.g. https://localhost:8443 (no trailing slash)
   std::string software_version;
+  std::string tenant = "default";  // Named in every audit record's actor.
   size_t max_json_depth = 64;
   int64_t history_page_size = 50;
   int64_t history_max_page_size = 1000;
@@ -39,9 +41,9 @@ class FhirApi {
   FhirApiOptions options_;
   std::string capability_statement_;  // Serialized once.
   store::Store& store_;
-  auth::ApiTokenAuthenticator& authenticator_;
   const fhir::ResourceValidator& validator_;
   boost::asio::thread_pool& pool_;
+  RequestGate gate_;
 };
 
 // The CapabilityStatement this server publishes (exposed for tests).

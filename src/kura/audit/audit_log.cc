@@ -203,6 +203,7 @@ StatusOr<std::unique_ptr<AuditLog>> AuditLog::Open(
     KURA_ASSIGN_OR_RETURN(auto state, DecodeState(*saved));
     log->chain_ = AuditChain(std::move(state.first));
     log->last_checkpoint_ = state.second;
+    log->committed_state_ = *saved;
   } else {
     // The policy's clock starts with the log, not at the epoch.
     log->last_checkpoint_ = {0, clock.Now()};
@@ -227,9 +228,21 @@ std::shared_ptr<const store::AuditDraft> AuditLog::Heartbeat() {
   return std::make_shared<RecordDraft>(std::vector<AuditRecord>());
 }
 
-void AuditLog::BeginTransaction() {
+Status AuditLog::BeginTransaction(const std::optional<std::string>& saved_state) {
+  if (saved_state.value_or(std::string()) != committed_state_) {
+    // Another writer (an administrative command, another node) appended: continue its log.
+    if (!saved_state) return DataLossError("audit log state disappeared from the store");
+    KURA_ASSIGN_OR_RETURN(auto state, DecodeState(*saved_state));
+    if (state.first.size() < chain_.size()) {
+      return DataLossError("the stored audit log is shorter than the log this server wrote");
+    }
+    chain_ = AuditChain(std::move(state.first));
+    last_checkpoint_ = state.second;
+    committed_state_ = *saved_state;
+  }
   transaction_start_ = chain_.head();
   pending_checkpoint_ = last_checkpoint_;
+  return Status::Ok();
 }
 
 Status AuditLog::Append(const store::AuditDraft& draft, std::vector<store::AuditRow>& rows,
@@ -288,6 +301,7 @@ StatusOr<store::AuditTransactionTail> AuditLog::FinishTransaction() {
     pending_checkpoint_ = {checkpoint.tree_size, now};
   }
   tail.state = EncodeState(chain_.head(), pending_checkpoint_);
+  pending_state_ = tail.state;
   return tail;
 }
 
@@ -297,6 +311,7 @@ void AuditLog::EndTransaction(bool committed) {
     return;
   }
   last_checkpoint_ = pending_checkpoint_;
+  committed_state_ = std::move(pending_state_);
   {
     std::lock_guard<std::mutex> lock(mark_mu_);
     committed_checkpoint_ = last_checkpoint_;

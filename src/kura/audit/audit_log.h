@@ -98,7 +98,7 @@ class AuditLog final : public store::AuditAppender {
   [[nodiscard]] static std::shared_ptr<const store::AuditDraft> Heartbeat();
 
   // store::AuditAppender, on the writer thread only.
-  void BeginTransaction() override;
+  Status BeginTransaction(const std::optional<std::string>& saved_state) override;
   Status Append(const store::AuditDraft& draft, std::vector<store::AuditRow>& rows,
                 std::vector<store::AuditNode>& nodes) override;
   StatusOr<store::AuditTransactionTail> FinishTransaction() override;
@@ -142,6 +142,8 @@ class AuditLog final : public store::AuditAppender {
   LogHead transaction_start_;
   CheckpointMark last_checkpoint_;
   CheckpointMark pending_checkpoint_;
+  std::string committed_state_;  // The state blob last committed ("" for a log never written).
+  std::string pending_state_;
   std::function<void(uint64_t)> on_commit_;
 
   std::atomic<uint64_t> committed_size_{0};

@@ -219,7 +219,7 @@ TEST_F(AuditLogTest, WithoutAnAppenderDraftsFailClosed) {
   WriteBatch batch;
   batch.resources.push_back(Resource("a", 1));
   batch.audit = AuditLog::Draft(Event(1));
-  EXPECT_EQ(store_->Commit(std::move(batch)).status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(store_->Commit(std::move(batch)).status().code(), StatusCode::kUnavailable);
   EXPECT_EQ(store_->ReadCurrent("Observation", "a").status().code(), StatusCode::kNotFound);
 }
 
@@ -233,6 +233,34 @@ TEST_F(AuditLogTest, ReopeningContinuesTheSameChain) {
   EXPECT_TRUE(report.ok()) << report.Summary();
   EXPECT_EQ(report.records_checked, 13u);
   EXPECT_EQ(report.checkpoints_matched, 1u);  // At 10 records.
+}
+
+TEST_F(AuditLogTest, TwoWritersOnOneDatabaseContinueEachOthersLog) {
+  // An administrative command appends while the server runs: each picks up the other's records.
+  auto other_store = SqliteStore::Open({.path = db_path()});
+  ASSERT_TRUE(other_store.ok());
+  auto other_log =
+      AuditLog::Open(**other_store, key_, lookup(), testing::SignerFromSeedHex(seed_hex_),
+                     {.origin = std::string(kOrigin),
+                      .checkpoint_policy = {.every_records = 10, .every = std::chrono::hours(1)}},
+                     clock_);
+  ASSERT_TRUE(other_log.ok());
+  for (uint64_t round = 0; round < 4; ++round) {
+    AppendEvents(round * 10, 3);
+    for (uint64_t i = 0; i < 4; ++i) {
+      WriteBatch batch;
+      batch.audit = AuditLog::Draft(Event(round * 10 + 3 + i));
+      ASSERT_TRUE((*other_store)->Commit(std::move(batch)).ok());
+    }
+  }
+  (*other_store)->Close();
+  std::vector<AuditRow> rows = AllRows();
+  ASSERT_EQ(rows.size(), 28u);
+  for (uint64_t i = 0; i < rows.size(); ++i) EXPECT_EQ(rows[i].sequence, i);
+  VerificationReport report = Verify();
+  EXPECT_TRUE(report.ok()) << report.Summary();
+  EXPECT_EQ(report.records_checked, 28u);
+  EXPECT_EQ(report.checkpoints_matched, 2u);  // At 10 and 20 records, whoever signed them.
 }
 
 TEST_F(AuditLogTest, CheckpointsAreSignedEveryNRecordsAndOnHeartbeatsWhenTimeIsUp) {
@@ -359,6 +387,30 @@ TEST_F(AuditLogTest, ExportCursorsAreDurable) {
   Open();
   EXPECT_EQ(*store_->ReadAuditCursor("syslog"), 42u);
   EXPECT_EQ(*store_->ReadAuditCursor("file"), 0u);
+}
+
+TEST_F(AuditLogTest, CheckpointsAfterATreeSizeComeAscendingWithoutPruneAnchors) {
+  AppendEvents(0, 45);  // Checkpoints at 10, 20, 30, 40.
+  Tamper(db_path(),
+         "INSERT INTO audit_statements(kind, tree_size, time_us, note) VALUES(1, 25, 0, 'a')");
+  auto sizes = [&](uint64_t after, size_t limit) {
+    std::vector<uint64_t> out;
+    auto checkpoints = store_->ReadAuditCheckpointsAfter(after, limit);
+    EXPECT_TRUE(checkpoints.ok()) << checkpoints.status().ToString();
+    if (!checkpoints.ok()) return out;
+    for (const auto& c : *checkpoints) {
+      EXPECT_EQ(c.kind, store::AuditStatement::Kind::kCheckpoint);
+      EXPECT_FALSE(c.note.empty());
+      out.push_back(c.tree_size);
+    }
+    return out;
+  };
+  EXPECT_EQ(sizes(0, 100), (std::vector<uint64_t>{10, 20, 30, 40}));
+  EXPECT_EQ(sizes(10, 2), (std::vector<uint64_t>{20, 30}));  // Strictly after, at most `limit`.
+  EXPECT_EQ(sizes(15, 100), (std::vector<uint64_t>{20, 30, 40}));
+  EXPECT_TRUE(sizes(40, 100).empty());
+  EXPECT_TRUE(sizes(0, 0).empty());
+  EXPECT_TRUE(sizes(UINT64_MAX, 100).empty());
 }
 
 // --- Tampering with the database -------------------------------------------------------------

@@ -49,6 +49,8 @@ inline constexpr std::string_view kUpdate = "update";
 inline constexpr std::string_view kPatch = "patch";
 inline constexpr std::string_view kDelete = "delete";
 inline constexpr std::string_view kEverything = "$everything";
+inline constexpr std::string_view kBatch = "batch";  // A batch or transaction Bundle as a whole.
+inline constexpr std::string_view kAuthenticate = "authenticate";  // A credential check.
 inline constexpr std::string_view kLogin = "login";
 inline constexpr std::string_view kLogout = "logout";
 inline constexpr std::string_view kStart = "start";
@@ -65,9 +67,9 @@ enum class Outcome : uint8_t {
 };
 std::string_view OutcomeName(Outcome outcome);  // "success", "minor-failure", ...
 
-// Who acted. `kind` is "account", "client", "system" or "anonymous"; `id` the account id, OAuth
-// client id or service name; `client_id` the OAuth client an account acted through (empty when
-// the account acted directly). Unknown parts stay empty (e.g. the tenant of a failed login).
+// Who acted. `kind` is "account", "client", "api-token", "system" or "anonymous"; `id` the account
+// id, OAuth client id or service name; `client_id` the OAuth client an account acted through (empty
+// when the account acted directly). Unknown parts stay empty (e.g. the tenant of a failed login).
 struct Actor {
   std::string kind;
   std::string id;

@@ -120,6 +120,49 @@ const std::vector<Key>& Schema() {
        [](Config& c) -> void* { return &c.fhir.history_page_size; }},
       {"fhir", "history_max_page_size", Kind::kInt, "Largest page size of history bundles.", 1,
        10000, [](Config& c) -> void* { return &c.fhir.history_max_page_size; }},
+      {"audit", "checkpoint_every_records", Kind::kInt,
+       "Sign a checkpoint of the audit log after this many records.", 1, 1000000,
+       [](Config& c) -> void* { return &c.audit.checkpoint_every_records; }},
+      {"audit", "checkpoint_every_seconds", Kind::kInt,
+       "Sign a checkpoint at least this often while records arrive.", 1, 86400,
+       [](Config& c) -> void* { return &c.audit.checkpoint_every_seconds; }},
+      {"audit", "retention_days", Kind::kInt,
+       "Keep audit records at least this long; older ones may be pruned (the rest stays "
+       "verifiable).",
+       1, 36500, [](Config& c) -> void* { return &c.audit.retention_days; }},
+      {"audit", "syslog_url", Kind::kString,
+       "Ship audit records to a SIEM: tcp://host:port or tls://host[:port]; empty for none.", 0, 0,
+       [](Config& c) -> void* { return &c.audit.syslog_url; },
+       [](std::string_view v) {
+         if (!v.empty() && !v.starts_with("tcp://") && !v.starts_with("tls://")) {
+           return InvalidArgumentError(
+               "configuration key audit.syslog_url: must start with tcp:// or tls://");
+         }
+         return Status::Ok();
+       }},
+      {"audit", "syslog_format", Kind::kString,
+       "rfc5424 (structured data) or cef (CEF in the syslog message).", 0, 0,
+       [](Config& c) -> void* { return &c.audit.syslog_format; },
+       [](std::string_view v) {
+         return OneOf("audit.syslog_format", v, {"rfc5424", "cef"});
+       }},
+      {"audit", "syslog_facility", Kind::kString, "Syslog facility of audit messages.", 0, 0,
+       [](Config& c) -> void* { return &c.audit.syslog_facility; }},
+      {"audit", "syslog_ca_file", Kind::kString,
+       "PEM CA certificates the TLS syslog receiver must chain to; empty for the system store.", 0,
+       0, [](Config& c) -> void* { return &c.audit.syslog_ca_file; }},
+      {"audit", "syslog_client_certificate", Kind::kString,
+       "PEM client certificate for mutual TLS with the receiver; empty for none.", 0, 0,
+       [](Config& c) -> void* { return &c.audit.syslog_client_certificate; }},
+      {"audit", "syslog_client_key", Kind::kString,
+       "PEM private key of the client certificate (mode 0600).", 0, 0,
+       [](Config& c) -> void* { return &c.audit.syslog_client_key; }},
+      {"audit", "syslog_server_name", Kind::kString,
+       "Name the receiver's certificate must carry; empty for the URL's host.", 0, 0,
+       [](Config& c) -> void* { return &c.audit.syslog_server_name; }},
+      {"audit", "json_lines_file", Kind::kString,
+       "Also append audit records and checkpoints to this file as JSON lines; empty for none.", 0,
+       0, [](Config& c) -> void* { return &c.audit.json_lines_file; }},
       {"log", "level", Kind::kString, "debug, info, warn or error.", 0, 0,
        [](Config& c) -> void* { return &c.log.level; },
        [](std::string_view v) {
@@ -278,6 +321,11 @@ StatusOr<Config> ParseConfig(std::string_view toml_text, const std::filesystem::
   if (c.fhir.history_page_size > c.fhir.history_max_page_size) {
     return InvalidArgumentError(
         "configuration key fhir.history_page_size: larger than fhir.history_max_page_size");
+  }
+  if (c.audit.syslog_client_certificate.empty() != c.audit.syslog_client_key.empty()) {
+    return InvalidArgumentError(
+        "configuration key audit.syslog_client_key: set both audit.syslog_client_certificate and "
+        "audit.syslog_client_key, or neither");
   }
   return c;
 }

@@ -64,6 +64,23 @@ struct Config {
     std::string level = "info";
   } log;
 
+  // The audit log is always on; these say how often it is signed, how long it is kept and
+  // where copies go. Empty strings mean "no such sink".
+  struct Audit {
+    int64_t checkpoint_every_records = 1000;
+    int64_t checkpoint_every_seconds = 60;
+    int64_t retention_days =
+        2192;                // Six years (HIPAA documentation retention), leap days included.
+    std::string syslog_url;  // tcp://host:port or tls://host[:port]
+    std::string syslog_format = "rfc5424";
+    std::string syslog_facility = "authpriv";
+    std::string syslog_ca_file;
+    std::string syslog_client_certificate;
+    std::string syslog_client_key;
+    std::string syslog_server_name;
+    std::string json_lines_file;
+  } audit;
+
   std::string tenant = "default";
 };
 

@@ -46,5 +46,22 @@ TEST(ConfigTest, UnknownKeysAndBadValuesNameTheKey) {
   EXPECT_EQ(syntax.status().code(), StatusCode::kInvalidArgument);
 }
 
+TEST(ConfigTest, AuditSinksComeFromTheIssueNamedEnvironmentVariables) {
+  auto c = ParseConfig(
+      "", "/d",
+      {{"KURA_AUDIT_SYSLOG_URL", "tls://siem.example:6514"}, {"KURA_AUDIT_SYSLOG_FORMAT", "cef"}});
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->audit.syslog_url, "tls://siem.example:6514");
+  EXPECT_EQ(c->audit.syslog_format, "cef");
+  EXPECT_EQ(c->audit.retention_days, 2192);
+
+  auto scheme = ParseConfig("", "/d", {{"KURA_AUDIT_SYSLOG_URL", "udp://siem:514"}});
+  EXPECT_NE(scheme.status().message().find("audit.syslog_url"), std::string::npos);
+  auto format = ParseConfig("", "/d", {{"KURA_AUDIT_SYSLOG_FORMAT", "leef"}});
+  EXPECT_NE(format.status().message().find("audit.syslog_format"), std::string::npos);
+  auto half_mtls = ParseConfig("[audit]\nsyslog_client_certificate = \"c.pem\"\n", "/d", {});
+  EXPECT_NE(half_mtls.status().message().find("audit.syslog_client_key"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace kura

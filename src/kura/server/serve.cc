@@ -4,7 +4,10 @@
 #include <boost/asio/ssl/context.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <charconv>
+#include <condition_variable>
 #include <cstdio>
+#include <mutex>
+#include <thread>
 
 #include "kura/api/fhir_api.h"
 #include "kura/api/responses.h"
@@ -15,6 +18,7 @@
 #include "kura/fhir/resource.h"
 #include "kura/http/server.h"
 #include "kura/http/tls.h"
+#include "kura/ops/audit_access.h"
 #include "kura/ops/data_dir.h"
 #include "kura/store/caching_store.h"
 #include "kura/store/encrypting_store.h"
@@ -45,6 +49,56 @@ StatusOr<std::pair<std::string, uint16_t>> SplitListen(const std::string& listen
   return std::make_pair(host, static_cast<uint16_t>(port));
 }
 
+audit::AuditRecord SystemRecord(std::string_view action, const Config& config) {
+  audit::AuditRecord r;
+  r.category = std::string(audit::category::kSystem);
+  r.action = std::string(action);
+  r.actor.kind = "system";
+  r.actor.id = "kura-server";
+  r.actor.tenant = config.tenant;
+  r.details.emplace_back("version", cli::kVersion);
+  return r;
+}
+
+// Signs the log's tail when records wait for a checkpoint and the policy's time is up, so a
+// quiet server still ships a signed tree head every audit.checkpoint_every_seconds.
+class CheckpointHeartbeat {
+ public:
+  CheckpointHeartbeat(store::Store& store, const audit::AuditLog& log)
+      : store_(store), log_(log), thread_([this] { Run(); }) {}
+  ~CheckpointHeartbeat() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stopping_ = true;
+    }
+    wake_.notify_all();
+    thread_.join();
+  }
+
+ private:
+  void Run() {
+    std::unique_lock<std::mutex> lock(mu_);
+    while (!wake_.wait_for(lock, std::chrono::seconds(1), [this] { return stopping_; })) {
+      if (!log_.CheckpointDue(Clock::System().Now())) continue;
+      lock.unlock();
+      store::WriteBatch batch;
+      batch.audit = audit::AuditLog::Heartbeat();
+      if (Status s = store_.Commit(std::move(batch)).status(); !s.ok()) {
+        log::Error("audit_checkpoint_failed",
+                   {{"code", StatusCodeName(s.code())}, {"detail", s.internal_detail()}});
+      }
+      lock.lock();
+    }
+  }
+
+  store::Store& store_;
+  const audit::AuditLog& log_;
+  std::mutex mu_;
+  std::condition_variable wake_;
+  bool stopping_ = false;
+  std::thread thread_;
+};
+
 }  // namespace
 
 int Serve(const cli::ServeArgs& args) {
@@ -73,6 +127,14 @@ int Serve(const cli::ServeArgs& args) {
        .read_connections = static_cast<int>(config->storage.read_connections),
        .group_commit_max_batch = static_cast<int>(config->storage.group_commit_max_batch)});
   if (!backend.ok()) return Fail(backend.status());
+  // The audit log opens before anything can be served: without it every request would fail.
+  auto audit_log = ops::OpenAuditLog(**backend, **keys, *config, Clock::System());
+  if (!audit_log.ok()) return Fail(audit_log.status());
+  if (Status s = ops::AppendAuditRecord(**backend, SystemRecord(audit::action::kStart, *config),
+                                        *config, Clock::System());
+      !s.ok()) {
+    return Fail(s);
+  }
   auto tls = http::MakeServerTlsContext(ResolvePath(*config, config->tls.certificate),
                                         ResolvePath(*config, config->tls.private_key));
   if (!tls.ok()) return Fail(tls.status());
@@ -90,6 +152,7 @@ int Serve(const cli::ServeArgs& args) {
   while (!base.empty() && base.back() == '/') base.pop_back();
   api::FhirApi fhir_api({.public_base_url = base,
                          .software_version = cli::kVersion,
+                         .tenant = config->tenant,
                          .max_json_depth = static_cast<size_t>(config->server.max_json_depth),
                          .history_page_size = config->fhir.history_page_size,
                          .history_max_page_size = config->fhir.history_max_page_size},
@@ -116,8 +179,17 @@ int Serve(const cli::ServeArgs& args) {
   log::Info("starting", {{"version", cli::kVersion},
                          {"storage", config->storage.backend},
                          {"key_provider", (*keys)->Name()}});
-  Status run = (*server)->Run();
-  blocking.join();
+  Status run;
+  {
+    CheckpointHeartbeat heartbeat(**backend, *audit_log->log);
+    run = (*server)->Run();
+    blocking.join();
+  }
+  if (Status s = ops::AppendAuditRecord(**backend, SystemRecord(audit::action::kStop, *config),
+                                        *config, Clock::System());
+      !s.ok()) {
+    log::Error("audit_append_failed", {{"event", "system.stop"}, {"detail", s.internal_detail()}});
+  }
   // Store callbacks post to the server's executors: finish them while those still exist.
   (*backend)->Close();
   store::SqliteWriterStats writer = (*backend)->WriterStats();

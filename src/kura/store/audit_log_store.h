@@ -75,7 +75,10 @@ struct AuditTransactionTail {
 class AuditAppender {
  public:
   virtual ~AuditAppender() = default;
-  virtual void BeginTransaction() = 0;
+  // `saved_state` is the state as committed, read inside the write transaction (nullopt for a
+  // log never written): when it is not what this appender last saved, another writer appended
+  // and the appender continues from it. An error fails the draft's unit.
+  virtual Status BeginTransaction(const std::optional<std::string>& saved_state) = 0;
   // Rows (and nodes to keep) for `draft`, continuing the log. On error nothing changed: the
   // backend fails the draft's unit alone.
   virtual Status Append(const AuditDraft& draft, std::vector<AuditRow>& rows,
@@ -109,7 +112,7 @@ class AuditLogStore {
   virtual ~AuditLogStore() = default;
 
   // From now on batches with an AuditDraft go to `appender` (which must outlive the store's
-  // writes). Batches with a draft fail with FailedPrecondition while none is attached.
+  // writes). Batches with a draft fail with Unavailable while none is attached.
   virtual void AttachAuditAppender(AuditAppender* appender) = 0;
 
   // The state the last committed transaction saved; nullopt for a log never written.
@@ -123,6 +126,10 @@ class AuditLogStore {
   // The smallest checkpoint covering at least `min_tree_size` records, or the latest one when
   // min_tree_size is 0; nullopt when there is none.
   virtual StatusOr<std::optional<AuditStatement>> FindAuditCheckpoint(uint64_t min_tree_size) = 0;
+  // Up to `limit` checkpoints with tree_size > `tree_size`, ascending: what an exporter has not
+  // shipped yet, without reading every statement again.
+  virtual StatusOr<std::vector<AuditStatement>> ReadAuditCheckpointsAfter(uint64_t tree_size,
+                                                                          size_t limit) = 0;
   virtual StatusOr<AuditPage> SearchAudit(const AuditQuery& query) = 0;
 
   // Export cursors: the next sequence sink `name` has not yet received (0 when unknown).

@@ -160,6 +160,7 @@ enum class Sql {
   kReadAuditStatements,
   kFindAuditCheckpoint,
   kLatestAuditCheckpoint,
+  kAuditCheckpointsAfter,
   kReadAuditCursor,
   kWriteAuditCursor,
   kCount,
@@ -249,6 +250,9 @@ constexpr std::array<SqlText, static_cast<size_t>(Sql::kCount)> kSql = {{
     {"latest_audit_checkpoint",
      "SELECT kind, tree_size, time_us, note FROM audit_statements "
      "WHERE kind = 0 ORDER BY tree_size DESC LIMIT 1"},
+    {"audit_checkpoints_after",
+     "SELECT kind, tree_size, time_us, note FROM audit_statements "
+     "WHERE kind = 0 AND tree_size > ?1 ORDER BY tree_size LIMIT ?2"},
     {"read_audit_cursor", "SELECT next_seq FROM audit_cursors WHERE sink = ?1"},
     {"write_audit_cursor",
      "INSERT INTO audit_cursors(sink, next_seq) VALUES(?1, ?2) "
@@ -858,16 +862,22 @@ void SqliteStore::RunGroup(std::vector<PendingWrite>& group, std::vector<Status>
     statuses[i] = unit.work ? unit.work(conn) : Status();
     if (statuses[i].ok() && unit.audit != nullptr) {
       if (appender == nullptr) {
-        statuses[i] =
-            FailedPreconditionError("audit log unavailable", "no audit appender attached");
+        statuses[i] = UnavailableError("audit log unavailable", "no audit appender attached");
       } else {
         if (!audit_open) {
-          appender->BeginTransaction();
-          audit_open = true;
+          // The state as committed, read inside this write transaction: another process (an
+          // administrative command) may have appended since this appender last wrote.
+          StatusOr<std::optional<std::string>> saved = ReadAuditStateOn(conn);
+          if (!saved.ok()) {
+            fail_group(saved.status(), "store_audit_state_failed");
+            return;
+          }
+          statuses[i] = appender->BeginTransaction(*saved);
+          audit_open = statuses[i].ok();
         }
         audit_rows_.clear();
         audit_nodes_.clear();
-        statuses[i] = appender->Append(*unit.audit, audit_rows_, audit_nodes_);
+        if (audit_open) statuses[i] = appender->Append(*unit.audit, audit_rows_, audit_nodes_);
         if (statuses[i].ok()) {
           // The appender has advanced the log: these rows must land or the group must fail.
           if (Status inserted = InsertAuditRows(conn); !inserted.ok()) {
@@ -1219,7 +1229,11 @@ void SqliteStore::AttachAuditAppender(AuditAppender* appender) {
 
 StatusOr<std::optional<std::string>> SqliteStore::ReadAuditState() {
   ReaderLease lease(*this);
-  Stmt query(lease.conn(), Sql::kReadAuditState);
+  return ReadAuditStateOn(lease.conn());
+}
+
+StatusOr<std::optional<std::string>> SqliteStore::ReadAuditStateOn(Connection& conn) {
+  Stmt query(conn, Sql::kReadAuditState);
   KURA_ASSIGN_OR_RETURN(bool row, query.Step());
   if (!row) return std::optional<std::string>();
   return std::optional<std::string>(query.Blob(0));
@@ -1292,6 +1306,22 @@ StatusOr<std::optional<AuditStatement>> SqliteStore::FindAuditCheckpoint(uint64_
   KURA_ASSIGN_OR_RETURN(bool row, query.Step());
   if (!row) return std::optional<AuditStatement>();
   return std::optional<AuditStatement>(ReadAuditStatementRow(query));
+}
+
+StatusOr<std::vector<AuditStatement>> SqliteStore::ReadAuditCheckpointsAfter(uint64_t tree_size,
+                                                                             size_t limit) {
+  std::vector<AuditStatement> out;
+  if (limit == 0 || tree_size >= kMaxSequence) return out;
+  ReaderLease lease(*this);
+  Stmt query(lease.conn(), Sql::kAuditCheckpointsAfter);
+  query.BindInt64(1, static_cast<int64_t>(tree_size));
+  query.BindInt64(2, static_cast<int64_t>(std::min<uint64_t>(limit, kMaxSequence)));
+  while (true) {
+    KURA_ASSIGN_OR_RETURN(bool row, query.Step());
+    if (!row) break;
+    out.push_back(ReadAuditStatementRow(query));
+  }
+  return out;
 }
 
 StatusOr<AuditPage> SqliteStore::SearchAudit(const AuditQuery& q) {

@@ -102,6 +102,8 @@ class SqliteStore final : public Store, public AuditLogStore {
   StatusOr<std::optional<std::string>> ReadAuditNode(int level, uint64_t index) override;
   StatusOr<std::vector<AuditStatement>> ReadAuditStatements() override;
   StatusOr<std::optional<AuditStatement>> FindAuditCheckpoint(uint64_t min_tree_size) override;
+  StatusOr<std::vector<AuditStatement>> ReadAuditCheckpointsAfter(uint64_t tree_size,
+                                                                  size_t limit) override;
   StatusOr<AuditPage> SearchAudit(const AuditQuery& query) override;
   StatusOr<uint64_t> ReadAuditCursor(std::string_view name) override;
   Status WriteAuditCursor(std::string_view name, uint64_t next_sequence) override;
@@ -138,6 +140,7 @@ class SqliteStore final : public Store, public AuditLogStore {
   // Writer thread: inserts audit_rows_ and audit_nodes_, then a transaction's audit tail.
   Status InsertAuditRows(Connection& conn);
   Status InsertAuditTail(Connection& conn, const AuditTransactionTail& tail);
+  StatusOr<std::optional<std::string>> ReadAuditStateOn(Connection& conn);
   // Reader: fills the patient ids of rows just read.
   Status ReadAuditPatients(Connection& conn, std::vector<AuditRow>& rows);
 
