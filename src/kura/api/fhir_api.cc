@@ -5,6 +5,7 @@
 #include <charconv>
 #include <functional>
 
+#include "kura/api/audit_api.h"
 #include "kura/api/audit_trail.h"
 #include "kura/api/request_gate.h"
 #include "kura/api/responses.h"
@@ -91,52 +92,6 @@ std::optional<int64_t> ParsePositive(std::string_view text) {
   return v;
 }
 
-// FHIR instant / dateTime with a time zone, e.g. 2024-01-01T00:00:00Z or ...+02:00, or a date.
-std::optional<TimePoint> ParseInstant(std::string_view text) {
-  int y, mo, d, h = 0, mi = 0, s = 0;
-  char rest[40] = {0};
-  std::string t(text.substr(0, 39));
-  if (t.size() == 10) {
-    if (std::sscanf(t.c_str(), "%4d-%2d-%2d", &y, &mo, &d) != 3) return std::nullopt;
-  } else if (std::sscanf(t.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d%39s", &y, &mo, &d, &h, &mi, &s, rest) <
-             6) {
-    return std::nullopt;
-  }
-  if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || s > 60) return std::nullopt;
-  std::string_view r(rest);
-  int64_t frac_us = 0;
-  if (!r.empty() && r.front() == '.') {
-    r.remove_prefix(1);
-    int64_t scale = 100000;
-    while (!r.empty() && std::isdigit(static_cast<unsigned char>(r.front()))) {
-      frac_us += (r.front() - '0') * scale;
-      scale /= 10;
-      r.remove_prefix(1);
-    }
-  }
-  int64_t offset_min = 0;
-  if (t.size() != 10) {
-    if (r == "Z") {
-    } else if (r.size() == 6 && (r[0] == '+' || r[0] == '-') && r[3] == ':') {
-      int oh = 0, om = 0;
-      if (std::sscanf(std::string(r.substr(1)).c_str(), "%2d:%2d", &oh, &om) != 2) {
-        return std::nullopt;
-      }
-      offset_min = (oh * 60 + om) * (r[0] == '+' ? 1 : -1);
-    } else {
-      return std::nullopt;  // FHIR instants carry a zone.
-    }
-  }
-  std::chrono::year_month_day ymd{std::chrono::year(y), std::chrono::month(mo),
-                                  std::chrono::day(d)};
-  if (!ymd.ok()) return std::nullopt;
-  auto days = std::chrono::sys_days(ymd);
-  auto tp = std::chrono::time_point_cast<std::chrono::microseconds>(days) + std::chrono::hours(h) +
-            std::chrono::minutes(mi - offset_min) + std::chrono::seconds(s) +
-            std::chrono::microseconds(frac_us);
-  return TimePoint(tp.time_since_epoch());
-}
-
 }  // namespace
 
 Json BuildCapabilityStatement(const FhirApiOptions& options) {
@@ -220,6 +175,14 @@ class FhirApi::Handlers {
                        ""});
     }
     return Status::Ok();
+  }
+
+  // AuditEvent is the audit log's read-only projection: it is never written through the API.
+  static constexpr std::string_view kAuditEvent = "AuditEvent";
+  static Status RefuseAuditEventWrite(std::string_view type) {
+    if (type != kAuditEvent) return Status::Ok();
+    return Status(StatusCode::kUnimplemented,
+                  "AuditEvent resources are read-only: the server's audit log writes them");
   }
 
   Status CheckId(std::string_view id) {
@@ -365,6 +328,7 @@ class FhirApi::Handlers {
     std::string type(ctx.params.Get("type"));
     note.resource_type = type.substr(0, 64);
     if (Status s = CheckType(type); !s.ok()) co_return ErrorResponse(s, ctx);
+    if (Status s = RefuseAuditEventWrite(type); !s.ok()) co_return ErrorResponse(s, ctx);
     if (!IsJsonMedia(ctx.request[bh::field::content_type])) {
       co_return UnsupportedMedia(ctx, "the request body must be application/fhir+json");
     }
@@ -386,6 +350,7 @@ class FhirApi::Handlers {
     std::string id(ctx.params.Get("id"));
     NoteTarget(note, type, id);
     if (Status s = CheckType(type); !s.ok()) co_return ErrorResponse(s, ctx);
+    if (Status s = RefuseAuditEventWrite(type); !s.ok()) co_return ErrorResponse(s, ctx);
     if (Status s = CheckId(id); !s.ok()) co_return ErrorResponse(s, ctx);
     if (!IsJsonMedia(ctx.request[bh::field::content_type])) {
       co_return UnsupportedMedia(ctx, "the request body must be application/fhir+json");
@@ -428,6 +393,7 @@ class FhirApi::Handlers {
     std::string id(ctx.params.Get("id"));
     NoteTarget(note, type, id);
     if (Status s = CheckType(type); !s.ok()) co_return ErrorResponse(s, ctx);
+    if (Status s = RefuseAuditEventWrite(type); !s.ok()) co_return ErrorResponse(s, ctx);
     if (Status s = CheckId(id); !s.ok()) co_return ErrorResponse(s, ctx);
     NextVersion next = [&](const StatusOr<store::ResourceVersion>& current,
                            HttpStatus& status) -> StatusOr<std::optional<store::ResourceVersion>> {
@@ -472,6 +438,10 @@ class FhirApi::Handlers {
     std::string id(ctx.params.Get("id"));
     NoteTarget(note, type, id);
     if (Status s = CheckType(type); !s.ok()) co_return ErrorResponse(s, ctx);
+    if (type == kAuditEvent && api_.audit_events_ != nullptr) {
+      Response r = co_await api_.audit_events_->ReadAuditEvent(ctx, note, id);
+      co_return r;
+    }
     if (Status s = CheckId(id); !s.ok()) co_return ErrorResponse(s, ctx);
     StatusOr<store::ResourceVersion> v = co_await ReadCurrent(type, id);
     if (!v.ok()) {
@@ -497,6 +467,11 @@ class FhirApi::Handlers {
       co_return ErrorResponse(InvalidArgumentError("the version id must be a positive integer"),
                               ctx);
     }
+    if (type == kAuditEvent && api_.audit_events_ != nullptr) {
+      if (*vid != 1) co_return ErrorResponse(NotFoundError("no such resource version"), ctx);
+      Response r = co_await api_.audit_events_->ReadAuditEvent(ctx, note, id);
+      co_return r;
+    }
     StatusOr<store::ResourceVersion> v = co_await ReadVersion(type, id, *vid);
     if (!v.ok()) {
       co_return ErrorResponse(v.status().code() == StatusCode::kNotFound
@@ -517,6 +492,10 @@ class FhirApi::Handlers {
     NoteTarget(note, q.type, q.id);
     if (!q.type.empty()) {
       if (Status s = CheckType(q.type); !s.ok()) co_return ErrorResponse(s, ctx);
+    }
+    if (q.type == kAuditEvent) {
+      co_return ErrorResponse(
+          UnimplementedError("AuditEvent has no history: each audit record has one version"), ctx);
     }
     if (!q.id.empty()) {
       if (Status s = CheckId(q.id); !s.ok()) co_return ErrorResponse(s, ctx);
@@ -628,6 +607,13 @@ class FhirApi::Handlers {
     if (!type.empty()) {
       if (Status s = CheckType(type); !s.ok()) co_return ErrorResponse(s, ctx);
     }
+    if (type == kAuditEvent && api_.audit_events_ != nullptr) {
+      if (note.action == audit::action::kSearch) {
+        Response r = co_await api_.audit_events_->SearchAuditEvents(ctx, note);
+        co_return r;
+      }
+      co_return ErrorResponse(RefuseAuditEventWrite(type), ctx);
+    }
     co_return ErrorResponse(UnimplementedError(what + " is not supported by this server yet"), ctx);
   }
 
@@ -635,15 +621,16 @@ class FhirApi::Handlers {
   FhirApi& api_;
 };
 
-FhirApi::FhirApi(FhirApiOptions options, store::Store& store,
-                 auth::ApiTokenAuthenticator& authenticator,
-                 const fhir::ResourceValidator& validator, asio::thread_pool& blocking_pool)
+FhirApi::FhirApi(FhirApiOptions options, store::Store& store, RequestGate& gate,
+                 const fhir::ResourceValidator& validator, asio::thread_pool& blocking_pool,
+                 AuditApi* audit_events)
     : options_(std::move(options)),
       capability_statement_(fhir::SerializeJson(BuildCapabilityStatement(options_))),
       store_(store),
       validator_(validator),
       pool_(blocking_pool),
-      gate_(store, authenticator, blocking_pool, options_.tenant) {}
+      gate_(gate),
+      audit_events_(audit_events) {}
 
 void FhirApi::RegisterRoutes(http::Router& router) {
   auto h = std::make_shared<Handlers>(*this);

@@ -18,10 +18,11 @@
 
 namespace kura::api {
 
+class AuditApi;
+
 struct FhirApiOptions {
   std::string public_base_url;  // e.g. https://localhost:8443 (no trailing slash)
   std::string software_version;
-  std::string tenant = "default";  // Named in every audit record's actor.
   size_t max_json_depth = 64;
   int64_t history_page_size = 50;
   int64_t history_max_page_size = 1000;
@@ -30,8 +31,11 @@ struct FhirApiOptions {
 class FhirApi {
  public:
   // All references must outlive the FhirApi.
-  FhirApi(FhirApiOptions options, store::Store& store, auth::ApiTokenAuthenticator& authenticator,
-          const fhir::ResourceValidator& validator, boost::asio::thread_pool& blocking_pool);
+  // `gate` authenticates and audits every route but /metadata; `audit_events` (optional) serves
+  // the read-only AuditEvent type.
+  FhirApi(FhirApiOptions options, store::Store& store, RequestGate& gate,
+          const fhir::ResourceValidator& validator, boost::asio::thread_pool& blocking_pool,
+          AuditApi* audit_events = nullptr);
 
   // Adds the FHIR routes, plus "/" and "/healthz", to `router`.
   void RegisterRoutes(http::Router& router);
@@ -43,7 +47,8 @@ class FhirApi {
   store::Store& store_;
   const fhir::ResourceValidator& validator_;
   boost::asio::thread_pool& pool_;
-  RequestGate gate_;
+  RequestGate& gate_;
+  AuditApi* audit_events_;  // Serves AuditEvent reads and searches; may be null.
 };
 
 // The CapabilityStatement this server publishes (exposed for tests).

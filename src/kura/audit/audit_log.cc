@@ -384,4 +384,36 @@ StatusOr<VerificationReport> VerifyStoredLog(store::AuditLogStore& store,
   return VerifyLog(reader, options, checkpoints, anchors);
 }
 
+StatusOr<AuditRecordPage> SearchAuditRecords(store::AuditLogStore& store,
+                                             const AuditKeyLookup& key_lookup,
+                                             const store::AuditQuery& query) {
+  KURA_ASSIGN_OR_RETURN(store::AuditPage page, store.SearchAudit(query));
+  AuditRecordPage out;
+  out.next_before_sequence = page.next_before_sequence;
+  out.records.reserve(page.rows.size());
+  for (const store::AuditRow& row : page.rows) {
+    KURA_ASSIGN_OR_RETURN(std::string canonical, OpenAuditRow(row, key_lookup));
+    KURA_ASSIGN_OR_RETURN(AuditRecord record, DecodeAuditRecord(canonical));
+    if (record.sequence != row.sequence) {
+      return DataLossError("audit record failed its integrity check",
+                           "row " + std::to_string(row.sequence) + " holds record " +
+                               std::to_string(record.sequence));
+    }
+    out.records.push_back(std::move(record));
+  }
+  return out;
+}
+
+StatusOr<AuditRecord> ReadAuditRecord(store::AuditLogStore& store, const AuditKeyLookup& key_lookup,
+                                      uint64_t sequence) {
+  KURA_ASSIGN_OR_RETURN(std::vector<store::AuditRow> rows, store.ReadAuditRows(sequence, 1));
+  if (rows.empty() || rows.front().sequence != sequence) {
+    return NotFoundError("no such audit record");
+  }
+  KURA_ASSIGN_OR_RETURN(std::string canonical, OpenAuditRow(rows.front(), key_lookup));
+  KURA_ASSIGN_OR_RETURN(AuditRecord record, DecodeAuditRecord(canonical));
+  if (record.sequence != sequence) return DataLossError("audit record failed its integrity check");
+  return record;
+}
+
 }  // namespace kura::audit

@@ -156,6 +156,20 @@ class AuditLog final : public store::AuditAppender {
 [[nodiscard]] StatusOr<std::string> OpenAuditRow(const store::AuditRow& row,
                                                  const AuditKeyLookup& key_lookup);
 
+// Decrypted records of a search over the clear index columns, newest first. DataLoss when a
+// matching row fails its integrity check (it is never skipped or shown altered).
+struct AuditRecordPage {
+  std::vector<AuditRecord> records;
+  uint64_t next_before_sequence = 0;  // 0 on the last page.
+};
+[[nodiscard]] StatusOr<AuditRecordPage> SearchAuditRecords(store::AuditLogStore& store,
+                                                           const AuditKeyLookup& key_lookup,
+                                                           const store::AuditQuery& query);
+// One record by sequence; NotFound when there is none (yet, or pruned).
+[[nodiscard]] StatusOr<AuditRecord> ReadAuditRecord(store::AuditLogStore& store,
+                                                    const AuditKeyLookup& key_lookup,
+                                                    uint64_t sequence);
+
 // Record `sequence` with its inclusion proof against the smallest stored checkpoint that covers
 // it (or the checkpoint of exactly `tree_size` records when non-zero). NotFound when the record
 // or a covering checkpoint does not exist (yet); DataLoss when stored data does not add up.

@@ -1,7 +1,10 @@
 // System clock and timestamp formatting.
 #include "kura/base/clock.h"
 
+#include <cctype>
+#include <cstdio>
 #include <ctime>
+#include <optional>
 
 namespace kura {
 namespace {
@@ -55,5 +58,50 @@ std::string FormatHttpDate(TimePoint t) {
 
 int64_t ToMicros(TimePoint t) { return t.time_since_epoch().count(); }
 TimePoint FromMicros(int64_t micros) { return TimePoint(std::chrono::microseconds(micros)); }
+
+std::optional<TimePoint> ParseInstant(std::string_view text) {
+  int y, mo, d, h = 0, mi = 0, s = 0;
+  char rest[40] = {0};
+  std::string t(text.substr(0, 39));
+  if (t.size() == 10) {
+    if (std::sscanf(t.c_str(), "%4d-%2d-%2d", &y, &mo, &d) != 3) return std::nullopt;
+  } else if (std::sscanf(t.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d%39s", &y, &mo, &d, &h, &mi, &s, rest) <
+             6) {
+    return std::nullopt;
+  }
+  if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || s > 60) return std::nullopt;
+  std::string_view r(rest);
+  int64_t frac_us = 0;
+  if (!r.empty() && r.front() == '.') {
+    r.remove_prefix(1);
+    int64_t scale = 100000;
+    while (!r.empty() && std::isdigit(static_cast<unsigned char>(r.front()))) {
+      frac_us += (r.front() - '0') * scale;
+      scale /= 10;
+      r.remove_prefix(1);
+    }
+  }
+  int64_t offset_min = 0;
+  if (t.size() != 10) {
+    if (r == "Z") {
+    } else if (r.size() == 6 && (r[0] == '+' || r[0] == '-') && r[3] == ':') {
+      int oh = 0, om = 0;
+      if (std::sscanf(std::string(r.substr(1)).c_str(), "%2d:%2d", &oh, &om) != 2) {
+        return std::nullopt;
+      }
+      offset_min = (oh * 60 + om) * (r[0] == '+' ? 1 : -1);
+    } else {
+      return std::nullopt;  // FHIR instants carry a zone.
+    }
+  }
+  std::chrono::year_month_day ymd{std::chrono::year(y), std::chrono::month(mo),
+                                  std::chrono::day(d)};
+  if (!ymd.ok()) return std::nullopt;
+  auto days = std::chrono::sys_days(ymd);
+  auto tp = std::chrono::time_point_cast<std::chrono::microseconds>(days) + std::chrono::hours(h) +
+            std::chrono::minutes(mi - offset_min) + std::chrono::seconds(s) +
+            std::chrono::microseconds(frac_us);
+  return TimePoint(tp.time_since_epoch());
+}
 
 }  // namespace kura

@@ -5,7 +5,9 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <optional>
 #include <string>
+#include <string_view>
 
 namespace kura {
 
@@ -36,6 +38,9 @@ std::string FormatInstantMicros(TimePoint t);
 // "Mon, 01 Jan 2024 00:00:00 GMT" for Last-Modified (RFC 9110 IMF-fixdate).
 std::string FormatHttpDate(TimePoint t);
 int64_t ToMicros(TimePoint t);
+// A FHIR instant or dateTime with a zone ("2024-01-01T00:00:00Z", "...+02:00", fractions to the
+// microsecond) or a date ("2024-01-01", midnight UTC); nullopt otherwise.
+std::optional<TimePoint> ParseInstant(std::string_view text);
 TimePoint FromMicros(int64_t micros);
 
 }  // namespace kura

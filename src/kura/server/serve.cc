@@ -9,7 +9,9 @@
 #include <mutex>
 #include <thread>
 
+#include "kura/api/audit_api.h"
 #include "kura/api/fhir_api.h"
+#include "kura/api/request_gate.h"
 #include "kura/api/responses.h"
 #include "kura/auth/api_token_authenticator.h"
 #include "kura/base/config.h"
@@ -150,14 +152,20 @@ int Serve(const cli::ServeArgs& args) {
   fhir::BasicValidator validator;
   std::string base = config->server.public_base_url;
   while (!base.empty() && base.back() == '/') base.pop_back();
+  api::RequestGate gate(store, authenticator, blocking, config->tenant);
+  api::AuditApi audit_api({.public_base_url = base,
+                           .page_size = config->fhir.history_page_size,
+                           .max_page_size = config->fhir.history_max_page_size},
+                          **backend, audit_log->key_lookup, audit_log->log->origin(),
+                          audit_log->log->verifier_key(), gate, blocking);
   api::FhirApi fhir_api({.public_base_url = base,
                          .software_version = cli::kVersion,
-                         .tenant = config->tenant,
                          .max_json_depth = static_cast<size_t>(config->server.max_json_depth),
                          .history_page_size = config->fhir.history_page_size,
                          .history_max_page_size = config->fhir.history_max_page_size},
-                        store, authenticator, validator, blocking);
+                        store, gate, validator, blocking, &audit_api);
   http::Router router;
+  audit_api.RegisterRoutes(router);
   fhir_api.RegisterRoutes(router);
 
   http::ServerOptions options;
