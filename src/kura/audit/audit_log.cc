@@ -162,31 +162,44 @@ std::string AuditOrigin(std::string_view tenant) {
   return origin;
 }
 
-StatusOr<crypto::Ed25519Signer> LoadOrCreateCheckpointSigner(store::Store& store,
-                                                             const crypto::KeyProvider& provider,
-                                                             std::string_view tenant) {
+StatusOr<std::optional<crypto::Ed25519Signer>> LoadCheckpointSigner(
+    store::Store& store, const crypto::KeyProvider& provider, std::string_view tenant) {
   KURA_ASSIGN_OR_RETURN(std::optional<store::StoredDataKey> stored,
                         store.FindDataKeyByScope(kCheckpointSigningScope));
-  if (!stored) {
-    KURA_ASSIGN_OR_RETURN(crypto::Ed25519Signer fresh, crypto::Ed25519Signer::Generate());
-    KURA_ASSIGN_OR_RETURN(SecretBytes seed, fresh.ExportSeedForWrapping());
-    store::StoredDataKey key;
-    key.key_id = RandomNonZeroUint64();
-    key.scope = std::string(kCheckpointSigningScope);
-    key.kek_version = provider.PrimaryKekVersion();
-    KURA_ASSIGN_OR_RETURN(key.wrapped, provider.WrapKey(seed, SigningKeyAad(tenant, key.key_id)));
-    key.created = Clock::System().Now();
-    // A concurrent creator may have won; then its key is the one.
-    KURA_ASSIGN_OR_RETURN(store::StoredDataKey kept, store.InsertDataKeyIfAbsent(key));
-    stored = std::move(kept);
-  }
+  if (!stored) return std::optional<crypto::Ed25519Signer>();
   StatusOr<SecretBytes> seed =
       provider.UnwrapKey(stored->wrapped, SigningKeyAad(tenant, stored->key_id));
   if (!seed.ok()) {
-    return DataLossError("the audit checkpoint signing key does not unwrap",
-                         seed.status().internal_detail());
+    return DataLossError(
+        "the audit checkpoint signing key does not unwrap (another key file, another tenant, or "
+        "an edited key)",
+        seed.status().internal_detail());
   }
-  return crypto::Ed25519Signer::FromSeed(std::move(*seed));
+  KURA_ASSIGN_OR_RETURN(crypto::Ed25519Signer signer,
+                        crypto::Ed25519Signer::FromSeed(std::move(*seed)));
+  return std::optional<crypto::Ed25519Signer>(std::move(signer));
+}
+
+StatusOr<crypto::Ed25519Signer> LoadOrCreateCheckpointSigner(store::Store& store,
+                                                             const crypto::KeyProvider& provider,
+                                                             std::string_view tenant) {
+  KURA_ASSIGN_OR_RETURN(std::optional<crypto::Ed25519Signer> existing,
+                        LoadCheckpointSigner(store, provider, tenant));
+  if (existing) return std::move(*existing);
+  KURA_ASSIGN_OR_RETURN(crypto::Ed25519Signer fresh, crypto::Ed25519Signer::Generate());
+  KURA_ASSIGN_OR_RETURN(SecretBytes seed, fresh.ExportSeedForWrapping());
+  store::StoredDataKey key;
+  key.key_id = RandomNonZeroUint64();
+  key.scope = std::string(kCheckpointSigningScope);
+  key.kek_version = provider.PrimaryKekVersion();
+  KURA_ASSIGN_OR_RETURN(key.wrapped, provider.WrapKey(seed, SigningKeyAad(tenant, key.key_id)));
+  key.created = Clock::System().Now();
+  // A concurrent creator may have won; then its key is the one.
+  KURA_ASSIGN_OR_RETURN(store::StoredDataKey kept, store.InsertDataKeyIfAbsent(key));
+  if (kept.key_id == key.key_id) return fresh;
+  KURA_ASSIGN_OR_RETURN(existing, LoadCheckpointSigner(store, provider, tenant));
+  if (!existing) return DataLossError("the audit checkpoint signing key disappeared");
+  return std::move(*existing);
 }
 
 StatusOr<std::unique_ptr<AuditLog>> AuditLog::Open(

@@ -63,6 +63,11 @@ using AuditKeyLookup = std::function<StatusOr<std::shared_ptr<const crypto::Aead
 [[nodiscard]] StatusOr<crypto::Ed25519Signer> LoadOrCreateCheckpointSigner(
     store::Store& store, const crypto::KeyProvider& provider, std::string_view tenant);
 
+// The same key without ever creating one: nullopt when the store holds none. For readers
+// (`kura audit verify`) that must not change what they inspect.
+[[nodiscard]] StatusOr<std::optional<crypto::Ed25519Signer>> LoadCheckpointSigner(
+    store::Store& store, const crypto::KeyProvider& provider, std::string_view tenant);
+
 // The log origin (checkpoint first line) of a tenant's audit log.
 [[nodiscard]] std::string AuditOrigin(std::string_view tenant);
 

@@ -13,6 +13,7 @@
 #include <iterator>
 #include <set>
 
+#include "kura/audit/tamper_util.h"
 #include "kura/audit/test_util.h"
 #include "kura/store/sqlite/sqlite_store.h"
 
@@ -24,6 +25,7 @@ using store::ResourceVersion;
 using store::SqliteStore;
 using store::WriteBatch;
 using testing::SampleRecord;
+using testing::Tamper;
 
 constexpr std::string_view kOrigin = "kura/test/audit";
 
@@ -41,17 +43,6 @@ ResourceVersion Resource(std::string id, int64_t version) {
   v.last_updated = FromMicros(1700000000000000);
   v.payload = "{}";
   return v;
-}
-
-// Runs raw SQL against the database file, as someone with write access to the disk would.
-void Tamper(const std::filesystem::path& db_path, const std::string& sql) {
-  sqlite3* db = nullptr;
-  ASSERT_EQ(sqlite3_open(db_path.c_str(), &db), SQLITE_OK);
-  char* error = nullptr;
-  const int rc = sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &error);
-  EXPECT_EQ(rc, SQLITE_OK) << (error != nullptr ? error : "");
-  sqlite3_free(error);
-  sqlite3_close(db);
 }
 
 class AuditLogTest : public ::testing::Test {

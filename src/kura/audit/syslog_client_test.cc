@@ -3,28 +3,23 @@
 // included.
 #include "kura/audit/syslog_client.h"
 
-#include <fcntl.h>
 #include <gtest/gtest.h>
-#include <signal.h>
-#include <sys/prctl.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <chrono>
-#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <map>
-#include <sstream>
+#include <memory>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "kura/audit/checkpoint.h"
 #include "kura/audit/export_format.h"
+#include "kura/audit/rsyslog_fixture.h"
 #include "kura/audit/test_util.h"
 
 namespace kura::audit {
@@ -39,87 +34,13 @@ constexpr auto kTimeout = std::chrono::milliseconds(5000);
 // A value with every character RFC 5424 and CEF escape, plus non-ASCII text.
 constexpr char kTrickyPurpose[] = "quote \" bracket ] backslash \\ equals = pipe | caf\xc3\xa9";
 
-std::string ReadFile(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
-std::vector<std::string> Lines(const std::string& text) {
-  std::vector<std::string> out;
-  std::istringstream in(text);
-  for (std::string line; std::getline(in, line);) out.push_back(line);
-  return out;
-}
-
-std::string FindRsyslogd() {
-  for (const char* candidate : {"/usr/sbin/rsyslogd", "/sbin/rsyslogd"}) {
-    if (::access(candidate, X_OK) == 0) return candidate;
-  }
-  return "";
-}
-
-// Runs a shell command quietly; false (with its output in `log`) when it fails.
-bool Run(const std::string& command, const fs::path& log) {
-  std::string full = command + " >>" + log.string() + " 2>&1";
-  return std::system(full.c_str()) == 0;
-}
-
-// A throwaway PKI: a CA, a server certificate for localhost/127.0.0.1, a client certificate,
-// and a second CA that signed none of them. Shared by the tests of one process.
-struct TestPki {
-  fs::path dir;
-  fs::path ca, server_cert, server_key, client_cert, client_key, other_ca;
-};
+using testing::Listener;
+using testing::MakeTempDir;
+using testing::ReadFile;
+using testing::RsyslogReceiver;
+using testing::TestPki;
 
 TestPki* pki = nullptr;
-
-bool MakePki(TestPki& p) {
-  fs::path log = p.dir / "openssl.log";
-  auto ec_key = [](const fs::path& key) {
-    return "-newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout " + key.string();
-  };
-  auto make_ca = [&](const fs::path& cert, const fs::path& key, const std::string& cn) {
-    return Run("openssl req -x509 " + ec_key(key) + " -out " + cert.string() +
-                   " -days 2 -subj '/CN=" + cn +
-                   "' -addext 'basicConstraints=critical,CA:TRUE' "
-                   "-addext 'keyUsage=critical,keyCertSign,cRLSign'",
-               log);
-  };
-  auto make_leaf = [&](const std::string& name, const std::string& ext) {
-    fs::path key = p.dir / (name + ".key"), csr = p.dir / (name + ".csr"),
-             cert = p.dir / (name + ".pem"), extfile = p.dir / (name + ".ext");
-    std::ofstream(extfile) << ext;
-    return Run("openssl req " + ec_key(key) + " -out " + csr.string() + " -subj '/CN=" + name + "'",
-               log) &&
-           Run("openssl x509 -req -in " + csr.string() + " -CA " + p.ca.string() + " -CAkey " +
-                   (p.dir / "ca.key").string() + " -CAcreateserial -days 2 -out " + cert.string() +
-                   " -extfile " + extfile.string(),
-               log) &&
-           ::chmod(key.c_str(), 0600) == 0;
-  };
-  p.ca = p.dir / "ca.pem";
-  p.other_ca = p.dir / "other-ca.pem";
-  p.server_cert = p.dir / "server.pem";
-  p.server_key = p.dir / "server.key";
-  p.client_cert = p.dir / "client.pem";
-  p.client_key = p.dir / "client.key";
-  return make_ca(p.ca, p.dir / "ca.key", "Kura Test CA") &&
-         make_ca(p.other_ca, p.dir / "other-ca.key", "Other Test CA") &&
-         make_leaf("server",
-                   "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n"
-                   "extendedKeyUsage=serverAuth\n") &&
-         make_leaf("client",
-                   "subjectAltName=DNS:exporter.kura.test\nbasicConstraints=CA:FALSE\n"
-                   "extendedKeyUsage=clientAuth\n");
-}
-
-fs::path MakeTempDir(const std::string& prefix) {
-  std::string templ = (fs::temp_directory_path() / (prefix + "-XXXXXX")).string();
-  if (::mkdtemp(templ.data()) == nullptr) return {};
-  return templ;
-}
 
 // The SD-PARAMs of element `sd_id` in a stored syslog line, unescaped the way RFC 5424 section
 // 6.3.3 says a receiver must. Written independently of the library's reader on purpose.
@@ -148,14 +69,12 @@ std::multimap<std::string, std::string> SdParams(const std::string& line,
   return out;
 }
 
-enum class Listener { kTcp, kTlsAnon, kTlsClientCert };
-
 class SyslogClientTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     pki = new TestPki;
     pki->dir = MakeTempDir("kura-syslog-pki");
-    if (pki->dir.empty() || !MakePki(*pki)) {
+    if (pki->dir.empty() || !testing::MakeTestPki(*pki)) {
       pki_error_ = "cannot create test certificates with the openssl tool: " +
                    ReadFile(pki->dir / "openssl.log");
     }
@@ -170,117 +89,28 @@ class SyslogClientTest : public ::testing::Test {
     ASSERT_TRUE(pki_error_.empty()) << pki_error_;
     dir_ = MakeTempDir("kura-syslog");
     ASSERT_FALSE(dir_.empty());
+    receiver_ = std::make_unique<RsyslogReceiver>(dir_);
   }
 
   void TearDown() override {
-    StopRsyslog();
-    if (HasFailure()) {
-      std::cerr << "rsyslogd output:\n"
-                << ReadFile(dir_ / "rsyslogd.out") << "\nrsyslogd internal log:\n"
-                << ReadFile(dir_ / "internal.log") << "\nreceived:\n"
-                << ReadFile(dir_ / "received.log") << "\n";
+    if (receiver_) {
+      receiver_->Stop();
+      if (HasFailure()) std::cerr << receiver_->Diagnostics();
+      receiver_.reset();
     }
     fs::remove_all(dir_);
   }
 
-  // Starts rsyslogd in the foreground on an ephemeral port of 127.0.0.1, storing each message
-  // received over imtcp with RSYSLOG_SyslogProtocol23Format (the RFC 5424 message rebuilt from
-  // its parsed fields, one per line).
+  // Starts rsyslogd on an ephemeral port of 127.0.0.1 (rsyslog_fixture.h).
   void StartRsyslog(Listener listener) {
-    std::string rsyslogd = FindRsyslogd();
-    ASSERT_FALSE(rsyslogd.empty())
-        << "rsyslogd not found: install the Debian packages rsyslog and rsyslog-openssl "
-           "(`make test-deps` does)";
-    fs::create_directories(dir_ / "work");
-    std::string module = "module(load=\"imtcp\")";
-    std::string tls_files;
-    if (listener != Listener::kTcp) {
-      module =
-          std::string("module(load=\"imtcp\" streamDriver.name=\"ossl\" streamDriver.mode=\"1\" ") +
-          "streamDriver.authMode=\"" +
-          (listener == Listener::kTlsAnon ? "anon" : "x509/certvalid") + "\")";
-      tls_files = " streamDriver.caFile=\"" + pki->ca.string() + "\" streamDriver.certFile=\"" +
-                  pki->server_cert.string() + "\" streamDriver.keyFile=\"" +
-                  pki->server_key.string() + "\"";
-    }
-    std::ofstream(dir_ / "rsyslog.conf")
-        << "global(workDirectory=\"" << (dir_ / "work").string()
-        << "\" maxMessageSize=\"64k\" net.enableDNS=\"off\")\n"
-        << module << "\n"
-        << "input(type=\"imtcp\" port=\"0\" address=\"127.0.0.1\" listenPortFileName=\""
-        << (dir_ / "port").string() << "\" ruleset=\"remote\"" << tls_files << ")\n"
-        << "ruleset(name=\"remote\") {\n"
-        << "  action(type=\"omfile\" file=\"" << (dir_ / "received.log").string()
-        << "\" template=\"RSYSLOG_SyslogProtocol23Format\")\n"
-        << "}\n"
-        << "action(type=\"omfile\" file=\"" << (dir_ / "internal.log").string() << "\")\n";
-
-    std::string conf = (dir_ / "rsyslog.conf").string();
-    std::string pidfile = (dir_ / "rsyslogd.pid").string();
-    std::string out = (dir_ / "rsyslogd.out").string();
-    std::vector<char*> argv = {rsyslogd.data(), const_cast<char*>("-n"), const_cast<char*>("-f"),
-                               conf.data(),     const_cast<char*>("-i"), pidfile.data(),
-                               nullptr};
-    pid_t parent = ::getpid();
-    pid_ = ::fork();
-    ASSERT_GE(pid_, 0);
-    if (pid_ == 0) {
-      // Dies with the test process even if TearDown never runs (a crash).
-      ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-      if (::getppid() != parent) ::_exit(127);
-      int fd = ::open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-      if (fd >= 0) {
-        ::dup2(fd, 1);
-        ::dup2(fd, 2);
-      }
-      ::execv(argv[0], argv.data());
-      ::_exit(127);
-    }
-    auto deadline = std::chrono::steady_clock::now() + 5s;
-    while (std::chrono::steady_clock::now() < deadline) {
-      int status = 0;
-      if (::waitpid(pid_, &status, WNOHANG) == pid_) {
-        pid_ = -1;
-        FAIL() << "rsyslogd exited during start-up (status " << status << ")";
-      }
-      std::string text = ReadFile(dir_ / "port");
-      if (!text.empty() && text.back() == '\n') text.pop_back();
-      if (!text.empty() && text.find_first_not_of("0123456789") == std::string::npos) {
-        port_ = static_cast<uint16_t>(std::stoi(text));
-        return;
-      }
-      std::this_thread::sleep_for(10ms);
-    }
-    FAIL() << "rsyslogd did not report its port within 5 s";
+    ASSERT_TRUE(receiver_->Start(listener, pki));
+    port_ = receiver_->port();
   }
 
-  void StopRsyslog() {
-    if (pid_ <= 0) return;
-    ::kill(pid_, SIGTERM);
-    auto deadline = std::chrono::steady_clock::now() + 3s;
-    while (std::chrono::steady_clock::now() < deadline) {
-      if (::waitpid(pid_, nullptr, WNOHANG) == pid_) {
-        pid_ = -1;
-        return;
-      }
-      std::this_thread::sleep_for(10ms);
-    }
-    ::kill(pid_, SIGKILL);
-    ::waitpid(pid_, nullptr, 0);
-    pid_ = -1;
-  }
+  void StopRsyslog() { receiver_->Stop(); }
 
   // The lines rsyslogd stored, once there are `n` of them (or whatever is there after 5 s).
-  std::vector<std::string> WaitForLines(size_t n) {
-    auto deadline = std::chrono::steady_clock::now() + 5s;
-    std::vector<std::string> lines;
-    while (std::chrono::steady_clock::now() < deadline) {
-      lines = Lines(ReadFile(dir_ / "received.log"));
-      if (lines.size() >= n) break;
-      std::this_thread::sleep_for(20ms);
-    }
-    return lines;
-  }
+  std::vector<std::string> WaitForLines(size_t n) { return receiver_->WaitForLines(n); }
 
   SyslogEndpoint Endpoint(SyslogEndpoint::Transport transport) const {
     return SyslogEndpoint{transport, "127.0.0.1", port_};
@@ -366,7 +196,7 @@ class SyslogClientTest : public ::testing::Test {
 
   static inline std::string pki_error_;
   fs::path dir_;
-  pid_t pid_ = -1;
+  std::unique_ptr<RsyslogReceiver> receiver_;
   uint16_t port_ = 0;
 };
 

@@ -6,11 +6,70 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 
+#include "kura/base/clock.h"
 #include "kura/base/log.h"
+#include "kura/ops/audit_verify.h"
 #include "kura/ops/data_dir.h"
 
 namespace kura::cli {
 namespace {
+
+// One line for an operator: the message, and the detail when there is one (local tool, so the
+// store's or the key provider's explanation helps; neither holds PHI or secrets).
+std::string Explain(const Status& s) {
+  std::string out = s.message();
+  if (!s.internal_detail().empty()) out += " (" + s.internal_detail() + ")";
+  for (char& c : out) {
+    if (c == '\n' || c == '\r') c = ' ';
+  }
+  return out;
+}
+
+int RunAuditVerify(const ops::AuditVerifyOptions& options, bool json) {
+  StatusOr<ops::AuditVerifyOutcome> run =
+      ops::VerifyDataDirectoryAuditLog(options, ProcessEnvironment(), Clock::System());
+  if (!run.ok()) {
+    std::fprintf(stderr, "kura audit verify: %s\n", Explain(run.status()).c_str());
+    return kExitCannotRun;
+  }
+  const ops::AuditVerifyOutcome& out = *run;
+  if (json) {
+    nlohmann::ordered_json doc = out.report.ToJson();
+    doc["ok"] = out.report.ok();
+    doc["verifier_key"] = out.verifier_key.empty() ? nlohmann::ordered_json()
+                                                   : nlohmann::ordered_json(out.verifier_key);
+    doc["external_checkpoints"] = out.external_checkpoints;
+    doc["recorded"] = out.recorded;
+    if (!out.recorded) doc["not_recorded_reason"] = out.not_recorded_reason;
+    std::cout << doc.dump() << std::endl;
+  } else {
+    std::cout << out.report.Summary();
+    if (!out.verifier_key.empty()) {
+      std::cout << "Checkpoint key: " << out.verifier_key << "\n";
+    }
+    if (!options.checkpoint_files.empty()) {
+      std::cout << "External checkpoints: " << out.external_checkpoints << " from "
+                << options.checkpoint_files.size() << " file(s)\n";
+    }
+    if (out.recorded) {
+      std::cout << "Recorded: a system/verify record was appended to the audit log\n";
+    } else if (out.record_status.ok()) {
+      std::cout << "Not recorded: " << out.not_recorded_reason << "\n";
+    }
+    std::cout << std::flush;
+  }
+  if (!out.record_status.ok()) {
+    // Audit fails closed: a verification that cannot be documented does not count as done.
+    std::fprintf(stderr, "kura audit verify: %s\n", Explain(out.record_status).c_str());
+    return kExitCannotRun;
+  }
+  if (!out.report.ok()) {
+    std::fprintf(stderr, "kura audit verify: the audit log does not verify (%llu issue(s))\n",
+                 static_cast<unsigned long long>(out.report.issue_count));
+    return 1;
+  }
+  return 0;
+}
 
 int RunInit(const std::filesystem::path& dir, bool json) {
   auto result = ops::InitDataDirectory(dir);
@@ -71,6 +130,24 @@ int Main(int argc, char** argv, const ServeCommand& serve) {
   token_create->add_option("--data-dir", token_dir, "Data directory")->envname("KURA_DATA_DIR");
   token_create->add_option("--name", token_name, "A label for the token (not secret)");
 
+  ops::AuditVerifyOptions verify_options;
+  bool verify_json = false;
+  bool verify_no_record = false;
+  CLI::App* audit = app.add_subcommand("audit", "Work with the tamper-evident audit log");
+  audit->require_subcommand(1);
+  CLI::App* audit_verify = audit->add_subcommand(
+      "verify",
+      "Verify the stored audit log against its signed checkpoints (exit 0: verified, 1: "
+      "tampering found, 2: usage, 3: could not run)");
+  audit_verify->add_option("--data-dir", verify_options.data_dir, "Data directory")
+      ->envname("KURA_DATA_DIR");
+  audit_verify->add_flag("--json", verify_json, "Print the report as one JSON object");
+  audit_verify->add_option("--checkpoints", verify_options.checkpoint_files,
+                           "A file of exported checkpoints (SIEM or JSON-lines sink copy; "
+                           "repeatable); needed to detect a truncated tail");
+  audit_verify->add_flag("--no-record", verify_no_record,
+                         "Do not append the verify record (for forensic copies)");
+
   app.add_subcommand("version", "Print the version");
 
   try {
@@ -99,6 +176,9 @@ int Main(int argc, char** argv, const ServeCommand& serve) {
   if (token->parsed() && token_create->parsed() && token_dir.empty()) {
     return usage("token create: --data-dir is required");
   }
+  if (audit_verify->parsed() && verify_options.data_dir.empty()) {
+    return usage("audit verify: --data-dir is required");
+  }
   if (app.got_subcommand("version")) {
     std::cout << "kura " << kVersion << std::endl;
     return 0;
@@ -108,11 +188,16 @@ int Main(int argc, char** argv, const ServeCommand& serve) {
   if (token_create->parsed()) {
     auto issued = ops::IssueAdminToken(token_dir, token_name);
     if (!issued.ok()) {
-      std::fprintf(stderr, "kura token create: %s\n", issued.status().message().c_str());
+      std::fprintf(stderr, "kura token create: %s; no token was issued\n",
+                   issued.status().message().c_str());
       return 1;
     }
     std::cout << *issued << std::endl;
     return 0;
+  }
+  if (audit_verify->parsed()) {
+    verify_options.record = !verify_no_record;
+    return RunAuditVerify(verify_options, verify_json);
   }
   return 2;
 }

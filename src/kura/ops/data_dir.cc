@@ -13,6 +13,7 @@
 #include "kura/base/random.h"
 #include "kura/crypto/certificate.h"
 #include "kura/crypto/local_key_file.h"
+#include "kura/ops/audit_access.h"
 #include "kura/store/sqlite/sqlite_store.h"
 
 namespace kura::ops {
@@ -44,6 +45,30 @@ void FsyncDir(const fs::path& p) {
   }
 }
 
+constexpr std::string_view kBootstrapTokenName = "bootstrap-admin";
+
+Status AppendInitRecord(OpenedDataDirectory& dir) {
+  audit::AuditRecord record = CliAuditRecord(audit::category::kAdmin, "init");
+  record.details.emplace_back("token.name", std::string(kBootstrapTokenName));
+  record.details.emplace_back("token.role", std::string(auth::kSystemAdminRole));
+  return AppendCliAuditRecord(dir, std::move(record));
+}
+
+// Token names end up in audit records and on the admin console: printable text only.
+Status ValidateTokenName(std::string_view name) {
+  if (name.empty() || name.size() > kMaxTokenNameBytes) {
+    return InvalidArgumentError("the token name must be 1 to " +
+                                std::to_string(kMaxTokenNameBytes) + " bytes");
+  }
+  if (!audit::IsValidUtf8(name)) return InvalidArgumentError("the token name is not valid UTF-8");
+  for (unsigned char c : name) {
+    if (c < 0x20 || c == 0x7f) {
+      return InvalidArgumentError("the token name must not contain control characters");
+    }
+  }
+  return Status::Ok();
+}
+
 Status Populate(const fs::path& staging, const fs::path& final_dir, InitResult& result) {
   Config config;
   config.data_dir = staging;
@@ -54,13 +79,23 @@ Status Populate(const fs::path& staging, const fs::path& final_dir, InitResult& 
   KURA_RETURN_IF_ERROR(crypto::WriteSelfSignedCertificate({}, staging / config.tls.certificate,
                                                           staging / config.tls.private_key));
   {
-    KURA_ASSIGN_OR_RETURN(auto db, store::SqliteStore::Open(
-                                       {.path = staging / config.storage.sqlite_path,
-                                        .read_connections = 1,
-                                        .group_commit_max_batch = 1}));
-    KURA_ASSIGN_OR_RETURN(result.admin_token,
-                          auth::ApiTokenAuthenticator::Issue(*db, "bootstrap-admin",
-                                                             std::string(auth::kSystemAdminRole)));
+    // The configuration `kura serve` will see (tenant and checkpoint policy with the
+    // environment's overrides), so the first record is sealed and chained as the server goes on.
+    OpenedDataDirectory dir;
+    KURA_ASSIGN_OR_RETURN(dir.config, LoadConfig(staging, ProcessEnvironment()));
+    // The files just made, wherever the environment would point a later run.
+    KURA_ASSIGN_OR_RETURN(dir.keys,
+                          crypto::LocalKeyFileProvider::Load(staging / config.keys.key_file));
+    KURA_ASSIGN_OR_RETURN(dir.db,
+                          store::SqliteStore::Open({.path = staging / config.storage.sqlite_path,
+                                                    .read_connections = 1,
+                                                    .group_commit_max_batch = 1}));
+    KURA_ASSIGN_OR_RETURN(result.admin_token, auth::ApiTokenAuthenticator::Issue(
+                                                  *dir.db, std::string(kBootstrapTokenName),
+                                                  std::string(auth::kSystemAdminRole)));
+    // Before the rename: a directory that exists has its creation in its audit log, and a
+    // failure here leaves nothing behind (the caller removes the staging directory).
+    KURA_RETURN_IF_ERROR(AppendInitRecord(dir));
   }
   // A clean close checkpoints the WAL; nothing else is left beside the database.
   result.data_dir = final_dir;
@@ -77,12 +112,15 @@ StatusOr<InitResult> InitDataDirectory(const fs::path& dir_in) {
   dir = dir.lexically_normal();
   if (dir.has_filename() == false) dir = dir.parent_path();
   if (fs::exists(dir / "kura.toml", ec)) {
-    return AlreadyExistsError(dir.string() + " already holds a Kura data directory; refusing to touch it");
+    return AlreadyExistsError(dir.string() +
+                              " already holds a Kura data directory; refusing to touch it");
   }
   if (fs::exists(dir, ec)) {
-    if (!fs::is_directory(dir, ec)) return FailedPreconditionError(dir.string() + " exists and is not a directory");
+    if (!fs::is_directory(dir, ec))
+      return FailedPreconditionError(dir.string() + " exists and is not a directory");
     if (!fs::is_empty(dir, ec)) {
-      return FailedPreconditionError(dir.string() + " exists and is not empty; choose a new or empty directory");
+      return FailedPreconditionError(dir.string() +
+                                     " exists and is not empty; choose a new or empty directory");
     }
   }
   fs::path parent = dir.parent_path();
@@ -115,15 +153,72 @@ Status CheckDataDirectoryPermissions(const Config& config) {
   return Status::Ok();
 }
 
+audit::AuditRecord CliAuditRecord(std::string_view category, std::string_view action) {
+  audit::AuditRecord record;
+  record.category = std::string(category);
+  record.action = std::string(action);
+  record.outcome = audit::Outcome::kSuccess;
+  record.actor.kind = "system";
+  record.actor.id = std::string(kCliActorId);
+  record.details.emplace_back("cli.uid", std::to_string(::getuid()));
+  return record;
+}
+
+StatusOr<OpenedDataDirectory> OpenDataDirectory(const fs::path& data_dir, const Environment& env) {
+  OpenedDataDirectory out;
+  KURA_ASSIGN_OR_RETURN(out.config, LoadConfig(data_dir, env));
+  KURA_RETURN_IF_ERROR(CheckDataDirectoryPermissions(out.config));
+  KURA_ASSIGN_OR_RETURN(out.keys, crypto::LocalKeyFileProvider::Load(
+                                      ResolvePath(out.config, out.config.keys.key_file)));
+  fs::path db_path = ResolvePath(out.config, out.config.storage.sqlite_path);
+  std::error_code ec;
+  if (!fs::exists(db_path, ec)) {
+    return FailedPreconditionError("database " + db_path.string() +
+                                   " does not exist; restore it or run `kura init` on a new "
+                                   "directory");
+  }
+  // Two readers: the audit verifier reads rows while the key lookup reads data keys.
+  KURA_ASSIGN_OR_RETURN(out.db,
+                        store::SqliteStore::Open(
+                            {.path = db_path, .read_connections = 2, .group_commit_max_batch = 1}));
+  return out;
+}
+
+Status AppendCliAuditRecord(OpenedDataDirectory& dir, audit::AuditRecord record) {
+  auto failed = [](const Status& s) {
+    return Status(s.code(), "the audit record could not be written: " + s.message(),
+                  s.internal_detail());
+  };
+  if (!dir.audit) {
+    StatusOr<AuditLogAccess> access = OpenAuditLog(*dir.db, *dir.keys, dir.config, Clock::System());
+    if (!access.ok()) return failed(access.status());
+    dir.audit.emplace(std::move(*access));
+  }
+  Status s = AppendAuditRecord(*dir.db, std::move(record), dir.config, Clock::System());
+  if (!s.ok()) return failed(s);
+  return Status::Ok();
+}
+
 StatusOr<std::string> IssueAdminToken(const fs::path& data_dir, std::string name) {
-  KURA_ASSIGN_OR_RETURN(Config config, LoadConfig(data_dir, ProcessEnvironment()));
-  KURA_RETURN_IF_ERROR(CheckDataDirectoryPermissions(config));
-  KURA_ASSIGN_OR_RETURN(auto db, store::SqliteStore::Open(
-                                     {.path = ResolvePath(config, config.storage.sqlite_path),
-                                      .read_connections = 1,
-                                      .group_commit_max_batch = 1}));
-  return auth::ApiTokenAuthenticator::Issue(*db, std::move(name),
-                                            std::string(auth::kSystemAdminRole));
+  KURA_RETURN_IF_ERROR(ValidateTokenName(name));
+  KURA_ASSIGN_OR_RETURN(OpenedDataDirectory dir, OpenDataDirectory(data_dir, ProcessEnvironment()));
+  audit::AuditRecord record = CliAuditRecord(audit::category::kAdmin, "token-create");
+  record.resource_type = "kura:ApiToken";
+  record.resource_id = name;  // The label; the token itself never reaches the log.
+  record.details.emplace_back("token.role", std::string(auth::kSystemAdminRole));
+  // The token goes in with PutApiToken, which cannot share a commit with an audit record (a
+  // WriteBatch holds resources and audit drafts only). So the record comes first: when it cannot
+  // be written no token exists (fail closed); when the token insert fails after it, the log
+  // claims one token too many, the safe direction, and a failure record follows if it can.
+  KURA_RETURN_IF_ERROR(AppendCliAuditRecord(dir, record));
+  StatusOr<std::string> token = auth::ApiTokenAuthenticator::Issue(
+      *dir.db, std::move(name), std::string(auth::kSystemAdminRole));
+  if (!token.ok()) {
+    record.outcome = audit::Outcome::kMajorFailure;
+    record.outcome_reason = "store-failed";
+    (void)AppendCliAuditRecord(dir, std::move(record));
+  }
+  return token;
 }
 
 }  // namespace kura::ops

@@ -3,15 +3,57 @@
 // Layout (mode 0700): kura.toml (0600), keys/master.key (0600), tls/cert.pem (0644) + tls/key.pem
 // (0600), kura.db (+ -wal, -shm; 0600). Initialization builds everything in a sibling temporary
 // directory and renames it into place, so a failed init leaves nothing half-made behind.
+//
+// Administrative commands are audited like any access: `kura init` and `kura token create`
+// append an `admin` record (actor kind "system", id kCliActorId) and fail when it cannot be
+// written.
 #pragma once
 
 #include <filesystem>
+#include <memory>
+#include <optional>
 #include <string>
+#include <string_view>
 
+#include "kura/audit/record.h"
 #include "kura/base/config.h"
 #include "kura/base/status.h"
+#include "kura/crypto/local_key_file.h"
+#include "kura/ops/audit_access.h"
+#include "kura/store/sqlite/sqlite_store.h"
 
 namespace kura::ops {
+
+// The actor id of records written by administrative CLI commands.
+inline constexpr std::string_view kCliActorId = "kura-cli";
+
+// A record acted by the CLI (actor kind "system", id kCliActorId; the operating-system user id
+// in details, the only hint of who ran it), time and tenant left for AppendAuditRecord.
+[[nodiscard]] audit::AuditRecord CliAuditRecord(std::string_view category, std::string_view action);
+
+// A data directory opened for an administrative command. Not copyable; movable (the objects the
+// store and the log refer to are heap-allocated and do not move).
+struct OpenedDataDirectory {
+  Config config;
+  std::unique_ptr<crypto::LocalKeyFileProvider> keys;
+  // Opened by AppendCliAuditRecord. Declared before `db` so that the store is destroyed first:
+  // its destructor finishes queued writes while their appender still exists.
+  std::optional<AuditLogAccess> audit;
+  std::unique_ptr<store::SqliteStore> db;
+};
+
+// Loads the configuration (with `env` overrides), checks permissions as `kura serve` does, loads
+// the key file and opens the database, which must exist (a missing one after a bad restore must
+// not silently become an empty one). FailedPrecondition for a missing directory, configuration
+// or database and for permissions that are too open; InvalidArgument for a bad configuration;
+// the key provider's and the store's errors otherwise.
+[[nodiscard]] StatusOr<OpenedDataDirectory> OpenDataDirectory(const std::filesystem::path& data_dir,
+                                                              const Environment& env);
+
+// Appends `record` to the directory's audit log (opening it on first use) as one durable commit.
+// The error, prefixed "the audit record could not be written", when the log cannot be opened
+// (e.g. DataLoss for a corrupt saved state or a key that does not unwrap) or the commit fails.
+[[nodiscard]] Status AppendCliAuditRecord(OpenedDataDirectory& dir, audit::AuditRecord record);
 
 struct InitResult {
   std::filesystem::path data_dir;
@@ -19,8 +61,12 @@ struct InitResult {
   std::string base_url;
 };
 
-// AlreadyExists when `dir` holds a Kura data directory, FailedPrecondition when it exists and is
-// not an empty directory; Internal on I/O failures.
+// Creates a data directory with a bootstrap admin token. The `admin`/`init` record is written
+// into the new database before the directory is renamed into place, so a directory that exists
+// has its creation audited. AlreadyExists when `dir` holds a Kura data directory,
+// FailedPrecondition when it exists and is not an empty directory; InvalidArgument when the
+// environment overrides the configuration badly; Internal on I/O failures; the store's errors
+// (e.g. the audit record could not be written) otherwise.
 StatusOr<InitResult> InitDataDirectory(const std::filesystem::path& dir);
 
 // FailedPrecondition (naming the path and the fix) when the directory, the key file or the TLS
@@ -28,7 +74,11 @@ StatusOr<InitResult> InitDataDirectory(const std::filesystem::path& dir);
 Status CheckDataDirectoryPermissions(const Config& config);
 
 // Issues another system-administrator API token in an existing data directory (the server may
-// be running). Returns the token, shown once.
+// be running). Returns the token, shown once. The `admin`/`token-create` record (resource
+// "kura:ApiToken"/`name`, never the token) is durable before the token is stored; when it cannot
+// be written no token is issued. InvalidArgument for an empty name, one longer than
+// kMaxTokenNameBytes or holding control characters or invalid UTF-8; OpenDataDirectory's errors.
+inline constexpr size_t kMaxTokenNameBytes = 128;
 StatusOr<std::string> IssueAdminToken(const std::filesystem::path& data_dir, std::string name);
 
 }  // namespace kura::ops

@@ -1,0 +1,725 @@
+// AuditExporter: one thread that drives every sink's outbox round by round. A round for a sink
+// (Step) confirms what is in flight, reads the next rows and checkpoints after its position,
+// interleaves them, sends them as one batch and moves the durable cursors when the transport
+// says the batch is delivered. Failures only ever move a sink back to its durable cursor.
+#include "kura/audit/exporter.h"
+
+#include <algorithm>
+#include <condition_variable>
+#include <exception>
+#include <limits>
+#include <mutex>
+#include <span>
+#include <string_view>
+#include <system_error>
+#include <thread>
+#include <utility>
+
+#include "kura/audit/json_lines_sink.h"
+#include "kura/audit/record.h"
+#include "kura/base/log.h"
+
+namespace kura::audit {
+namespace {
+
+using SteadyClock = std::chrono::steady_clock;
+using std::chrono::milliseconds;
+using store::AuditRow;
+using store::AuditStatement;
+
+constexpr size_t kMaxBatchSize = 65536;
+constexpr size_t kMaxSinkNameLength = 64;
+
+// Where a sink's messages go. Formats and moves bytes; the exporter thread alone uses it.
+class Transport {
+ public:
+  virtual ~Transport() = default;
+  virtual bool connected() const = 0;
+  // Makes the transport usable. Unavailable: try again later; other codes: a setting to fix.
+  virtual Status Connect() = 0;
+  virtual std::string FormatRecord(const AuditRecord& record) const = 0;
+  virtual std::string FormatCheckpoint(const AuditStatement& checkpoint) const = 0;
+  // OK means delivered when durable_on_send(), otherwise only that the bytes left the process
+  // (Check and Close confirm them later). On failure the transport is disconnected.
+  virtual Status Send(std::span<const std::string> messages) = 0;
+  virtual bool durable_on_send() const = 0;
+  // OK while the connection stands (the receiver has not closed it).
+  virtual Status Check() = 0;
+  // Orderly close; OK means the receiver has read everything sent.
+  virtual Status Close() = 0;
+};
+
+class SyslogTransport final : public Transport {
+ public:
+  SyslogTransport(SyslogEndpoint endpoint, SyslogTlsOptions tls, SyslogFormatOptions format,
+                  milliseconds timeout)
+      : endpoint_(std::move(endpoint)),
+        tls_(std::move(tls)),
+        format_(std::move(format)),
+        timeout_(timeout) {}
+
+  bool connected() const override { return client_ != nullptr; }
+
+  Status Connect() override {
+    KURA_ASSIGN_OR_RETURN(client_, SyslogClient::Connect(endpoint_, tls_, timeout_));
+    return Status::Ok();
+  }
+
+  std::string FormatRecord(const AuditRecord& record) const override {
+    return FrameOctetCounting(FormatSyslog5424(record, format_));
+  }
+
+  std::string FormatCheckpoint(const AuditStatement& c) const override {
+    return FrameOctetCounting(FormatCheckpointSyslog5424(c.note, c.tree_size, c.time_us, format_));
+  }
+
+  Status Send(std::span<const std::string> messages) override {
+    if (client_ == nullptr) return UnavailableError("syslog receiver unavailable", "not connected");
+    Status sent = client_->Send(messages);
+    if (!sent.ok()) client_.reset();
+    return sent;
+  }
+
+  bool durable_on_send() const override { return false; }
+
+  // An empty send only collects the receiver's close, if it happened.
+  Status Check() override { return Send({}); }
+
+  Status Close() override {
+    if (client_ == nullptr) return Status::Ok();
+    Status closed = client_->Close();
+    client_.reset();
+    return closed;
+  }
+
+ private:
+  const SyslogEndpoint endpoint_;
+  const SyslogTlsOptions tls_;
+  const SyslogFormatOptions format_;
+  const milliseconds timeout_;
+  std::unique_ptr<SyslogClient> client_;
+};
+
+class JsonLinesTransport final : public Transport {
+ public:
+  JsonLinesTransport(std::filesystem::path path, std::unique_ptr<JsonLinesFile> file)
+      : path_(std::move(path)), file_(std::move(file)) {}
+
+  bool connected() const override { return file_ != nullptr; }
+
+  Status Connect() override {
+    if (file_ == nullptr) {
+      KURA_ASSIGN_OR_RETURN(file_, JsonLinesFile::Open(path_));
+    }
+    return Status::Ok();
+  }
+
+  std::string FormatRecord(const AuditRecord& record) const override {
+    return FormatJsonLine(record);
+  }
+
+  std::string FormatCheckpoint(const AuditStatement& c) const override {
+    return FormatCheckpointJsonLine(c.note, c.tree_size, c.time_us);
+  }
+
+  // A failed append cut the file back; the file stays open (it follows rotation itself).
+  Status Send(std::span<const std::string> messages) override {
+    if (file_ == nullptr) return UnavailableError("audit export file unavailable", "not open");
+    return file_->Append(messages);
+  }
+
+  bool durable_on_send() const override { return true; }
+  Status Check() override { return Status::Ok(); }
+
+  Status Close() override {
+    file_.reset();
+    return Status::Ok();
+  }
+
+ private:
+  const std::filesystem::path path_;
+  std::unique_ptr<JsonLinesFile> file_;
+};
+
+enum class StepResult {
+  kMore,     // Another batch is ready now.
+  kIdle,     // Caught up with the stored log.
+  kWaiting,  // Backing off or stalled until next_attempt.
+};
+
+// One sink's outbox. Exporter thread only, except `stats` (Impl::stats_mu_).
+struct Sink {
+  std::string name;
+  std::string checkpoint_name;
+  std::string_view kind;  // "syslog" or "json-lines", for logs.
+  std::unique_ptr<Transport> transport;
+
+  // Durable cursors, as stored.
+  uint64_t cursor = 0;
+  uint64_t checkpoint_cursor = 0;
+  // Position after what was sent; ahead of the cursors while a syslog batch awaits confirmation.
+  uint64_t sent = 0;
+  uint64_t sent_checkpoint = 0;
+  uint64_t in_flight_records = 0;
+  uint64_t in_flight_checkpoints = 0;
+
+  SteadyClock::time_point next_attempt{};
+  milliseconds backoff{0};
+  bool in_outage = false;  // A failure was logged and nothing succeeded since.
+  std::optional<uint64_t> stalled_at;
+  StepResult last = StepResult::kMore;
+
+  AuditSinkStats stats;
+};
+
+// What one round sends.
+struct Batch {
+  std::vector<std::string> messages;
+  uint64_t next = 0;             // Position after the batch.
+  uint64_t next_checkpoint = 0;  // Tree size of the last checkpoint in it (or the old one).
+  uint64_t records = 0;
+  uint64_t checkpoints = 0;
+  bool more = false;  // Stopped early because of the batch limits.
+  std::optional<uint64_t> stall_at;
+  std::string_view stall_reason;
+  Status error;  // A transient failure met while building; the partial batch still goes out.
+};
+
+Status ValidateSinkName(std::string_view name, std::string_view setting) {
+  bool valid = !name.empty() && name.size() <= kMaxSinkNameLength;
+  for (char c : name) {
+    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-')) {
+      valid = false;
+    }
+  }
+  if (!valid) {
+    return InvalidArgumentError(
+        std::string(setting) + ": sink name must be 1 to 64 characters of a-z, 0-9, '.', '_', '-'");
+  }
+  return Status::Ok();
+}
+
+Status ValidateTlsFile(const std::filesystem::path& path, std::string_view setting) {
+  if (path.empty()) return Status::Ok();
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(path, ec)) {
+    return InvalidArgumentError(std::string(setting) + ": not a readable file",
+                                "no regular file at " + path.string());
+  }
+  return Status::Ok();
+}
+
+StatusOr<std::unique_ptr<Transport>> MakeSyslogTransport(const AuditSyslogSinkOptions& o) {
+  StatusOr<SyslogEndpoint> endpoint = ParseSyslogUrl(o.url);
+  if (!endpoint.ok()) {
+    return InvalidArgumentError("audit.syslog_url: " + endpoint.status().message());
+  }
+  SyslogFormatOptions format = o.message;
+  if (o.format == "rfc5424") {
+    format.payload = SyslogPayload::kStructuredData;
+  } else if (o.format == "cef") {
+    format.payload = SyslogPayload::kCef;
+  } else {
+    return InvalidArgumentError("audit.syslog_format: must be rfc5424 or cef");
+  }
+  Status valid = ValidateSyslogFormatOptions(format);
+  if (!valid.ok()) return InvalidArgumentError("audit.syslog: " + valid.message());
+  const SyslogTlsOptions& tls = o.tls;
+  if (endpoint->transport == SyslogEndpoint::Transport::kTcp &&
+      (!tls.ca_file.empty() || !tls.client_certificate_file.empty() ||
+       !tls.client_key_file.empty() || !tls.server_name.empty())) {
+    // Someone who set a CA file expects TLS; plain TCP would silently ship in clear.
+    return InvalidArgumentError(
+        "audit.syslog_url: TLS settings (audit.syslog_ca_file, audit.syslog_client_certificate, "
+        "audit.syslog_client_key, audit.syslog_server_name) need a tls:// URL");
+  }
+  if (tls.client_certificate_file.empty() != tls.client_key_file.empty()) {
+    return InvalidArgumentError(
+        "audit.syslog_client_certificate and audit.syslog_client_key must be set together");
+  }
+  KURA_RETURN_IF_ERROR(ValidateTlsFile(tls.ca_file, "audit.syslog_ca_file"));
+  KURA_RETURN_IF_ERROR(
+      ValidateTlsFile(tls.client_certificate_file, "audit.syslog_client_certificate"));
+  KURA_RETURN_IF_ERROR(ValidateTlsFile(tls.client_key_file, "audit.syslog_client_key"));
+  if (o.io_timeout <= milliseconds(0)) {
+    return InvalidArgumentError("audit export: syslog io_timeout must be positive");
+  }
+  return std::unique_ptr<Transport>(
+      std::make_unique<SyslogTransport>(*endpoint, tls, std::move(format), o.io_timeout));
+}
+
+StatusOr<std::unique_ptr<Transport>> MakeJsonLinesTransport(const AuditJsonLinesSinkOptions& o) {
+  if (o.path.empty()) return InvalidArgumentError("audit.json_lines_file: must not be empty");
+  StatusOr<std::unique_ptr<JsonLinesFile>> file = JsonLinesFile::Open(o.path);
+  if (!file.ok()) {
+    return InvalidArgumentError("audit.json_lines_file: " + file.status().message(),
+                                file.status().internal_detail());
+  }
+  return std::unique_ptr<Transport>(std::make_unique<JsonLinesTransport>(o.path, std::move(*file)));
+}
+
+Status ValidateTiming(const AuditExporterOptions& o) {
+  if (o.batch_size < 1 || o.batch_size > kMaxBatchSize) {
+    return InvalidArgumentError("audit export: batch_size must be 1 to 65536");
+  }
+  if (o.poll_interval <= milliseconds(0) || o.backoff_min <= milliseconds(0) ||
+      o.backoff_max < o.backoff_min || o.stall_retry <= milliseconds(0)) {
+    return InvalidArgumentError(
+        "audit export: poll_interval, backoff_min and stall_retry must be positive and "
+        "backoff_max at least backoff_min");
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+class AuditExporter::Impl {
+ public:
+  Impl(store::AuditLogStore& store, AuditKeyLookup key_lookup, AuditExporterOptions options,
+       std::vector<Sink> sinks)
+      : store_(store),
+        key_lookup_(std::move(key_lookup)),
+        options_(std::move(options)),
+        sinks_(std::move(sinks)) {
+    for (Sink& sink : sinks_) stats_.push_back(sink.stats);
+  }
+
+  ~Impl() { Stop(milliseconds(0)); }
+
+  Status StartThread() {
+    try {
+      thread_ = std::thread([this] { Run(); });
+    } catch (const std::system_error& e) {
+      return ResourceExhaustedError("cannot start the audit exporter",
+                                    std::string("audit exporter thread: ") + e.what());
+    }
+    return Status::Ok();
+  }
+
+  void Notify() {
+    {
+      std::lock_guard lock(mu_);
+      wake_ = true;
+    }
+    cv_.notify_one();
+  }
+
+  void Stop(milliseconds drain_timeout) {
+    std::lock_guard join_lock(join_mu_);
+    {
+      std::lock_guard lock(mu_);
+      if (!stop_) {
+        stop_ = true;
+        drain_until_ = SteadyClock::now() + std::max(drain_timeout, milliseconds(0));
+      }
+    }
+    cv_.notify_one();
+    if (thread_.joinable()) thread_.join();
+  }
+
+  std::vector<AuditSinkStats> Stats() const {
+    std::lock_guard lock(stats_mu_);
+    return stats_;
+  }
+
+ private:
+  // True once Stop was called and any drain time is over.
+  bool Quitting() {
+    std::lock_guard lock(mu_);
+    return stop_ && SteadyClock::now() >= drain_until_;
+  }
+
+  void Run() {
+    while (!Quitting()) {
+      bool draining = false;
+      SteadyClock::time_point drain_until;
+      {
+        std::lock_guard lock(mu_);
+        wake_ = false;
+        draining = stop_;
+        drain_until = drain_until_;
+      }
+      bool more = false;
+      bool drained = true;
+      SteadyClock::time_point next_wake = SteadyClock::now() + options_.poll_interval;
+      for (size_t i = 0; i < sinks_.size(); ++i) {
+        Sink& sink = sinks_[i];
+        if (Quitting()) break;
+        if (SteadyClock::now() >= sink.next_attempt) {
+          ++sink.stats.attempts;
+          sink.last = StepGuarded(sink);
+          Publish(i);
+        }
+        if (sink.last == StepResult::kMore) more = true;
+        if (sink.last == StepResult::kWaiting) next_wake = std::min(next_wake, sink.next_attempt);
+        // A drain waits for a sink that is down only while it may still come back in time; a
+        // stalled sink cannot make progress at all.
+        if (sink.last == StepResult::kMore ||
+            (sink.last == StepResult::kWaiting && !sink.stalled_at &&
+             sink.next_attempt < drain_until)) {
+          drained = false;
+        }
+      }
+      if (draining) {
+        if (drained) break;
+        next_wake = std::min(next_wake, drain_until);
+      }
+      if (more) continue;
+      std::unique_lock lock(mu_);
+      cv_.wait_until(lock, next_wake, [this, draining] { return wake_ || (stop_ && !draining); });
+    }
+    for (size_t i = 0; i < sinks_.size(); ++i) {
+      CloseSink(sinks_[i]);
+      Publish(i);
+    }
+  }
+
+  StepResult StepGuarded(Sink& sink) {
+    try {
+      return Step(sink);
+    } catch (const std::exception& e) {
+      // Allocation failure or a third-party throw: the state of the batch is unknown, so start
+      // over from the durable cursor after a pause.
+      return Fail(sink, InternalError("audit export failed", std::string("exception: ") + e.what()),
+                  "internal");
+    }
+  }
+
+  StepResult Step(Sink& sink) {
+    if (!sink.transport->connected()) {
+      Status connected = sink.transport->Connect();
+      if (!connected.ok()) return Fail(sink, connected, "connect");
+      // Whatever was in flight on the old connection may be lost: resend from the cursors.
+      sink.sent = sink.cursor;
+      sink.sent_checkpoint = sink.checkpoint_cursor;
+      sink.in_flight_records = 0;
+      sink.in_flight_checkpoints = 0;
+    } else if (InFlight(sink)) {
+      // Still connected since the last batch: the most a syslog receiver ever confirms short of
+      // closing the connection.
+      Status check = sink.transport->Check();
+      if (!check.ok()) return Fail(sink, check, "send");
+      Status committed = Commit(sink);
+      if (!committed.ok()) return Fail(sink, committed, "store");
+    }
+
+    StatusOr<std::vector<AuditRow>> rows = store_.ReadAuditRows(sink.sent, options_.batch_size);
+    if (!rows.ok()) return Fail(sink, rows.status(), "store");
+    StatusOr<std::vector<AuditStatement>> checkpoints =
+        store_.ReadAuditCheckpointsAfter(sink.sent_checkpoint, options_.batch_size);
+    if (!checkpoints.ok()) return Fail(sink, checkpoints.status(), "store");
+    StatusOr<Batch> batch = BuildBatch(sink, *rows, *checkpoints);
+    if (!batch.ok()) return Fail(sink, batch.status(), "store");
+
+    if (!batch->messages.empty()) {
+      Status sent = sink.transport->Send(batch->messages);
+      if (!sent.ok()) return Fail(sink, sent, "send");
+      sink.sent = batch->next;
+      sink.sent_checkpoint = batch->next_checkpoint;
+      sink.in_flight_records += batch->records;
+      sink.in_flight_checkpoints += batch->checkpoints;
+      if (sink.transport->durable_on_send()) {
+        Status committed = Commit(sink);
+        if (!committed.ok()) return Fail(sink, committed, "store");
+      }
+    } else if (batch->next != sink.sent) {
+      // Nothing to send, but a gap explained by pruning moved the position (nothing was in
+      // flight: that was settled above).
+      sink.sent = batch->next;
+      Status committed = Commit(sink);
+      if (!committed.ok()) return Fail(sink, committed, "store");
+    }
+    if (!batch->error.ok()) return Fail(sink, batch->error, "keys");
+    Recovered(sink);
+    if (batch->stall_at) return Stall(sink, *batch->stall_at, batch->stall_reason);
+    if (sink.stalled_at && sink.sent > *sink.stalled_at) {
+      log::Info("audit_export_resumed", {{"sink", sink.name}, {"sequence", *sink.stalled_at}});
+      sink.stalled_at.reset();
+    }
+    return batch->more ? StepResult::kMore : StepResult::kIdle;
+  }
+
+  // Interleaves rows and checkpoints: checkpoint N right after record N-1. Stops at the first
+  // row that cannot be exported as it is, and before a row that an unread checkpoint might
+  // have to precede.
+  StatusOr<Batch> BuildBatch(const Sink& sink, const std::vector<AuditRow>& rows,
+                             const std::vector<AuditStatement>& checkpoints) {
+    Batch batch;
+    batch.next = sink.sent;
+    batch.next_checkpoint = sink.sent_checkpoint;
+    // With a full page of checkpoints, later ones are unread: no row at or past the last one.
+    const bool checkpoints_full = checkpoints.size() == options_.batch_size;
+    const uint64_t row_limit =
+        checkpoints_full ? checkpoints.back().tree_size : std::numeric_limits<uint64_t>::max();
+    size_t next_checkpoint = 0;
+    auto add_checkpoints_up_to = [&](uint64_t tree_size) {
+      while (next_checkpoint < checkpoints.size() &&
+             checkpoints[next_checkpoint].tree_size <= tree_size) {
+        batch.messages.push_back(sink.transport->FormatCheckpoint(checkpoints[next_checkpoint]));
+        batch.next_checkpoint = checkpoints[next_checkpoint].tree_size;
+        ++batch.checkpoints;
+        ++next_checkpoint;
+      }
+    };
+    for (const AuditRow& row : rows) {
+      if (row.sequence != batch.next) {
+        KURA_ASSIGN_OR_RETURN(bool pruned, PrunedBefore(row.sequence));
+        if (row.sequence < batch.next || !pruned) {
+          batch.stall_at = batch.next;
+          batch.stall_reason = "missing";
+          break;
+        }
+        log::Warn("audit_export_skipped_pruned",
+                  {{"sink", sink.name}, {"from", batch.next}, {"to", row.sequence}});
+        batch.next = row.sequence;
+      }
+      add_checkpoints_up_to(batch.next);
+      if (row.sequence >= row_limit) {
+        batch.more = true;
+        break;
+      }
+      StatusOr<std::string> canonical = OpenAuditRow(row, key_lookup_);
+      if (!canonical.ok()) {
+        // A data key that cannot be fetched right now is an outage, not a bad row.
+        if (canonical.status().code() == StatusCode::kUnavailable) {
+          batch.error = canonical.status();
+        } else {
+          batch.stall_at = row.sequence;
+          batch.stall_reason = "unreadable";
+        }
+        break;
+      }
+      StatusOr<AuditRecord> record = DecodeAuditRecord(*canonical);
+      if (!record.ok() || record->sequence != row.sequence) {
+        // A sealed record moved to another row decrypts fine but names its own sequence.
+        batch.stall_at = row.sequence;
+        batch.stall_reason = record.ok() ? "sequence-mismatch" : "undecodable";
+        break;
+      }
+      batch.messages.push_back(sink.transport->FormatRecord(*record));
+      ++batch.records;
+      batch.next = row.sequence + 1;
+    }
+    if (!batch.stall_at && batch.error.ok() && !batch.more) {
+      add_checkpoints_up_to(batch.next);
+      // More rows may be stored, or more checkpoints that are due. Checkpoints left over here
+      // are ahead of the stored rows read and wait for them.
+      batch.more = rows.size() == options_.batch_size ||
+                   (checkpoints_full && next_checkpoint == checkpoints.size());
+    }
+    return batch;
+  }
+
+  // True when a prune anchor says the records before `sequence` may be gone.
+  StatusOr<bool> PrunedBefore(uint64_t sequence) {
+    KURA_ASSIGN_OR_RETURN(std::vector<AuditStatement> statements, store_.ReadAuditStatements());
+    for (const AuditStatement& s : statements) {
+      if (s.kind == AuditStatement::Kind::kPruneAnchor && s.tree_size >= sequence) return true;
+    }
+    return false;
+  }
+
+  static bool InFlight(const Sink& sink) {
+    return sink.sent != sink.cursor || sink.sent_checkpoint != sink.checkpoint_cursor;
+  }
+
+  // Makes what was sent durable. The record cursor goes first: a crash in between only resends
+  // checkpoints, which are then still behind the records they cover.
+  Status Commit(Sink& sink) {
+    if (sink.sent != sink.cursor) {
+      KURA_RETURN_IF_ERROR(store_.WriteAuditCursor(sink.name, sink.sent));
+      sink.cursor = sink.sent;
+      sink.stats.records_shipped += sink.in_flight_records;
+      sink.in_flight_records = 0;
+    }
+    if (sink.sent_checkpoint != sink.checkpoint_cursor) {
+      KURA_RETURN_IF_ERROR(store_.WriteAuditCursor(sink.checkpoint_name, sink.sent_checkpoint));
+      sink.checkpoint_cursor = sink.sent_checkpoint;
+      sink.stats.checkpoints_shipped += sink.in_flight_checkpoints;
+      sink.in_flight_checkpoints = 0;
+    }
+    return Status::Ok();
+  }
+
+  // Logs the first failure of an outage and backs off; the sink resends from its durable
+  // cursors (after reconnecting, when the transport broke).
+  StepResult Fail(Sink& sink, const Status& status, std::string_view step) {
+    ++sink.stats.failures;
+    sink.stats.last_error = status.message();
+    if (!sink.in_outage) {
+      sink.in_outage = true;
+      std::string_view code = StatusCodeName(status.code());
+      const std::string& detail = status.internal_detail();
+      if (status.code() == StatusCode::kUnavailable) {
+        log::Warn("audit_export_unavailable", {{"sink", sink.name},
+                                               {"step", step},
+                                               {"code", code},
+                                               {"detail", detail},
+                                               {"cursor", sink.cursor}});
+      } else {
+        log::Error("audit_export_failed", {{"sink", sink.name},
+                                           {"step", step},
+                                           {"code", code},
+                                           {"detail", detail},
+                                           {"cursor", sink.cursor}});
+      }
+    }
+    if (step == "internal") {
+      // An exception left the batch in an unknown state: send it again.
+      sink.sent = sink.cursor;
+      sink.sent_checkpoint = sink.checkpoint_cursor;
+      sink.in_flight_records = 0;
+      sink.in_flight_checkpoints = 0;
+    }
+    // A setting to fix will not fix itself soon: retry at the slowest pace.
+    milliseconds wait =
+        status.code() == StatusCode::kUnavailable
+            ? (sink.backoff.count() == 0 ? options_.backoff_min
+                                         : std::min(sink.backoff * 2, options_.backoff_max))
+            : options_.backoff_max;
+    sink.backoff = wait;
+    sink.next_attempt = SteadyClock::now() + wait;
+    return StepResult::kWaiting;
+  }
+
+  void Recovered(Sink& sink) {
+    if (sink.in_outage) {
+      log::Info("audit_export_recovered",
+                {{"sink", sink.name}, {"failures", sink.stats.failures}, {"cursor", sink.cursor}});
+    }
+    sink.in_outage = false;
+    sink.backoff = milliseconds(0);
+    if (!sink.stalled_at) sink.stats.last_error.clear();
+  }
+
+  StepResult Stall(Sink& sink, uint64_t sequence, std::string_view reason) {
+    if (sink.stalled_at != sequence) {
+      log::Error("audit_export_stalled", {{"sink", sink.name},
+                                          {"sequence", sequence},
+                                          {"reason", reason},
+                                          {"hint", "run kura audit verify"}});
+    }
+    sink.stalled_at = sequence;
+    sink.stats.last_error = "audit record " + std::to_string(sequence) + " cannot be exported (" +
+                            std::string(reason) + "); run kura audit verify";
+    // Come back soon while a batch awaits confirmation, then only slowly.
+    sink.next_attempt =
+        SteadyClock::now() + (InFlight(sink) ? options_.poll_interval : options_.stall_retry);
+    return StepResult::kWaiting;
+  }
+
+  void CloseSink(Sink& sink) {
+    Status closed = UnavailableError("not connected");
+    if (sink.transport->connected()) {
+      try {
+        closed = sink.transport->Close();
+      } catch (const std::exception& e) {
+        closed = InternalError("audit export failed", std::string("exception: ") + e.what());
+      }
+    }
+    bool committed = false;
+    if (closed.ok()) {
+      // The receiver has read everything: what was in flight is delivered.
+      Status status = Commit(sink);
+      committed = status.ok();
+      if (!status.ok()) {
+        log::Warn("audit_export_cursor_not_saved",
+                  {{"sink", sink.name}, {"detail", status.internal_detail()}});
+      }
+    }
+    log::Info("audit_export_stopped", {{"sink", sink.name},
+                                       {"cursor", sink.cursor},
+                                       {"checkpoint_cursor", sink.checkpoint_cursor},
+                                       {"closed_cleanly", closed.ok() && committed}});
+  }
+
+  void Publish(size_t i) {
+    Sink& sink = sinks_[i];
+    sink.stats.cursor = sink.cursor;
+    sink.stats.checkpoint_cursor = sink.checkpoint_cursor;
+    sink.stats.connected = sink.transport->connected();
+    sink.stats.stalled_at = sink.stalled_at;
+    std::lock_guard lock(stats_mu_);
+    stats_[i] = sink.stats;
+  }
+
+  store::AuditLogStore& store_;
+  const AuditKeyLookup key_lookup_;
+  const AuditExporterOptions options_;
+  std::vector<Sink> sinks_;  // Exporter thread only (after the start).
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool wake_ = false;                    // Guarded by mu_.
+  bool stop_ = false;                    // Guarded by mu_.
+  SteadyClock::time_point drain_until_;  // Guarded by mu_.
+
+  std::mutex join_mu_;  // Serializes Stop.
+  std::thread thread_;
+
+  mutable std::mutex stats_mu_;
+  std::vector<AuditSinkStats> stats_;  // Guarded by stats_mu_.
+};
+
+StatusOr<std::unique_ptr<AuditExporter>> AuditExporter::Start(store::AuditLogStore& store,
+                                                              AuditKeyLookup key_lookup,
+                                                              AuditExporterOptions options) {
+  if (!options.syslog && !options.json_lines) {
+    return InvalidArgumentError(
+        "audit export: no sink configured (audit.syslog_url or audit.json_lines_file)");
+  }
+  KURA_RETURN_IF_ERROR(ValidateTiming(options));
+  if (key_lookup == nullptr) return InvalidArgumentError("audit export: no key lookup");
+  std::vector<Sink> sinks;
+  if (options.syslog) {
+    KURA_RETURN_IF_ERROR(ValidateSinkName(options.syslog->name, "audit export syslog sink"));
+    Sink sink;
+    sink.name = options.syslog->name;
+    sink.kind = "syslog";
+    KURA_ASSIGN_OR_RETURN(sink.transport, MakeSyslogTransport(*options.syslog));
+    sinks.push_back(std::move(sink));
+  }
+  if (options.json_lines) {
+    KURA_RETURN_IF_ERROR(
+        ValidateSinkName(options.json_lines->name, "audit export JSON-lines sink"));
+    if (options.syslog && options.syslog->name == options.json_lines->name) {
+      return InvalidArgumentError("audit export: the two sinks need different names");
+    }
+    Sink sink;
+    sink.name = options.json_lines->name;
+    sink.kind = "json-lines";
+    KURA_ASSIGN_OR_RETURN(sink.transport, MakeJsonLinesTransport(*options.json_lines));
+    sinks.push_back(std::move(sink));
+  }
+  for (Sink& sink : sinks) {
+    sink.checkpoint_name = sink.name + std::string(kCheckpointCursorSuffix);
+    KURA_ASSIGN_OR_RETURN(sink.cursor, store.ReadAuditCursor(sink.name));
+    KURA_ASSIGN_OR_RETURN(sink.checkpoint_cursor, store.ReadAuditCursor(sink.checkpoint_name));
+    sink.sent = sink.cursor;
+    sink.sent_checkpoint = sink.checkpoint_cursor;
+    sink.stats.name = sink.name;
+    sink.stats.cursor = sink.cursor;
+    sink.stats.checkpoint_cursor = sink.checkpoint_cursor;
+    sink.stats.connected = sink.transport->connected();
+    log::Info("audit_export_started", {{"sink", sink.name},
+                                       {"kind", sink.kind},
+                                       {"cursor", sink.cursor},
+                                       {"checkpoint_cursor", sink.checkpoint_cursor}});
+  }
+  auto impl =
+      std::make_unique<Impl>(store, std::move(key_lookup), std::move(options), std::move(sinks));
+  KURA_RETURN_IF_ERROR(impl->StartThread());
+  return std::unique_ptr<AuditExporter>(new AuditExporter(std::move(impl)));
+}
+
+AuditExporter::AuditExporter(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+AuditExporter::~AuditExporter() { Stop(); }
+
+void AuditExporter::Notify() { impl_->Notify(); }
+
+void AuditExporter::Stop(std::chrono::milliseconds drain_timeout) { impl_->Stop(drain_timeout); }
+
+std::vector<AuditSinkStats> AuditExporter::Stats() const { return impl_->Stats(); }
+
+}  // namespace kura::audit

@@ -1,0 +1,143 @@
+// AuditExporter: ships the stored audit log to SIEM sinks as a durable outbox.
+//
+// Every record, in sequence order, and every signed checkpoint goes to each configured sink: a
+// syslog receiver (RFC 5424 with structured data, or CEF in the message; TCP or TLS) and/or a
+// JSON-lines file. The outbox is the audit log itself: each sink keeps a durable cursor in the
+// store (AuditLogStore::ReadAuditCursor, under the sink's name: the next sequence not yet
+// delivered; and under "<name>/checkpoints": the tree size of the last checkpoint delivered).
+// A sink reads rows from its cursor in batches, opens and formats them, sends them, and only
+// then moves its cursor, so nothing committed is ever skipped: after a receiver outage, a
+// broken connection or a restart it resends from the cursor. Receivers may therefore see a
+// message twice (the sequence number or tree size identifies it), never a gap or a reordering.
+// A checkpoint of tree size N goes out right after record N-1 and before record N.
+//
+// A syslog receiver never acknowledges, so a send that returned OK only means the kernel took
+// the bytes. The cursor of a syslog sink therefore moves one step late: over a batch once a
+// later send (or an idle-time check) found the connection still open, and over everything on
+// an orderly close (which waits for the receiver to have read all bytes). docs/formats/
+// audit-export.md ("Delivery") describes the guarantees.
+//
+// A row that does not open (it does not decrypt, does not match its leaf hash, or carries
+// another sequence number) stalls its sink at that sequence: the exporter logs
+// audit_export_stalled with the sequence and retries slowly, but never skips it, because a hole
+// in the SIEM's copy would hide exactly what tampering wants hidden; `kura audit verify`
+// explains the cause. A gap in the stored sequence stalls a sink the same way unless a prune
+// anchor says those records were pruned.
+//
+// Thread-safety: Notify, Stats and Stop are thread-safe; one background thread per exporter
+// does all store reads, formatting and I/O for all its sinks (a sink that is down is retried on
+// its own schedule and does not hold back the others, except for the bounded time one connect
+// attempt takes).
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "kura/audit/audit_log.h"
+#include "kura/audit/export_format.h"
+#include "kura/audit/syslog_client.h"
+#include "kura/base/status.h"
+#include "kura/store/audit_log_store.h"
+
+namespace kura::audit {
+
+// Default cursor names; they are stored, so changing one makes that sink start over.
+inline constexpr std::string_view kSyslogSinkName = "syslog";
+inline constexpr std::string_view kJsonLinesSinkName = "json-lines";
+// Suffix of a sink's checkpoint cursor name.
+inline constexpr std::string_view kCheckpointCursorSuffix = "/checkpoints";
+
+struct AuditSyslogSinkOptions {
+  // Cursor name: 1 to 64 characters of [a-z0-9._-], unique per exporter.
+  std::string name = std::string(kSyslogSinkName);
+  std::string url;                 // audit.syslog_url: tcp://host:port or tls://host[:port].
+  std::string format = "rfc5424";  // audit.syslog_format: "rfc5424" or "cef".
+  // Facility, hostname, app name, ...; `payload` is set from `format`.
+  SyslogFormatOptions message{};
+  // For tls:// URLs only (audit.syslog_ca_file, _client_certificate, _client_key,
+  // _server_name).
+  SyslogTlsOptions tls{};
+  // Deadline of each connect (with handshake), send and close.
+  std::chrono::milliseconds io_timeout{5000};
+};
+
+struct AuditJsonLinesSinkOptions {
+  std::string name = std::string(kJsonLinesSinkName);  // As for syslog.
+  std::filesystem::path path{};                        // audit.json_lines_file.
+};
+
+struct AuditExporterOptions {
+  std::optional<AuditSyslogSinkOptions> syslog;
+  std::optional<AuditJsonLinesSinkOptions> json_lines;
+  // Records read (and sent) per batch, 1..65536.
+  size_t batch_size = 256;
+  // Safety net besides Notify(): how often the store is polled for new records (e.g. written by
+  // another process) and an idle syslog connection is checked so its cursor can move.
+  std::chrono::milliseconds poll_interval{1000};
+  // Reconnect backoff after a failure: doubles from min to max, reset by a success.
+  std::chrono::milliseconds backoff_min{100};
+  std::chrono::milliseconds backoff_max{30000};
+  // How often a stalled sink (a row that does not open) tries the row again.
+  std::chrono::milliseconds stall_retry{60000};
+};
+
+// A sink's state, for metrics and the admin console.
+struct AuditSinkStats {
+  std::string name;
+  uint64_t records_shipped = 0;        // Since start: how far the cursor moved.
+  uint64_t checkpoints_shipped = 0;    // Since start, likewise.
+  uint64_t cursor = 0;                 // Durable: the next sequence not yet delivered.
+  uint64_t checkpoint_cursor = 0;      // Durable: tree size of the last checkpoint delivered.
+  bool connected = false;              // Syslog: connected. File: open.
+  std::optional<uint64_t> stalled_at;  // The sequence that does not open, while stalled.
+  uint64_t attempts = 0;               // Rounds run so far (each one reads the store).
+  uint64_t failures = 0;               // Failed connects, sends and store operations so far.
+  std::string last_error;              // Client-safe text of the latest failure; "" after success.
+};
+
+class AuditExporter {
+ public:
+  // Validates `options` and starts the exporter thread. The first round runs at once, so
+  // whatever is committed and not yet delivered goes out without waiting for Notify.
+  // `store` and `key_lookup` (what OpenAuditRow needs) must outlive the exporter; keep the store
+  // open until Stop has returned.
+  // InvalidArgument naming the setting for a bad configuration (no sink, bad URL or format,
+  // facility, TLS files with tcp://, a client certificate without its key, a TLS file or the
+  // JSON-lines file that cannot be used, bad intervals or names); an error from the store when
+  // the cursors cannot be read. A receiver that is down is not an error: it is retried.
+  [[nodiscard]] static StatusOr<std::unique_ptr<AuditExporter>> Start(store::AuditLogStore& store,
+                                                                      AuditKeyLookup key_lookup,
+                                                                      AuditExporterOptions options);
+
+  // Stop() without a drain.
+  ~AuditExporter();
+  AuditExporter(const AuditExporter&) = delete;
+  AuditExporter& operator=(const AuditExporter&) = delete;
+
+  // New records are durable: ship them. Cheap and non-blocking (a flag and a condition
+  // variable), so AuditLog's commit listener may call it on the store's writer thread. Harmless
+  // after Stop; whoever calls it must not outlive the exporter.
+  void Notify();
+
+  // Stops the thread and closes every connection in an orderly way. With a non-zero
+  // `drain_timeout` it first keeps shipping, until every sink that can make progress has
+  // delivered what is committed or the timeout has passed, so a clean shutdown leaves receivers
+  // current. Backoff waits end at once; an I/O operation in progress finishes first (bounded by
+  // io_timeout). Idempotent; later calls return at once.
+  void Stop(std::chrono::milliseconds drain_timeout = std::chrono::milliseconds(0));
+
+  // One entry per sink, in the order syslog, JSON lines.
+  std::vector<AuditSinkStats> Stats() const;
+
+ private:
+  class Impl;
+  explicit AuditExporter(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace kura::audit

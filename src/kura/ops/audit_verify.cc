@@ -1,0 +1,130 @@
+// `kura audit verify`: the verifier key, external checkpoint files and the verification run.
+#include "kura/ops/audit_verify.h"
+
+#include <fstream>
+
+#include "kura/audit/audit_log.h"
+#include "kura/audit/checkpoint.h"
+#include "kura/audit/export_format.h"
+#include "kura/crypto/signature.h"
+#include "kura/ops/audit_access.h"
+#include "kura/ops/data_dir.h"
+#include "kura/store/data_keyring.h"
+
+namespace kura::ops {
+namespace {
+
+// Whether the store holds any trace of an audit log besides what the verifier counted.
+StatusOr<bool> HasAuditStatements(store::AuditLogStore& store) {
+  KURA_ASSIGN_OR_RETURN(std::vector<store::AuditStatement> statements, store.ReadAuditStatements());
+  return !statements.empty();
+}
+
+}  // namespace
+
+StatusOr<std::optional<audit::NoteVerifierKey>> LoadCheckpointVerifierKey(
+    store::Store& store, const crypto::KeyProvider& provider, std::string_view tenant) {
+  KURA_ASSIGN_OR_RETURN(std::optional<crypto::Ed25519Signer> signer,
+                        audit::LoadCheckpointSigner(store, provider, tenant));
+  if (!signer) return std::optional<audit::NoteVerifierKey>();
+  // Only the public half is kept; the signer (and its secret) ends with this scope.
+  KURA_ASSIGN_OR_RETURN(audit::NoteVerifierKey key,
+                        audit::CheckpointVerifierKey(audit::AuditOrigin(tenant), *signer));
+  return std::optional<audit::NoteVerifierKey>(std::move(key));
+}
+
+StatusOr<ExternalCheckpoints> ReadExternalCheckpoints(const std::filesystem::path& file) {
+  std::ifstream in(file, std::ios::binary);
+  if (!in) {
+    return FailedPreconditionError("cannot read checkpoint file " + file.string());
+  }
+  ExternalCheckpoints out;
+  std::string line;
+  while (std::getline(in, line)) {
+    ++out.lines;
+    StatusOr<std::string> note = audit::ExtractCheckpointNote(line);
+    if (note.ok()) out.notes.push_back(std::move(*note));
+  }
+  if (in.bad()) return FailedPreconditionError("cannot read checkpoint file " + file.string());
+  return out;
+}
+
+audit::AuditRecord VerifyRunAuditRecord(const audit::VerificationReport& report,
+                                        uint64_t external_checkpoints, int64_t time_us) {
+  audit::AuditRecord record = audit::VerificationAuditRecord(report, time_us);
+  const audit::AuditRecord cli = CliAuditRecord(audit::category::kSystem, audit::action::kVerify);
+  record.actor = cli.actor;
+  for (const auto& detail : cli.details) record.details.push_back(detail);
+  record.details.emplace_back("verify.records_checked", std::to_string(report.records_checked));
+  record.details.emplace_back("verify.external_checkpoints", std::to_string(external_checkpoints));
+  return record;
+}
+
+StatusOr<AuditVerifyOutcome> VerifyDataDirectoryAuditLog(const AuditVerifyOptions& options,
+                                                         const Environment& env,
+                                                         const Clock& clock) {
+  // Unreadable inputs stop the run before the database is opened.
+  AuditVerifyOutcome outcome;
+  std::vector<std::string> extra_notes;
+  for (const std::filesystem::path& file : options.checkpoint_files) {
+    KURA_ASSIGN_OR_RETURN(ExternalCheckpoints external, ReadExternalCheckpoints(file));
+    for (std::string& note : external.notes) extra_notes.push_back(std::move(note));
+  }
+  outcome.external_checkpoints = extra_notes.size();
+
+  KURA_ASSIGN_OR_RETURN(OpenedDataDirectory dir, OpenDataDirectory(options.data_dir, env));
+  const std::string& tenant = dir.config.tenant;
+  KURA_ASSIGN_OR_RETURN(std::optional<audit::NoteVerifierKey> trusted,
+                        LoadCheckpointVerifierKey(*dir.db, *dir.keys, tenant));
+  audit::VerifyOptions verify;
+  verify.origin = audit::AuditOrigin(tenant);
+  if (trusted) {
+    outcome.verifier_key = trusted->ToString();
+    verify.trusted_keys.push_back(*trusted);
+  } else {
+    // No signing key: nothing can be trusted, but the records can still be checked for gaps,
+    // order and chain links. A key made up for this run signs nothing anyone has seen, so every
+    // checkpoint found is reported as untrusted rather than silently ignored.
+    KURA_ASSIGN_OR_RETURN(crypto::Ed25519Signer ephemeral, crypto::Ed25519Signer::Generate());
+    KURA_ASSIGN_OR_RETURN(audit::NoteVerifierKey key,
+                          audit::CheckpointVerifierKey(verify.origin, ephemeral));
+    verify.trusted_keys.push_back(std::move(key));
+  }
+  // Looks keys up only; never creates one.
+  store::DataKeyring keyring(*dir.db, *dir.keys, tenant, 16);
+  const audit::AuditKeyLookup key_lookup = [&keyring](uint64_t key_id) {
+    return keyring.KeyById(key_id);
+  };
+  KURA_ASSIGN_OR_RETURN(outcome.report,
+                        audit::VerifyStoredLog(*dir.db, key_lookup, verify, extra_notes));
+  if (!trusted) {
+    KURA_ASSIGN_OR_RETURN(bool has_statements, HasAuditStatements(*dir.db));
+    if (outcome.report.records_checked > 0 || has_statements || !extra_notes.empty()) {
+      // Every writer creates the key before its first record, so a log without one had its key
+      // deleted or was planted.
+      outcome.report.issues.insert(
+          outcome.report.issues.begin(),
+          audit::VerificationIssue{audit::IssueKind::kBadCheckpoint, std::nullopt,
+                                   "the audit log has records or checkpoints but the store holds "
+                                   "no checkpoint signing key: none of it can be trusted"});
+      ++outcome.report.issue_count;
+    }
+  }
+
+  if (!options.record) {
+    outcome.not_recorded_reason = "--no-record";
+  } else if (!outcome.report.ok()) {
+    // A record appended now would be chained onto the tampered head: it would extend the
+    // evidence instead of preserving it, and a later run would find the same issues anyway.
+    outcome.not_recorded_reason = "the log does not verify; nothing is appended to it";
+  } else {
+    outcome.record_status = AppendCliAuditRecord(
+        dir,
+        VerifyRunAuditRecord(outcome.report, outcome.external_checkpoints, ToMicros(clock.Now())));
+    outcome.recorded = outcome.record_status.ok();
+    if (!outcome.recorded) outcome.not_recorded_reason = outcome.record_status.message();
+  }
+  return outcome;
+}
+
+}  // namespace kura::ops

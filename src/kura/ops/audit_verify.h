@@ -1,0 +1,91 @@
+// Audit log verification of a data directory (`kura audit verify`).
+//
+// Trust comes from the data directory's own key provider: the checkpoint signing key is stored
+// only wrapped, so whoever edits the database without the key file cannot sign a checkpoint the
+// verifier accepts. Checkpoint copies kept outside the database (a SIEM, the JSON-lines sink)
+// are the other input: only they reveal a tail cut off together with its stored checkpoints.
+//
+// Verification itself only reads. A run whose log verifies then documents itself with a
+// `system`/`verify` record; a run that finds anything never writes, because every new record
+// would be chained onto the tampered head and the evidence would be extended, not preserved.
+// Safe to run while `kura serve` runs on the same directory (a separate SQLite connection in WAL
+// mode; the server's appender continues from whatever this process appended).
+//
+// Thread-compatible free functions.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "kura/audit/note.h"
+#include "kura/audit/record.h"
+#include "kura/audit/verifier.h"
+#include "kura/base/clock.h"
+#include "kura/base/config.h"
+#include "kura/base/status.h"
+#include "kura/crypto/key_provider.h"
+#include "kura/store/store.h"
+
+namespace kura::ops {
+
+// The verifier key of the tenant's checkpoints, unwrapped exactly as
+// audit::LoadOrCreateCheckpointSigner does, but never creating a key: a verifier that made up
+// its own key would trust whatever it is shown. nullopt when the store holds no signing key;
+// DataLoss when the stored key does not unwrap (another key file, or an edited key row);
+// whatever the store returns when it cannot be read.
+[[nodiscard]] StatusOr<std::optional<audit::NoteVerifierKey>> LoadCheckpointVerifierKey(
+    store::Store& store, const crypto::KeyProvider& provider, std::string_view tenant);
+
+// Signed checkpoint notes from a file of exported lines as a receiver stored them (JSON lines,
+// RFC 5424 or CEF, one message per line, see audit::ExtractCheckpointNote). Lines that hold no
+// checkpoint (records, blank lines, other messages) are skipped, not errors: a SIEM export mixes
+// them. The notes are not verified here. FailedPrecondition when the file cannot be read.
+struct ExternalCheckpoints {
+  std::vector<std::string> notes;
+  uint64_t lines = 0;  // Lines read.
+};
+[[nodiscard]] StatusOr<ExternalCheckpoints> ReadExternalCheckpoints(
+    const std::filesystem::path& file);
+
+// The `system`/`verify` record of a verification run (audit::VerificationAuditRecord, acted by
+// the CLI, plus how many records and external checkpoints it saw).
+[[nodiscard]] audit::AuditRecord VerifyRunAuditRecord(const audit::VerificationReport& report,
+                                                      uint64_t external_checkpoints,
+                                                      int64_t time_us);
+
+struct AuditVerifyOptions {
+  std::filesystem::path data_dir;
+  std::vector<std::filesystem::path> checkpoint_files;  // ReadExternalCheckpoints each.
+  // Append the verify record when the log verifies. Off for forensic copies, which should stay
+  // byte for byte as they were taken.
+  bool record = true;
+};
+
+struct AuditVerifyOutcome {
+  audit::VerificationReport report;
+  // The trusted checkpoint key in its published text form (safe to pin in sinks); empty when
+  // the store holds no signing key.
+  std::string verifier_key;
+  uint64_t external_checkpoints = 0;  // Notes found in the checkpoint files.
+  bool recorded = false;              // The verify record is durable.
+  std::string not_recorded_reason;    // Why not, when !recorded.
+  // Not OK when the log verified and the verify record could not be written: the command then
+  // fails (audit fails closed), although the report itself stands.
+  Status record_status;
+};
+
+// Verifies the whole stored audit log of `options.data_dir` against the stored checkpoints and
+// prune anchors plus those in the checkpoint files. Loads the configuration (with `env`
+// overrides), checks data directory permissions, loads the key file and opens the existing
+// database (never creating one). Findings are in the report, not the Status; an error Status
+// means verification could not run: FailedPrecondition (missing directory, configuration or
+// database, permissions, unreadable checkpoint file), DataLoss (a key that does not unwrap), or
+// what the store returns.
+[[nodiscard]] StatusOr<AuditVerifyOutcome> VerifyDataDirectoryAuditLog(
+    const AuditVerifyOptions& options, const Environment& env, const Clock& clock);
+
+}  // namespace kura::ops

@@ -1,0 +1,208 @@
+// Audited administrative commands and `kura audit verify` over real data directories: init and
+// token create leave records, verification trusts the key provider's checkpoint key (and agrees
+// with the writer on how it is wrapped), records only clean runs, reads SIEM checkpoint files,
+// and administrative commands fail closed when the audit log cannot be written.
+#include "kura/ops/audit_verify.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <sqlite3.h>
+#include <stdlib.h>
+
+#include <fstream>
+
+#include "kura/audit/audit_log.h"
+#include "kura/audit/export_format.h"
+#include "kura/ops/audit_access.h"
+#include "kura/ops/data_dir.h"
+
+namespace kura::ops {
+namespace {
+
+namespace fs = std::filesystem;
+
+fs::path MakeTempDir() {
+  std::string tmpl = (fs::temp_directory_path() / "kura-ops-XXXXXX").string();
+  char* made = ::mkdtemp(tmpl.data());
+  return made == nullptr ? fs::path() : fs::path(made);
+}
+
+// Runs SQL on the database file, as someone with write access to the disk would; returns the
+// first column of the last row (or "").
+std::string Sql(const fs::path& db_path, const std::string& sql) {
+  sqlite3* db = nullptr;
+  EXPECT_EQ(sqlite3_open(db_path.c_str(), &db), SQLITE_OK);
+  std::string last;
+  char* error = nullptr;
+  auto keep = [](void* out, int n, char** values, char**) {
+    if (n > 0 && values[0] != nullptr) *static_cast<std::string*>(out) = values[0];
+    return 0;
+  };
+  const int rc = sqlite3_exec(db, sql.c_str(), keep, &last, &error);
+  EXPECT_EQ(rc, SQLITE_OK) << (error != nullptr ? error : "");
+  sqlite3_free(error);
+  sqlite3_close(db);
+  return last;
+}
+
+class AuditVerifyTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    root_ = MakeTempDir();
+    ASSERT_FALSE(root_.empty());
+    auto made = InitDataDirectory(root_ / "data");
+    ASSERT_TRUE(made.ok()) << made.status().message();
+    dir_ = made->data_dir;
+  }
+  void TearDown() override {
+    std::error_code ec;
+    fs::remove_all(root_, ec);
+  }
+
+  fs::path db() const { return dir_ / "kura.db"; }
+  int64_t Count(const std::string& where = "1") const {
+    return std::stoll(Sql(db(), "SELECT COUNT(*) FROM audit_log WHERE " + where));
+  }
+  StatusOr<AuditVerifyOutcome> Verify(bool record = true, std::vector<fs::path> files = {}) {
+    return VerifyDataDirectoryAuditLog(
+        {.data_dir = dir_, .checkpoint_files = std::move(files), .record = record}, {},
+        Clock::System());
+  }
+
+  fs::path root_;
+  fs::path dir_;
+};
+
+TEST_F(AuditVerifyTest, InitIsAudited) {
+  EXPECT_EQ(Count(), 1);
+  EXPECT_EQ(Count("category = 'admin' AND action = 'init' AND actor = 'kura-cli'"), 1);
+}
+
+TEST_F(AuditVerifyTest, VerifierKeyMatchesTheWritersKey) {
+  auto opened = OpenDataDirectory(dir_, {});
+  ASSERT_TRUE(opened.ok()) << opened.status().message();
+  auto key = LoadCheckpointVerifierKey(*opened->db, *opened->keys, opened->config.tenant);
+  ASSERT_TRUE(key.ok()) << key.status().message();
+  ASSERT_TRUE(key->has_value());
+  auto access = OpenAuditLog(*opened->db, *opened->keys, opened->config, Clock::System());
+  ASSERT_TRUE(access.ok()) << access.status().message();
+  EXPECT_EQ((*key)->ToString(), access->log->verifier_key().ToString());
+  opened->db->Close();
+}
+
+TEST_F(AuditVerifyTest, VerifierKeyIsNeverCreated) {
+  Sql(db(), "DELETE FROM data_keys WHERE scope = 'audit-checkpoint-signing'");
+  auto opened = OpenDataDirectory(dir_, {});
+  ASSERT_TRUE(opened.ok()) << opened.status().message();
+  auto key = LoadCheckpointVerifierKey(*opened->db, *opened->keys, opened->config.tenant);
+  ASSERT_TRUE(key.ok()) << key.status().message();
+  EXPECT_FALSE(key->has_value());
+  opened->db->Close();
+  EXPECT_EQ(Sql(db(), "SELECT COUNT(*) FROM data_keys WHERE scope = 'audit-checkpoint-signing'"),
+            "0");
+}
+
+TEST_F(AuditVerifyTest, CleanRunIsRecordedAndNoRecordWritesNothing) {
+  auto first = Verify();
+  ASSERT_TRUE(first.ok()) << first.status().message();
+  EXPECT_TRUE(first->report.ok()) << first->report.Summary();
+  EXPECT_EQ(first->report.records_checked, 1u);
+  EXPECT_TRUE(first->recorded);
+  EXPECT_FALSE(first->verifier_key.empty());
+  EXPECT_EQ(Count("category = 'system' AND action = 'verify' AND actor = 'kura-cli'"), 1);
+
+  auto second = Verify(/*record=*/false);
+  ASSERT_TRUE(second.ok()) << second.status().message();
+  EXPECT_TRUE(second->report.ok()) << second->report.Summary();
+  EXPECT_EQ(second->report.records_checked, 2u);
+  EXPECT_FALSE(second->recorded);
+  EXPECT_EQ(Count(), 2);
+}
+
+TEST_F(AuditVerifyTest, TamperedLogIsReportedAndNotAppendedTo) {
+  ASSERT_TRUE(IssueAdminToken(dir_, "a").ok());
+  ASSERT_TRUE(IssueAdminToken(dir_, "b").ok());
+  Sql(db(), "DELETE FROM audit_log WHERE seq = 1");
+  auto run = Verify();
+  ASSERT_TRUE(run.ok()) << run.status().message();
+  ASSERT_FALSE(run->report.ok());
+  EXPECT_EQ(run->report.issues[0].kind, audit::IssueKind::kDeleted);
+  EXPECT_FALSE(run->recorded);
+  EXPECT_EQ(Count(), 2);
+}
+
+TEST_F(AuditVerifyTest, MissingSigningKeyIsAnIssue) {
+  Sql(db(), "DELETE FROM data_keys WHERE scope = 'audit-checkpoint-signing'");
+  auto run = Verify();
+  ASSERT_TRUE(run.ok()) << run.status().message();
+  ASSERT_FALSE(run->report.ok());
+  EXPECT_EQ(run->report.issues[0].kind, audit::IssueKind::kBadCheckpoint);
+  EXPECT_TRUE(run->verifier_key.empty());
+  EXPECT_FALSE(run->recorded);
+}
+
+TEST_F(AuditVerifyTest, WrongKeyFileCannotRun) {
+  fs::remove(dir_ / "keys/master.key");
+  ASSERT_TRUE(crypto::LocalKeyFileProvider::CreateKeyFile(dir_ / "keys/master.key").ok());
+  auto run = Verify();
+  ASSERT_FALSE(run.ok());
+  EXPECT_EQ(run.status().code(), StatusCode::kDataLoss);
+}
+
+TEST_F(AuditVerifyTest, MissingDatabaseIsNeverCreated) {
+  fs::remove(db());
+  auto run = Verify();
+  ASSERT_FALSE(run.ok());
+  EXPECT_EQ(run.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_FALSE(fs::exists(db()));
+}
+
+TEST_F(AuditVerifyTest, ExternalCheckpointFiles) {
+  fs::path file = root_ / "siem.log";
+  {
+    std::ofstream out(file);
+    audit::AuditRecord record;
+    record.category = "fhir";
+    record.action = "read";
+    out << audit::FormatJsonLine(record);
+    out << audit::FormatCheckpointJsonLine("note one\n", 5, 1700000000000000);
+    out << "\n"
+        << "garbage\n";
+    audit::SyslogFormatOptions syslog;
+    out << audit::FormatCheckpointSyslog5424("note two\n", 10, 1700000000000000, syslog) << "\n";
+    out << audit::FormatCheckpointCef("note three\n", 15, 1700000000000000, {}) << "\n";
+  }
+  auto read = ReadExternalCheckpoints(file);
+  ASSERT_TRUE(read.ok()) << read.status().message();
+  EXPECT_THAT(read->notes, ::testing::ElementsAre("note one\n", "note two\n", "note three\n"));
+  EXPECT_EQ(read->lines, 6u);
+  EXPECT_FALSE(ReadExternalCheckpoints(root_ / "missing").ok());
+
+  // Notes that are not signed checkpoints of this log are findings, and nothing is recorded.
+  auto run = Verify(true, {file});
+  ASSERT_TRUE(run.ok()) << run.status().message();
+  EXPECT_EQ(run->external_checkpoints, 3u);
+  ASSERT_FALSE(run->report.ok());
+  EXPECT_EQ(run->report.issues[0].kind, audit::IssueKind::kBadCheckpoint);
+  EXPECT_FALSE(run->recorded);
+}
+
+TEST_F(AuditVerifyTest, TokenCreateIsAuditedAndFailsClosed) {
+  auto token = IssueAdminToken(dir_, "laptop");
+  ASSERT_TRUE(token.ok()) << token.status().message();
+  EXPECT_EQ(Count("action = 'token-create' AND actor = 'kura-cli'"), 1);
+  const std::string tokens = Sql(db(), "SELECT COUNT(*) FROM api_tokens");
+
+  // An audit log that cannot be continued: no token.
+  Sql(db(), "UPDATE audit_state SET state = x'00'");
+  auto refused = IssueAdminToken(dir_, "laptop2");
+  ASSERT_FALSE(refused.ok());
+  EXPECT_THAT(refused.status().message(), ::testing::HasSubstr("audit record"));
+  EXPECT_EQ(Sql(db(), "SELECT COUNT(*) FROM api_tokens"), tokens);
+
+  EXPECT_EQ(IssueAdminToken(dir_, "").status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(IssueAdminToken(dir_, "a\nb").status().code(), StatusCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace kura::ops
