@@ -1,18 +1,22 @@
 // Wiring for `kura serve`.
 #include "kura/server/serve.h"
 
+#include <unistd.h>
+
 #include <boost/asio/ssl/context.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <charconv>
 #include <condition_variable>
 #include <cstdio>
 #include <mutex>
+#include <optional>
 #include <thread>
 
 #include "kura/api/audit_api.h"
 #include "kura/api/fhir_api.h"
 #include "kura/api/request_gate.h"
 #include "kura/api/responses.h"
+#include "kura/audit/exporter.h"
 #include "kura/auth/api_token_authenticator.h"
 #include "kura/base/config.h"
 #include "kura/base/log.h"
@@ -101,6 +105,38 @@ class CheckpointHeartbeat {
   std::thread thread_;
 };
 
+// The SIEM sinks kura.toml asks for; nullopt when none.
+StatusOr<std::optional<audit::AuditExporterOptions>> ExporterOptions(const Config& config) {
+  audit::AuditExporterOptions options;
+  auto path = [&config](const std::string& p) {
+    return p.empty() ? std::filesystem::path() : ResolvePath(config, p);
+  };
+  if (!config.audit.syslog_url.empty()) {
+    audit::AuditSyslogSinkOptions syslog;
+    syslog.url = config.audit.syslog_url;
+    syslog.format = config.audit.syslog_format;
+    StatusOr<uint8_t> facility = audit::ParseSyslogFacility(config.audit.syslog_facility);
+    if (!facility.ok()) {
+      return InvalidArgumentError("configuration key audit.syslog_facility: " +
+                                  facility.status().message());
+    }
+    syslog.message.facility = *facility;
+    char host[256] = {0};
+    if (::gethostname(host, sizeof(host) - 1) == 0) syslog.message.hostname = host;
+    syslog.tls.ca_file = path(config.audit.syslog_ca_file);
+    syslog.tls.client_certificate_file = path(config.audit.syslog_client_certificate);
+    syslog.tls.client_key_file = path(config.audit.syslog_client_key);
+    syslog.tls.server_name = config.audit.syslog_server_name;
+    options.syslog = std::move(syslog);
+  }
+  if (!config.audit.json_lines_file.empty()) {
+    options.json_lines = audit::AuditJsonLinesSinkOptions{};
+    options.json_lines->path = path(config.audit.json_lines_file);
+  }
+  if (!options.syslog && !options.json_lines) return std::optional<audit::AuditExporterOptions>();
+  return std::optional<audit::AuditExporterOptions>(std::move(options));
+}
+
 }  // namespace
 
 int Serve(const cli::ServeArgs& args) {
@@ -132,6 +168,16 @@ int Serve(const cli::ServeArgs& args) {
   // The audit log opens before anything can be served: without it every request would fail.
   auto audit_log = ops::OpenAuditLog(**backend, **keys, *config, Clock::System());
   if (!audit_log.ok()) return Fail(audit_log.status());
+  auto exporter_options = ExporterOptions(*config);
+  if (!exporter_options.ok()) return Fail(exporter_options.status());
+  std::unique_ptr<audit::AuditExporter> exporter;
+  if (*exporter_options) {
+    auto started = audit::AuditExporter::Start(**backend, audit_log->key_lookup,
+                                               std::move(**exporter_options));
+    if (!started.ok()) return Fail(started.status());
+    exporter = std::move(*started);
+    audit_log->log->SetCommitListener([sink = exporter.get()](uint64_t) { sink->Notify(); });
+  }
   if (Status s = ops::AppendAuditRecord(**backend, SystemRecord(audit::action::kStart, *config),
                                         *config, Clock::System());
       !s.ok()) {
@@ -198,6 +244,8 @@ int Serve(const cli::ServeArgs& args) {
       !s.ok()) {
     log::Error("audit_append_failed", {{"event", "system.stop"}, {"detail", s.internal_detail()}});
   }
+  // Leave the SIEM current with everything up to the stop record, within a bound.
+  if (exporter) exporter->Stop(std::chrono::seconds(5));
   // Store callbacks post to the server's executors: finish them while those still exist.
   (*backend)->Close();
   store::SqliteWriterStats writer = (*backend)->WriterStats();
