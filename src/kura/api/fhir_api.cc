@@ -245,6 +245,12 @@ class FhirApi::Handlers {
     KURA_ASSIGN_OR_RETURN(v.payload,
                           fhir::StampServerFields(resource, id, version, v.last_updated));
     note.compartments = fhir::PatientCompartments(resource);
+    // A Patient is in its own compartment (and under its own key) from version 1, when the
+    // body it was created from had no id yet.
+    if (type == "Patient" && (note.compartments.empty() || note.compartments.front() != v.id)) {
+      std::erase(note.compartments, v.id);
+      note.compartments.insert(note.compartments.begin(), v.id);
+    }
     if (!note.compartments.empty()) v.compartment = note.compartments.front();
     note.resource_id = v.id;
     note.resource_version = std::to_string(version);
