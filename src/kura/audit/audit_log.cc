@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <bit>
 #include <cstring>
+#include <limits>
 
 #include "kura/base/random.h"
 
@@ -118,8 +119,9 @@ class StoredSubtrees final : public SubtreeHashSource {
 // Feeds stored rows to the verifier, page by page, opening each.
 class StoredRowReader final : public StoredRecordReader {
  public:
-  StoredRowReader(store::AuditLogStore& store, const AuditKeyLookup& keys)
-      : store_(store), keys_(keys) {}
+  StoredRowReader(store::AuditLogStore& store, const AuditKeyLookup& keys,
+                  uint64_t from_sequence = 0)
+      : store_(store), keys_(keys), from_(from_sequence) {}
 
   StatusOr<std::optional<StoredRecord>> Next() override {
     if (next_ == page_.size()) {
@@ -340,6 +342,166 @@ bool AuditLog::CheckpointDue(TimePoint now) const {
 
 void AuditLog::SetCommitListener(std::function<void(uint64_t)> listener) {
   on_commit_ = std::move(listener);
+}
+
+StatusOr<AuditPruneResult> AuditLog::Prune(TimePoint cutoff, const AuditPruneOptions& options) {
+  if (options.max_records_per_step == 0) {
+    return InvalidArgumentError("an audit prune step must delete at least one record");
+  }
+  std::lock_guard<std::mutex> lock(prune_mu_);
+  // Found once per run: the query scans from the oldest stored row.
+  KURA_ASSIGN_OR_RETURN(std::optional<uint64_t> since,
+                        store_.FindFirstAuditSequenceSince(ToMicros(cutoff)));
+  // No record is that recent: all of them are older than the cutoff. (Records another process
+  // appended since this one last committed wait for the next run.)
+  const uint64_t target = since.value_or(committed_size());
+  AuditPruneResult result;
+  while (!options.keep_going || options.keep_going()) {
+    KURA_ASSIGN_OR_RETURN(bool pruned, PruneStep(target, cutoff, options, result));
+    if (!pruned) break;
+  }
+  return result;
+}
+
+StatusOr<bool> AuditLog::PruneStep(uint64_t target, TimePoint cutoff,
+                                   const AuditPruneOptions& options, AuditPruneResult& result) {
+  // Where the retained log starts, and the state a verifier resumes from there.
+  KURA_ASSIGN_OR_RETURN(std::vector<store::AuditStatement> anchors, store_.ReadAuditPruneAnchors());
+  uint64_t start = 0;
+  LogHead head;
+  std::vector<std::string> anchor_notes;
+  if (!anchors.empty()) {
+    StatusOr<PruneAnchor> anchor =
+        VerifyPruneAnchor(anchors.back().note, options_.origin, {&verifier_key_, 1});
+    if (!anchor.ok()) {
+      return DataLossError("the stored audit prune anchor does not verify; nothing was pruned",
+                           anchor.status().internal_detail());
+    }
+    start = anchor->first_sequence;
+    head.chain_head = anchor->chain_head;
+    head.frontier = anchor->frontier;
+    anchor_notes.push_back(std::move(anchors.back().note));
+  }
+  result.first_retained_sequence = start;
+
+  // Up to the cutoff, but never past what a sink has not received, nor past the latest signed
+  // checkpoint: the records to delete must be covered by a signature other than the new anchor.
+  uint64_t limit = target;
+  result.held_back_by.clear();
+  KURA_ASSIGN_OR_RETURN(std::optional<store::AuditStatement> latest, store_.FindAuditCheckpoint(0));
+  if (const uint64_t covered = latest ? latest->tree_size : 0; covered < limit) {
+    limit = covered;
+    result.held_back_by = "not covered by a signed checkpoint yet";
+  }
+  KURA_ASSIGN_OR_RETURN(std::vector<store::AuditCursor> cursors, store_.ReadAuditCursors());
+  for (const store::AuditCursor& cursor : cursors) {
+    if (cursor.next_sequence < limit) {
+      limit = cursor.next_sequence;
+      result.held_back_by = "export cursor " + cursor.name;
+    }
+  }
+  const uint64_t step_end =
+      start > std::numeric_limits<uint64_t>::max() - options.max_records_per_step
+          ? std::numeric_limits<uint64_t>::max()
+          : start + options.max_records_per_step;
+  if (std::max(limit, start) >= target) result.held_back_by.clear();  // Nothing old stays.
+  const uint64_t first = std::min(limit, step_end);
+  if (first <= start) return false;
+
+  // Verify [start, end) where end is the checkpoint that signs record first - 1, and compute the
+  // tree frontier and chain head at `first` from the records themselves.
+  KURA_ASSIGN_OR_RETURN(std::optional<store::AuditStatement> cover,
+                        store_.FindAuditCheckpoint(first));
+  if (!cover) return false;  // Only when the checkpoints changed under us; try again next run.
+  const uint64_t end = cover->tree_size;
+  std::vector<std::string> checkpoint_notes;
+  constexpr size_t kCheckpointPage = 256;
+  for (uint64_t after = start == 0 ? 0 : start - 1;;) {
+    KURA_ASSIGN_OR_RETURN(std::vector<store::AuditStatement> page,
+                          store_.ReadAuditCheckpointsAfter(after, kCheckpointPage));
+    bool done = page.size() < kCheckpointPage;
+    for (store::AuditStatement& c : page) {
+      if (c.tree_size > end) {
+        done = true;
+        break;
+      }
+      after = c.tree_size;
+      checkpoint_notes.push_back(std::move(c.note));
+    }
+    if (done) break;
+  }
+  KURA_ASSIGN_OR_RETURN(LogVerifier verifier, LogVerifier::Create({.origin = options_.origin,
+                                                                   .trusted_keys = {verifier_key_}},
+                                                                  checkpoint_notes, anchor_notes));
+  // Proofs of retained records read pruned leaves only inside the aligned block of
+  // 2^kKeptNodeLevelStep leaves that holds `first` (levels below the first kept node level).
+  const uint64_t block = uint64_t{1} << kKeptNodeLevelStep;
+  const uint64_t keep_leaves_from = std::max(start, first & ~(block - 1));
+  std::vector<store::AuditNode> kept_leaves;
+  StoredRowReader reader(store_, key_lookup_, start);
+  uint64_t next = start;
+  while (next < end) {
+    StatusOr<std::optional<StoredRecord>> read = reader.Next();
+    if (!read.ok()) {
+      verifier.AddReadError(read.status());
+      break;
+    }
+    if (!read->has_value()) break;
+    const StoredRecord& record = **read;
+    verifier.Add(record);
+    if (record.sequence != next) break;  // The verifier reports the gap or repetition.
+    if (record.sequence < first) {
+      const Hash leaf = HashLeaf(record.canonical);
+      head.frontier.Append(leaf);
+      head.chain_head = record.chain_hash;
+      if (record.sequence >= keep_leaves_from) {
+        kept_leaves.push_back({0, record.sequence, HashBytes(leaf)});
+      }
+    }
+    next = record.sequence + 1;
+  }
+  VerificationReport report = std::move(verifier).Finish();
+  if (!report.ok() || report.tree_size != end || head.size() != first) {
+    return DataLossError(
+        "the audit records due for pruning do not verify; nothing was pruned (run kura audit "
+        "verify)",
+        report.Summary());
+  }
+
+  const TimePoint now = clock_.Now();
+  store::AuditPrune prune;
+  prune.first_retained_sequence = first;
+  KURA_ASSIGN_OR_RETURN(std::string note,
+                        SignPruneAnchor(PruneAnchorOf(head, options_.origin, now), signer_));
+  prune.anchor = {store::AuditStatement::Kind::kPruneAnchor, first, ToMicros(now), std::move(note)};
+  prune.kept_leaves = std::move(kept_leaves);
+  // A kept level b is read for subtrees of levels b .. b + step - 1 only, so of its nodes left
+  // of `first` just those in the aligned group of 2^step around first >> b stay useful.
+  for (int level = 0; level < 64; level += kKeptNodeLevelStep) {
+    const uint64_t floor = ((first >> level) >> kKeptNodeLevelStep) << kKeptNodeLevelStep;
+    if (floor == 0) break;
+    prune.node_floors.push_back({level, floor});
+  }
+  AuditRecord record;
+  record.time_us = ToMicros(now);
+  record.category = std::string(category::kSystem);
+  record.action = std::string(action::kPrune);
+  record.outcome = Outcome::kSuccess;
+  record.actor = options.actor;
+  record.details = {
+      {"prune.records", std::to_string(first - start)},
+      {"prune.first_sequence", std::to_string(first)},
+      {"prune.previous_first_sequence", std::to_string(start)},
+      {"prune.cutoff", FormatMicrosUtc(ToMicros(cutoff))},
+  };
+  prune.record = Draft(std::move(record));
+  Status committed = store_.PruneAudit(prune);
+  if (committed.code() == StatusCode::kAborted) return false;  // Another process pruned further.
+  KURA_RETURN_IF_ERROR(committed);
+  result.records_pruned += first - start;
+  ++result.steps;
+  result.first_retained_sequence = first;
+  return true;
 }
 
 StatusOr<std::string> OpenAuditRow(const store::AuditRow& row, const AuditKeyLookup& key_lookup) {

@@ -11,6 +11,14 @@
 // Reading. Rows decrypt with the key their record names; inclusion proofs read the Merkle nodes
 // the appender kept (every fourth level) and VerifyStoredLog checks the whole stored log.
 //
+// Retention. Prune deletes the records older than a cutoff in steps. Each step first verifies
+// the records it is about to delete against the signed checkpoints and the previous prune anchor
+// (a log that does not verify is never pruned: that would destroy the evidence), then signs a
+// prune anchor for the new first record and hands the store one transaction that deletes the
+// rows, keeps the few hashes later inclusion proofs need, stores the anchor and appends a
+// `system`/`prune` record. It never passes an export cursor or the latest signed checkpoint.
+// docs/formats/audit-log.md, "Retention and pruning".
+//
 // Keys. Records are sealed with AES-256-GCM under the tenant's "audit" data key (associated data
 // kAuditRecordAad). Checkpoints are signed with an Ed25519 key whose seed is kept only wrapped by
 // the key provider (LoadOrCreateCheckpointSigner); its public key is what verifiers trust.
@@ -76,6 +84,26 @@ struct AuditLogOptions {
   CheckpointPolicy checkpoint_policy;
 };
 
+struct AuditPruneOptions {
+  // Who the `system`/`prune` record names (the server, or an administrative command).
+  Actor actor{.kind = "system", .id = "kura", .role = {}, .tenant = {}, .client_id = {}};
+  // Most records one step deletes (one transaction, one anchor, one record): a first prune of a
+  // long log then neither holds the store's writer (and every commit waiting on it) for long
+  // nor keeps more than this many records' checkpoints in memory while verifying them.
+  uint64_t max_records_per_step = 50000;
+  // Asked before each step; false ends the run early (server shutdown). Null: run to the end.
+  std::function<bool()> keep_going;
+};
+
+struct AuditPruneResult {
+  uint64_t records_pruned = 0;           // By this run.
+  uint64_t steps = 0;                    // Anchors signed and prune records written.
+  uint64_t first_retained_sequence = 0;  // After the run; 0 while the log was never pruned.
+  // Why records older than the cutoff stay, when some do: "export cursor <sink>" (that sink has
+  // not received them) or "not covered by a signed checkpoint yet". Empty otherwise.
+  std::string held_back_by;
+};
+
 // A record's plaintext and proof against a signed checkpoint.
 struct InclusionEvidence {
   AuditRecord record;
@@ -117,6 +145,17 @@ class AuditLog final : public store::AuditAppender {
   // block (e.g. wake an exporter). Set before the first write.
   void SetCommitListener(std::function<void(uint64_t committed_size)> listener);
 
+  // Retention: deletes every record before the first one (by sequence) whose time is at or after
+  // `cutoff`, but never a record an export cursor has not passed or no stored checkpoint covers
+  // (see the class comment). Idempotent: nothing to delete is an OK result with no steps and
+  // nothing written. Runs alongside appends; concurrent calls take turns. Not on the writer
+  // thread (it waits for the writer). DataLoss when the stored prune anchor or the records to
+  // delete do not verify (nothing of that step is deleted); the store's errors otherwise
+  // (FailedPrecondition when a sink's cursor moved back below the step). A prune another
+  // process finished first ends the run with OK.
+  [[nodiscard]] StatusOr<AuditPruneResult> Prune(TimePoint cutoff,
+                                                 const AuditPruneOptions& options = {});
+
   const std::string& origin() const { return options_.origin; }
   const NoteVerifierKey& verifier_key() const { return verifier_key_; }
   store::AuditLogStore& store() { return store_; }
@@ -133,6 +172,11 @@ class AuditLog final : public store::AuditAppender {
         verifier_key_(std::move(verifier_key)),
         options_(std::move(options)),
         clock_(clock) {}
+
+  // One prune step from the current first retained record towards `target`; false when there
+  // is nothing (more) to delete.
+  StatusOr<bool> PruneStep(uint64_t target, TimePoint cutoff, const AuditPruneOptions& options,
+                           AuditPruneResult& result);
 
   store::AuditLogStore& store_;
   const std::shared_ptr<const crypto::AeadKey> record_key_;
@@ -154,6 +198,7 @@ class AuditLog final : public store::AuditAppender {
   std::atomic<uint64_t> committed_size_{0};
   mutable std::mutex mark_mu_;
   CheckpointMark committed_checkpoint_;  // Guarded by mark_mu_.
+  std::mutex prune_mu_;                  // Held for a whole Prune run.
 };
 
 // The plaintext canonical record of a row: decrypted with the key it names and checked against

@@ -35,7 +35,7 @@ namespace category {
 inline constexpr std::string_view kFhir = "fhir";      // FHIR REST interactions.
 inline constexpr std::string_view kAuth = "auth";      // Login, MFA, sessions, tokens, roles.
 inline constexpr std::string_view kAdmin = "admin";    // Administrative CLI and console actions.
-inline constexpr std::string_view kSystem = "system";  // Start, stop, verification results.
+inline constexpr std::string_view kSystem = "system";  // Start, stop, verification, retention.
 }  // namespace category
 
 // Action codes. FHIR interactions use the FHIR interaction name; operations their "$name".
@@ -56,6 +56,7 @@ inline constexpr std::string_view kLogout = "logout";
 inline constexpr std::string_view kStart = "start";
 inline constexpr std::string_view kStop = "stop";
 inline constexpr std::string_view kVerify = "verify";
+inline constexpr std::string_view kPrune = "prune";  // Retention deleted the oldest records.
 }  // namespace action
 
 // FHIR AuditEvent.outcome codes, so the FHIR rendering is a direct mapping.

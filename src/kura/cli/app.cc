@@ -8,6 +8,7 @@
 
 #include "kura/base/clock.h"
 #include "kura/base/log.h"
+#include "kura/ops/audit_prune.h"
 #include "kura/ops/audit_verify.h"
 #include "kura/ops/data_dir.h"
 
@@ -68,6 +69,34 @@ int RunAuditVerify(const ops::AuditVerifyOptions& options, bool json) {
                  static_cast<unsigned long long>(out.report.issue_count));
     return 1;
   }
+  return 0;
+}
+
+int RunAuditPrune(const std::filesystem::path& dir, bool json) {
+  StatusOr<audit::AuditPruneResult> run =
+      ops::PruneDataDirectoryAuditLog(dir, ProcessEnvironment(), Clock::System());
+  if (!run.ok()) {
+    std::fprintf(stderr, "kura audit prune: %s\n", Explain(run.status()).c_str());
+    return 1;
+  }
+  if (json) {
+    nlohmann::ordered_json doc = {{"records_pruned", run->records_pruned},
+                                  {"steps", run->steps},
+                                  {"first_retained_sequence", run->first_retained_sequence},
+                                  {"held_back_by", run->held_back_by}};
+    std::cout << doc.dump() << std::endl;
+    return 0;
+  }
+  if (run->steps == 0) {
+    std::cout << "Nothing to prune";
+  } else {
+    std::cout << "Pruned " << run->records_pruned << " record(s)";
+  }
+  std::cout << "; the audit log starts at sequence " << run->first_retained_sequence << "\n";
+  if (!run->held_back_by.empty()) {
+    std::cout << "Older records kept: " << run->held_back_by << "\n";
+  }
+  std::cout << std::flush;
   return 0;
 }
 
@@ -147,6 +176,14 @@ int Main(int argc, char** argv, const ServeCommand& serve) {
                            "repeatable); needed to detect a truncated tail");
   audit_verify->add_flag("--no-record", verify_no_record,
                          "Do not append the verify record (for forensic copies)");
+  std::filesystem::path prune_dir;
+  bool prune_json = false;
+  CLI::App* audit_prune = audit->add_subcommand(
+      "prune",
+      "Delete audit records older than audit.retention_days (never what an export sink has not "
+      "received); the server also does this daily");
+  audit_prune->add_option("--data-dir", prune_dir, "Data directory")->envname("KURA_DATA_DIR");
+  audit_prune->add_flag("--json", prune_json, "Print the result as one JSON object");
 
   app.add_subcommand("version", "Print the version");
 
@@ -179,6 +216,9 @@ int Main(int argc, char** argv, const ServeCommand& serve) {
   if (audit_verify->parsed() && verify_options.data_dir.empty()) {
     return usage("audit verify: --data-dir is required");
   }
+  if (audit_prune->parsed() && prune_dir.empty()) {
+    return usage("audit prune: --data-dir is required");
+  }
   if (app.got_subcommand("version")) {
     std::cout << "kura " << kVersion << std::endl;
     return 0;
@@ -199,6 +239,7 @@ int Main(int argc, char** argv, const ServeCommand& serve) {
     verify_options.record = !verify_no_record;
     return RunAuditVerify(verify_options, verify_json);
   }
+  if (audit_prune->parsed()) return RunAuditPrune(prune_dir, prune_json);
   return 2;
 }
 

@@ -25,6 +25,7 @@
 #include "kura/http/server.h"
 #include "kura/http/tls.h"
 #include "kura/ops/audit_access.h"
+#include "kura/ops/audit_prune.h"
 #include "kura/ops/data_dir.h"
 #include "kura/store/caching_store.h"
 #include "kura/store/encrypting_store.h"
@@ -102,6 +103,70 @@ class CheckpointHeartbeat {
   std::mutex mu_;
   std::condition_variable wake_;
   bool stopping_ = false;
+  std::thread thread_;
+};
+
+// Applies audit.retention_days at start-up and then once a day, off the request path. A run that
+// fails (a log that no longer verifies, a store error) is logged and retried the next day:
+// keeping records longer is the safe side, and the server keeps serving.
+class AuditRetention {
+ public:
+  AuditRetention(audit::AuditLog& log, const Config& config)
+      : log_(log), config_(config), thread_([this] { Run(); }) {}
+  ~AuditRetention() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stopping_ = true;
+    }
+    wake_.notify_all();
+    thread_.join();
+  }
+
+ private:
+  static constexpr std::chrono::hours kPeriod{24};
+
+  void Run() {
+    std::unique_lock<std::mutex> lock(mu_);
+    while (!stopping_) {
+      lock.unlock();
+      RunOnce();
+      lock.lock();
+      wake_.wait_for(lock, kPeriod, [this] { return stopping_; });
+    }
+  }
+
+  void RunOnce() {
+    audit::AuditPruneOptions options;
+    options.actor = SystemRecord(audit::action::kPrune, config_).actor;
+    // A first prune of a long log takes many steps; shutdown need not wait for all of them.
+    options.keep_going = [this] {
+      std::lock_guard<std::mutex> lock(mu_);
+      return !stopping_;
+    };
+    StatusOr<audit::AuditPruneResult> result =
+        ops::ApplyAuditRetention(log_, config_, Clock::System(), std::move(options));
+    if (!result.ok()) {
+      log::Error("audit_prune_failed", {{"code", StatusCodeName(result.status().code())},
+                                        {"reason", result.status().message()},
+                                        {"detail", result.status().internal_detail()}});
+      return;
+    }
+    if (result->steps > 0) {
+      log::Info("audit_pruned", {{"records", result->records_pruned},
+                                 {"first_sequence", result->first_retained_sequence},
+                                 {"retention_days", config_.audit.retention_days}});
+    }
+    if (!result->held_back_by.empty()) {
+      log::Warn("audit_prune_held_back", {{"reason", result->held_back_by},
+                                          {"first_sequence", result->first_retained_sequence}});
+    }
+  }
+
+  audit::AuditLog& log_;
+  const Config& config_;
+  std::mutex mu_;
+  std::condition_variable wake_;
+  bool stopping_ = false;  // Guarded by mu_.
   std::thread thread_;
 };
 
@@ -236,6 +301,7 @@ int Serve(const cli::ServeArgs& args) {
   Status run;
   {
     CheckpointHeartbeat heartbeat(**backend, *audit_log->log);
+    AuditRetention retention(*audit_log->log, *config);
     run = (*server)->Run();
     blocking.join();
   }

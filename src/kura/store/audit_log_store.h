@@ -10,12 +10,15 @@
 //   - Reads. Rows in sequence order (verification, export), tree nodes (inclusion proofs), the
 //     appender's saved state (start-up), signed statements (checkpoints, prune anchors), a search
 //     over the clear index columns, and per-sink export cursors (the durable outbox).
+//   - Retention. PruneAudit deletes the oldest records in one write transaction together with
+//     the signed prune anchor (and the audit record) that the audit layer prepared for it.
 //
 // A backend that implements this interface passes the audit cases of store_conformance_test.cc.
 // Implementations are thread-safe.
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -48,7 +51,9 @@ struct AuditRow {
 
 // A complete Merkle subtree hash the appender chose to keep (so proofs need few reads).
 struct AuditNode {
-  int level = 0;  // >= 1; level 0 hashes are the rows' leaf_hash.
+  // >= 1 for what the appender keeps; level 0 hashes are the rows' leaf_hash, and level 0 nodes
+  // only hold leaf hashes of pruned records that proofs of retained records still need.
+  int level = 0;
   uint64_t index = 0;
   std::string hash;  // 32 bytes.
 };
@@ -60,6 +65,34 @@ struct AuditStatement {
   uint64_t tree_size = 0;  // Checkpoint: records covered. Anchor: first retained sequence.
   int64_t time_us = 0;
   std::string note;  // The signed note text.
+};
+
+// An export sink's durable position (AuditLogStore::ReadAuditCursor).
+struct AuditCursor {
+  std::string name;
+  uint64_t next_sequence = 0;
+};
+
+// Kept nodes of `level` with an index below `first_kept_index` are no longer needed.
+struct AuditNodeFloor {
+  int level = 0;
+  uint64_t first_kept_index = 0;
+};
+
+// One prune step as the audit layer prepared it (audit::AuditLog::Prune), applied atomically by
+// AuditLogStore::PruneAudit.
+struct AuditPrune {
+  // Rows with a smaller sequence are deleted, with their patient links, every checkpoint of a
+  // smaller tree size (it covers deleted records only) and every older prune anchor.
+  uint64_t first_retained_sequence = 0;
+  AuditStatement anchor;  // Kind kPruneAnchor, tree_size == first_retained_sequence.
+  // Leaf hashes of deleted rows that inclusion proofs of retained records still need, stored as
+  // level-0 nodes, so ReadAuditNode(0, index) keeps answering for them.
+  std::vector<AuditNode> kept_leaves;
+  // Kept nodes that no proof of a retained record reads any more.
+  std::vector<AuditNodeFloor> node_floors;
+  // The audit record of the prune, appended in the same transaction (as a WriteBatch's draft).
+  std::shared_ptr<const AuditDraft> record;
 };
 
 // What one transaction adds to the log beyond its rows.
@@ -135,6 +168,25 @@ class AuditLogStore {
   // Export cursors: the next sequence sink `name` has not yet received (0 when unknown).
   virtual StatusOr<uint64_t> ReadAuditCursor(std::string_view name) = 0;
   virtual Status WriteAuditCursor(std::string_view name, uint64_t next_sequence) = 0;
+  // Every stored cursor, by name.
+  virtual StatusOr<std::vector<AuditCursor>> ReadAuditCursors() = 0;
+
+  // Every kept prune anchor, ascending by first retained sequence (normally at most one: a
+  // prune deletes the anchors it supersedes).
+  virtual StatusOr<std::vector<AuditStatement>> ReadAuditPruneAnchors() = 0;
+  // The smallest sequence of a stored record whose time_us is >= `time_us`; nullopt when no
+  // record is that recent. Event times need not grow with the sequence (clock steps, records
+  // drafted before others committed), so this is not "the first record by time".
+  virtual StatusOr<std::optional<uint64_t>> FindFirstAuditSequenceSince(int64_t time_us) = 0;
+  // Applies `prune` in one write transaction, ordered with every other write (never inside a
+  // group's half-written state): deletes what AuditPrune says, stores the anchor and the kept
+  // leaves, and appends `prune.record` through the attached appender. All or nothing.
+  // Never passes an export cursor: FailedPrecondition when any cursor (records or checkpoints
+  // of a sink) is below first_retained_sequence, because that sink has not received what would
+  // be deleted. Aborted when an anchor at or past first_retained_sequence is already stored (a
+  // concurrent prune won). InvalidArgument for a first sequence of 0, an anchor of another kind
+  // or size, or no record; Unavailable when no appender is attached or the commit fails.
+  virtual Status PruneAudit(const AuditPrune& prune) = 0;
 };
 
 }  // namespace kura::store

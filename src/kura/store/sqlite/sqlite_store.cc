@@ -41,7 +41,8 @@ namespace {
 //   audit_log          one row per record, seq = the record's sequence number; record is the
 //                      sealed (encrypted) record, the other columns are search keys and hashes.
 //   audit_patients     (patient, seq) for every compartment a record touched.
-//   audit_nodes        kept Merkle subtree hashes (level >= 1).
+//   audit_nodes        kept Merkle subtree hashes (level >= 1; level 0 only for the leaf
+//                      hashes of pruned records that proofs of retained ones still read).
 //   audit_state        the appender's state after the last transaction (one row).
 //   audit_statements   signed checkpoints (kind 0) and prune anchors (kind 1).
 //   audit_cursors      per export sink, the next sequence it has not received.
@@ -163,6 +164,17 @@ enum class Sql {
   kAuditCheckpointsAfter,
   kReadAuditCursor,
   kWriteAuditCursor,
+  kReadAuditCursors,
+  kReadAuditAnchors,
+  kFirstAuditSequenceSince,
+  kLowestAuditCursor,
+  kLatestAuditAnchor,
+  kFirstAuditPatient,
+  kNextAuditPatient,
+  kPruneAuditPatient,
+  kPruneAuditRows,
+  kPruneAuditStatements,
+  kPruneAuditNodes,
   kCount,
 };
 
@@ -240,7 +252,10 @@ constexpr std::array<SqlText, static_cast<size_t>(Sql::kCount)> kSql = {{
     {"read_audit_rows",
      "SELECT " KURA_AUDIT_COLUMNS " FROM audit_log WHERE seq >= ?1 ORDER BY seq LIMIT ?2"},
     {"read_audit_patients", "SELECT patient FROM audit_patients WHERE seq = ?1 ORDER BY patient"},
-    {"read_audit_leaf", "SELECT leaf_hash FROM audit_log WHERE seq = ?1"},
+    // A pruned record's leaf hash lives on as a level-0 node when proofs still need it.
+    {"read_audit_leaf",
+     "SELECT leaf_hash FROM audit_log WHERE seq = ?1 "
+     "UNION ALL SELECT hash FROM audit_nodes WHERE level = 0 AND idx = ?1 LIMIT 1"},
     {"read_audit_node", "SELECT hash FROM audit_nodes WHERE level = ?1 AND idx = ?2"},
     {"read_audit_statements",
      "SELECT kind, tree_size, time_us, note FROM audit_statements ORDER BY kind, tree_size"},
@@ -257,6 +272,27 @@ constexpr std::array<SqlText, static_cast<size_t>(Sql::kCount)> kSql = {{
     {"write_audit_cursor",
      "INSERT INTO audit_cursors(sink, next_seq) VALUES(?1, ?2) "
      "ON CONFLICT(sink) DO UPDATE SET next_seq = excluded.next_seq"},
+    {"read_audit_cursors", "SELECT sink, next_seq FROM audit_cursors ORDER BY sink"},
+    {"read_audit_anchors",
+     "SELECT kind, tree_size, time_us, note FROM audit_statements "
+     "WHERE kind = 1 ORDER BY tree_size"},
+    // The unary + keeps SQLite off the time index: event times are not monotonic in seq, so the
+    // answer is the first match in seq order, and a scan from the oldest retained row stops
+    // there (after about a day's records when retention runs daily).
+    {"first_audit_sequence_since",
+     "SELECT seq FROM audit_log WHERE +time_us >= ?1 ORDER BY seq LIMIT 1"},
+    {"lowest_audit_cursor",
+     "SELECT sink, next_seq FROM audit_cursors ORDER BY next_seq, sink LIMIT 1"},
+    {"latest_audit_anchor", "SELECT MAX(tree_size) FROM audit_statements WHERE kind = 1"},
+    // audit_patients is keyed (patient, seq): visiting each patient and deleting a seq range
+    // there uses the key, where "seq < ?" alone would scan every link ever kept.
+    {"first_audit_patient", "SELECT MIN(patient) FROM audit_patients"},
+    {"next_audit_patient",
+     "SELECT patient FROM audit_patients WHERE patient > ?1 ORDER BY patient LIMIT 1"},
+    {"prune_audit_patient", "DELETE FROM audit_patients WHERE patient = ?1 AND seq < ?2"},
+    {"prune_audit_rows", "DELETE FROM audit_log WHERE seq < ?1"},
+    {"prune_audit_statements", "DELETE FROM audit_statements WHERE tree_size < ?1"},
+    {"prune_audit_nodes", "DELETE FROM audit_nodes WHERE level = ?1 AND idx < ?2"},
 }};
 
 #undef KURA_VERSION_COLUMNS
@@ -517,6 +553,7 @@ class Stmt {
   }
 
   int64_t Int64(int col) const { return sqlite3_column_int64(stmt_, col); }
+  bool IsNull(int col) const { return sqlite3_column_type(stmt_, col) == SQLITE_NULL; }
   std::string Text(int col) const {
     const unsigned char* text = sqlite3_column_text(stmt_, col);
     int size = sqlite3_column_bytes(stmt_, col);
@@ -1389,6 +1426,145 @@ Status SqliteStore::WriteAuditCursor(std::string_view name, uint64_t next_sequen
     return upsert.Run();
   };
   return RunAndWait(work);
+}
+
+StatusOr<std::vector<AuditCursor>> SqliteStore::ReadAuditCursors() {
+  ReaderLease lease(*this);
+  Stmt query(lease.conn(), Sql::kReadAuditCursors);
+  std::vector<AuditCursor> out;
+  while (true) {
+    KURA_ASSIGN_OR_RETURN(bool row, query.Step());
+    if (!row) break;
+    out.push_back({query.Text(0), static_cast<uint64_t>(query.Int64(1))});
+  }
+  return out;
+}
+
+StatusOr<std::vector<AuditStatement>> SqliteStore::ReadAuditPruneAnchors() {
+  ReaderLease lease(*this);
+  Stmt query(lease.conn(), Sql::kReadAuditAnchors);
+  std::vector<AuditStatement> out;
+  while (true) {
+    KURA_ASSIGN_OR_RETURN(bool row, query.Step());
+    if (!row) break;
+    out.push_back(ReadAuditStatementRow(query));
+  }
+  return out;
+}
+
+StatusOr<std::optional<uint64_t>> SqliteStore::FindFirstAuditSequenceSince(int64_t time_us) {
+  ReaderLease lease(*this);
+  Stmt query(lease.conn(), Sql::kFirstAuditSequenceSince);
+  query.BindInt64(1, time_us);
+  KURA_ASSIGN_OR_RETURN(bool row, query.Step());
+  if (!row) return std::optional<uint64_t>();
+  return std::optional<uint64_t>(static_cast<uint64_t>(query.Int64(0)));
+}
+
+namespace {
+
+// Writer thread, inside the prune's savepoint: everything PruneAudit deletes and stores, after
+// checking that no export cursor and no other prune stands in the way.
+template <typename Conn>
+Status ApplyAuditPrune(Conn& conn, const AuditPrune& prune) {
+  const auto first = static_cast<int64_t>(prune.first_retained_sequence);
+  {
+    Stmt lowest(conn, Sql::kLowestAuditCursor);
+    KURA_ASSIGN_OR_RETURN(bool row, lowest.Step());
+    if (row && lowest.Int64(1) < first) {
+      return FailedPreconditionError(
+          "the audit log cannot be pruned past an export cursor",
+          "sink " + lowest.Text(0) + " is at " + std::to_string(lowest.Int64(1)));
+    }
+  }
+  {
+    Stmt latest(conn, Sql::kLatestAuditAnchor);
+    KURA_ASSIGN_OR_RETURN(bool row, latest.Step());
+    if (row && !latest.IsNull(0) && latest.Int64(0) >= first) {
+      return AbortedError("the audit log was already pruned this far",
+                          "stored anchor at " + std::to_string(latest.Int64(0)));
+    }
+  }
+  // Patient links, one key range per patient (see next_audit_patient).
+  std::optional<std::string> patient;
+  {
+    Stmt lowest(conn, Sql::kFirstAuditPatient);
+    KURA_ASSIGN_OR_RETURN(bool row, lowest.Step());
+    if (row && !lowest.IsNull(0)) patient = lowest.Text(0);
+  }
+  while (patient) {
+    {
+      Stmt drop(conn, Sql::kPruneAuditPatient);
+      drop.BindText(1, *patient);
+      drop.BindInt64(2, first);
+      KURA_RETURN_IF_ERROR(drop.Run());
+    }
+    std::optional<std::string> following;
+    {
+      Stmt next(conn, Sql::kNextAuditPatient);
+      next.BindText(1, *patient);  // Bound without a copy: `patient` must not change meanwhile.
+      KURA_ASSIGN_OR_RETURN(bool row, next.Step());
+      if (row) following = next.Text(0);
+    }
+    patient = std::move(following);
+  }
+  {
+    Stmt drop(conn, Sql::kPruneAuditRows);
+    drop.BindInt64(1, first);
+    KURA_RETURN_IF_ERROR(drop.Run());
+  }
+  {
+    Stmt drop(conn, Sql::kPruneAuditStatements);
+    drop.BindInt64(1, first);
+    KURA_RETURN_IF_ERROR(drop.Run());
+  }
+  {
+    Stmt insert(conn, Sql::kInsertAuditStatement);
+    insert.BindInt64(1, static_cast<int64_t>(prune.anchor.kind));
+    insert.BindInt64(2, first);
+    insert.BindInt64(3, prune.anchor.time_us);
+    insert.BindText(4, prune.anchor.note);
+    KURA_RETURN_IF_ERROR(insert.Run());
+  }
+  for (const AuditNodeFloor& floor : prune.node_floors) {
+    Stmt drop(conn, Sql::kPruneAuditNodes);
+    drop.BindInt64(1, floor.level);
+    drop.BindInt64(2, static_cast<int64_t>(std::min(floor.first_kept_index, kMaxSequence)));
+    KURA_RETURN_IF_ERROR(drop.Run());
+  }
+  for (const AuditNode& node : prune.kept_leaves) {
+    Stmt insert(conn, Sql::kInsertAuditNode);
+    insert.BindInt64(1, node.level);
+    insert.BindInt64(2, static_cast<int64_t>(node.index));
+    insert.BindBlob(3, node.hash);
+    KURA_RETURN_IF_ERROR(insert.Run());
+  }
+  return Status();
+}
+
+}  // namespace
+
+Status SqliteStore::PruneAudit(const AuditPrune& prune) {
+  if (prune.first_retained_sequence == 0 || prune.first_retained_sequence > kMaxSequence) {
+    return InvalidArgumentError("audit prune needs a first retained sequence above 0");
+  }
+  if (prune.anchor.kind != AuditStatement::Kind::kPruneAnchor ||
+      prune.anchor.tree_size != prune.first_retained_sequence || prune.anchor.note.empty()) {
+    return InvalidArgumentError("audit prune needs its prune anchor");
+  }
+  if (prune.record == nullptr) return InvalidArgumentError("audit prune needs its audit record");
+  for (const AuditNode& node : prune.kept_leaves) {
+    if (node.level != 0 || node.index >= prune.first_retained_sequence) {
+      return InvalidArgumentError("kept audit leaves must be pruned leaves");
+    }
+  }
+  // The unit runs in the writer's queue like a commit: its own savepoint, and the appender adds
+  // the prune's record after the deletion succeeded, so both land or neither does.
+  std::promise<Status> result;
+  std::future<Status> ready = result.get_future();
+  Enqueue({[&prune](Connection& conn) { return ApplyAuditPrune(conn, prune); },
+           [&result](Status s) { result.set_value(std::move(s)); }, prune.record.get(), true});
+  return ready.get();
 }
 
 Status SqliteStore::RecordSchemaVersionForTest(int64_t version) {

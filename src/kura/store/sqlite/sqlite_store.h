@@ -1,17 +1,17 @@
 // SqliteStore: the embedded Store backend, one SQLite database file in WAL mode.
 //
 // Writes go through a single writer connection owned by one writer thread, with group commit:
-// Commit(), CommitAsync(), InsertDataKeyIfAbsent() and PutApiToken() queue their work; the writer
-// takes everything queued (up to `group_commit_max_batch`), runs it in one
-// `BEGIN IMMEDIATE ... COMMIT`, each unit inside its own SAVEPOINT so one failing unit leaves the
-// others intact, and then reports every unit's result in queue order. synchronous=FULL, so a
-// reported success is on disk; many writers share one fsync. Callers never lead a group, so a
-// CommitAsync() caller never blocks. Reads use a pool of `read_connections` query-only
-// connections and never wait for the writer (WAL readers see the last committed snapshot). A
-// checkpoint thread with its own connection copies the WAL into the database file (PASSIVE, so
-// it blocks nobody) whenever the WAL passes `checkpoint_wal_pages`; only when the WAL reaches four
-// times that (sustained writes keep a background checkpoint from ever finishing) does the writer
-// checkpoint itself, which bounds the WAL.
+// Commit(), CommitAsync(), InsertDataKeyIfAbsent(), PutApiToken(), WriteAuditCursor() and
+// PruneAudit() queue their work; the writer takes everything queued (up to
+// `group_commit_max_batch`), runs it in one `BEGIN IMMEDIATE ... COMMIT`, each unit inside its own
+// SAVEPOINT so one failing unit leaves the others intact, and then reports every unit's result in
+// queue order. synchronous=FULL, so a reported success is on disk; many writers share one fsync.
+// Callers never lead a group, so a CommitAsync() caller never blocks. Reads use a pool of
+// `read_connections` query-only connections and never wait for the writer (WAL readers see the last
+// committed snapshot). A checkpoint thread with its own connection copies the WAL into the database
+// file (PASSIVE, so it blocks nobody) whenever the WAL passes `checkpoint_wal_pages`; only when the
+// WAL reaches four times that (sustained writes keep a background checkpoint from ever finishing)
+// does the writer checkpoint itself, which bounds the WAL.
 //
 // The database file and its -wal/-shm companions are created with mode 0600 whatever the umask,
 // and an existing database file is tightened to 0600. Every SQLite failure becomes a Status whose
@@ -107,6 +107,10 @@ class SqliteStore final : public Store, public AuditLogStore {
   StatusOr<AuditPage> SearchAudit(const AuditQuery& query) override;
   StatusOr<uint64_t> ReadAuditCursor(std::string_view name) override;
   Status WriteAuditCursor(std::string_view name, uint64_t next_sequence) override;
+  StatusOr<std::vector<AuditCursor>> ReadAuditCursors() override;
+  StatusOr<std::vector<AuditStatement>> ReadAuditPruneAnchors() override;
+  StatusOr<std::optional<uint64_t>> FindFirstAuditSequenceSince(int64_t time_us) override;
+  Status PruneAudit(const AuditPrune& prune) override;
 
   // writes / transactions is the mean group size. Thread-safe; the two counters are read
   // separately, so they may be one group apart.

@@ -1,0 +1,536 @@
+// Audit log retention over a real SqliteStore: AuditLog::Prune deletes the oldest records behind
+// a signed prune anchor, and what stays still verifies, still proves inclusion, keeps growing and
+// still exposes tampering; pruning never passes an export cursor or an unverified record.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <sqlite3.h>
+#include <stdlib.h>
+
+#include <filesystem>
+#include <map>
+
+#include "kura/audit/audit_log.h"
+#include "kura/audit/tamper_util.h"
+#include "kura/audit/test_util.h"
+#include "kura/store/sqlite/sqlite_store.h"
+
+namespace kura::audit {
+namespace {
+
+using store::AuditRow;
+using store::SqliteStore;
+using store::WriteBatch;
+using testing::SampleRecord;
+using testing::Tamper;
+
+constexpr std::string_view kOrigin = "kura/test/audit";
+constexpr int64_t kFirstEventUs = 1700000000000000;  // SampleRecord(i) is 1 ms after (i - 1).
+
+TimePoint TimeOf(uint64_t i) { return FromMicros(kFirstEventUs + static_cast<int64_t>(i) * 1000); }
+
+std::filesystem::path MakeTempDir() {
+  std::string tmpl = (std::filesystem::temp_directory_path() / "kura-audit-prune-XXXXXX").string();
+  char* made = ::mkdtemp(tmpl.data());
+  return made == nullptr ? std::filesystem::path() : std::filesystem::path(made);
+}
+
+Hash ToHash(const std::string& bytes) {
+  Hash h{};
+  std::copy(bytes.begin(), bytes.end(), h.begin());
+  return h;
+}
+
+// One integer from the database, read behind the store's back.
+int64_t QueryInt(const std::filesystem::path& db_path, const std::string& sql) {
+  sqlite3* db = nullptr;
+  int64_t out = -1;
+  if (sqlite3_open_v2(db_path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr) == SQLITE_OK) {
+    sqlite3_stmt* stmt = nullptr;
+    if (sqlite3_prepare_v2(db, sql.c_str(), -1, &stmt, nullptr) == SQLITE_OK &&
+        sqlite3_step(stmt) == SQLITE_ROW) {
+      out = sqlite3_column_int64(stmt, 0);
+    }
+    sqlite3_finalize(stmt);
+  }
+  sqlite3_close(db);
+  return out;
+}
+
+class AuditPruneTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = MakeTempDir();
+    ASSERT_FALSE(dir_.empty());
+    auto raw = SecretBytes::Random(crypto::kAesKeyBytes);
+    ASSERT_TRUE(raw.ok());
+    key_ = std::make_shared<const crypto::AeadKey>(
+        std::move(*crypto::AeadKey::Create(7, std::move(*raw))));
+    seed_hex_ = testing::Hex(std::string(32, '\x22'));
+    Open();
+  }
+
+  void TearDown() override {
+    Close();
+    std::error_code ec;
+    std::filesystem::remove_all(dir_, ec);
+  }
+
+  void Open(CheckpointPolicy policy = {.every_records = 10, .every = std::chrono::hours(1)}) {
+    auto opened = SqliteStore::Open({.path = db_path()});
+    ASSERT_TRUE(opened.ok()) << opened.status().message();
+    store_ = std::move(*opened);
+    auto log =
+        AuditLog::Open(*store_, key_, lookup(), testing::SignerFromSeedHex(seed_hex_),
+                       {.origin = std::string(kOrigin), .checkpoint_policy = policy}, clock_);
+    ASSERT_TRUE(log.ok()) << log.status().message();
+    log_ = std::move(*log);
+  }
+
+  void Close() {
+    if (store_) store_->Close();
+    log_.reset();
+    store_.reset();
+  }
+
+  std::filesystem::path db_path() const { return dir_ / "kura.db"; }
+
+  AuditKeyLookup lookup() {
+    return [key = key_](uint64_t id) -> StatusOr<std::shared_ptr<const crypto::AeadKey>> {
+      if (id != key->key_id()) return DataLossError("decryption failed");
+      return key;
+    };
+  }
+
+  static AuditRecord Event(uint64_t i) {
+    AuditRecord r = SampleRecord(i);
+    r.sequence = 0;
+    return r;
+  }
+
+  // Events from..from+count-1, one commit each (or one commit for all with `one_batch`).
+  void AppendEvents(uint64_t from, uint64_t count, bool one_batch = false) {
+    if (one_batch) {
+      std::vector<AuditRecord> records;
+      for (uint64_t i = from; i < from + count; ++i) records.push_back(Event(i));
+      WriteBatch batch;
+      batch.audit = AuditLog::Draft(std::move(records));
+      ASSERT_TRUE(store_->Commit(std::move(batch)).ok());
+      return;
+    }
+    for (uint64_t i = from; i < from + count; ++i) {
+      WriteBatch batch;
+      batch.audit = AuditLog::Draft(Event(i));
+      ASSERT_TRUE(store_->Commit(std::move(batch)).ok());
+    }
+  }
+
+  AuditPruneResult Prune(TimePoint cutoff, AuditPruneOptions options = {}) {
+    auto result = log_->Prune(cutoff, options);
+    EXPECT_TRUE(result.ok()) << result.status().ToString();
+    return result.ok() ? *result : AuditPruneResult{};
+  }
+
+  VerifyOptions options() {
+    return {.origin = std::string(kOrigin), .trusted_keys = {log_->verifier_key()}};
+  }
+
+  VerificationReport Verify() {
+    auto report = VerifyStoredLog(*store_, lookup(), options(), {});
+    EXPECT_TRUE(report.ok()) << report.status().message();
+    return report.ok() ? *report : VerificationReport{};
+  }
+
+  std::vector<AuditRow> AllRows() {
+    auto rows = store_->ReadAuditRows(0, 1 << 20);
+    EXPECT_TRUE(rows.ok());
+    return rows.ok() ? *rows : std::vector<AuditRow>();
+  }
+
+  std::vector<Hash> LeafHashes() {
+    std::vector<Hash> out;
+    for (const AuditRow& row : AllRows()) out.push_back(ToHash(row.leaf_hash));
+    return out;
+  }
+
+  std::vector<uint64_t> StatementSizes(store::AuditStatement::Kind kind) {
+    std::vector<uint64_t> out;
+    auto statements = store_->ReadAuditStatements();
+    EXPECT_TRUE(statements.ok());
+    if (!statements.ok()) return out;
+    for (const auto& s : *statements) {
+      if (s.kind == kind) out.push_back(s.tree_size);
+    }
+    return out;
+  }
+
+  // Proves `sequence` against the checkpoint of `tree_size` and compares the path with the one
+  // computed from every leaf.
+  void ExpectProof(uint64_t sequence, uint64_t tree_size, const std::vector<Hash>& all_leaves) {
+    SCOPED_TRACE("sequence " + std::to_string(sequence) + " in " + std::to_string(tree_size));
+    auto evidence = ProveStoredInclusion(*store_, lookup(), kOrigin, {&log_->verifier_key(), 1},
+                                         sequence, tree_size);
+    ASSERT_TRUE(evidence.ok()) << evidence.status().ToString();
+    EXPECT_EQ(evidence->record.sequence, sequence);
+    auto checkpoint =
+        VerifyCheckpoint(evidence->checkpoint_note, kOrigin, {&log_->verifier_key(), 1});
+    ASSERT_TRUE(checkpoint.ok());
+    EXPECT_TRUE(VerifyRecordInclusion(evidence->canonical, evidence->proof, *checkpoint).ok());
+    ASSERT_GE(all_leaves.size(), tree_size);
+    InMemoryLeafHashes reference(std::span<const Hash>(all_leaves.data(), tree_size));
+    auto expected = InclusionPath(sequence, tree_size, reference);
+    ASSERT_TRUE(expected.ok());
+    EXPECT_EQ(evidence->proof.path, *expected);
+  }
+
+  static bool HasIssue(const VerificationReport& report, IssueKind kind) {
+    for (const VerificationIssue& issue : report.issues) {
+      if (issue.kind == kind) return true;
+    }
+    return false;
+  }
+
+  std::filesystem::path dir_;
+  std::string seed_hex_;
+  std::shared_ptr<const crypto::AeadKey> key_;
+  // Prune anchors and prune records are dated a day after the events.
+  FakeClock clock_{FromMicros(kFirstEventUs) + std::chrono::hours(24)};
+  std::unique_ptr<SqliteStore> store_;
+  std::unique_ptr<AuditLog> log_;
+};
+
+TEST_F(AuditPruneTest, DeletesWhatIsOlderThanTheCutoffAndTheRestStillVerifies) {
+  AppendEvents(0, 100);  // Checkpoints at 10, 20, ..., 100.
+  const std::vector<Hash> leaves = LeafHashes();
+  const Hash chain_37 = ToHash(AllRows()[36].chain_hash);
+  AuditPruneResult result = Prune(TimeOf(37));
+  EXPECT_EQ(result.records_pruned, 37u);
+  EXPECT_EQ(result.steps, 1u);
+  EXPECT_EQ(result.first_retained_sequence, 37u);
+  EXPECT_EQ(result.held_back_by, "");
+
+  std::vector<AuditRow> rows = AllRows();
+  ASSERT_EQ(rows.size(), 64u);  // 37..99 and the prune record.
+  EXPECT_EQ(rows.front().sequence, 37u);
+  auto record = ReadAuditRecord(*store_, lookup(), 100);
+  ASSERT_TRUE(record.ok()) << record.status().ToString();
+  EXPECT_EQ(record->category, "system");
+  EXPECT_EQ(record->action, "prune");
+  EXPECT_EQ(record->actor.id, "kura");
+  EXPECT_THAT(record->details,
+              ::testing::Contains(std::pair<std::string, std::string>("prune.records", "37")));
+  EXPECT_THAT(record->details, ::testing::Contains(std::pair<std::string, std::string>(
+                                   "prune.first_sequence", "37")));
+  EXPECT_EQ(ReadAuditRecord(*store_, lookup(), 36).status().code(), StatusCode::kNotFound);
+
+  // Checkpoints of pruned records only are gone; the anchor stands in for them.
+  EXPECT_EQ(StatementSizes(store::AuditStatement::Kind::kCheckpoint),
+            (std::vector<uint64_t>{40, 50, 60, 70, 80, 90, 100}));
+  EXPECT_EQ(StatementSizes(store::AuditStatement::Kind::kPruneAnchor), (std::vector<uint64_t>{37}));
+  auto anchors = store_->ReadAuditPruneAnchors();
+  ASSERT_TRUE(anchors.ok() && anchors->size() == 1u);
+  auto anchor = VerifyPruneAnchor(anchors->front().note, kOrigin, {&log_->verifier_key(), 1});
+  ASSERT_TRUE(anchor.ok());
+  EXPECT_EQ(anchor->first_sequence, 37u);
+  EXPECT_EQ(anchor->chain_head, chain_37);
+  MerkleFrontier frontier;
+  for (uint64_t i = 0; i < 37; ++i) frontier.Append(leaves[i]);
+  EXPECT_EQ(anchor->frontier, frontier);
+
+  VerificationReport report = Verify();
+  EXPECT_TRUE(report.ok()) << report.Summary();
+  EXPECT_EQ(report.first_sequence, 37u);
+  EXPECT_EQ(report.records_checked, 64u);
+  EXPECT_EQ(report.tree_size, 101u);
+  EXPECT_EQ(report.checkpoints_matched, 7u);
+
+  // Leaves 32..36 (the aligned block of 16 around 37) stay as hashes for proofs; older ones go.
+  auto kept = store_->ReadAuditNode(0, 36);
+  ASSERT_TRUE(kept.ok() && kept->has_value());
+  EXPECT_EQ(ToHash(**kept), leaves[36]);
+  auto gone = store_->ReadAuditNode(0, 31);
+  ASSERT_TRUE(gone.ok());
+  EXPECT_FALSE(gone->has_value());
+}
+
+TEST_F(AuditPruneTest, PatientLinksOfPrunedRecordsGoToo) {
+  AppendEvents(0, 60);
+  ASSERT_GT(QueryInt(db_path(), "SELECT COUNT(*) FROM audit_patients WHERE seq < 25"), 0);
+  Prune(TimeOf(25));
+  EXPECT_EQ(QueryInt(db_path(), "SELECT COUNT(*) FROM audit_patients WHERE seq < 25"), 0);
+  EXPECT_GT(QueryInt(db_path(), "SELECT COUNT(*) FROM audit_patients WHERE seq >= 25"), 0);
+  store::AuditQuery query;
+  query.patient_id = "pat-1";
+  query.limit = 1000;
+  auto page = store_->SearchAudit(query);
+  ASSERT_TRUE(page.ok());
+  ASSERT_FALSE(page->rows.empty());
+  for (const AuditRow& row : page->rows) EXPECT_GE(row.sequence, 25u);
+}
+
+TEST_F(AuditPruneTest, IsIdempotentAndWritesNothingWhenNothingIsOldEnough) {
+  AppendEvents(0, 30);
+  AuditPruneResult nothing = Prune(TimeOf(0));
+  EXPECT_EQ(nothing.steps, 0u);
+  EXPECT_EQ(nothing.first_retained_sequence, 0u);
+  EXPECT_EQ(AllRows().size(), 30u);
+  EXPECT_TRUE(StatementSizes(store::AuditStatement::Kind::kPruneAnchor).empty());
+
+  EXPECT_EQ(Prune(TimeOf(15)).records_pruned, 15u);
+  const size_t rows = AllRows().size();
+  AuditPruneResult again = Prune(TimeOf(15));
+  EXPECT_EQ(again.steps, 0u);
+  EXPECT_EQ(again.records_pruned, 0u);
+  EXPECT_EQ(again.first_retained_sequence, 15u);
+  EXPECT_EQ(AllRows().size(), rows);  // No second prune record.
+  EXPECT_TRUE(Verify().ok());
+}
+
+TEST_F(AuditPruneTest, FirstRetainedIsTheFirstRecordBySequenceAtOrAfterTheCutoff) {
+  // Record 12 carries a later time than its neighbours (the clock stepped): it and everything
+  // after it stay, although 13..19 are older than the cutoff.
+  AppendEvents(0, 12);
+  AuditRecord ahead = Event(12);
+  ahead.time_us = ToMicros(TimeOf(50));
+  WriteBatch batch;
+  batch.audit = AuditLog::Draft(ahead);
+  ASSERT_TRUE(store_->Commit(std::move(batch)).ok());
+  AppendEvents(13, 17);
+  EXPECT_EQ(Prune(TimeOf(20)).first_retained_sequence, 12u);
+  EXPECT_EQ(AllRows().front().sequence, 12u);
+  EXPECT_TRUE(Verify().ok());
+}
+
+TEST_F(AuditPruneTest, EverythingOldGoesUpToTheLatestSignedCheckpoint) {
+  AppendEvents(0, 25);  // Checkpoints at 10 and 20; 20..24 are not signed yet.
+  AuditPruneResult result = Prune(TimeOf(1000));
+  EXPECT_EQ(result.first_retained_sequence, 20u);
+  EXPECT_EQ(result.held_back_by, "not covered by a signed checkpoint yet");
+  VerificationReport report = Verify();
+  EXPECT_TRUE(report.ok()) << report.Summary();
+  EXPECT_EQ(report.first_sequence, 20u);
+}
+
+TEST_F(AuditPruneTest, NeverPassesAnExportCursor) {
+  AppendEvents(0, 45);  // Checkpoints at 10, 20, 30, 40.
+  ASSERT_TRUE(store_->WriteAuditCursor("syslog", 25).ok());
+  ASSERT_TRUE(store_->WriteAuditCursor("syslog/checkpoints", 30).ok());
+  AuditPruneResult held = Prune(TimeOf(44));
+  EXPECT_EQ(held.first_retained_sequence, 25u);
+  EXPECT_EQ(held.held_back_by, "export cursor syslog");
+
+  ASSERT_TRUE(store_->WriteAuditCursor("syslog", 44).ok());
+  AuditPruneResult checkpoints_held = Prune(TimeOf(44));
+  EXPECT_EQ(checkpoints_held.first_retained_sequence, 30u);
+  EXPECT_EQ(checkpoints_held.held_back_by, "export cursor syslog/checkpoints");
+  EXPECT_EQ(AllRows().front().sequence, 30u);
+
+  // The store itself refuses, whatever it is handed.
+  store::AuditPrune past;
+  past.first_retained_sequence = 31;
+  past.anchor = {store::AuditStatement::Kind::kPruneAnchor, 31, 0, "not checked here"};
+  past.record = AuditLog::Draft(Event(1000));
+  EXPECT_EQ(store_->PruneAudit(past).code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(AllRows().front().sequence, 30u);
+  EXPECT_EQ(StatementSizes(store::AuditStatement::Kind::kPruneAnchor), (std::vector<uint64_t>{30}));
+  VerificationReport report = Verify();
+  EXPECT_TRUE(report.ok()) << report.Summary();
+}
+
+TEST_F(AuditPruneTest, TheStoreRefusesAnOlderOrEqualPrune) {
+  AppendEvents(0, 30);
+  Prune(TimeOf(20));
+  store::AuditPrune stale;
+  stale.first_retained_sequence = 20;
+  stale.anchor = {store::AuditStatement::Kind::kPruneAnchor, 20, 0, "stale"};
+  stale.record = AuditLog::Draft(Event(1000));
+  EXPECT_EQ(store_->PruneAudit(stale).code(), StatusCode::kAborted);
+  stale.anchor.tree_size = 19;
+  EXPECT_EQ(store_->PruneAudit(stale).code(), StatusCode::kInvalidArgument);
+  EXPECT_TRUE(Verify().ok());
+}
+
+TEST_F(AuditPruneTest, InclusionProofsOfRetainedRecordsStillVerify) {
+  Close();
+  Open({.every_records = 600, .every = std::chrono::hours(1)});
+  AppendEvents(0, 600, /*one_batch=*/true);  // One checkpoint, at 600.
+  std::vector<Hash> leaves = LeafHashes();
+
+  // 300 = 256 + 32 + 8 + 4: the paths of retained leaves need subtrees of every level left of
+  // 300, some from kept nodes (levels 8, 4), some from pruned leaves kept as hashes (288..299).
+  ASSERT_EQ(Prune(TimeOf(300)).first_retained_sequence, 300u);
+  for (uint64_t s : {300u, 301u, 303u, 304u, 319u, 320u, 383u, 384u, 511u, 512u, 599u}) {
+    ExpectProof(s, 600, leaves);
+  }
+  EXPECT_EQ(ProveStoredInclusion(*store_, lookup(), kOrigin, {&log_->verifier_key(), 1}, 299, 600)
+                .status()
+                .code(),
+            StatusCode::kNotFound);
+  // What no retained proof reads any more is gone: level-4 nodes left of the group of 16 around
+  // 300 >> 4, and leaves left of 288.
+  auto node = [&](int level, uint64_t index) {
+    auto got = store_->ReadAuditNode(level, index);
+    EXPECT_TRUE(got.ok());
+    return got.ok() && got->has_value();
+  };
+  EXPECT_FALSE(node(4, 15));
+  EXPECT_TRUE(node(4, 16));
+  EXPECT_TRUE(node(8, 0));
+  EXPECT_FALSE(node(0, 287));
+  EXPECT_TRUE(node(0, 288));
+
+  // A second prune at an odd sequence trims the kept leaves of the first.
+  ASSERT_EQ(Prune(TimeOf(377)).first_retained_sequence, 377u);
+  for (uint64_t s : {377u, 378u, 383u, 384u, 400u, 511u, 512u, 599u}) ExpectProof(s, 600, leaves);
+  EXPECT_FALSE(node(0, 300));
+  EXPECT_FALSE(node(0, 367));
+  EXPECT_TRUE(node(0, 368));
+
+  // Later checkpoints prove old and new records alike.
+  AppendEvents(600, 600, /*one_batch=*/true);
+  auto latest = store_->FindAuditCheckpoint(0);
+  ASSERT_TRUE(latest.ok() && latest->has_value());
+  const uint64_t size = (*latest)->tree_size;
+  ASSERT_EQ(size, 1202u);  // 600 events, 2 prune records, 600 events.
+  std::vector<Hash> all = leaves;
+  std::vector<AuditRow> rows = AllRows();
+  for (const AuditRow& row : rows) {
+    if (row.sequence >= 600) all.push_back(ToHash(row.leaf_hash));
+  }
+  for (uint64_t s : {377u, 599u, 600u, 601u, 1000u, 1201u}) ExpectProof(s, size, all);
+  VerificationReport report = Verify();
+  EXPECT_TRUE(report.ok()) << report.Summary();
+}
+
+TEST_F(AuditPruneTest, TheLogContinuesAfterAPruneAndAcrossReopening) {
+  AppendEvents(0, 50);
+  ASSERT_EQ(Prune(TimeOf(23)).first_retained_sequence, 23u);
+  AppendEvents(50, 20);
+  Close();
+  Open();
+  EXPECT_EQ(log_->committed_size(), 71u);
+  AppendEvents(70, 15);
+  EXPECT_EQ(log_->committed_size(), 86u);
+  VerificationReport report = Verify();
+  EXPECT_TRUE(report.ok()) << report.Summary();
+  EXPECT_EQ(report.first_sequence, 23u);
+  EXPECT_EQ(report.records_checked, 86u - 23u);
+  EXPECT_EQ(report.checkpoints_matched, 6u);  // 30, 40, ..., 80.
+  // And it prunes again from where it stands. The first prune's record (50) is dated after the
+  // cutoff, so it and everything after it stay.
+  ASSERT_EQ(Prune(TimeOf(60)).first_retained_sequence, 50u);
+  EXPECT_TRUE(Verify().ok());
+}
+
+TEST_F(AuditPruneTest, StepsAreBoundedAndOnlyTheLatestAnchorIsKept) {
+  AppendEvents(0, 100);
+  AuditPruneResult result = Prune(TimeOf(90), {.max_records_per_step = 16, .keep_going = nullptr});
+  EXPECT_EQ(result.steps, 6u);  // 16, 32, 48, 64, 80, 90.
+  EXPECT_EQ(result.records_pruned, 90u);
+  EXPECT_EQ(StatementSizes(store::AuditStatement::Kind::kPruneAnchor), (std::vector<uint64_t>{90}));
+  store::AuditQuery prunes;
+  prunes.action = "prune";
+  prunes.limit = 100;
+  auto page = store_->SearchAudit(prunes);
+  ASSERT_TRUE(page.ok());
+  EXPECT_EQ(page->rows.size(), 6u);
+  VerificationReport report = Verify();
+  EXPECT_TRUE(report.ok()) << report.Summary();
+  EXPECT_EQ(report.first_sequence, 90u);
+}
+
+TEST_F(AuditPruneTest, StopsBetweenStepsWhenAskedTo) {
+  AppendEvents(0, 100);
+  int steps_allowed = 2;
+  AuditPruneResult result = Prune(
+      TimeOf(90),
+      {.max_records_per_step = 16, .keep_going = [&steps_allowed] { return steps_allowed-- > 0; }});
+  EXPECT_EQ(result.steps, 2u);
+  EXPECT_EQ(result.first_retained_sequence, 32u);
+  EXPECT_TRUE(Verify().ok());
+}
+
+TEST_F(AuditPruneTest, RefusesToPruneRecordsThatDoNotVerify) {
+  AppendEvents(0, 30);
+  Tamper(db_path(),
+         "UPDATE audit_log SET record = substr(record, 1, 30) || x'00' || "
+         "substr(record, 32) WHERE seq = 5");
+  auto result = log_->Prune(TimeOf(20));
+  EXPECT_EQ(result.status().code(), StatusCode::kDataLoss);
+  // The evidence stays: nothing was deleted, no anchor was signed.
+  EXPECT_EQ(AllRows().size(), 30u);
+  EXPECT_TRUE(StatementSizes(store::AuditStatement::Kind::kPruneAnchor).empty());
+}
+
+TEST_F(AuditPruneTest, RefusesToPruneRecordsRechainedAfterTheirCheckpoint) {
+  AppendEvents(0, 30);
+  // A hole inside the range to prune: deleting past it would hide it for good.
+  Tamper(db_path(), "DELETE FROM audit_log WHERE seq = 13");
+  EXPECT_EQ(log_->Prune(TimeOf(20)).status().code(), StatusCode::kDataLoss);
+  EXPECT_EQ(AllRows().front().sequence, 0u);
+}
+
+TEST_F(AuditPruneTest, RefusesToContinueFromAForgedAnchor) {
+  AppendEvents(0, 40);
+  Prune(TimeOf(15));
+  Tamper(db_path(),
+         "UPDATE audit_statements SET note = replace(note, 'first 15', 'first 16') WHERE kind = 1");
+  EXPECT_EQ(log_->Prune(TimeOf(30)).status().code(), StatusCode::kDataLoss);
+  EXPECT_EQ(AllRows().front().sequence, 15u);
+}
+
+// --- Tampering after a prune ------------------------------------------------------------------
+
+class AuditPruneTamperTest : public AuditPruneTest {
+ protected:
+  void SetUp() override {
+    AuditPruneTest::SetUp();
+    AppendEvents(0, 60);
+    ASSERT_EQ(Prune(TimeOf(25)).first_retained_sequence, 25u);
+    ASSERT_TRUE(Verify().ok());
+  }
+};
+
+TEST_F(AuditPruneTamperTest, ModifiedRetainedRecord) {
+  Tamper(db_path(),
+         "UPDATE audit_log SET record = substr(record, 1, 30) || x'00' || "
+         "substr(record, 32) WHERE seq = 33");
+  VerificationReport report = Verify();
+  EXPECT_TRUE(HasIssue(report, IssueKind::kModified)) << report.Summary();
+  EXPECT_EQ(report.FirstBadSequence(), 33u);
+}
+
+TEST_F(AuditPruneTamperTest, DeletedAnchorLeavesAnUnexplainedMissingPrefix) {
+  Tamper(db_path(), "DELETE FROM audit_statements WHERE kind = 1");
+  VerificationReport report = Verify();
+  EXPECT_TRUE(HasIssue(report, IssueKind::kDeleted)) << report.Summary();
+  EXPECT_EQ(report.FirstBadSequence(), 0u);
+}
+
+TEST_F(AuditPruneTamperTest, ForgedAnchor) {
+  Tamper(db_path(),
+         "UPDATE audit_statements SET note = replace(note, 'chain ', 'chain x') WHERE kind = 1");
+  VerificationReport report = Verify();
+  EXPECT_TRUE(HasIssue(report, IssueKind::kBadCheckpoint)) << report.Summary();
+  EXPECT_FALSE(report.ok());
+}
+
+TEST_F(AuditPruneTamperTest, DeletedFirstRetainedRecords) {
+  // Pruning further by hand, without an anchor for it.
+  Tamper(db_path(), "DELETE FROM audit_log WHERE seq < 28");
+  VerificationReport report = Verify();
+  EXPECT_TRUE(HasIssue(report, IssueKind::kDeleted)) << report.Summary();
+  EXPECT_EQ(report.FirstBadSequence(), 25u);
+}
+
+TEST_F(AuditPruneTamperTest, AnchorMovedToAnotherSequence) {
+  // An anchor only states its own first sequence: relabelling the row changes nothing it says.
+  Tamper(db_path(), "UPDATE audit_statements SET tree_size = 20 WHERE kind = 1");
+  EXPECT_TRUE(Verify().ok());
+  Tamper(db_path(), "DELETE FROM audit_log WHERE seq = 25");
+  VerificationReport report = Verify();
+  EXPECT_TRUE(HasIssue(report, IssueKind::kDeleted)) << report.Summary();
+  EXPECT_EQ(report.FirstBadSequence(), 25u);
+}
+
+}  // namespace
+}  // namespace kura::audit
