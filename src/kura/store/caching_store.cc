@@ -60,14 +60,16 @@ void CachingStore::Insert(ResourceVersion v, std::optional<uint64_t> fill_epoch)
   Shard& shard = ShardFor(key);
   const size_t bytes = v.payload.size() + v.compartment.size() + 2 * key.size() + kEntryOverhead;
   std::lock_guard<std::mutex> lock(shard.mu);
-  if (fill_epoch) {
-    // A commit since the read began may have replaced (or evicted) a newer version than the
-    // one read; do not risk putting an older one back.
-    if (*fill_epoch != shard.commits) return;
-  } else {
-    ++shard.commits;
-  }
   auto it = shard.index.find(key);
+  if (!fill_epoch) {
+    ++shard.commits;
+  } else if (it == shard.index.end() && (*fill_epoch != shard.commits || shard.in_flight != 0)) {
+    // With no entry to compare against, a commit since the read began may have evicted a newer
+    // version than the one read: do not risk putting an older one back. With an entry, the
+    // version comparison below is enough; a newer durable version read from the database
+    // replaces it, so a reader never sees the cache go back behind what it read.
+    return;
+  }
   if (it != shard.index.end()) {
     Entry& entry = *it->second;
     if (entry.version.version >= v.version) return;
@@ -84,18 +86,36 @@ void CachingStore::Insert(ResourceVersion v, std::optional<uint64_t> fill_epoch)
   EvictLocked(shard);
 }
 
-void CachingStore::RememberCommitted(std::vector<ResourceVersion>& versions,
-                                     const CommitResult& result) {
+void CachingStore::BeginCommit(const std::vector<ResourceVersion>& versions) {
+  if (shard_capacity_ == 0) return;
+  for (const ResourceVersion& v : versions) {
+    Shard& shard = ShardFor(KeyOf(v.type, v.id));
+    std::lock_guard<std::mutex> lock(shard.mu);
+    ++shard.commits;
+    ++shard.in_flight;
+  }
+}
+
+void CachingStore::EndCommit(std::vector<ResourceVersion>& versions,
+                             const StatusOr<CommitResult>& result) {
   for (size_t i = 0; i < versions.size(); ++i) {
-    if (i < result.sequences.size()) versions[i].sequence = result.sequences[i];
-    Insert(std::move(versions[i]), std::nullopt);
+    if (shard_capacity_ == 0) return;
+    Shard& shard = ShardFor(KeyOf(versions[i].type, versions[i].id));
+    if (result.ok()) {
+      if (i < result->sequences.size()) versions[i].sequence = result->sequences[i];
+      Insert(std::move(versions[i]), std::nullopt);
+    }
+    std::lock_guard<std::mutex> lock(shard.mu);
+    ++shard.commits;
+    --shard.in_flight;
   }
 }
 
 StatusOr<CommitResult> CachingStore::Commit(WriteBatch batch) {
   std::vector<ResourceVersion> written = batch.resources;
-  KURA_ASSIGN_OR_RETURN(CommitResult result, backend().Commit(std::move(batch)));
-  RememberCommitted(written, result);
+  BeginCommit(written);
+  StatusOr<CommitResult> result = backend().Commit(std::move(batch));
+  EndCommit(written, result);
   return result;
 }
 
@@ -105,11 +125,12 @@ void CachingStore::CommitAsync(WriteBatch batch, CommitCallback done) {
     return;
   }
   auto written = std::make_shared<std::vector<ResourceVersion>>(batch.resources);
+  BeginCommit(*written);
   backend().CommitAsync(std::move(batch),
                         [this, written, done = std::move(done)](StatusOr<CommitResult> result) {
                           // Before the caller hears of the commit, so its next read sees what it
                           // wrote.
-                          if (result.ok()) RememberCommitted(*written, *result);
+                          EndCommit(*written, result);
                           done(std::move(result));
                         });
 }

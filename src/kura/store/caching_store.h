@@ -64,7 +64,11 @@ class CachingStore final : public ForwardingStore {
     std::list<Entry> lru;  // Most recently used first.
     std::unordered_map<std::string_view, std::list<Entry>::iterator> index;  // Views into lru keys.
     size_t bytes = 0;
-    uint64_t commits = 0;  // Bumped by every commit that lands in this shard.
+    uint64_t commits = 0;  // Bumped when a commit touching this shard starts and when it ends.
+    // Commits touching this shard that have started and not yet been remembered. While one is
+    // in flight, the database may already show its version to a reader while another reader's
+    // older result is about to be filled: fills wait until none is in flight.
+    int64_t in_flight = 0;
     int64_t hits = 0;
     int64_t misses = 0;
   };
@@ -80,7 +84,10 @@ class CachingStore final : public ForwardingStore {
   // database read), only if no commit reached the shard since that epoch was taken.
   void Insert(ResourceVersion v, std::optional<uint64_t> fill_epoch);
   // Moves the committed versions into the cache.
-  void RememberCommitted(std::vector<ResourceVersion>& versions, const CommitResult& result);
+  // Around every commit: marks the versions' shards busy, then (ok or not) remembers what
+  // committed and clears the mark.
+  void BeginCommit(const std::vector<ResourceVersion>& versions);
+  void EndCommit(std::vector<ResourceVersion>& versions, const StatusOr<CommitResult>& result);
   void EvictLocked(Shard& shard);
 
   const size_t shard_capacity_;
