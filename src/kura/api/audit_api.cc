@@ -1,7 +1,6 @@
 // Audit log reading: the /audit/v1 JSON API and the FHIR AuditEvent projection.
 #include "kura/api/audit_api.h"
 
-#include <charconv>
 #include <optional>
 
 #include "kura/api/responses.h"
@@ -173,11 +172,11 @@ class AuditApi::Handlers {
     };
     for (const auto& [name, value] : http::ParseQuery(ctx.query)) {
       if (name == "_count") {
-        auto n = ParsePositive(value);
+        auto n = http::ParsePositiveInteger(value);
         if (!n) return InvalidArgumentError("_count must be a positive integer");
         q.limit = std::min(*n, api_.options_.max_page_size);
       } else if (name == "_page") {
-        auto n = ParsePositive(value);
+        auto n = http::ParsePositiveInteger(value);
         if (!n) return InvalidArgumentError("_page is not a valid page cursor");
         q.before_sequence = static_cast<uint64_t>(*n);
         continue;  // The paging links add their own.
@@ -212,13 +211,6 @@ class AuditApi::Handlers {
       keep(name, value);
     }
     return q;
-  }
-
-  static std::optional<int64_t> ParsePositive(std::string_view text) {
-    int64_t v = 0;
-    auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
-    if (ec != std::errc() || p != text.data() + text.size() || v < 1) return std::nullopt;
-    return v;
   }
 
   static std::optional<int> OutcomeCode(std::string_view v) {
@@ -307,23 +299,22 @@ class AuditApi::Handlers {
     co_return JsonResponse(HttpStatus::ok, out.dump(), ctx.request.version(), true);
   }
 
-  StatusOr<uint64_t> SequenceParam(const RequestContext& ctx) {
-    std::string_view text = ctx.params.Get("sequence");
-    uint64_t v = 0;
-    auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
-    if (ec != std::errc() || p != text.data() + text.size()) {
+  // The {sequence} a record route names, noted as the AuditEvent the request reads.
+  static StatusOr<uint64_t> NoteRecordTarget(const RequestContext& ctx, AuditNote& note) {
+    std::optional<uint64_t> sequence = http::ParseUnsignedInteger(ctx.params.Get("sequence"));
+    if (!sequence) {
       return InvalidArgumentError("the record sequence must be a non-negative integer");
     }
-    return v;
+    note.resource_type = "AuditEvent";
+    note.resource_id = std::to_string(*sequence);
+    return *sequence;
   }
 
   asio::awaitable<Response> Record(RequestContext& ctx, AuditNote& note) {
     std::optional<Response> denied = co_await AdmitAdmin(ctx, note);
     if (denied) co_return std::move(*denied);
-    StatusOr<uint64_t> sequence = SequenceParam(ctx);
+    StatusOr<uint64_t> sequence = NoteRecordTarget(ctx, note);
     if (!sequence.ok()) co_return ErrorResponse(sequence.status(), ctx);
-    note.resource_type = "AuditEvent";
-    note.resource_id = std::to_string(*sequence);
     StatusOr<audit::AuditRecord> record = co_await ReadOne(*sequence);
     if (!record.ok()) co_return ErrorResponse(record.status(), ctx);
     note.compartments = record->patient_compartments;
@@ -334,14 +325,12 @@ class AuditApi::Handlers {
   asio::awaitable<Response> Proof(RequestContext& ctx, AuditNote& note) {
     std::optional<Response> denied = co_await AdmitAdmin(ctx, note);
     if (denied) co_return std::move(*denied);
-    StatusOr<uint64_t> sequence = SequenceParam(ctx);
+    StatusOr<uint64_t> sequence = NoteRecordTarget(ctx, note);
     if (!sequence.ok()) co_return ErrorResponse(sequence.status(), ctx);
-    note.resource_type = "AuditEvent";
-    note.resource_id = std::to_string(*sequence);
     uint64_t tree_size = 0;
     for (const auto& [name, value] : http::ParseQuery(ctx.query)) {
       if (name != "tree_size") continue;
-      auto n = ParsePositive(value);
+      auto n = http::ParsePositiveInteger(value);
       if (!n) co_return ErrorResponse(InvalidArgumentError("tree_size must be positive"), ctx);
       tree_size = static_cast<uint64_t>(*n);
     }
@@ -410,14 +399,8 @@ AuditApi::AuditApi(AuditApiOptions options, store::AuditLogStore& store,
 
 void AuditApi::RegisterRoutes(http::Router& router) {
   auto h = std::make_shared<Handlers>(*this);
-  using Method = asio::awaitable<Response> (Handlers::*)(RequestContext&, AuditNote&);
-  auto audited = [this, h](Method method, std::string_view action) {
-    AuditedHandler handler = [h, method](RequestContext& ctx, AuditNote& note) {
-      return ((*h).*method)(ctx, note);
-    };
-    return [this, handler = std::move(handler), action](RequestContext& ctx) {
-      return gate_.Audited(ctx, handler, audit::category::kAdmin, action);
-    };
+  auto audited = [this, h](auto method, std::string_view action) {
+    return gate_.Route(h, method, audit::category::kAdmin, action);
   };
   using V = http::Verb;
   router.Add(V::get, "/audit/v1/records", audited(&Handlers::Records, "audit-search"));
@@ -467,13 +450,10 @@ asio::awaitable<Response> AuditApi::SearchAuditEvents(RequestContext& ctx, Audit
 asio::awaitable<Response> AuditApi::ReadAuditEvent(RequestContext& ctx, AuditNote& note,
                                                    std::string_view id) {
   if (Status s = Handlers::RequireAdmin(note); !s.ok()) co_return ErrorResponse(s, ctx);
-  uint64_t sequence = 0;
-  auto [p, ec] = std::from_chars(id.data(), id.data() + id.size(), sequence);
-  if (ec != std::errc() || p != id.data() + id.size()) {
-    co_return ErrorResponse(NotFoundError("no such resource"), ctx);
-  }
+  std::optional<uint64_t> sequence = http::ParseUnsignedInteger(id);
+  if (!sequence) co_return ErrorResponse(NotFoundError("no such resource"), ctx);
   Handlers h(*this);
-  StatusOr<audit::AuditRecord> record = co_await h.ReadOne(sequence);
+  StatusOr<audit::AuditRecord> record = co_await h.ReadOne(*sequence);
   if (!record.ok()) {
     co_return ErrorResponse(record.status().code() == StatusCode::kNotFound
                                 ? NotFoundError("no such resource")

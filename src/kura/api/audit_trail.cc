@@ -2,6 +2,7 @@
 #include "kura/api/audit_trail.h"
 
 #include <chrono>
+#include <iterator>
 
 #include "kura/base/clock.h"
 
@@ -71,10 +72,9 @@ std::pair<audit::Outcome, std::string_view> OutcomeOfStatus(http::HttpStatus sta
   return {audit::Outcome::kSeriousFailure, "server-error"};
 }
 
-std::vector<audit::AuditRecord> AuditRecordsFor(const AuditNote& note,
-                                                const http::RequestContext& ctx,
+std::vector<audit::AuditRecord> AuditRecordsFor(AuditNote note, const http::RequestContext& ctx,
                                                 http::HttpStatus status, std::string_view tenant) {
-  std::vector<audit::AuditRecord> out = note.preceding;
+  std::vector<audit::AuditRecord> out = std::move(note.preceding);
   audit::AuditRecord& r = out.emplace_back(BaseRecord(ctx));
   r.category = std::string(note.category);
   r.action = std::string(note.action);
@@ -82,12 +82,12 @@ std::vector<audit::AuditRecord> AuditRecordsFor(const AuditNote& note,
   r.outcome = outcome;
   r.outcome_reason = std::string(reason);
   r.actor = ActorOf(note.principal ? &*note.principal : nullptr, tenant);
-  r.patient_compartments = note.compartments;
-  r.resource_type = note.resource_type;
-  r.resource_id = note.resource_id;
-  r.resource_version = note.resource_version;
+  r.patient_compartments = std::move(note.compartments);
+  r.resource_type = std::move(note.resource_type);
+  r.resource_id = std::move(note.resource_id);
+  r.resource_version = std::move(note.resource_version);
   r.details.emplace_back("http.status", std::to_string(static_cast<unsigned>(status)));
-  for (const auto& detail : note.details) r.details.push_back(detail);
+  std::move(note.details.begin(), note.details.end(), std::back_inserter(r.details));
   return out;
 }
 

@@ -37,8 +37,8 @@ struct AuditNote {
 std::pair<audit::Outcome, std::string_view> OutcomeOfStatus(http::HttpStatus status);
 
 // The request's records: `note.preceding`, then the request's own with `status`'s outcome.
-std::vector<audit::AuditRecord> AuditRecordsFor(const AuditNote& note,
-                                                const http::RequestContext& ctx,
+// Takes the note by value: the gate hands over a finished note, a write keeps its own for retries.
+std::vector<audit::AuditRecord> AuditRecordsFor(AuditNote note, const http::RequestContext& ctx,
                                                 http::HttpStatus status, std::string_view tenant);
 
 // The authentication record of a request (success when `principal` is set).

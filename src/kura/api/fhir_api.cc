@@ -79,17 +79,7 @@ std::optional<int64_t> ParseETag(std::string_view etag) {
   if (etag.size() >= 2 && etag.front() == '"' && etag.back() == '"') {
     etag = etag.substr(1, etag.size() - 2);
   }
-  int64_t v = 0;
-  auto [p, ec] = std::from_chars(etag.data(), etag.data() + etag.size(), v);
-  if (ec != std::errc() || p != etag.data() + etag.size() || v < 1) return std::nullopt;
-  return v;
-}
-
-std::optional<int64_t> ParsePositive(std::string_view text) {
-  int64_t v = 0;
-  auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
-  if (ec != std::errc() || p != text.data() + text.size() || v < 1) return std::nullopt;
-  return v;
+  return http::ParsePositiveInteger(etag);
 }
 
 }  // namespace
@@ -146,9 +136,8 @@ class FhirApi::Handlers {
  public:
   explicit Handlers(FhirApi& api) : api_(api) {}
 
-  // Authenticates the bearer credential and checks the response format. Returns the response to
+  // Authenticates (RequestGate::Admit), then checks the response format. Returns the response to
   // send instead (401, 415) or nullopt when the request may proceed.
-  // Authenticates (RequestGate::Admit), then checks the response format (415).
   asio::awaitable<std::optional<Response>> Admit(RequestContext& ctx, AuditNote& note) {
     std::optional<Response> denied = co_await api_.gate_.Admit(ctx, note);
     if (denied) co_return denied;
@@ -468,7 +457,7 @@ class FhirApi::Handlers {
     NoteTarget(note, type, id);
     if (Status s = CheckType(type); !s.ok()) co_return ErrorResponse(s, ctx);
     if (Status s = CheckId(id); !s.ok()) co_return ErrorResponse(s, ctx);
-    std::optional<int64_t> vid = ParsePositive(ctx.params.Get("vid"));
+    std::optional<int64_t> vid = http::ParsePositiveInteger(ctx.params.Get("vid"));
     if (!vid) {
       co_return ErrorResponse(InvalidArgumentError("the version id must be a positive integer"),
                               ctx);
@@ -510,7 +499,7 @@ class FhirApi::Handlers {
     std::string since_text;
     for (const auto& [name, value] : http::ParseQuery(ctx.query)) {
       if (name == "_count") {
-        auto n = ParsePositive(value);
+        auto n = http::ParsePositiveInteger(value);
         if (!n)
           co_return ErrorResponse(InvalidArgumentError("_count must be a positive integer"), ctx);
         q.limit = std::min(*n, api_.options_.history_max_page_size);
@@ -524,7 +513,7 @@ class FhirApi::Handlers {
         q.since = *t;
         since_text = value;
       } else if (name == "_page") {
-        auto n = ParsePositive(value);
+        auto n = http::ParsePositiveInteger(value);
         if (!n)
           co_return ErrorResponse(InvalidArgumentError("_page is not a valid page cursor"), ctx);
         q.before_sequence = *n;
@@ -643,15 +632,8 @@ void FhirApi::RegisterRoutes(http::Router& router) {
   auto bind = [h](auto method) {
     return [h, method](RequestContext& ctx) { return ((*h).*method)(ctx); };
   };
-  // Each route's handler, run under the gate's audit record.
-  using Method = asio::awaitable<Response> (Handlers::*)(RequestContext&, AuditNote&);
-  auto audited = [this, h](Method method, std::string_view action) {
-    AuditedHandler handler = [h, method](RequestContext& ctx, AuditNote& note) {
-      return ((*h).*method)(ctx, note);
-    };
-    return [this, handler = std::move(handler), action](RequestContext& ctx) {
-      return gate_.Audited(ctx, handler, audit::category::kFhir, action);
-    };
+  auto audited = [this, h](auto method, std::string_view action) {
+    return gate_.Route(h, method, audit::category::kFhir, action);
   };
   namespace act = audit::action;
   using V = http::Verb;

@@ -70,7 +70,8 @@ asio::awaitable<Response> RequestGate::Audited(RequestContext& ctx, const Audite
   note.action = action;
   Response response = co_await handler(ctx, note);
   if (note.recorded) co_return response;
-  std::vector<audit::AuditRecord> records = AuditRecordsFor(note, ctx, response.result(), tenant_);
+  std::vector<audit::AuditRecord> records =
+      AuditRecordsFor(std::move(note), ctx, response.result(), tenant_);
   Status recorded = co_await CommitAudit(std::move(records));
   if (!recorded.ok()) {
     log::Error("audit_append_failed", {{"request_id", ctx.request_id},

@@ -11,6 +11,7 @@
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -47,6 +48,21 @@ class RequestGate {
                                                  const AuditedHandler& handler,
                                                  std::string_view category,
                                                  std::string_view action);
+
+  // A route handler running `method` of `handlers` under Audited.
+  template <typename Handlers>
+  http::Handler Route(
+      std::shared_ptr<Handlers> handlers,
+      boost::asio::awaitable<http::Response> (Handlers::*method)(http::RequestContext&, AuditNote&),
+      std::string_view category, std::string_view action) {
+    AuditedHandler handler = [handlers = std::move(handlers), method](http::RequestContext& ctx,
+                                                                      AuditNote& note) {
+      return ((*handlers).*method)(ctx, note);
+    };
+    return [this, handler = std::move(handler), category, action](http::RequestContext& ctx) {
+      return Audited(ctx, handler, category, action);
+    };
+  }
 
   // Commits `records` as one audit-only unit; OK once they are durable.
   boost::asio::awaitable<Status> CommitAudit(std::vector<audit::AuditRecord> records);

@@ -2,6 +2,7 @@
 #include "kura/http/router.h"
 
 #include <algorithm>
+#include <charconv>
 
 namespace kura::http {
 namespace {
@@ -148,6 +149,20 @@ std::vector<std::pair<std::string, std::string>> ParseQuery(std::string_view que
     i = amp + 1;
   }
   return out;
+}
+
+std::optional<uint64_t> ParseUnsignedInteger(std::string_view text) {
+  uint64_t v = 0;
+  auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+  if (ec != std::errc() || p != text.data() + text.size()) return std::nullopt;
+  return v;
+}
+
+std::optional<int64_t> ParsePositiveInteger(std::string_view text) {
+  int64_t v = 0;
+  auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+  if (ec != std::errc() || p != text.data() + text.size() || v < 1) return std::nullopt;
+  return v;
 }
 
 }  // namespace kura::http

@@ -6,6 +6,7 @@
 // thread-safe.
 #pragma once
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <vector>
@@ -22,8 +23,8 @@ class Router {
     const Handler* handler = nullptr;  // Null when no route matched path and method.
     std::string_view route;            // The template, for logs.
     PathParams params;
-    bool path_matched = false;          // True when the path matched another method (405).
-    std::string allowed_methods;        // For the Allow header of a 405.
+    bool path_matched = false;    // True when the path matched another method (405).
+    std::string allowed_methods;  // For the Allow header of a 405.
   };
   Match Find(Verb method, std::string_view path) const;
 
@@ -43,5 +44,10 @@ class Router {
 std::vector<std::pair<std::string, std::string>> ParseQuery(std::string_view query);
 std::string PercentDecode(std::string_view text, bool plus_as_space);
 std::string PercentEncode(std::string_view text);
+
+// A whole decimal number from a path or query value; nullopt for anything else (a sign, spaces,
+// overflow). The positive form also refuses 0.
+std::optional<uint64_t> ParseUnsignedInteger(std::string_view text);
+std::optional<int64_t> ParsePositiveInteger(std::string_view text);
 
 }  // namespace kura::http

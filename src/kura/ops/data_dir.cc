@@ -164,7 +164,8 @@ audit::AuditRecord CliAuditRecord(std::string_view category, std::string_view ac
   return record;
 }
 
-StatusOr<OpenedDataDirectory> OpenDataDirectory(const fs::path& data_dir, const Environment& env) {
+StatusOr<OpenedDataDirectory> OpenDataDirectory(const fs::path& data_dir, const Environment& env,
+                                                DataDirectoryUse use) {
   OpenedDataDirectory out;
   KURA_ASSIGN_OR_RETURN(out.config, LoadConfig(data_dir, env));
   KURA_RETURN_IF_ERROR(CheckDataDirectoryPermissions(out.config));
@@ -177,10 +178,16 @@ StatusOr<OpenedDataDirectory> OpenDataDirectory(const fs::path& data_dir, const 
                                    " does not exist; restore it or run `kura init` on a new "
                                    "directory");
   }
-  // Two readers: the audit verifier reads rows while the key lookup reads data keys.
-  KURA_ASSIGN_OR_RETURN(out.db,
-                        store::SqliteStore::Open(
-                            {.path = db_path, .read_connections = 2, .group_commit_max_batch = 1}));
+  store::SqliteOptions options{.path = db_path};
+  if (use == DataDirectoryUse::kServer) {
+    options.read_connections = static_cast<int>(out.config.storage.read_connections);
+    options.group_commit_max_batch = static_cast<int>(out.config.storage.group_commit_max_batch);
+  } else {
+    // Two readers: the audit verifier reads rows while the key lookup reads data keys.
+    options.read_connections = 2;
+    options.group_commit_max_batch = 1;
+  }
+  KURA_ASSIGN_OR_RETURN(out.db, store::SqliteStore::Open(options));
   return out;
 }
 

@@ -31,24 +31,28 @@ inline constexpr std::string_view kCliActorId = "kura-cli";
 // in details, the only hint of who ran it), time and tenant left for AppendAuditRecord.
 [[nodiscard]] audit::AuditRecord CliAuditRecord(std::string_view category, std::string_view action);
 
-// A data directory opened for an administrative command. Not copyable; movable (the objects the
-// store and the log refer to are heap-allocated and do not move).
+// A data directory opened for the server or an administrative command. Not copyable; movable (the
+// objects the store and the log refer to are heap-allocated and do not move).
 struct OpenedDataDirectory {
   Config config;
   std::unique_ptr<crypto::LocalKeyFileProvider> keys;
-  // Opened by AppendCliAuditRecord. Declared before `db` so that the store is destroyed first:
-  // its destructor finishes queued writes while their appender still exists.
+  // Opened by AppendCliAuditRecord (or the server). Declared before `db` so that the store is
+  // destroyed first: its destructor finishes queued writes while their appender still exists.
   std::optional<AuditLogAccess> audit;
   std::unique_ptr<store::SqliteStore> db;
 };
 
-// Loads the configuration (with `env` overrides), checks permissions as `kura serve` does, loads
-// the key file and opens the database, which must exist (a missing one after a bad restore must
-// not silently become an empty one). FailedPrecondition for a missing directory, configuration
-// or database and for permissions that are too open; InvalidArgument for a bad configuration;
-// the key provider's and the store's errors otherwise.
-[[nodiscard]] StatusOr<OpenedDataDirectory> OpenDataDirectory(const std::filesystem::path& data_dir,
-                                                              const Environment& env);
+// Who opens the directory: the server sizes the store from [storage]; a command needs little.
+enum class DataDirectoryUse { kCommand, kServer };
+
+// Loads the configuration (with `env` overrides), checks permissions, loads the key file and
+// opens the database, which must exist (a missing one after a bad restore must not silently
+// become an empty one). FailedPrecondition for a missing directory, configuration or database and
+// for permissions that are too open; InvalidArgument for a bad configuration; the key provider's
+// and the store's errors otherwise.
+[[nodiscard]] StatusOr<OpenedDataDirectory> OpenDataDirectory(
+    const std::filesystem::path& data_dir, const Environment& env,
+    DataDirectoryUse use = DataDirectoryUse::kCommand);
 
 // Appends `record` to the directory's audit log (opening it on first use) as one durable commit.
 // The error, prefixed "the audit record could not be written", when the log cannot be opened

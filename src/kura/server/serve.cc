@@ -67,13 +67,14 @@ audit::AuditRecord SystemRecord(std::string_view action, const Config& config) {
   return r;
 }
 
-// Signs the log's tail when records wait for a checkpoint and the policy's time is up, so a
-// quiet server still ships a signed tree head every audit.checkpoint_every_seconds.
-class CheckpointHeartbeat {
+// Runs a task on its own thread at once and then every `period` until destroyed; destruction
+// interrupts the wait, and a long task can ask `keep_going()` between steps.
+class PeriodicTask {
  public:
-  CheckpointHeartbeat(store::Store& store, const audit::AuditLog& log)
-      : store_(store), log_(log), thread_([this] { Run(); }) {}
-  ~CheckpointHeartbeat() {
+  using Task = std::function<void(const std::function<bool()>& keep_going)>;
+  PeriodicTask(std::chrono::milliseconds period, Task task)
+      : period_(period), task_(std::move(task)), thread_([this] { Run(); }) {}
+  ~PeriodicTask() {
     {
       std::lock_guard<std::mutex> lock(mu_);
       stopping_ = true;
@@ -84,91 +85,66 @@ class CheckpointHeartbeat {
 
  private:
   void Run() {
-    std::unique_lock<std::mutex> lock(mu_);
-    while (!wake_.wait_for(lock, std::chrono::seconds(1), [this] { return stopping_; })) {
-      if (!log_.CheckpointDue(Clock::System().Now())) continue;
-      lock.unlock();
-      store::WriteBatch batch;
-      batch.audit = audit::AuditLog::Heartbeat();
-      if (Status s = store_.Commit(std::move(batch)).status(); !s.ok()) {
-        log::Error("audit_checkpoint_failed",
-                   {{"code", StatusCodeName(s.code())}, {"detail", s.internal_detail()}});
-      }
-      lock.lock();
-    }
-  }
-
-  store::Store& store_;
-  const audit::AuditLog& log_;
-  std::mutex mu_;
-  std::condition_variable wake_;
-  bool stopping_ = false;
-  std::thread thread_;
-};
-
-// Applies audit.retention_days at start-up and then once a day, off the request path. A run that
-// fails (a log that no longer verifies, a store error) is logged and retried the next day:
-// keeping records longer is the safe side, and the server keeps serving.
-class AuditRetention {
- public:
-  AuditRetention(audit::AuditLog& log, const Config& config)
-      : log_(log), config_(config), thread_([this] { Run(); }) {}
-  ~AuditRetention() {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      stopping_ = true;
-    }
-    wake_.notify_all();
-    thread_.join();
-  }
-
- private:
-  static constexpr std::chrono::hours kPeriod{24};
-
-  void Run() {
-    std::unique_lock<std::mutex> lock(mu_);
-    while (!stopping_) {
-      lock.unlock();
-      RunOnce();
-      lock.lock();
-      wake_.wait_for(lock, kPeriod, [this] { return stopping_; });
-    }
-  }
-
-  void RunOnce() {
-    audit::AuditPruneOptions options;
-    options.actor = SystemRecord(audit::action::kPrune, config_).actor;
-    // A first prune of a long log takes many steps; shutdown need not wait for all of them.
-    options.keep_going = [this] {
+    const std::function<bool()> keep_going = [this] {
       std::lock_guard<std::mutex> lock(mu_);
       return !stopping_;
     };
-    StatusOr<audit::AuditPruneResult> result =
-        ops::ApplyAuditRetention(log_, config_, Clock::System(), std::move(options));
-    if (!result.ok()) {
-      log::Error("audit_prune_failed", {{"code", StatusCodeName(result.status().code())},
-                                        {"reason", result.status().message()},
-                                        {"detail", result.status().internal_detail()}});
-      return;
-    }
-    if (result->steps > 0) {
-      log::Info("audit_pruned", {{"records", result->records_pruned},
-                                 {"first_sequence", result->first_retained_sequence},
-                                 {"retention_days", config_.audit.retention_days}});
-    }
-    if (!result->held_back_by.empty()) {
-      log::Warn("audit_prune_held_back", {{"reason", result->held_back_by},
-                                          {"first_sequence", result->first_retained_sequence}});
+    std::unique_lock<std::mutex> lock(mu_);
+    while (!stopping_) {
+      lock.unlock();
+      task_(keep_going);
+      lock.lock();
+      wake_.wait_for(lock, period_, [this] { return stopping_; });
     }
   }
 
-  audit::AuditLog& log_;
-  const Config& config_;
+  const std::chrono::milliseconds period_;
+  const Task task_;
   std::mutex mu_;
   std::condition_variable wake_;
   bool stopping_ = false;  // Guarded by mu_.
   std::thread thread_;
 };
+
+// Signs the log's tail when records wait for a checkpoint and the policy's time is up, so a
+// quiet server still ships a signed tree head every audit.checkpoint_every_seconds.
+void SignQuietTail(store::Store& store, const audit::AuditLog& log) {
+  if (!log.CheckpointDue(Clock::System().Now())) return;
+  store::WriteBatch batch;
+  batch.audit = audit::AuditLog::Heartbeat();
+  if (Status s = store.Commit(std::move(batch)).status(); !s.ok()) {
+    log::Error("audit_checkpoint_failed",
+               {{"code", StatusCodeName(s.code())}, {"detail", s.internal_detail()}});
+  }
+}
+
+// Applies audit.retention_days (at start-up and then daily). A run that fails (a log that no
+// longer verifies, a store error) is logged and retried the next day: keeping records longer is
+// the safe side, and the server keeps serving.
+void ApplyRetention(audit::AuditLog& log, const Config& config,
+                    const std::function<bool()>& keep_going) {
+  audit::AuditPruneOptions options;
+  options.actor = SystemRecord(audit::action::kPrune, config).actor;
+  // A first prune of a long log takes many steps; shutdown need not wait for all of them.
+  options.keep_going = keep_going;
+  StatusOr<audit::AuditPruneResult> result =
+      ops::ApplyAuditRetention(log, config, Clock::System(), std::move(options));
+  if (!result.ok()) {
+    log::Error("audit_prune_failed", {{"code", StatusCodeName(result.status().code())},
+                                      {"reason", result.status().message()},
+                                      {"detail", result.status().internal_detail()}});
+    return;
+  }
+  if (result->steps > 0) {
+    log::Info("audit_pruned", {{"records", result->records_pruned},
+                               {"first_sequence", result->first_retained_sequence},
+                               {"retention_days", config.audit.retention_days}});
+  }
+  if (!result->held_back_by.empty()) {
+    log::Warn("audit_prune_held_back", {{"reason", result->held_back_by},
+                                        {"first_sequence", result->first_retained_sequence}});
+  }
+}
 
 // The SIEM sinks kura.toml asks for; nullopt when none.
 StatusOr<std::optional<audit::AuditExporterOptions>> ExporterOptions(const Config& config) {
@@ -207,43 +183,32 @@ StatusOr<std::optional<audit::AuditExporterOptions>> ExporterOptions(const Confi
 int Serve(const cli::ServeArgs& args) {
   Environment env = ProcessEnvironment();
   if (!args.listen.empty()) env["KURA_SERVER_LISTEN"] = args.listen;
-  StatusOr<Config> config = LoadConfig(args.data_dir, env);
-  if (!config.ok()) return Fail(config.status());
+  StatusOr<ops::OpenedDataDirectory> dir =
+      ops::OpenDataDirectory(args.data_dir, env, ops::DataDirectoryUse::kServer);
+  if (!dir.ok()) return Fail(dir.status());
+  const Config* config = &dir->config;
   log::Level level = log::Level::kInfo;
   log::ParseLevel(config->log.level, level);
   log::SetMinLevel(level);
-  if (Status s = ops::CheckDataDirectoryPermissions(*config); !s.ok()) return Fail(s);
   auto listen = SplitListen(config->server.listen);
   if (!listen.ok()) return Fail(listen.status());
-
-  std::filesystem::path db_path = ResolvePath(*config, config->storage.sqlite_path);
-  if (!std::filesystem::exists(db_path)) {
-    // A missing database after a bad restore must not silently become an empty one.
-    return Fail(FailedPreconditionError("database " + db_path.string() +
-                                        " does not exist; restore it or run `kura init` on a new "
-                                        "directory"));
-  }
-  auto keys = crypto::LocalKeyFileProvider::Load(ResolvePath(*config, config->keys.key_file));
-  if (!keys.ok()) return Fail(keys.status());
-  auto backend = store::SqliteStore::Open(
-      {.path = db_path,
-       .read_connections = static_cast<int>(config->storage.read_connections),
-       .group_commit_max_batch = static_cast<int>(config->storage.group_commit_max_batch)});
-  if (!backend.ok()) return Fail(backend.status());
+  store::SqliteStore* backend = dir->db.get();
+  crypto::LocalKeyFileProvider* keys = dir->keys.get();
   // The audit log opens before anything can be served: without it every request would fail.
-  auto audit_log = ops::OpenAuditLog(**backend, **keys, *config, Clock::System());
-  if (!audit_log.ok()) return Fail(audit_log.status());
+  auto opened_audit = ops::OpenAuditLog(*backend, *keys, *config, Clock::System());
+  if (!opened_audit.ok()) return Fail(opened_audit.status());
+  ops::AuditLogAccess* audit_log = &dir->audit.emplace(std::move(*opened_audit));
   auto exporter_options = ExporterOptions(*config);
   if (!exporter_options.ok()) return Fail(exporter_options.status());
   std::unique_ptr<audit::AuditExporter> exporter;
   if (*exporter_options) {
-    auto started = audit::AuditExporter::Start(**backend, audit_log->key_lookup,
-                                               std::move(**exporter_options));
+    auto started =
+        audit::AuditExporter::Start(*backend, audit_log->key_lookup, std::move(**exporter_options));
     if (!started.ok()) return Fail(started.status());
     exporter = std::move(*started);
     audit_log->log->SetCommitListener([sink = exporter.get()](uint64_t) { sink->Notify(); });
   }
-  if (Status s = ops::AppendAuditRecord(**backend, SystemRecord(audit::action::kStart, *config),
+  if (Status s = ops::AppendAuditRecord(*backend, SystemRecord(audit::action::kStart, *config),
                                         *config, Clock::System());
       !s.ok()) {
     return Fail(s);
@@ -254,12 +219,11 @@ int Serve(const cli::ServeArgs& args) {
 
   boost::asio::thread_pool blocking(static_cast<size_t>(config->server.blocking_threads));
   // This server is the database's only writer, so the record cache stays coherent.
-  store::CachingStore cached(**backend, static_cast<size_t>(config->storage.record_cache_mib)
-                                            << 20);
+  store::CachingStore cached(*backend, static_cast<size_t>(config->storage.record_cache_mib) << 20);
   store::EncryptingStore store(
-      cached, **keys, config->tenant, static_cast<size_t>(config->keys.data_key_cache_size),
+      cached, *keys, config->tenant, static_cast<size_t>(config->keys.data_key_cache_size),
       [&blocking](std::function<void()> task) { boost::asio::post(blocking, std::move(task)); });
-  auth::ApiTokenAuthenticator authenticator(**backend);
+  auth::ApiTokenAuthenticator authenticator(*backend);
   fhir::BasicValidator validator;
   std::string base = config->server.public_base_url;
   while (!base.empty() && base.back() == '/') base.pop_back();
@@ -267,7 +231,7 @@ int Serve(const cli::ServeArgs& args) {
   api::AuditApi audit_api({.public_base_url = base,
                            .page_size = config->fhir.history_page_size,
                            .max_page_size = config->fhir.history_max_page_size},
-                          **backend, audit_log->key_lookup, audit_log->log->origin(),
+                          *backend, audit_log->key_lookup, audit_log->log->origin(),
                           audit_log->log->verifier_key(), gate, blocking);
   api::FhirApi fhir_api({.public_base_url = base,
                          .software_version = cli::kVersion,
@@ -297,15 +261,19 @@ int Serve(const cli::ServeArgs& args) {
   if (!server.ok()) return Fail(server.status());
   log::Info("starting", {{"version", cli::kVersion},
                          {"storage", config->storage.backend},
-                         {"key_provider", (*keys)->Name()}});
+                         {"key_provider", keys->Name()}});
   Status run;
   {
-    CheckpointHeartbeat heartbeat(**backend, *audit_log->log);
-    AuditRetention retention(*audit_log->log, *config);
+    PeriodicTask heartbeat(std::chrono::seconds(1), [&](const std::function<bool()>&) {
+      SignQuietTail(*backend, *audit_log->log);
+    });
+    PeriodicTask retention(std::chrono::hours(24), [&](const std::function<bool()>& keep_going) {
+      ApplyRetention(*audit_log->log, *config, keep_going);
+    });
     run = (*server)->Run();
     blocking.join();
   }
-  if (Status s = ops::AppendAuditRecord(**backend, SystemRecord(audit::action::kStop, *config),
+  if (Status s = ops::AppendAuditRecord(*backend, SystemRecord(audit::action::kStop, *config),
                                         *config, Clock::System());
       !s.ok()) {
     log::Error("audit_append_failed", {{"event", "system.stop"}, {"detail", s.internal_detail()}});
@@ -313,8 +281,8 @@ int Serve(const cli::ServeArgs& args) {
   // Leave the SIEM current with everything up to the stop record, within a bound.
   if (exporter) exporter->Stop(std::chrono::seconds(5));
   // Store callbacks post to the server's executors: finish them while those still exist.
-  (*backend)->Close();
-  store::SqliteWriterStats writer = (*backend)->WriterStats();
+  backend->Close();
+  store::SqliteWriterStats writer = backend->WriterStats();
   store::RecordCacheStats cache = cached.Stats();
   log::Info("store_closed", {{"transactions", writer.transactions},
                              {"writes", writer.writes},
