@@ -6,13 +6,13 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <sqlite3.h>
-#include <stdlib.h>
 
 #include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <set>
 
+#include "kura/audit/audit_log_fixture.h"
 #include "kura/audit/tamper_util.h"
 #include "kura/audit/test_util.h"
 #include "kura/store/sqlite/sqlite_store.h"
@@ -24,16 +24,8 @@ using store::AuditRow;
 using store::ResourceVersion;
 using store::SqliteStore;
 using store::WriteBatch;
-using testing::SampleRecord;
+using testing::kOrigin;
 using testing::Tamper;
-
-constexpr std::string_view kOrigin = "kura/test/audit";
-
-std::filesystem::path MakeTempDir() {
-  std::string tmpl = (std::filesystem::temp_directory_path() / "kura-audit-log-XXXXXX").string();
-  char* made = ::mkdtemp(tmpl.data());
-  return made == nullptr ? std::filesystem::path() : std::filesystem::path(made);
-}
 
 ResourceVersion Resource(std::string id, int64_t version) {
   ResourceVersion v;
@@ -45,94 +37,9 @@ ResourceVersion Resource(std::string id, int64_t version) {
   return v;
 }
 
-class AuditLogTest : public ::testing::Test {
+class AuditLogTest : public testing::AuditLogFixture {
  protected:
-  void SetUp() override {
-    dir_ = MakeTempDir();
-    ASSERT_FALSE(dir_.empty());
-    auto raw = SecretBytes::Random(crypto::kAesKeyBytes);
-    ASSERT_TRUE(raw.ok());
-    key_ = std::make_shared<const crypto::AeadKey>(
-        std::move(*crypto::AeadKey::Create(7, std::move(*raw))));
-    seed_hex_ = testing::Hex(std::string(32, '\x11'));
-    Open();
-  }
-
-  void TearDown() override {
-    Close();
-    std::error_code ec;
-    std::filesystem::remove_all(dir_, ec);
-  }
-
-  void Open(CheckpointPolicy policy = {.every_records = 10, .every = std::chrono::hours(1)}) {
-    auto opened = SqliteStore::Open({.path = db_path()});
-    ASSERT_TRUE(opened.ok()) << opened.status().message();
-    store_ = std::move(*opened);
-    auto log =
-        AuditLog::Open(*store_, key_, lookup(), testing::SignerFromSeedHex(seed_hex_),
-                       {.origin = std::string(kOrigin), .checkpoint_policy = policy}, clock_);
-    ASSERT_TRUE(log.ok()) << log.status().message();
-    log_ = std::move(*log);
-  }
-
-  void Close() {
-    if (store_) store_->Close();
-    log_.reset();
-    store_.reset();
-  }
-
-  std::filesystem::path db_path() const { return dir_ / "kura.db"; }
-
-  AuditKeyLookup lookup() {
-    return [key = key_](uint64_t id) -> StatusOr<std::shared_ptr<const crypto::AeadKey>> {
-      if (id != key->key_id()) return DataLossError("decryption failed");
-      return key;
-    };
-  }
-
-  AuditRecord Event(uint64_t i) {
-    AuditRecord r = SampleRecord(i);
-    r.sequence = 0;  // The log assigns it.
-    return r;
-  }
-
-  void AppendEvents(uint64_t from, uint64_t count) {
-    for (uint64_t i = from; i < from + count; ++i) {
-      WriteBatch batch;
-      batch.audit = AuditLog::Draft(Event(i));
-      ASSERT_TRUE(store_->Commit(std::move(batch)).ok());
-    }
-  }
-
-  VerificationReport Verify(std::vector<std::string> extra = {}) {
-    auto report = VerifyStoredLog(*store_, lookup(), options(), extra);
-    EXPECT_TRUE(report.ok()) << report.status().message();
-    return report.ok() ? *report : VerificationReport{};
-  }
-
-  VerifyOptions options() {
-    return {.origin = std::string(kOrigin), .trusted_keys = {log_->verifier_key()}};
-  }
-
-  std::vector<AuditRow> AllRows() {
-    auto rows = store_->ReadAuditRows(0, 1 << 20);
-    EXPECT_TRUE(rows.ok());
-    return rows.ok() ? *rows : std::vector<AuditRow>();
-  }
-
-  bool HasIssue(const VerificationReport& report, IssueKind kind) {
-    for (const VerificationIssue& issue : report.issues) {
-      if (issue.kind == kind) return true;
-    }
-    return false;
-  }
-
-  std::filesystem::path dir_;
-  std::string seed_hex_;
-  std::shared_ptr<const crypto::AeadKey> key_;
-  FakeClock clock_{FromMicros(1700000000000000)};
-  std::unique_ptr<SqliteStore> store_;
-  std::unique_ptr<AuditLog> log_;
+  AuditLogTest() : AuditLogFixture("kura-audit-log", '\x11', FromMicros(1700000000000000)) {}
 };
 
 TEST_F(AuditLogTest, RecordsCommitWithTheirWritesInOrderAndDecryptBack) {

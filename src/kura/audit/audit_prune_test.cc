@@ -4,12 +4,12 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <sqlite3.h>
-#include <stdlib.h>
 
 #include <filesystem>
 #include <map>
 
 #include "kura/audit/audit_log.h"
+#include "kura/audit/audit_log_fixture.h"
 #include "kura/audit/tamper_util.h"
 #include "kura/audit/test_util.h"
 #include "kura/store/sqlite/sqlite_store.h"
@@ -18,21 +18,13 @@ namespace kura::audit {
 namespace {
 
 using store::AuditRow;
-using store::SqliteStore;
 using store::WriteBatch;
-using testing::SampleRecord;
+using testing::kOrigin;
 using testing::Tamper;
 
-constexpr std::string_view kOrigin = "kura/test/audit";
 constexpr int64_t kFirstEventUs = 1700000000000000;  // SampleRecord(i) is 1 ms after (i - 1).
 
 TimePoint TimeOf(uint64_t i) { return FromMicros(kFirstEventUs + static_cast<int64_t>(i) * 1000); }
-
-std::filesystem::path MakeTempDir() {
-  std::string tmpl = (std::filesystem::temp_directory_path() / "kura-audit-prune-XXXXXX").string();
-  char* made = ::mkdtemp(tmpl.data());
-  return made == nullptr ? std::filesystem::path() : std::filesystem::path(made);
-}
 
 Hash ToHash(const std::string& bytes) {
   Hash h{};
@@ -56,94 +48,17 @@ int64_t QueryInt(const std::filesystem::path& db_path, const std::string& sql) {
   return out;
 }
 
-class AuditPruneTest : public ::testing::Test {
+class AuditPruneTest : public testing::AuditLogFixture {
  protected:
-  void SetUp() override {
-    dir_ = MakeTempDir();
-    ASSERT_FALSE(dir_.empty());
-    auto raw = SecretBytes::Random(crypto::kAesKeyBytes);
-    ASSERT_TRUE(raw.ok());
-    key_ = std::make_shared<const crypto::AeadKey>(
-        std::move(*crypto::AeadKey::Create(7, std::move(*raw))));
-    seed_hex_ = testing::Hex(std::string(32, '\x22'));
-    Open();
-  }
-
-  void TearDown() override {
-    Close();
-    std::error_code ec;
-    std::filesystem::remove_all(dir_, ec);
-  }
-
-  void Open(CheckpointPolicy policy = {.every_records = 10, .every = std::chrono::hours(1)}) {
-    auto opened = SqliteStore::Open({.path = db_path()});
-    ASSERT_TRUE(opened.ok()) << opened.status().message();
-    store_ = std::move(*opened);
-    auto log =
-        AuditLog::Open(*store_, key_, lookup(), testing::SignerFromSeedHex(seed_hex_),
-                       {.origin = std::string(kOrigin), .checkpoint_policy = policy}, clock_);
-    ASSERT_TRUE(log.ok()) << log.status().message();
-    log_ = std::move(*log);
-  }
-
-  void Close() {
-    if (store_) store_->Close();
-    log_.reset();
-    store_.reset();
-  }
-
-  std::filesystem::path db_path() const { return dir_ / "kura.db"; }
-
-  AuditKeyLookup lookup() {
-    return [key = key_](uint64_t id) -> StatusOr<std::shared_ptr<const crypto::AeadKey>> {
-      if (id != key->key_id()) return DataLossError("decryption failed");
-      return key;
-    };
-  }
-
-  static AuditRecord Event(uint64_t i) {
-    AuditRecord r = SampleRecord(i);
-    r.sequence = 0;
-    return r;
-  }
-
-  // Events from..from+count-1, one commit each (or one commit for all with `one_batch`).
-  void AppendEvents(uint64_t from, uint64_t count, bool one_batch = false) {
-    if (one_batch) {
-      std::vector<AuditRecord> records;
-      for (uint64_t i = from; i < from + count; ++i) records.push_back(Event(i));
-      WriteBatch batch;
-      batch.audit = AuditLog::Draft(std::move(records));
-      ASSERT_TRUE(store_->Commit(std::move(batch)).ok());
-      return;
-    }
-    for (uint64_t i = from; i < from + count; ++i) {
-      WriteBatch batch;
-      batch.audit = AuditLog::Draft(Event(i));
-      ASSERT_TRUE(store_->Commit(std::move(batch)).ok());
-    }
-  }
+  // Prune anchors and prune records are dated a day after the events.
+  AuditPruneTest()
+      : AuditLogFixture("kura-audit-prune", '\x22',
+                        FromMicros(kFirstEventUs) + std::chrono::hours(24)) {}
 
   AuditPruneResult Prune(TimePoint cutoff, AuditPruneOptions options = {}) {
     auto result = log_->Prune(cutoff, options);
     EXPECT_TRUE(result.ok()) << result.status().ToString();
     return result.ok() ? *result : AuditPruneResult{};
-  }
-
-  VerifyOptions options() {
-    return {.origin = std::string(kOrigin), .trusted_keys = {log_->verifier_key()}};
-  }
-
-  VerificationReport Verify() {
-    auto report = VerifyStoredLog(*store_, lookup(), options(), {});
-    EXPECT_TRUE(report.ok()) << report.status().message();
-    return report.ok() ? *report : VerificationReport{};
-  }
-
-  std::vector<AuditRow> AllRows() {
-    auto rows = store_->ReadAuditRows(0, 1 << 20);
-    EXPECT_TRUE(rows.ok());
-    return rows.ok() ? *rows : std::vector<AuditRow>();
   }
 
   std::vector<Hash> LeafHashes() {
@@ -181,21 +96,6 @@ class AuditPruneTest : public ::testing::Test {
     ASSERT_TRUE(expected.ok());
     EXPECT_EQ(evidence->proof.path, *expected);
   }
-
-  static bool HasIssue(const VerificationReport& report, IssueKind kind) {
-    for (const VerificationIssue& issue : report.issues) {
-      if (issue.kind == kind) return true;
-    }
-    return false;
-  }
-
-  std::filesystem::path dir_;
-  std::string seed_hex_;
-  std::shared_ptr<const crypto::AeadKey> key_;
-  // Prune anchors and prune records are dated a day after the events.
-  FakeClock clock_{FromMicros(kFirstEventUs) + std::chrono::hours(24)};
-  std::unique_ptr<SqliteStore> store_;
-  std::unique_ptr<AuditLog> log_;
 };
 
 TEST_F(AuditPruneTest, DeletesWhatIsOlderThanTheCutoffAndTheRestStillVerifies) {

@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "kura/audit/audit_log.h"
+#include "kura/audit/audit_log_fixture.h"
 #include "kura/audit/checkpoint.h"
 #include "kura/audit/export_format.h"
 #include "kura/audit/rsyslog_fixture.h"
@@ -40,12 +41,12 @@ namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 using store::SqliteStore;
 using store::WriteBatch;
+using testing::kOrigin;
 using testing::Listener;
 using testing::RsyslogReceiver;
-using testing::TestPki;
 using testing::Tamper;
+using testing::TestPki;
 
-constexpr std::string_view kOrigin = "kura/test/audit";
 constexpr auto kDeadline = 60s;
 constexpr auto kDrain = 30s;
 
@@ -116,10 +117,9 @@ class ExporterTest : public ::testing::Test {
     ASSERT_FALSE(dir_.empty());
     fs::create_directories(dir_ / "rsyslog");
     receiver_ = std::make_unique<RsyslogReceiver>(dir_ / "rsyslog");
-    auto raw = SecretBytes::Random(crypto::kAesKeyBytes);
-    ASSERT_TRUE(raw.ok());
-    key_ = std::make_shared<const crypto::AeadKey>(
-        std::move(*crypto::AeadKey::Create(7, std::move(*raw))));
+    auto key = testing::NewRecordKey();
+    ASSERT_TRUE(key.ok());
+    key_ = std::move(*key);
   }
 
   void TearDown() override {
@@ -154,12 +154,7 @@ class ExporterTest : public ::testing::Test {
 
   fs::path db_path() const { return dir_ / "kura.db"; }
 
-  AuditKeyLookup lookup() {
-    return [key = key_](uint64_t id) -> StatusOr<std::shared_ptr<const crypto::AeadKey>> {
-      if (id != key->key_id()) return DataLossError("decryption failed");
-      return key;
-    };
-  }
+  AuditKeyLookup lookup() { return testing::KeyLookup(key_); }
 
   // Appends `count` records, one commit each.
   void Append(uint64_t count) {

@@ -5,36 +5,20 @@
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
-#include <stdlib.h>
 
 #include "kura/ops/audit_access.h"
 #include "kura/ops/audit_verify.h"
 #include "kura/ops/data_dir.h"
+#include "kura/ops/data_dir_fixture.h"
 
 namespace kura::ops {
 namespace {
 
 namespace fs = std::filesystem;
 
-fs::path MakeTempDir() {
-  std::string tmpl = (fs::temp_directory_path() / "kura-ops-prune-XXXXXX").string();
-  char* made = ::mkdtemp(tmpl.data());
-  return made == nullptr ? fs::path() : fs::path(made);
-}
-
-class AuditPruneCommandTest : public ::testing::Test {
+class AuditPruneCommandTest : public testing::DataDirTest {
  protected:
-  void SetUp() override {
-    root_ = MakeTempDir();
-    ASSERT_FALSE(root_.empty());
-    auto made = InitDataDirectory(root_ / "data");
-    ASSERT_TRUE(made.ok()) << made.status().message();
-    dir_ = made->data_dir;
-  }
-  void TearDown() override {
-    std::error_code ec;
-    fs::remove_all(root_, ec);
-  }
+  AuditPruneCommandTest() : DataDirTest("kura-ops-prune") {}
 
   // Appends `count` records written now and has them signed, with `clock` as the log's clock.
   void AppendSigned(int count, FakeClock& clock) {
@@ -52,9 +36,6 @@ class AuditPruneCommandTest : public ::testing::Test {
     ASSERT_TRUE(opened->db->Commit(std::move(heartbeat)).ok());
     opened->db->Close();
   }
-
-  fs::path root_;
-  fs::path dir_;
 };
 
 TEST_F(AuditPruneCommandTest, CutoffIsRetentionDaysBeforeNow) {

@@ -7,7 +7,6 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <sqlite3.h>
-#include <stdlib.h>
 
 #include <fstream>
 
@@ -15,17 +14,12 @@
 #include "kura/audit/export_format.h"
 #include "kura/ops/audit_access.h"
 #include "kura/ops/data_dir.h"
+#include "kura/ops/data_dir_fixture.h"
 
 namespace kura::ops {
 namespace {
 
 namespace fs = std::filesystem;
-
-fs::path MakeTempDir() {
-  std::string tmpl = (fs::temp_directory_path() / "kura-ops-XXXXXX").string();
-  char* made = ::mkdtemp(tmpl.data());
-  return made == nullptr ? fs::path() : fs::path(made);
-}
 
 // Runs SQL on the database file, as someone with write access to the disk would; returns the
 // first column of the last row (or "").
@@ -45,19 +39,9 @@ std::string Sql(const fs::path& db_path, const std::string& sql) {
   return last;
 }
 
-class AuditVerifyTest : public ::testing::Test {
+class AuditVerifyTest : public testing::DataDirTest {
  protected:
-  void SetUp() override {
-    root_ = MakeTempDir();
-    ASSERT_FALSE(root_.empty());
-    auto made = InitDataDirectory(root_ / "data");
-    ASSERT_TRUE(made.ok()) << made.status().message();
-    dir_ = made->data_dir;
-  }
-  void TearDown() override {
-    std::error_code ec;
-    fs::remove_all(root_, ec);
-  }
+  AuditVerifyTest() : DataDirTest("kura-ops") {}
 
   fs::path db() const { return dir_ / "kura.db"; }
   int64_t Count(const std::string& where = "1") const {
@@ -68,9 +52,6 @@ class AuditVerifyTest : public ::testing::Test {
         {.data_dir = dir_, .checkpoint_files = std::move(files), .record = record}, {},
         Clock::System());
   }
-
-  fs::path root_;
-  fs::path dir_;
 };
 
 TEST_F(AuditVerifyTest, InitIsAudited) {

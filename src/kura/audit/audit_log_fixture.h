@@ -1,0 +1,150 @@
+// Test-only: an AuditLog over a real SqliteStore in a temporary directory, with the helpers the
+// audit log tests share (appending sample events, reading the stored rows, verifying the log).
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "kura/audit/audit_log.h"
+#include "kura/audit/temp_dir_util.h"
+#include "kura/audit/test_util.h"
+#include "kura/base/clock.h"
+#include "kura/crypto/aead.h"
+#include "kura/store/sqlite/sqlite_store.h"
+
+namespace kura::audit::testing {
+
+// The origin line of the test logs' checkpoints.
+inline constexpr std::string_view kOrigin = "kura/test/audit";
+
+// A random AES key, id 7, to seal records with.
+inline StatusOr<std::shared_ptr<const crypto::AeadKey>> NewRecordKey() {
+  auto raw = SecretBytes::Random(crypto::kAesKeyBytes);
+  if (!raw.ok()) return raw.status();
+  auto key = crypto::AeadKey::Create(7, std::move(*raw));
+  if (!key.ok()) return key.status();
+  return std::make_shared<const crypto::AeadKey>(std::move(*key));
+}
+
+// Finds `key` by its id and nothing else.
+inline AuditKeyLookup KeyLookup(std::shared_ptr<const crypto::AeadKey> key) {
+  return [key = std::move(key)](uint64_t id) -> StatusOr<std::shared_ptr<const crypto::AeadKey>> {
+    if (id != key->key_id()) return DataLossError("decryption failed");
+    return key;
+  };
+}
+
+// Opens the log in SetUp (a checkpoint every 10 records) and closes it and removes the directory
+// in TearDown. A test fixture derives from it and names its directory, its signer's seed and
+// where its clock starts.
+class AuditLogFixture : public ::testing::Test {
+ protected:
+  // `temp_prefix` names the temporary directory; the signer's seed is 32 times `seed_byte`.
+  AuditLogFixture(std::string temp_prefix, char seed_byte, TimePoint clock_start)
+      : seed_hex_(Hex(std::string(32, seed_byte))),
+        clock_(clock_start),
+        temp_prefix_(std::move(temp_prefix)) {}
+
+  void SetUp() override {
+    dir_ = MakeUniqueTempDir(temp_prefix_);
+    ASSERT_FALSE(dir_.empty());
+    auto key = NewRecordKey();
+    ASSERT_TRUE(key.ok());
+    key_ = std::move(*key);
+    Open();
+  }
+
+  void TearDown() override {
+    Close();
+    std::error_code ec;
+    std::filesystem::remove_all(dir_, ec);
+  }
+
+  void Open(CheckpointPolicy policy = {.every_records = 10, .every = std::chrono::hours(1)}) {
+    auto opened = store::SqliteStore::Open({.path = db_path()});
+    ASSERT_TRUE(opened.ok()) << opened.status().message();
+    store_ = std::move(*opened);
+    auto log =
+        AuditLog::Open(*store_, key_, lookup(), SignerFromSeedHex(seed_hex_),
+                       {.origin = std::string(kOrigin), .checkpoint_policy = policy}, clock_);
+    ASSERT_TRUE(log.ok()) << log.status().message();
+    log_ = std::move(*log);
+  }
+
+  void Close() {
+    if (store_) store_->Close();
+    log_.reset();
+    store_.reset();
+  }
+
+  std::filesystem::path db_path() const { return dir_ / "kura.db"; }
+
+  AuditKeyLookup lookup() { return KeyLookup(key_); }
+
+  // SampleRecord(i) as a draft: the log assigns the sequence.
+  static AuditRecord Event(uint64_t i) {
+    AuditRecord r = SampleRecord(i);
+    r.sequence = 0;
+    return r;
+  }
+
+  // Events from..from+count-1, one commit each (or one commit for all with `one_batch`).
+  void AppendEvents(uint64_t from, uint64_t count, bool one_batch = false) {
+    if (one_batch) {
+      std::vector<AuditRecord> records;
+      for (uint64_t i = from; i < from + count; ++i) records.push_back(Event(i));
+      store::WriteBatch batch;
+      batch.audit = AuditLog::Draft(std::move(records));
+      ASSERT_TRUE(store_->Commit(std::move(batch)).ok());
+      return;
+    }
+    for (uint64_t i = from; i < from + count; ++i) {
+      store::WriteBatch batch;
+      batch.audit = AuditLog::Draft(Event(i));
+      ASSERT_TRUE(store_->Commit(std::move(batch)).ok());
+    }
+  }
+
+  // VerifyStoredLog over the whole store, with `extra` checkpoint notes (shipped copies).
+  VerificationReport Verify(std::vector<std::string> extra = {}) {
+    auto report = VerifyStoredLog(*store_, lookup(), options(), extra);
+    EXPECT_TRUE(report.ok()) << report.status().message();
+    return report.ok() ? *report : VerificationReport{};
+  }
+
+  VerifyOptions options() {
+    return {.origin = std::string(kOrigin), .trusted_keys = {log_->verifier_key()}};
+  }
+
+  std::vector<store::AuditRow> AllRows() {
+    auto rows = store_->ReadAuditRows(0, 1 << 20);
+    EXPECT_TRUE(rows.ok());
+    return rows.ok() ? *rows : std::vector<store::AuditRow>();
+  }
+
+  static bool HasIssue(const VerificationReport& report, IssueKind kind) {
+    for (const VerificationIssue& issue : report.issues) {
+      if (issue.kind == kind) return true;
+    }
+    return false;
+  }
+
+  std::filesystem::path dir_;
+  std::string seed_hex_;
+  std::shared_ptr<const crypto::AeadKey> key_;
+  FakeClock clock_;
+  std::unique_ptr<store::SqliteStore> store_;
+  std::unique_ptr<AuditLog> log_;
+
+ private:
+  const std::string temp_prefix_;
+};
+
+}  // namespace kura::audit::testing
