@@ -11,11 +11,24 @@
 namespace kura::audit {
 namespace {
 
-// The drafts AuditLog makes. Records are complete except for their sequence.
+// The drafts AuditLog makes. Records are complete except for their sequence, and their
+// compartment lists are sorted and deduplicated here, on the caller's thread, so the writer
+// thread copies them into the row's patient ids as they are.
 class RecordDraft final : public store::AuditDraft {
  public:
-  explicit RecordDraft(std::vector<AuditRecord> records) : records(std::move(records)) {}
+  explicit RecordDraft(std::vector<AuditRecord> records)
+      : records(Normalized(std::move(records))) {}
   const std::vector<AuditRecord> records;
+
+ private:
+  static std::vector<AuditRecord> Normalized(std::vector<AuditRecord> records) {
+    for (AuditRecord& record : records) {
+      std::vector<std::string>& ids = record.patient_compartments;
+      std::sort(ids.begin(), ids.end());
+      ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+    }
+    return records;
+  }
 };
 
 // Saved appender state: "KAS1" | u64 size | chain head | u32 n | n frontier hashes |
@@ -290,10 +303,7 @@ Status AuditLog::Append(const store::AuditDraft& draft, std::vector<store::Audit
     row.action = record.action;
     row.outcome = static_cast<int>(record.outcome);
     row.actor = record.actor.id;
-    row.patient_ids = record.patient_compartments;
-    std::sort(row.patient_ids.begin(), row.patient_ids.end());
-    row.patient_ids.erase(std::unique(row.patient_ids.begin(), row.patient_ids.end()),
-                          row.patient_ids.end());
+    row.patient_ids = record.patient_compartments;  // Sorted and unique (RecordDraft).
     row.sealed = std::move(*ciphertext);
     row.leaf_hash = HashBytes(sealed->leaf_hash);
     row.chain_hash = HashBytes(sealed->chain_hash);
@@ -559,6 +569,24 @@ StatusOr<VerificationReport> VerifyStoredLog(store::AuditLogStore& store,
   return VerifyLog(reader, options, checkpoints, anchors);
 }
 
+namespace {
+
+// The decoded record of a row, which must carry the row's sequence (a sealed record moved to
+// another row still decrypts and names its own).
+StatusOr<AuditRecord> OpenAuditRecord(const store::AuditRow& row,
+                                      const AuditKeyLookup& key_lookup) {
+  KURA_ASSIGN_OR_RETURN(std::string canonical, OpenAuditRow(row, key_lookup));
+  KURA_ASSIGN_OR_RETURN(AuditRecord record, DecodeAuditRecord(canonical));
+  if (record.sequence != row.sequence) {
+    return DataLossError(
+        "audit record failed its integrity check",
+        "row " + std::to_string(row.sequence) + " holds record " + std::to_string(record.sequence));
+  }
+  return record;
+}
+
+}  // namespace
+
 StatusOr<AuditRecordPage> SearchAuditRecords(store::AuditLogStore& store,
                                              const AuditKeyLookup& key_lookup,
                                              const store::AuditQuery& query) {
@@ -567,13 +595,7 @@ StatusOr<AuditRecordPage> SearchAuditRecords(store::AuditLogStore& store,
   out.next_before_sequence = page.next_before_sequence;
   out.records.reserve(page.rows.size());
   for (const store::AuditRow& row : page.rows) {
-    KURA_ASSIGN_OR_RETURN(std::string canonical, OpenAuditRow(row, key_lookup));
-    KURA_ASSIGN_OR_RETURN(AuditRecord record, DecodeAuditRecord(canonical));
-    if (record.sequence != row.sequence) {
-      return DataLossError("audit record failed its integrity check",
-                           "row " + std::to_string(row.sequence) + " holds record " +
-                               std::to_string(record.sequence));
-    }
+    KURA_ASSIGN_OR_RETURN(AuditRecord record, OpenAuditRecord(row, key_lookup));
     out.records.push_back(std::move(record));
   }
   return out;
@@ -585,10 +607,7 @@ StatusOr<AuditRecord> ReadAuditRecord(store::AuditLogStore& store, const AuditKe
   if (rows.empty() || rows.front().sequence != sequence) {
     return NotFoundError("no such audit record");
   }
-  KURA_ASSIGN_OR_RETURN(std::string canonical, OpenAuditRow(rows.front(), key_lookup));
-  KURA_ASSIGN_OR_RETURN(AuditRecord record, DecodeAuditRecord(canonical));
-  if (record.sequence != sequence) return DataLossError("audit record failed its integrity check");
-  return record;
+  return OpenAuditRecord(rows.front(), key_lookup);
 }
 
 }  // namespace kura::audit

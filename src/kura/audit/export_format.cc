@@ -26,22 +26,13 @@ constexpr std::string_view kCheckpointMsgId = "audit.checkpoint";
 constexpr std::string_view kCheckpointSdName = "kuraCheckpoint";
 constexpr std::string_view kCefNoteLabel = "checkpointNote";
 
-// Length of the well-formed UTF-8 sequence at the start of `s` (RFC 3629 table), 0 if none.
+// Length of the well-formed UTF-8 sequence at the start of non-empty `s`, 0 if none: the
+// length its lead byte announces, when IsValidUtf8 (record.h) accepts that many bytes.
 size_t Utf8SequenceLength(std::string_view s) {
-  auto byte = [&](size_t i) { return static_cast<uint8_t>(s[i]); };
-  auto cont = [&](size_t i, uint8_t lo = 0x80, uint8_t hi = 0xBF) {
-    return i < s.size() && byte(i) >= lo && byte(i) <= hi;
-  };
-  uint8_t b = byte(0);
-  if (b < 0x80) return 1;
-  if (b >= 0xC2 && b <= 0xDF) return cont(1) ? 2 : 0;
-  if (b == 0xE0) return cont(1, 0xA0) && cont(2) ? 3 : 0;
-  if ((b >= 0xE1 && b <= 0xEC) || b == 0xEE || b == 0xEF) return cont(1) && cont(2) ? 3 : 0;
-  if (b == 0xED) return cont(1, 0x80, 0x9F) && cont(2) ? 3 : 0;  // No surrogates.
-  if (b == 0xF0) return cont(1, 0x90) && cont(2) && cont(3) ? 4 : 0;
-  if (b >= 0xF1 && b <= 0xF3) return cont(1) && cont(2) && cont(3) ? 4 : 0;
-  if (b == 0xF4) return cont(1, 0x80, 0x8F) && cont(2) && cont(3) ? 4 : 0;
-  return 0;
+  const auto lead = static_cast<uint8_t>(s[0]);
+  if (lead < 0x80) return 1;
+  const size_t n = lead < 0xE0 ? 2 : lead < 0xF0 ? 3 : 4;
+  return IsValidUtf8(s.substr(0, n)) ? n : 0;
 }
 
 // Calls emit(bytes) for each character of `text`; an invalid byte becomes U+FFFD so no format

@@ -390,10 +390,7 @@ class AuditExporter::Impl {
       Status connected = sink.transport->Connect();
       if (!connected.ok()) return Fail(sink, connected, "connect");
       // Whatever was in flight on the old connection may be lost: resend from the cursors.
-      sink.sent = sink.cursor;
-      sink.sent_checkpoint = sink.checkpoint_cursor;
-      sink.in_flight_records = 0;
-      sink.in_flight_checkpoints = 0;
+      RewindToCursors(sink);
     } else if (InFlight(sink)) {
       // Still connected since the last batch: the most a syslog receiver ever confirms short of
       // closing the connection.
@@ -510,17 +507,24 @@ class AuditExporter::Impl {
     return batch;
   }
 
-  // True when a prune anchor says the records before `sequence` may be gone.
+  // True when a prune anchor says the records before `sequence` may be gone. Reads the anchors
+  // alone (normally one), not every stored checkpoint.
   StatusOr<bool> PrunedBefore(uint64_t sequence) {
-    KURA_ASSIGN_OR_RETURN(std::vector<AuditStatement> statements, store_.ReadAuditStatements());
-    for (const AuditStatement& s : statements) {
-      if (s.kind == AuditStatement::Kind::kPruneAnchor && s.tree_size >= sequence) return true;
-    }
-    return false;
+    KURA_ASSIGN_OR_RETURN(std::vector<AuditStatement> anchors, store_.ReadAuditPruneAnchors());
+    return std::any_of(anchors.begin(), anchors.end(),
+                       [sequence](const AuditStatement& a) { return a.tree_size >= sequence; });
   }
 
   static bool InFlight(const Sink& sink) {
     return sink.sent != sink.cursor || sink.sent_checkpoint != sink.checkpoint_cursor;
+  }
+
+  // Forgets what is in flight: the next batch starts again at the durable cursors.
+  static void RewindToCursors(Sink& sink) {
+    sink.sent = sink.cursor;
+    sink.sent_checkpoint = sink.checkpoint_cursor;
+    sink.in_flight_records = 0;
+    sink.in_flight_checkpoints = 0;
   }
 
   // Makes what was sent durable. The record cursor goes first: a crash in between only resends
@@ -566,10 +570,7 @@ class AuditExporter::Impl {
     }
     if (step == "internal") {
       // An exception left the batch in an unknown state: send it again.
-      sink.sent = sink.cursor;
-      sink.sent_checkpoint = sink.checkpoint_cursor;
-      sink.in_flight_records = 0;
-      sink.in_flight_checkpoints = 0;
+      RewindToCursors(sink);
     }
     // A setting to fix will not fix itself soon: retry at the slowest pace.
     milliseconds wait =

@@ -33,36 +33,30 @@ StatusOr<int> OpenFile(const std::filesystem::path& path) {
       ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY | O_NONBLOCK, 0600);
   if (fd < 0 && (errno == EISDIR || errno == ENXIO)) return NotARegularFile(path);
   if (fd < 0) return UnavailableError(std::string(kUnavailable), Errno("open", path, errno));
-  struct stat st {};
-  if (::fstat(fd, &st) != 0) {
-    int err = errno;
+  // Closes the descriptor and reports errno (read first) for step `what`.
+  auto fail = [&](std::string_view what) -> Status {
+    const int err = errno;
     ::close(fd);
-    return UnavailableError(std::string(kUnavailable), Errno("stat", path, err));
-  }
+    return UnavailableError(std::string(kUnavailable), Errno(what, path, err));
+  };
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) return fail("stat");
   if (!S_ISREG(st.st_mode)) {
     ::close(fd);
     return NotARegularFile(path);
   }
-  if (::fcntl(fd, F_SETFL, O_APPEND) != 0) {
-    int err = errno;
-    ::close(fd);
-    return UnavailableError(std::string(kUnavailable), Errno("fcntl", path, err));
-  }
+  // Clears O_NONBLOCK (wanted only for the open) and keeps O_APPEND.
+  if (::fcntl(fd, F_SETFL, O_APPEND) != 0) return fail("fcntl");
   // An existing file may have been created with a laxer umask; the lines name people.
-  if ((st.st_mode & 07777) != 0600 && ::fchmod(fd, 0600) != 0) {
-    int err = errno;
-    ::close(fd);
-    return UnavailableError(std::string(kUnavailable), Errno("chmod", path, err));
-  }
+  if ((st.st_mode & 07777) != 0600 && ::fchmod(fd, 0600) != 0) return fail("chmod");
   // Make a newly created directory entry durable too, or a crash could lose the whole file
   // after Append reported success.
   std::filesystem::path dir = path.has_parent_path() ? path.parent_path() : ".";
   int dir_fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (dir_fd < 0 || ::fsync(dir_fd) != 0) {
-    int err = errno;
+    Status failed = fail("sync directory of");
     if (dir_fd >= 0) ::close(dir_fd);
-    ::close(fd);
-    return UnavailableError(std::string(kUnavailable), Errno("sync directory of", path, err));
+    return failed;
   }
   ::close(dir_fd);
   return fd;

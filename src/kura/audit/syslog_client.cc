@@ -53,6 +53,14 @@ std::string OpenSslErrors() {
   return out;
 }
 
+// A completion handler that stores the operation's error code and marks it done (for RunUntil).
+auto StoreResult(boost::system::error_code& result, bool& done) {
+  return [&result, &done](const boost::system::error_code& ec, auto&&...) {
+    result = ec;
+    done = true;
+  };
+}
+
 bool IsIpLiteral(const std::string& host) {
   boost::system::error_code ec;
   asio::ip::make_address(host, ec);
@@ -219,11 +227,7 @@ class SyslogClient::Impl {
     if (result) return Failed("resolve", result.message());
 
     done = false;
-    asio::async_connect(socket(), endpoints,
-                        [&](const boost::system::error_code& ec, const tcp::endpoint&) {
-                          result = ec;
-                          done = true;
-                        });
+    asio::async_connect(socket(), endpoints, StoreResult(result, done));
     if (!RunUntil(done, deadline, [&] { CloseSocket(); })) return Failed("connect", "timeout");
     if (result) return Failed("connect", result.message());
     socket().set_option(asio::socket_base::keep_alive(true), result);
@@ -237,10 +241,7 @@ class SyslogClient::Impl {
       }
       tls_->set_verify_callback(ssl::host_name_verification(name));
       done = false;
-      tls_->async_handshake(ssl::stream_base::client, [&](const boost::system::error_code& ec) {
-        result = ec;
-        done = true;
-      });
+      tls_->async_handshake(ssl::stream_base::client, StoreResult(result, done));
       if (!RunUntil(done, deadline, [&] { CloseSocket(); })) return Failed("handshake", "timeout");
       if (result) {
         long verify = SSL_get_verify_result(tls_->native_handle());
@@ -268,14 +269,10 @@ class SyslogClient::Impl {
     for (const auto& m : messages) buffers.push_back(asio::buffer(m));
     boost::system::error_code result;
     bool done = false;
-    auto handler = [&](const boost::system::error_code& ec, size_t) {
-      result = ec;
-      done = true;
-    };
     if (tls_) {
-      asio::async_write(*tls_, buffers, handler);
+      asio::async_write(*tls_, buffers, StoreResult(result, done));
     } else {
-      asio::async_write(plain_, buffers, handler);
+      asio::async_write(plain_, buffers, StoreResult(result, done));
     }
     if (!RunUntil(done, Clock::now() + timeout_, [&] { CloseSocket(); })) {
       return Failed("send", "timeout");
@@ -300,10 +297,7 @@ class SyslogClient::Impl {
     boost::system::error_code result;
     bool done = false;
     if (tls_) {
-      tls_->async_shutdown([&](const boost::system::error_code& ec) {
-        result = ec;
-        done = true;
-      });
+      tls_->async_shutdown(StoreResult(result, done));
       if (!RunUntil(done, deadline, [&] { CloseSocket(); })) return Failed("close", "timeout");
       // A receiver may close TCP without its own close_notify; the data was still read.
       if (result && result != asio::error::eof && result != ssl::error::stream_truncated) {
@@ -316,11 +310,7 @@ class SyslogClient::Impl {
     result = {};
     while (!result) {
       done = false;
-      socket().async_read_some(asio::buffer(sink),
-                               [&](const boost::system::error_code& ec, size_t) {
-                                 result = ec;
-                                 done = true;
-                               });
+      socket().async_read_some(asio::buffer(sink), StoreResult(result, done));
       if (!RunUntil(done, deadline, [&] { CloseSocket(); })) return Failed("close", "timeout");
     }
     CloseSocket();

@@ -16,6 +16,7 @@
 #include <limits>
 #include <set>
 #include <string>
+#include <type_traits>
 #include <utility>
 
 #include "kura/base/log.h"
@@ -621,6 +622,39 @@ AuditStatement ReadAuditStatementRow(const Stmt& row) {
 // Sequences travel as SQLite's signed 64-bit integers.
 constexpr uint64_t kMaxSequence = static_cast<uint64_t>(std::numeric_limits<int64_t>::max());
 
+// Steps `query` to its end and returns read(row) for every row, in order.
+template <typename Read>
+auto ReadAllRows(Stmt& query, Read read)
+    -> StatusOr<std::vector<std::invoke_result_t<Read, const Stmt&>>> {
+  std::vector<std::invoke_result_t<Read, const Stmt&>> out;
+  while (true) {
+    KURA_ASSIGN_OR_RETURN(bool row, query.Step());
+    if (!row) return out;
+    out.push_back(read(query));
+  }
+}
+
+std::string ReadFirstText(const Stmt& row) { return row.Text(0); }
+
+template <typename Conn>
+Status InsertAuditNode(Conn& conn, const AuditNode& node) {
+  Stmt insert(conn, Sql::kInsertAuditNode);
+  insert.BindInt64(1, node.level);
+  insert.BindInt64(2, static_cast<int64_t>(node.index));
+  insert.BindBlob(3, node.hash);
+  return insert.Run();
+}
+
+template <typename Conn>
+Status InsertAuditStatement(Conn& conn, const AuditStatement& statement) {
+  Stmt insert(conn, Sql::kInsertAuditStatement);
+  insert.BindInt64(1, static_cast<int64_t>(statement.kind));
+  insert.BindInt64(2, static_cast<int64_t>(statement.tree_size));
+  insert.BindInt64(3, statement.time_us);
+  insert.BindText(4, statement.note);
+  return insert.Run();
+}
+
 StoredDataKey ReadDataKeyRow(const Stmt& row) {
   StoredDataKey key;
   key.key_id = std::bit_cast<uint64_t>(row.Int64(0));
@@ -897,31 +931,31 @@ void SqliteStore::RunGroup(std::vector<PendingWrite>& group, std::vector<Status>
       return;
     }
     statuses[i] = unit.work ? unit.work(conn) : Status();
-    if (statuses[i].ok() && unit.audit != nullptr) {
-      if (appender == nullptr) {
-        statuses[i] = UnavailableError("audit log unavailable", "no audit appender attached");
-      } else {
-        if (!audit_open) {
-          // The state as committed, read inside this write transaction: another process (an
-          // administrative command) may have appended since this appender last wrote.
-          StatusOr<std::optional<std::string>> saved = ReadAuditStateOn(conn);
-          if (!saved.ok()) {
-            fail_group(saved.status(), "store_audit_state_failed");
-            return;
-          }
-          statuses[i] = appender->BeginTransaction(*saved);
-          audit_open = statuses[i].ok();
+    const bool audit = statuses[i].ok() && unit.audit != nullptr;
+    if (audit && appender == nullptr) {
+      statuses[i] = UnavailableError("audit log unavailable", "no audit appender attached");
+    } else if (audit) {
+      if (!audit_open) {
+        // The state as committed, read inside this write transaction: another process (an
+        // administrative command) may have appended since this appender last wrote.
+        StatusOr<std::optional<std::string>> saved = ReadAuditStateOn(conn);
+        if (!saved.ok()) {
+          fail_group(saved.status(), "store_audit_state_failed");
+          return;
         }
+        statuses[i] = appender->BeginTransaction(*saved);
+        audit_open = statuses[i].ok();
+      }
+      if (audit_open) {
         audit_rows_.clear();
         audit_nodes_.clear();
-        if (audit_open) statuses[i] = appender->Append(*unit.audit, audit_rows_, audit_nodes_);
-        if (statuses[i].ok()) {
-          // The appender has advanced the log: these rows must land or the group must fail.
-          if (Status inserted = InsertAuditRows(conn); !inserted.ok()) {
-            fail_group(inserted, "store_audit_insert_failed");
-            return;
-          }
-        }
+        statuses[i] = appender->Append(*unit.audit, audit_rows_, audit_nodes_);
+      }
+      // The appender has advanced the log: these rows must land or the group must fail.
+      Status inserted = statuses[i].ok() ? InsertAuditRows(conn) : Status();
+      if (!inserted.ok()) {
+        fail_group(inserted, "store_audit_insert_failed");
+        return;
       }
     }
     if (statuses[i].ok()) {
@@ -973,13 +1007,7 @@ Status SqliteStore::InsertAuditRows(Connection& conn) {
       KURA_RETURN_IF_ERROR(link.Run());
     }
   }
-  for (const AuditNode& node : audit_nodes_) {
-    Stmt insert(conn, Sql::kInsertAuditNode);
-    insert.BindInt64(1, node.level);
-    insert.BindInt64(2, static_cast<int64_t>(node.index));
-    insert.BindBlob(3, node.hash);
-    KURA_RETURN_IF_ERROR(insert.Run());
-  }
+  for (const AuditNode& node : audit_nodes_) KURA_RETURN_IF_ERROR(InsertAuditNode(conn, node));
   return Status();
 }
 
@@ -990,12 +1018,7 @@ Status SqliteStore::InsertAuditTail(Connection& conn, const AuditTransactionTail
     KURA_RETURN_IF_ERROR(upsert.Run());
   }
   for (const AuditStatement& statement : tail.statements) {
-    Stmt insert(conn, Sql::kInsertAuditStatement);
-    insert.BindInt64(1, static_cast<int64_t>(statement.kind));
-    insert.BindInt64(2, static_cast<int64_t>(statement.tree_size));
-    insert.BindInt64(3, statement.time_us);
-    insert.BindText(4, statement.note);
-    KURA_RETURN_IF_ERROR(insert.Run());
+    KURA_RETURN_IF_ERROR(InsertAuditStatement(conn, statement));
   }
   return Status();
 }
@@ -1280,11 +1303,7 @@ Status SqliteStore::ReadAuditPatients(Connection& conn, std::vector<AuditRow>& r
   for (AuditRow& r : rows) {
     Stmt query(conn, Sql::kReadAuditPatients);
     query.BindInt64(1, static_cast<int64_t>(r.sequence));
-    while (true) {
-      KURA_ASSIGN_OR_RETURN(bool row, query.Step());
-      if (!row) break;
-      r.patient_ids.push_back(query.Text(0));
-    }
+    KURA_ASSIGN_OR_RETURN(r.patient_ids, ReadAllRows(query, ReadFirstText));
   }
   return Status();
 }
@@ -1297,11 +1316,7 @@ StatusOr<std::vector<AuditRow>> SqliteStore::ReadAuditRows(uint64_t from_sequenc
     Stmt query(lease.conn(), Sql::kReadAuditRows);
     query.BindInt64(1, static_cast<int64_t>(from_sequence));
     query.BindInt64(2, static_cast<int64_t>(std::min<uint64_t>(limit, kMaxSequence)));
-    while (true) {
-      KURA_ASSIGN_OR_RETURN(bool row, query.Step());
-      if (!row) break;
-      rows.push_back(ReadAuditRow(query));
-    }
+    KURA_ASSIGN_OR_RETURN(rows, ReadAllRows(query, ReadAuditRow));
   }
   KURA_RETURN_IF_ERROR(ReadAuditPatients(lease.conn(), rows));
   return rows;
@@ -1325,13 +1340,7 @@ StatusOr<std::optional<std::string>> SqliteStore::ReadAuditNode(int level, uint6
 StatusOr<std::vector<AuditStatement>> SqliteStore::ReadAuditStatements() {
   ReaderLease lease(*this);
   Stmt query(lease.conn(), Sql::kReadAuditStatements);
-  std::vector<AuditStatement> out;
-  while (true) {
-    KURA_ASSIGN_OR_RETURN(bool row, query.Step());
-    if (!row) break;
-    out.push_back(ReadAuditStatementRow(query));
-  }
-  return out;
+  return ReadAllRows(query, ReadAuditStatementRow);
 }
 
 StatusOr<std::optional<AuditStatement>> SqliteStore::FindAuditCheckpoint(uint64_t min_tree_size) {
@@ -1347,18 +1356,12 @@ StatusOr<std::optional<AuditStatement>> SqliteStore::FindAuditCheckpoint(uint64_
 
 StatusOr<std::vector<AuditStatement>> SqliteStore::ReadAuditCheckpointsAfter(uint64_t tree_size,
                                                                              size_t limit) {
-  std::vector<AuditStatement> out;
-  if (limit == 0 || tree_size >= kMaxSequence) return out;
+  if (limit == 0 || tree_size >= kMaxSequence) return std::vector<AuditStatement>();
   ReaderLease lease(*this);
   Stmt query(lease.conn(), Sql::kAuditCheckpointsAfter);
   query.BindInt64(1, static_cast<int64_t>(tree_size));
   query.BindInt64(2, static_cast<int64_t>(std::min<uint64_t>(limit, kMaxSequence)));
-  while (true) {
-    KURA_ASSIGN_OR_RETURN(bool row, query.Step());
-    if (!row) break;
-    out.push_back(ReadAuditStatementRow(query));
-  }
-  return out;
+  return ReadAllRows(query, ReadAuditStatementRow);
 }
 
 StatusOr<AuditPage> SqliteStore::SearchAudit(const AuditQuery& q) {
@@ -1431,25 +1434,15 @@ Status SqliteStore::WriteAuditCursor(std::string_view name, uint64_t next_sequen
 StatusOr<std::vector<AuditCursor>> SqliteStore::ReadAuditCursors() {
   ReaderLease lease(*this);
   Stmt query(lease.conn(), Sql::kReadAuditCursors);
-  std::vector<AuditCursor> out;
-  while (true) {
-    KURA_ASSIGN_OR_RETURN(bool row, query.Step());
-    if (!row) break;
-    out.push_back({query.Text(0), static_cast<uint64_t>(query.Int64(1))});
-  }
-  return out;
+  return ReadAllRows(query, [](const Stmt& row) {
+    return AuditCursor{row.Text(0), static_cast<uint64_t>(row.Int64(1))};
+  });
 }
 
 StatusOr<std::vector<AuditStatement>> SqliteStore::ReadAuditPruneAnchors() {
   ReaderLease lease(*this);
   Stmt query(lease.conn(), Sql::kReadAuditAnchors);
-  std::vector<AuditStatement> out;
-  while (true) {
-    KURA_ASSIGN_OR_RETURN(bool row, query.Step());
-    if (!row) break;
-    out.push_back(ReadAuditStatementRow(query));
-  }
-  return out;
+  return ReadAllRows(query, ReadAuditStatementRow);
 }
 
 StatusOr<std::optional<uint64_t>> SqliteStore::FindFirstAuditSequenceSince(int64_t time_us) {
@@ -1518,27 +1511,15 @@ Status ApplyAuditPrune(Conn& conn, const AuditPrune& prune) {
     drop.BindInt64(1, first);
     KURA_RETURN_IF_ERROR(drop.Run());
   }
-  {
-    Stmt insert(conn, Sql::kInsertAuditStatement);
-    insert.BindInt64(1, static_cast<int64_t>(prune.anchor.kind));
-    insert.BindInt64(2, first);
-    insert.BindInt64(3, prune.anchor.time_us);
-    insert.BindText(4, prune.anchor.note);
-    KURA_RETURN_IF_ERROR(insert.Run());
-  }
+  // PruneAudit checked that the anchor's tree_size is `first`.
+  KURA_RETURN_IF_ERROR(InsertAuditStatement(conn, prune.anchor));
   for (const AuditNodeFloor& floor : prune.node_floors) {
     Stmt drop(conn, Sql::kPruneAuditNodes);
     drop.BindInt64(1, floor.level);
     drop.BindInt64(2, static_cast<int64_t>(std::min(floor.first_kept_index, kMaxSequence)));
     KURA_RETURN_IF_ERROR(drop.Run());
   }
-  for (const AuditNode& node : prune.kept_leaves) {
-    Stmt insert(conn, Sql::kInsertAuditNode);
-    insert.BindInt64(1, node.level);
-    insert.BindInt64(2, static_cast<int64_t>(node.index));
-    insert.BindBlob(3, node.hash);
-    KURA_RETURN_IF_ERROR(insert.Run());
-  }
+  for (const AuditNode& node : prune.kept_leaves) KURA_RETURN_IF_ERROR(InsertAuditNode(conn, node));
   return Status();
 }
 
