@@ -6,6 +6,7 @@
 #include <memory>
 
 #include "kura/base/random.h"
+#include "kura/crypto/hash.h"
 
 namespace kura::crypto {
 namespace {
@@ -48,6 +49,8 @@ StatusOr<AeadKey> AeadKey::Create(uint64_t key_id, SecretBytes key) {
   return AeadKey(key_id, std::move(key));
 }
 
+std::array<uint8_t, 32> AeadKey::Mac(std::string_view data) const { return HmacSha256(key_, data); }
+
 StatusOr<std::string> AeadKey::Encrypt(std::string_view plaintext,
                                        std::string_view associated_data) const {
   std::string out(kRecordOverheadBytes + plaintext.size(), '\0');
@@ -73,8 +76,8 @@ StatusOr<std::string> AeadKey::Encrypt(std::string_view plaintext,
   }
   int final_len = 0;
   if (EVP_EncryptFinal_ex(ctx.get(), ct + plaintext.size(), &final_len) != 1 ||
-      EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_GET_TAG, kGcmTagBytes,
-                          ct + plaintext.size()) != 1) {
+      EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_GET_TAG, kGcmTagBytes, ct + plaintext.size()) !=
+          1) {
     return InternalError("internal error", "AES-GCM finalize failed");
   }
   return out;

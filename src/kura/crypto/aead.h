@@ -8,6 +8,7 @@
 // the record names this key. Thread-safe: Encrypt and Decrypt are const and share no state.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <optional>
 #include <span>
@@ -40,6 +41,10 @@ class AeadKey {
   StatusOr<std::string> Encrypt(std::string_view plaintext, std::string_view associated_data) const;
   // DataLoss ("decryption failed") on any malformed, foreign or tampered record.
   StatusOr<std::string> Decrypt(std::string_view record, std::string_view associated_data) const;
+
+  // HMAC-SHA-256 of `data` under this key. Only for keys kept for MAC use alone (the blind-index
+  // scope): a key never both encrypts and MACs.
+  std::array<uint8_t, 32> Mac(std::string_view data) const;
 
  private:
   AeadKey(uint64_t key_id, SecretBytes key) : key_id_(key_id), key_(std::move(key)) {}

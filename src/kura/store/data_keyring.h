@@ -37,6 +37,8 @@ class DataKeyring {
 
   static std::string PatientScope(std::string_view patient_id);
   static constexpr std::string_view kTenantScope = "tenant";
+  // The key of the tenant's blind search indexes (used for HMAC only, never to encrypt).
+  static constexpr std::string_view kBlindIndexScope = "blind-index";
 
  private:
   StatusOr<std::shared_ptr<const crypto::AeadKey>> Unwrap(const StoredDataKey& stored);

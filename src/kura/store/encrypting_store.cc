@@ -40,23 +40,55 @@ Status EncryptingStore::Seal(ResourceVersion& v, const crypto::AeadKey& key) {
   return Status::Ok();
 }
 
+std::string EncryptingStore::BlindValue(const crypto::AeadKey& key, std::string_view param,
+                                        int column, std::string_view value) {
+  std::string input = "kura-blind-v1\x1f";
+  input += param;
+  input += '\x1f';
+  input += column == 2 ? '2' : '1';
+  input += '\x1f';
+  input += value;
+  std::array<uint8_t, 32> mac = key.Mac(input);
+  SecureWipe(input.data(), input.size());
+  return std::string(reinterpret_cast<const char*>(mac.data()), 16);
+}
+
+namespace {
+
+bool HasBlindRows(const WriteBatch& batch) {
+  for (const ResourceVersion& v : batch.resources) {
+    if (v.deleted) continue;
+    for (const IndexEntry& e : v.index) {
+      if (e.blind) return true;
+    }
+  }
+  return false;
+}
+
+}  // namespace
+
 StatusOr<EncryptingStore::EntryKeys> EncryptingStore::SealingKeys(const WriteBatch& batch,
                                                                   KeySource source) {
+  auto key_for = [&](const std::string& scope) -> StatusOr<std::shared_ptr<const crypto::AeadKey>> {
+    if (source == KeySource::kCacheOnly) {
+      auto key = keyring_.CachedKeyForScope(scope);
+      if (key == nullptr) return UnavailableError("data key not cached");
+      return key;
+    }
+    return keyring_.KeyForScope(scope);
+  };
   EntryKeys keys;
-  keys.reserve(batch.resources.size());
+  keys.sealing.reserve(batch.resources.size());
   for (const ResourceVersion& v : batch.resources) {
     if (v.deleted) {
-      keys.emplace_back();
+      keys.sealing.emplace_back();
       continue;
     }
-    if (source == KeySource::kCacheOnly) {
-      auto key = keyring_.CachedKeyForScope(ScopeOf(v));
-      if (key == nullptr) return UnavailableError("data key not cached");
-      keys.push_back(std::move(key));
-    } else {
-      KURA_ASSIGN_OR_RETURN(auto key, keyring_.KeyForScope(ScopeOf(v)));
-      keys.push_back(std::move(key));
-    }
+    KURA_ASSIGN_OR_RETURN(auto key, key_for(ScopeOf(v)));
+    keys.sealing.push_back(std::move(key));
+  }
+  if (HasBlindRows(batch)) {
+    KURA_ASSIGN_OR_RETURN(keys.blind, key_for(std::string(DataKeyring::kBlindIndexScope)));
   }
   return keys;
 }
@@ -68,9 +100,56 @@ Status EncryptingStore::SealAll(WriteBatch& batch, const EntryKeys& keys) {
       v.payload.clear();
       continue;
     }
-    KURA_RETURN_IF_ERROR(Seal(v, *keys[i]));
+    KURA_RETURN_IF_ERROR(Seal(v, *keys.sealing[i]));
+    for (IndexEntry& e : v.index) {
+      if (!e.blind) continue;
+      e.key = BlindValue(*keys.blind, e.param, 1, e.key);
+      e.key2 = e.key2.empty() ? std::string() : BlindValue(*keys.blind, e.param, 2, e.key2);
+    }
   }
   return Status::Ok();
+}
+
+Status EncryptingStore::BlindQuery(IndexQuery& query, const crypto::AeadKey& key) {
+  for (IndexClause& clause : query.all_of) {
+    for (IndexMatch& m : clause.any_of) {
+      if (m.chain) {
+        auto chain = std::make_shared<IndexQuery>(*m.chain);
+        KURA_RETURN_IF_ERROR(BlindQuery(*chain, key));
+        m.chain = std::move(chain);
+      }
+      if (!clause.blind) continue;
+      if (m.key_prefix || m.key_contains || m.chain) {
+        return InvalidArgumentError("a blind parameter matches by equality only");
+      }
+      if (m.key) m.key = BlindValue(key, clause.param, 1, *m.key);
+      if (m.key2)
+        m.key2 = m.key2->empty() ? std::string() : BlindValue(key, clause.param, 2, *m.key2);
+    }
+  }
+  return Status::Ok();
+}
+
+namespace {
+
+bool HasBlindClause(const IndexQuery& query) {
+  for (const IndexClause& clause : query.all_of) {
+    if (clause.blind) return true;
+    for (const IndexMatch& m : clause.any_of) {
+      if (m.chain && HasBlindClause(*m.chain)) return true;
+    }
+  }
+  return false;
+}
+
+}  // namespace
+
+StatusOr<IndexPage> EncryptingStore::Search(const IndexQuery& query) {
+  if (!HasBlindClause(query)) return backend().Search(query);
+  KURA_ASSIGN_OR_RETURN(auto key, keyring_.KeyForScope(std::string(DataKeyring::kBlindIndexScope)));
+  IndexQuery blinded = query;
+  KURA_RETURN_IF_ERROR(BlindQuery(blinded, *key));
+  return backend().Search(blinded);
 }
 
 Status EncryptingStore::Open(ResourceVersion& v) {

@@ -5,7 +5,8 @@
 // record (docs/formats/encrypted-record.md) whose associated data binds tenant, resource type, id
 // and version, so a record copied to another row fails to decrypt. A failed decryption returns
 // DataLoss "decryption failed" and is logged as an integrity failure; altered data is never
-// returned. Delete markers carry no payload.
+// returned. Delete markers carry no payload. Blind search-index rows (search_index.h) leave here
+// as keyed hashes, and blind search clauses are hashed the same way before the backend runs them.
 //
 // CommitAsync and the *IfCached reads never block: they use only data keys already in the
 // keyring's cache. A commit that needs a key not yet cached (a new patient's first record) seals
@@ -37,6 +38,14 @@ class EncryptingStore final : public ForwardingStore {
   StatusOr<ResourceVersion> ReadVersion(std::string_view type, std::string_view id,
                                         int64_t version) override;
   StatusOr<HistoryPage> History(const HistoryQuery& query) override;
+  // Replaces the values of blind clauses with their keyed hashes, then searches the backend.
+  StatusOr<IndexPage> Search(const IndexQuery& query) override;
+
+  // The keyed hash a blind index value is stored as: the first 16 bytes of HMAC-SHA-256 under the
+  // tenant's blind-index key over "kura-blind-v1", the parameter, which column (1 key, 2 key2)
+  // and the value, separated by 0x1F (exposed for tests and docs).
+  static std::string BlindValue(const crypto::AeadKey& key, std::string_view param, int column,
+                                std::string_view value);
 
   // The associated data bound into a resource record (exposed for tests and docs).
   static std::string RecordAssociatedData(std::string_view tenant, std::string_view type,
@@ -45,7 +54,10 @@ class EncryptingStore final : public ForwardingStore {
  private:
   static std::string ScopeOf(const ResourceVersion& v);
   // The sealing key of each batch entry, in order; null for delete markers (no payload).
-  using EntryKeys = std::vector<std::shared_ptr<const crypto::AeadKey>>;
+  struct EntryKeys {
+    std::vector<std::shared_ptr<const crypto::AeadKey>> sealing;
+    std::shared_ptr<const crypto::AeadKey> blind;  // Set when a version has blind index rows.
+  };
   enum class KeySource {
     kCacheOnly,     // Never blocks; Unavailable as soon as one key is not cached.
     kLoadOrCreate,  // Loads or creates keys as needed (may block on the store).
@@ -54,6 +66,7 @@ class EncryptingStore final : public ForwardingStore {
   Status Seal(ResourceVersion& v, const crypto::AeadKey& key);
   Status SealAll(WriteBatch& batch, const EntryKeys& keys);
   Status Open(ResourceVersion& v);
+  Status BlindQuery(IndexQuery& query, const crypto::AeadKey& key);
   // Open() with a cached key only; nullopt when the key is not cached.
   std::optional<StatusOr<ResourceVersion>> OpenIfKeyCached(StatusOr<ResourceVersion> v);
 

@@ -227,5 +227,65 @@ TEST_F(EncryptingStoreTest, WrongMasterKeyCannotOpenData) {
   EXPECT_EQ(encrypted_->ReadCurrent("Patient", "p").status().message(), "decryption failed");
 }
 
+TEST_F(EncryptingStoreTest, BlindIndexRowsReachTheBackendOnlyAsKeyedHashes) {
+  const std::string marker = "markerblindzq";
+  ResourceVersion v = Version("Patient", "p1", 1, "p1", "{}");
+  v.index = {IndexEntry{"name", marker, "", std::nullopt, std::nullopt, true},
+             IndexEntry{"identifier", "12345", "urn:oid:1.2", std::nullopt, std::nullopt, true},
+             IndexEntry{"gender", "female", "", std::nullopt, std::nullopt, false}};
+  Write(std::move(v));
+  Write(Version("Patient", "p2", 1, "p2", "{}"));
+
+  auto search = [&](Store& store, std::string param, std::string key,
+                    std::optional<std::string> key2, bool blind) {
+    IndexQuery q;
+    q.type = "Patient";
+    IndexClause c;
+    c.param = std::move(param);
+    c.blind = blind;
+    IndexMatch m;
+    m.key = std::move(key);
+    m.key2 = std::move(key2);
+    c.any_of.push_back(m);
+    q.all_of.push_back(c);
+    std::vector<std::string> ids;
+    auto page = store.Search(q);
+    EXPECT_TRUE(page.ok()) << page.status().ToString();
+    if (page.ok()) {
+      for (const IndexHit& hit : page->hits) ids.push_back(hit.id);
+    }
+    return ids;
+  };
+  EXPECT_EQ(search(*encrypted_, "name", marker, std::nullopt, true),
+            std::vector<std::string>{"p1"});
+  EXPECT_EQ(search(*encrypted_, "identifier", "12345", "urn:oid:1.2", true),
+            std::vector<std::string>{"p1"});
+  EXPECT_TRUE(search(*encrypted_, "identifier", "12345", "urn:oid:9", true).empty());
+  EXPECT_EQ(search(*encrypted_, "gender", "female", std::nullopt, false),
+            std::vector<std::string>{"p1"});
+  // The backend holds the hash, not the value: the clear value finds nothing there.
+  EXPECT_TRUE(search(*backend_, "name", marker, std::nullopt, false).empty());
+  // A blind clause matches by equality only.
+  IndexQuery prefix;
+  prefix.type = "Patient";
+  IndexClause c;
+  c.param = "name";
+  c.blind = true;
+  IndexMatch m;
+  m.key_prefix = "mark";
+  c.any_of.push_back(m);
+  prefix.all_of.push_back(c);
+  EXPECT_EQ(encrypted_->Search(prefix).status().code(), StatusCode::kInvalidArgument);
+
+  backend_->Close();
+  encrypted_.reset();
+  backend_.reset();
+  for (const char* file : {"kura.db", "kura.db-wal"}) {
+    if (!std::filesystem::exists(dir_ / file)) continue;
+    EXPECT_EQ(FileBytes(dir_ / file).find(marker), std::string::npos) << file;
+    EXPECT_EQ(FileBytes(dir_ / file).find("urn:oid:1.2"), std::string::npos) << file;
+  }
+}
+
 }  // namespace
 }  // namespace kura::store

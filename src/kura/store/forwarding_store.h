@@ -26,6 +26,7 @@ class ForwardingStore : public Store {
   StatusOr<HistoryPage> History(const HistoryQuery& query) override {
     return backend_.History(query);
   }
+  StatusOr<IndexPage> Search(const IndexQuery& query) override { return backend_.Search(query); }
   std::optional<StatusOr<ResourceVersion>> ReadCurrentIfCached(std::string_view type,
                                                                std::string_view id) override {
     return backend_.ReadCurrentIfCached(type, id);

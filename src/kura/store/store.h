@@ -25,6 +25,7 @@
 
 #include "kura/base/clock.h"
 #include "kura/base/status.h"
+#include "kura/store/search_index.h"
 
 namespace kura::store {
 
@@ -39,6 +40,9 @@ struct ResourceVersion {
   std::string compartment;  // Patient id of the record's patient compartment; "" when none.
   std::string payload;
   int64_t sequence = 0;  // Set by Commit: the global commit order, which history follows.
+  // On write: the search-index rows of this version (search_index.h), which replace the
+  // resource's rows when it commits; a delete marker has none. Reads leave it empty.
+  std::vector<IndexEntry> index;
 };
 
 // One atomic unit of writes.
@@ -116,6 +120,10 @@ class Store {
   virtual StatusOr<ResourceVersion> ReadVersion(std::string_view type, std::string_view id,
                                                 int64_t version) = 0;
   virtual StatusOr<HistoryPage> History(const HistoryQuery& query) = 0;
+  // The current, not deleted resources of query.type whose index rows match (search_index.h), in
+  // the query's order. InvalidArgument for a query the backend cannot run (a prefix match on a
+  // blind clause, an empty type).
+  virtual StatusOr<IndexPage> Search(const IndexQuery& query) = 0;
 
   // ReadCurrent / ReadVersion answered from memory without blocking, or nullopt when the answer
   // would need the database (the caller then uses the blocking call on a thread that may block).

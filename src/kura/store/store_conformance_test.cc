@@ -1025,8 +1025,324 @@ StoreFactory CachedSqliteFactory(size_t capacity_bytes) {
   };
 }
 
+// --- Search index -----------------------------------------------------------------------------
+
+IndexEntry Token(std::string param, std::string code, std::string system = "") {
+  IndexEntry e;
+  e.param = std::move(param);
+  e.key = std::move(code);
+  e.key2 = std::move(system);
+  return e;
+}
+
+IndexEntry Range(std::string param, double low, double high) {
+  IndexEntry e;
+  e.param = std::move(param);
+  e.low = low;
+  e.high = high;
+  return e;
+}
+
+ResourceVersion Indexed(std::string type, std::string id, int64_t version,
+                        std::vector<IndexEntry> index) {
+  ResourceVersion r = Res(std::move(type), std::move(id), version);
+  r.index = std::move(index);
+  return r;
+}
+
+IndexMatch KeyIs(std::string key, std::optional<std::string> key2 = std::nullopt) {
+  IndexMatch m;
+  m.key = std::move(key);
+  m.key2 = std::move(key2);
+  return m;
+}
+
+IndexClause Clause(std::string param, std::vector<IndexMatch> any_of,
+                   IndexClause::Mode mode = IndexClause::Mode::kMatch) {
+  IndexClause c;
+  c.param = std::move(param);
+  c.mode = mode;
+  c.any_of = std::move(any_of);
+  return c;
+}
+
+IndexQuery IndexSearch(std::string type, std::vector<IndexClause> all_of, int64_t limit = 100) {
+  IndexQuery q;
+  q.type = std::move(type);
+  q.all_of = std::move(all_of);
+  q.limit = limit;
+  return q;
+}
+
+class SearchConformanceTest : public StoreConformanceTest {
+ protected:
+  std::vector<std::string> Ids(const IndexQuery& query) {
+    StatusOr<IndexPage> page = store().Search(query);
+    EXPECT_THAT(page, IsOk());
+    std::vector<std::string> ids;
+    if (!page.ok()) return ids;
+    for (const IndexHit& hit : page->hits) ids.push_back(hit.id);
+    return ids;
+  }
+
+  // Pages forward through `query` `page_size` at a time.
+  std::vector<std::string> AllPages(IndexQuery query, int64_t page_size) {
+    query.limit = page_size;
+    std::vector<std::string> ids;
+    for (int pages = 0; pages < 1000; ++pages) {
+      StatusOr<IndexPage> page = store().Search(query);
+      EXPECT_THAT(page, IsOk());
+      if (!page.ok()) break;
+      for (const IndexHit& hit : page->hits) ids.push_back(hit.id);
+      if (!page->more) break;
+      EXPECT_EQ(static_cast<int64_t>(page->hits.size()), page_size);
+      query.after = page->hits.back().cursor;
+    }
+    return ids;
+  }
+
+  // Four observations of two patients: code/system tokens, a subject reference, a date range and
+  // a quantity.
+  void LoadObservations() {
+    MustCommit({
+        Indexed("Observation", "o1", 1,
+                {Token("code", "8867-4", "http://loinc.org"), Token("subject", "Patient/p1"),
+                 Range("date", 100, 199), Token("status", "final")}),
+        Indexed("Observation", "o2", 1,
+                {Token("code", "8480-6", "http://loinc.org"), Token("subject", "Patient/p1"),
+                 Range("date", 200, 299)}),
+        Indexed(
+            "Observation", "o3", 1,
+            {Token("code", "8867-4", "http://loinc.org"), Token("code", "HR", "urn:local"),
+             Token("subject", "Patient/p2"), Range("date", 300, 399), Token("status", "final")}),
+        Indexed("Observation", "o4", 1,
+                {Token("code", "8867-4"), Token("subject", "Patient/p2"), Range("date", 150, 450)}),
+        Indexed("Patient", "p1", 1, {Token("name", "alice")}),
+        Indexed("Patient", "p2", 1, {Token("name", "bob")}),
+    });
+  }
+};
+
+TEST_P(SearchConformanceTest, TokenEqualityWithAndWithoutSystem) {
+  LoadObservations();
+  EXPECT_THAT(Ids(IndexSearch("Observation", {Clause("code", {KeyIs("8867-4")})})),
+              ElementsAre("o1", "o3", "o4"));
+  EXPECT_THAT(
+      Ids(IndexSearch("Observation", {Clause("code", {KeyIs("8867-4", "http://loinc.org")})})),
+      ElementsAre("o1", "o3"));
+  EXPECT_THAT(Ids(IndexSearch("Observation", {Clause("code", {KeyIs("8867-4", "")})})),
+              ElementsAre("o4"));
+  IndexMatch any_in_system;
+  any_in_system.key2 = "urn:local";
+  EXPECT_THAT(Ids(IndexSearch("Observation", {Clause("code", {any_in_system})})),
+              ElementsAre("o3"));
+  // Another type's rows never match.
+  EXPECT_THAT(Ids(IndexSearch("Condition", {Clause("code", {KeyIs("8867-4")})})), ElementsAre());
+}
+
+TEST_P(SearchConformanceTest, ClausesAreAndValuesAreOr) {
+  LoadObservations();
+  EXPECT_THAT(
+      Ids(IndexSearch("Observation", {Clause("subject", {KeyIs("Patient/p1")}),
+                                      Clause("code", {KeyIs("8867-4", "http://loinc.org")})})),
+      ElementsAre("o1"));
+  EXPECT_THAT(Ids(IndexSearch("Observation", {Clause("code", {KeyIs("8480-6"), KeyIs("HR")})})),
+              ElementsAre("o2", "o3"));
+}
+
+TEST_P(SearchConformanceTest, NotMissingAndPresent) {
+  LoadObservations();
+  EXPECT_THAT(Ids(IndexSearch("Observation",
+                              {Clause("status", {KeyIs("final")}, IndexClause::Mode::kNoMatch)})),
+              ElementsAre("o2", "o4"));
+  EXPECT_THAT(Ids(IndexSearch("Observation", {Clause("status", {}, IndexClause::Mode::kMissing)})),
+              ElementsAre("o2", "o4"));
+  EXPECT_THAT(Ids(IndexSearch("Observation", {Clause("status", {}, IndexClause::Mode::kPresent)})),
+              ElementsAre("o1", "o3"));
+  // With no clause at all: every current resource of the type.
+  EXPECT_THAT(Ids(IndexSearch("Patient", {})), ElementsAre("p1", "p2"));
+}
+
+TEST_P(SearchConformanceTest, RangeConditions) {
+  LoadObservations();
+  IndexMatch starts_before_160;
+  starts_before_160.range_any = {{{RangeCondition::Column::kLow, RangeCondition::Op::kLess, 160}}};
+  EXPECT_THAT(Ids(IndexSearch("Observation", {Clause("date", {starts_before_160})})),
+              ElementsAre("o1", "o4"));
+  IndexMatch within_100_299;
+  within_100_299.range_any = {
+      {{RangeCondition::Column::kLow, RangeCondition::Op::kGreaterOrEqual, 100},
+       {RangeCondition::Column::kHigh, RangeCondition::Op::kLessOrEqual, 299}}};
+  EXPECT_THAT(Ids(IndexSearch("Observation", {Clause("date", {within_100_299})})),
+              ElementsAre("o1", "o2"));
+  IndexMatch either;
+  either.range_any = {{{RangeCondition::Column::kHigh, RangeCondition::Op::kGreater, 400}},
+                      {{RangeCondition::Column::kLow, RangeCondition::Op::kLess, 150}}};
+  EXPECT_THAT(Ids(IndexSearch("Observation", {Clause("date", {either})})), ElementsAre("o1", "o4"));
+}
+
+TEST_P(SearchConformanceTest, PrefixContainsAndChain) {
+  MustCommit({Indexed("Patient", "p1", 1, {Token("name", "alice"), Token("name", "smith")}),
+              Indexed("Patient", "p2", 1, {Token("name", "alfred")}),
+              Indexed("Patient", "p3", 1, {Token("name", "bob")}),
+              Indexed("Observation", "o1", 1, {Token("subject", "Patient/p1")}),
+              Indexed("Observation", "o2", 1, {Token("subject", "Patient/p3")})});
+  IndexMatch al;
+  al.key_prefix = "al";
+  EXPECT_THAT(Ids(IndexSearch("Patient", {Clause("name", {al})})), ElementsAre("p1", "p2"));
+  IndexMatch mit;
+  mit.key_contains = "mit";
+  EXPECT_THAT(Ids(IndexSearch("Patient", {Clause("name", {mit})})), ElementsAre("p1"));
+  IndexMatch chained;
+  chained.chain = std::make_shared<IndexQuery>(IndexSearch("Patient", {Clause("name", {al})}));
+  chained.chain_key_prefix = "Patient/";
+  EXPECT_THAT(Ids(IndexSearch("Observation", {Clause("subject", {chained})})), ElementsAre("o1"));
+}
+
+TEST_P(SearchConformanceTest, IdsRestrictTheResult) {
+  LoadObservations();
+  IndexQuery q = IndexSearch("Observation", {Clause("code", {KeyIs("8867-4")})});
+  q.ids = {"o3", "o2", "nope"};
+  EXPECT_THAT(Ids(q), ElementsAre("o3"));
+}
+
+TEST_P(SearchConformanceTest, UpdatesReplaceRowsAndDeletesRemoveThem) {
+  LoadObservations();
+  MustCommit({Indexed("Observation", "o1", 2, {Token("code", "8480-6", "http://loinc.org")})});
+  EXPECT_THAT(Ids(IndexSearch("Observation", {Clause("code", {KeyIs("8867-4")})})),
+              ElementsAre("o3", "o4"));
+  EXPECT_THAT(Ids(IndexSearch("Observation", {Clause("code", {KeyIs("8480-6")})})),
+              ElementsAre("o1", "o2"));
+  MustCommit({DeleteMarker("Observation", "o2", 2)});
+  EXPECT_THAT(Ids(IndexSearch("Observation", {Clause("code", {KeyIs("8480-6")})})),
+              ElementsAre("o1"));
+  EXPECT_THAT(Ids(IndexSearch("Observation", {})), ElementsAre("o1", "o3", "o4"));
+  // A failed batch leaves the index as it was.
+  StatusOr<CommitResult> failed =
+      store().Commit(Batch({Indexed("Observation", "o3", 2, {Token("code", "X")}),
+                            Indexed("Observation", "o4", 5, {Token("code", "X")})}));
+  EXPECT_THAT(failed, StatusIs(StatusCode::kAborted));
+  EXPECT_THAT(Ids(IndexSearch("Observation", {Clause("code", {KeyIs("X")})})), ElementsAre());
+  EXPECT_THAT(Ids(IndexSearch("Observation", {Clause("code", {KeyIs("8867-4")})})),
+              ElementsAre("o3", "o4"));
+}
+
+TEST_P(SearchConformanceTest, SortsByRangeAndKeyWithMissingValuesLast) {
+  LoadObservations();
+  IndexQuery q = IndexSearch("Observation", {});
+  q.sort = {IndexSort{"date", false, true}};
+  EXPECT_THAT(Ids(q), ElementsAre("o1", "o4", "o2", "o3"));
+  q.sort = {IndexSort{"date", true, true}};  // By the highest value, descending.
+  EXPECT_THAT(Ids(q), ElementsAre("o4", "o3", "o2", "o1"));
+  q.sort = {IndexSort{"status", false, false}, IndexSort{"date", true, true}};
+  EXPECT_THAT(Ids(q), ElementsAre("o3", "o1", "o4", "o2"));
+}
+
+TEST_P(SearchConformanceTest, PagesCoverEveryMatchOnceInOrder) {
+  std::vector<ResourceVersion> batch;
+  std::vector<std::string> expected;
+  for (int i = 0; i < 57; ++i) {
+    char id[8];
+    std::snprintf(id, sizeof id, "r%03d", i);
+    batch.push_back(Indexed(
+        "Observation", id, 1,
+        {Token("code", i % 3 == 0 ? "a" : "b"), Range("date", 1000 - i % 10, 1000 - i % 10)}));
+    if (i % 3 != 0) expected.push_back(id);
+  }
+  MustCommit(std::move(batch));
+  IndexQuery q = IndexSearch("Observation", {Clause("code", {KeyIs("b")})});
+  EXPECT_THAT(AllPages(q, 7), ElementsAreArray(expected));
+  // Sorted with ties: the sort value, then id.
+  q.sort = {IndexSort{"date", false, true}};
+  std::vector<std::string> sorted = Ids(IndexSearch("Observation", {Clause("code", {KeyIs("b")})}));
+  std::vector<std::string> by_date = AllPages(q, 5);
+  EXPECT_EQ(by_date.size(), expected.size());
+  q.limit = 1000;
+  EXPECT_THAT(by_date, ElementsAreArray(Ids(q)));
+  // Backward from the end of the first page gives nothing; from the second page's first hit
+  // gives the first page.
+  q.limit = 5;
+  StatusOr<IndexPage> first = store().Search(q);
+  ASSERT_THAT(first, IsOk());
+  q.after = first->hits.back().cursor;
+  StatusOr<IndexPage> second = store().Search(q);
+  ASSERT_THAT(second, IsOk());
+  q.after.reset();
+  q.before = second->hits.front().cursor;
+  StatusOr<IndexPage> back = store().Search(q);
+  ASSERT_THAT(back, IsOk());
+  ASSERT_EQ(back->hits.size(), first->hits.size());
+  for (size_t i = 0; i < back->hits.size(); ++i) EXPECT_EQ(back->hits[i].id, first->hits[i].id);
+  EXPECT_FALSE(back->more);
+}
+
+TEST_P(SearchConformanceTest, CursorStaysCorrectWhileDataChanges) {
+  std::vector<ResourceVersion> batch;
+  for (int i = 0; i < 10; ++i) {
+    batch.push_back(Indexed("Observation", "r" + std::to_string(i), 1, {Token("code", "x")}));
+  }
+  MustCommit(std::move(batch));
+  IndexQuery q = IndexSearch("Observation", {Clause("code", {KeyIs("x")})}, 4);
+  StatusOr<IndexPage> first = store().Search(q);
+  ASSERT_THAT(first, IsOk());
+  EXPECT_THAT(first->hits.size(), 4u);  // r0 r1 r2 r3
+  // r1 leaves, r10 (sorts between r1 and r2) and r9 change: neither repeats nor skips the rest.
+  MustCommit({DeleteMarker("Observation", "r1", 2),
+              Indexed("Observation", "r10", 1, {Token("code", "x")}),
+              Indexed("Observation", "r9", 2, {Token("code", "x")})});
+  q.after = first->hits.back().cursor;
+  q.limit = 100;
+  EXPECT_THAT(Ids(q), ElementsAre("r4", "r5", "r6", "r7", "r8", "r9"));
+}
+
+TEST_P(SearchConformanceTest, CountsTotalIgnoringPaging) {
+  LoadObservations();
+  IndexQuery q = IndexSearch("Observation", {Clause("code", {KeyIs("8867-4")})}, 1);
+  q.count_total = true;
+  StatusOr<IndexPage> page = store().Search(q);
+  ASSERT_THAT(page, IsOk());
+  EXPECT_EQ(page->hits.size(), 1u);
+  EXPECT_TRUE(page->more);
+  EXPECT_EQ(page->total, 3);
+}
+
+TEST_P(SearchConformanceTest, MalformedQueriesAreInvalidArgument) {
+  LoadObservations();
+  EXPECT_THAT(store().Search(IndexSearch("", {})), StatusIs(StatusCode::kInvalidArgument));
+  EXPECT_THAT(store().Search(IndexSearch("Observation", {}, 0)),
+              StatusIs(StatusCode::kInvalidArgument));
+  EXPECT_THAT(store().Search(IndexSearch("Observation", {Clause("code", {})})),
+              StatusIs(StatusCode::kInvalidArgument));
+  IndexClause blind = Clause("name", {IndexMatch{}});
+  blind.blind = true;
+  blind.any_of[0].key_prefix = "al";
+  EXPECT_THAT(store().Search(IndexSearch("Patient", {blind})),
+              StatusIs(StatusCode::kInvalidArgument));
+  IndexQuery bad_cursor = IndexSearch("Observation", {});
+  bad_cursor.sort = {IndexSort{"date", false, true}};
+  bad_cursor.after = IndexCursor{{std::string("not a number")}, "o1"};
+  EXPECT_THAT(store().Search(bad_cursor), StatusIs(StatusCode::kInvalidArgument));
+  bad_cursor.after = IndexCursor{{}, "o1"};
+  EXPECT_THAT(store().Search(bad_cursor), StatusIs(StatusCode::kInvalidArgument));
+}
+
+TEST_P(SearchConformanceTest, IndexSurvivesReopen) {
+  LoadObservations();
+  Reopen();
+  EXPECT_THAT(Ids(IndexSearch("Observation", {Clause("subject", {KeyIs("Patient/p2")})})),
+              ElementsAre("o3", "o4"));
+}
+
 INSTANTIATE_TEST_SUITE_P(
     Backends, StoreConformanceTest,
+    ::testing::Values(Backend{"Sqlite", SqliteFactory(8, 1024)},
+                      // The degenerate configuration: one reader to share, no batching.
+                      Backend{"SqliteOneReaderNoBatching", SqliteFactory(1, 1)},
+                      Backend{"CachedSqlite", CachedSqliteFactory(64 << 20)},
+                      Backend{"CachedSqliteTinyCache", CachedSqliteFactory(16 * 600)}),
+    [](const ::testing::TestParamInfo<Backend>& info) { return info.param.name; });
+INSTANTIATE_TEST_SUITE_P(
+    Backends, SearchConformanceTest,
     ::testing::Values(Backend{"Sqlite", SqliteFactory(8, 1024)},
                       // The degenerate configuration: one reader to share, no batching.
                       Backend{"SqliteOneReaderNoBatching", SqliteFactory(1, 1)},

@@ -10,6 +10,7 @@
 #include <array>
 #include <bit>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <functional>
 #include <future>
@@ -17,9 +18,12 @@
 #include <set>
 #include <string>
 #include <type_traits>
+#include <unordered_map>
 #include <utility>
+#include <variant>
 
 #include "kura/base/log.h"
+#include "kura/store/sqlite/search_sql.h"
 
 namespace kura::store {
 namespace {
@@ -47,7 +51,12 @@ namespace {
 //   audit_state        the appender's state after the last transaction (one row).
 //   audit_statements   signed checkpoints (kind 0) and prune anchors (kind 1).
 //   audit_cursors      per export sink, the next sequence it has not received.
-constexpr std::array<const char*, 2> kMigrations = {
+//
+// Version 3 (search, search_index.h and sqlite/search_sql.h):
+//   search_index       the index rows of every current, not deleted resource: (type, id, param,
+//                      key, key2, low, high), low = high = 0 for rows without a range; key and
+//                      key2 are text, or blobs (keyed hashes) for blind parameters.
+constexpr std::array<const char*, 3> kMigrations = {
     R"sql(
 CREATE TABLE resource_versions(
   seq INTEGER PRIMARY KEY,
@@ -115,6 +124,18 @@ CREATE TABLE audit_cursors(
   sink TEXT PRIMARY KEY,
   next_seq INTEGER NOT NULL) WITHOUT ROWID;
 )sql",
+    R"sql(
+CREATE TABLE search_index(
+  type TEXT NOT NULL,
+  id TEXT NOT NULL,
+  param TEXT NOT NULL,
+  key BLOB NOT NULL,
+  key2 BLOB NOT NULL,
+  low REAL NOT NULL,
+  high REAL NOT NULL,
+  PRIMARY KEY(type, id, param, key, key2, low, high)) WITHOUT ROWID;
+CREATE INDEX search_index_value ON search_index(type, param, key, key2);
+)sql",
 };
 
 constexpr const char* kCreateSchemaMigrations =
@@ -176,6 +197,8 @@ enum class Sql {
   kPruneAuditRows,
   kPruneAuditStatements,
   kPruneAuditNodes,
+  kDeleteIndexRows,
+  kInsertIndexRow,
   kCount,
 };
 
@@ -294,6 +317,11 @@ constexpr std::array<SqlText, static_cast<size_t>(Sql::kCount)> kSql = {{
     {"prune_audit_rows", "DELETE FROM audit_log WHERE seq < ?1"},
     {"prune_audit_statements", "DELETE FROM audit_statements WHERE tree_size < ?1"},
     {"prune_audit_nodes", "DELETE FROM audit_nodes WHERE level = ?1 AND idx < ?2"},
+    {"delete_index_rows", "DELETE FROM search_index WHERE type = ?1 AND id = ?2"},
+    // A value a resource has twice (the same coding in two places) is one row.
+    {"insert_index_row",
+     "INSERT OR IGNORE INTO search_index(type, id, param, key, key2, low, high) "
+     "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)"},
 }};
 
 #undef KURA_VERSION_COLUMNS
@@ -414,6 +442,7 @@ class SqliteStore::Connection {
       sqlite3_finalize(stmt);
       stmt = nullptr;
     }
+    DropBuilt();
     int rc = sqlite3_close(db_);
     if (rc != SQLITE_OK) {
       log::Error("store_close_failed",
@@ -439,6 +468,23 @@ class SqliteStore::Connection {
       }
     }
     return slot;
+  }
+
+  // A statement whose text is built per query (searches): prepared once per distinct text and
+  // kept, up to kMaxBuiltStatements (then all are dropped and prepared again as needed).
+  StatusOr<sqlite3_stmt*> GetBuilt(const std::string& text) {
+    auto it = built_.find(text);
+    if (it != built_.end()) return it->second;
+    if (built_.size() >= kMaxBuiltStatements) DropBuilt();
+    sqlite3_stmt* stmt = nullptr;
+    int rc = sqlite3_prepare_v3(db_, text.c_str(), static_cast<int>(text.size()),
+                                SQLITE_PREPARE_PERSISTENT, &stmt, nullptr);
+    if (rc != SQLITE_OK) {
+      sqlite3_finalize(stmt);
+      return SqliteError(rc, db_, "prepare search");
+    }
+    built_.emplace(text, stmt);
+    return stmt;
   }
 
   // Runs constant SQL text (DDL, pragmas) that takes no parameters.
@@ -477,10 +523,18 @@ class SqliteStore::Connection {
   }
 
  private:
+  static constexpr size_t kMaxBuiltStatements = 128;
+
   explicit Connection(sqlite3* db) : db_(db) {}
+
+  void DropBuilt() {
+    for (auto& [text, stmt] : built_) sqlite3_finalize(stmt);
+    built_.clear();
+  }
 
   sqlite3* db_;
   std::array<sqlite3_stmt*, static_cast<size_t>(Sql::kCount)> stmts_{};
+  std::unordered_map<std::string, sqlite3_stmt*> built_;
 };
 
 namespace {
@@ -493,6 +547,14 @@ class Stmt {
   template <typename Conn>
   Stmt(Conn& conn, Sql sql) : db_(conn.db()), name_(kSql[static_cast<size_t>(sql)].name) {
     StatusOr<sqlite3_stmt*> stmt = conn.Get(sql);
+    if (stmt.ok()) {
+      stmt_ = *stmt;
+    } else {
+      status_ = stmt.status();
+    }
+  }
+  // A use of a built statement from Connection::GetBuilt (reset, not finalized, afterwards).
+  Stmt(sqlite3* db, StatusOr<sqlite3_stmt*> stmt, const char* name) : db_(db), name_(name) {
     if (stmt.ok()) {
       stmt_ = *stmt;
     } else {
@@ -524,6 +586,9 @@ class Stmt {
   void BindInt64(int index, int64_t value) {
     if (stmt_ != nullptr) Check(sqlite3_bind_int64(stmt_, index, value));
   }
+  void BindDouble(int index, double value) {
+    if (stmt_ != nullptr) Check(sqlite3_bind_double(stmt_, index, value));
+  }
   void BindText(int index, std::string_view value) {
     if (stmt_ == nullptr) return;
     // A null pointer would bind SQL NULL; an empty string_view may have one.
@@ -554,6 +619,8 @@ class Stmt {
   }
 
   int64_t Int64(int col) const { return sqlite3_column_int64(stmt_, col); }
+  double Double(int col) const { return sqlite3_column_double(stmt_, col); }
+  int Type(int col) const { return sqlite3_column_type(stmt_, col); }
   bool IsNull(int col) const { return sqlite3_column_type(stmt_, col) == SQLITE_NULL; }
   std::string Text(int col) const {
     const unsigned char* text = sqlite3_column_text(stmt_, col);
@@ -1049,6 +1116,38 @@ void SqliteStore::ReleaseReader(Connection* conn) {
 
 namespace {
 
+// Replaces the search-index rows of r's resource with those of version r (none for a delete).
+template <typename Conn>
+Status ReplaceIndexRows(Conn& conn, const ResourceVersion& r, bool had_rows) {
+  if (had_rows) {
+    Stmt remove(conn, Sql::kDeleteIndexRows);
+    remove.BindText(1, r.type);
+    remove.BindText(2, r.id);
+    KURA_RETURN_IF_ERROR(remove.Run());
+  }
+  if (r.deleted) return Status();
+  for (const IndexEntry& e : r.index) {
+    if (e.param.empty() || e.low.has_value() != e.high.has_value()) {
+      return InvalidArgumentError("malformed search index row");
+    }
+    Stmt insert(conn, Sql::kInsertIndexRow);
+    insert.BindText(1, r.type);
+    insert.BindText(2, r.id);
+    insert.BindText(3, e.param);
+    if (e.blind) {
+      insert.BindBlob(4, e.key);
+      insert.BindBlob(5, e.key2);
+    } else {
+      insert.BindText(4, e.key);
+      insert.BindText(5, e.key2);
+    }
+    insert.BindDouble(6, e.low.value_or(0));
+    insert.BindDouble(7, e.high.value_or(0));
+    KURA_RETURN_IF_ERROR(insert.Run());
+  }
+  return Status();
+}
+
 // Writes `batch` on the writer connection (inside the caller's savepoint), filling `result`.
 template <typename Conn>
 Status WriteBatchRows(Conn& conn, const WriteBatch& batch, CommitResult& result) {
@@ -1085,6 +1184,7 @@ Status WriteBatchRows(Conn& conn, const WriteBatch& batch, CommitResult& result)
     upsert.BindInt64(4, r.deleted ? 1 : 0);
     upsert.BindInt64(5, seq);
     KURA_RETURN_IF_ERROR(upsert.Run());
+    KURA_RETURN_IF_ERROR(ReplaceIndexRows(conn, r, current > 0));
     result.sequences.push_back(seq);
   }
   return Status();
@@ -1162,6 +1262,88 @@ StatusOr<ResourceVersion> SqliteStore::ReadVersion(std::string_view type, std::s
   KURA_ASSIGN_OR_RETURN(bool row, query.Step());
   if (!row) return NotFoundError("resource version not found");
   return ReadVersionRow(query);
+}
+
+namespace {
+
+void BindSqlValues(Stmt& stmt, const std::vector<internal::SqlValue>& values) {
+  for (size_t i = 0; i < values.size(); ++i) {
+    const int index = static_cast<int>(i) + 1;
+    std::visit(
+        [&](const auto& v) {
+          using T = std::decay_t<decltype(v)>;
+          if constexpr (std::is_same_v<T, int64_t>) {
+            stmt.BindInt64(index, v);
+          } else if constexpr (std::is_same_v<T, double>) {
+            stmt.BindDouble(index, v);
+          } else if constexpr (std::is_same_v<T, std::string>) {
+            stmt.BindText(index, v);
+          } else {
+            stmt.BindBlob(index, v.bytes);
+          }
+        },
+        values[i]);
+  }
+}
+
+// A sort value as the cursor keeps it: text as is, a number in a form that parses back to the
+// same double, the "no value" sentinels as nullopt.
+std::optional<std::string> CursorValue(const Stmt& row, int col) {
+  switch (row.Type(col)) {
+    case SQLITE_TEXT:
+      return row.Text(col);
+    case SQLITE_FLOAT: {
+      char buf[32];
+      std::snprintf(buf, sizeof buf, "%.17g", row.Double(col));
+      return std::string(buf);
+    }
+    default:
+      return std::nullopt;
+  }
+}
+
+}  // namespace
+
+StatusOr<IndexPage> SqliteStore::Search(const IndexQuery& q) {
+  if (q.after && q.before) return InvalidArgumentError("a search pages forward or backward");
+  const bool backward = q.before.has_value();
+  const IndexCursor* from = backward ? &*q.before : q.after ? &*q.after : nullptr;
+  KURA_ASSIGN_OR_RETURN(
+      internal::SearchSql page_sql,
+      internal::BuildSearchSql(
+          q, backward ? internal::SearchDirection::kBackward : internal::SearchDirection::kForward,
+          from));
+  ReaderLease lease(*this);
+  Connection& conn = lease.conn();
+  IndexPage page;
+  {
+    Stmt query(conn.db(), conn.GetBuilt(page_sql.text), "search");
+    BindSqlValues(query, page_sql.binds);
+    while (true) {
+      KURA_ASSIGN_OR_RETURN(bool row, query.Step());
+      if (!row) break;
+      if (static_cast<int64_t>(page.hits.size()) == q.limit) {
+        page.more = true;
+        break;
+      }
+      IndexHit hit;
+      hit.id = query.Text(0);
+      hit.cursor.id = hit.id;
+      for (size_t k = 0; k < q.sort.size(); ++k) {
+        hit.cursor.keys.push_back(CursorValue(query, static_cast<int>(k) + 1));
+      }
+      page.hits.push_back(std::move(hit));
+    }
+  }
+  if (backward) std::reverse(page.hits.begin(), page.hits.end());
+  if (q.count_total) {
+    KURA_ASSIGN_OR_RETURN(internal::SearchSql count_sql, internal::BuildCountSql(q));
+    Stmt count(conn.db(), conn.GetBuilt(count_sql.text), "search_count");
+    BindSqlValues(count, count_sql.binds);
+    KURA_ASSIGN_OR_RETURN(bool row, count.Step());
+    page.total = row ? count.Int64(0) : 0;
+  }
+  return page;
 }
 
 StatusOr<HistoryPage> SqliteStore::History(const HistoryQuery& q) {

@@ -88,6 +88,7 @@ class SqliteStore final : public Store, public AuditLogStore {
   StatusOr<ResourceVersion> ReadVersion(std::string_view type, std::string_view id,
                                         int64_t version) override;
   StatusOr<HistoryPage> History(const HistoryQuery& query) override;
+  StatusOr<IndexPage> Search(const IndexQuery& query) override;
 
   StatusOr<std::optional<StoredDataKey>> FindDataKeyByScope(std::string_view scope) override;
   StatusOr<std::optional<StoredDataKey>> FindDataKeyById(uint64_t key_id) override;

@@ -1,0 +1,46 @@
+// The SQL of a search-index query (search_index.h) for the SQLite backend.
+//
+// The statement text depends only on the query's shape (which clauses, modifiers and sort keys);
+// every value is a bound parameter, in the order of `binds`. Rows live in
+//
+//   search_index(type, id, param, key, key2, low, high)   PRIMARY KEY(all seven) WITHOUT ROWID
+//   search_index_value ON search_index(type, param, key, key2)
+//
+// with low = high = 0 for rows without a range. The query is driven from its most selective
+// clause (an equality on key and key2 reads one run of search_index_value, already in id order),
+// the other clauses are primary-key probes for the same (type, id).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "kura/base/status.h"
+#include "kura/store/search_index.h"
+
+namespace kura::store::internal {
+
+struct SqlBlob {
+  std::string bytes;
+};
+using SqlValue = std::variant<int64_t, double, std::string, SqlBlob>;
+
+struct SearchSql {
+  std::string text;
+  std::vector<SqlValue> binds;
+  // Result columns: id, then one per sort key (for the cursor).
+};
+
+enum class SearchDirection { kForward, kBackward };
+
+// The page statement: ids in the query's order after query.after (forward) or, backward, the ids
+// before `from` in reverse order (the caller reverses them). Asks for query.limit + 1 rows, so
+// the caller sees whether more follow. InvalidArgument for a malformed query.
+StatusOr<SearchSql> BuildSearchSql(const IndexQuery& query, SearchDirection direction,
+                                   const IndexCursor* from);
+
+// The statement counting every match of `query` (cursor and limit ignored).
+StatusOr<SearchSql> BuildCountSql(const IndexQuery& query);
+
+}  // namespace kura::store::internal
