@@ -8,7 +8,7 @@ JOBS ?= $(shell nproc)
 
 BUILD_DEPS := build-essential cmake ninja-build pkg-config libboost1.81-dev libssl-dev \
   libsodium-dev libsqlite3-dev nlohmann-json3-dev rapidjson-dev libjemalloc-dev libcli11-dev libtomlplusplus-dev \
-  libspdlog-dev libfmt-dev libgtest-dev libgmock-dev libbenchmark-dev openssl
+  libspdlog-dev libfmt-dev libgtest-dev libgmock-dev libbenchmark-dev libutf8proc-dev openssl
 TEST_DEPS := python3 curl jq testssl.sh wrk procps rsyslog rsyslog-openssl
 
 .PHONY: deps test-deps build run test bench clean format

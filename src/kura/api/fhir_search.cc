@@ -1,0 +1,348 @@
+// FHIR search: parse, compile, run, page, include, and the searchset Bundle; see fhir_search.h.
+#include "kura/api/fhir_search.h"
+
+#include <set>
+
+#include "kura/api/responses.h"
+#include "kura/api/search_indexing.h"
+#include "kura/audit/record.h"
+#include "kura/base/clock.h"
+#include "kura/base/random.h"
+#include "kura/http/blocking.h"
+#include "kura/http/router.h"
+
+namespace kura::api {
+namespace asio = boost::asio;
+using fhir::Json;
+using http::HttpStatus;
+using http::RequestContext;
+using http::Response;
+
+namespace {
+
+constexpr std::string_view kPageTokenContext = "kura-search-page-v1";
+constexpr std::string_view kSubsettedSystem =
+    "http://terminology.hl7.org/CodeSystem/v3-ObservationValue";
+
+Status BadPageToken() {
+  return InvalidArgumentError(
+             "_page is not a valid paging token for this search (tokens end with a server "
+             "restart; start the search again)")
+      .WithDetail({"invalid", "invalid paging token", "_page"});
+}
+
+// A stored resource reduced to `elements` (plus the mandatory ones), marked SUBSETTED.
+std::string Subset(const std::string& payload, const std::vector<std::string>& elements) {
+  Json resource = Json::parse(payload, nullptr, false);
+  if (!resource.is_object()) return payload;
+  Json out = Json::object();
+  for (auto it = resource.begin(); it != resource.end(); ++it) {
+    const std::string& key = it.key();
+    if (key == "resourceType" || key == "id" || key == "meta" ||
+        std::find(elements.begin(), elements.end(), key) != elements.end()) {
+      out[key] = it.value();
+    }
+  }
+  Json& tags = out["meta"]["tag"];
+  if (!tags.is_array()) tags = Json::array();
+  tags.push_back({{"system", kSubsettedSystem}, {"code", "SUBSETTED"}});
+  return fhir::SerializeJson(out);
+}
+
+bool PreferStrict(const RequestContext& ctx) {
+  std::string_view prefer = ctx.request["Prefer"];
+  return prefer.find("handling=strict") != std::string_view::npos;
+}
+
+}  // namespace
+
+struct FhirSearch::Page {
+  std::vector<store::ResourceVersion> matches;
+  std::vector<store::ResourceVersion> included;
+  std::optional<int64_t> total;
+  std::optional<store::IndexCursor> next;
+  std::optional<store::IndexCursor> previous;
+};
+
+StatusOr<std::unique_ptr<FhirSearch>> FhirSearch::Create(FhirSearchOptions options,
+                                                         store::Store& store,
+                                                         const fhir::DataRegister& data_register,
+                                                         asio::thread_pool& blocking_pool) {
+  KURA_ASSIGN_OR_RETURN(SecretBytes key, SecretBytes::Random(crypto::kAesKeyBytes));
+  KURA_ASSIGN_OR_RETURN(crypto::AeadKey page_key, crypto::AeadKey::Create(1, std::move(key)));
+  return std::unique_ptr<FhirSearch>(
+      new FhirSearch(std::move(options), store, data_register, blocking_pool, std::move(page_key)));
+}
+
+FhirSearch::FhirSearch(FhirSearchOptions options, store::Store& store,
+                       const fhir::DataRegister& data_register, asio::thread_pool& blocking_pool,
+                       crypto::AeadKey page_key)
+    : options_(std::move(options)),
+      store_(store),
+      register_(data_register),
+      pool_(blocking_pool),
+      page_key_(std::move(page_key)) {}
+
+std::string FhirSearch::PageToken(const fhir::SearchRequest& request,
+                                  const store::IndexCursor& cursor, bool backward) const {
+  Json token = Json::object();
+  token["t"] = request.type;
+  token["p"] = request.canonical_params;
+  token["d"] = backward ? "b" : "f";
+  Json keys = Json::array();
+  for (const std::optional<std::string>& k : cursor.keys) {
+    keys.push_back(k ? Json(*k) : Json(nullptr));
+  }
+  token["k"] = std::move(keys);
+  token["i"] = cursor.id;
+  StatusOr<std::string> sealed = page_key_.Encrypt(fhir::SerializeJson(token), kPageTokenContext);
+  if (!sealed.ok()) return std::string();
+  return Base64UrlEncode(
+      std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(sealed->data()), sealed->size()));
+}
+
+namespace {
+
+// The contents of a paging token: the query it belongs to and the position.
+struct OpenedToken {
+  std::string type;
+  std::vector<std::pair<std::string, std::string>> params;
+  bool backward = false;
+  store::IndexCursor cursor;
+};
+
+std::optional<OpenedToken> OpenToken(const crypto::AeadKey& key, std::string_view text) {
+  if (text.empty() || text.size() > 8192) return std::nullopt;
+  std::string standard(text);
+  for (char& c : standard) {
+    if (c == '-') c = '+';
+    if (c == '_') c = '/';
+  }
+  std::string sealed;
+  if (!Base64Decode(standard, sealed)) return std::nullopt;
+  StatusOr<std::string> plain = key.Decrypt(sealed, kPageTokenContext);
+  if (!plain.ok()) return std::nullopt;
+  Json token = Json::parse(*plain, nullptr, false);
+  if (!token.is_object()) return std::nullopt;
+  OpenedToken out;
+  try {
+    out.type = token.at("t").get<std::string>();
+    out.params = token.at("p").get<std::vector<std::pair<std::string, std::string>>>();
+    out.backward = token.at("d").get<std::string>() == "b";
+    for (const Json& k : token.at("k")) {
+      out.cursor.keys.push_back(k.is_null() ? std::nullopt
+                                            : std::optional<std::string>(k.get<std::string>()));
+    }
+    out.cursor.id = token.at("i").get<std::string>();
+  } catch (const Json::exception&) {
+    return std::nullopt;
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string FhirSearch::Link(const fhir::SearchRequest& request,
+                             std::string_view page_token) const {
+  std::string url = options_.public_base_url + "/fhir/R4/" + request.type;
+  char sep = '?';
+  if (page_token.empty()) {
+    for (const auto& [name, value] : request.canonical_params) {
+      url += sep;
+      url += http::PercentEncode(name) + "=" + http::PercentEncode(value);
+      sep = '&';
+    }
+  } else {
+    url += "?_page=";
+    url += page_token;
+  }
+  return url;
+}
+
+StatusOr<FhirSearch::Page> FhirSearch::RunSearch(const fhir::SearchRequest& request) {
+  KURA_ASSIGN_OR_RETURN(store::IndexQuery query,
+                        CompileSearch(request, register_, options_.public_base_url + "/fhir/R4",
+                                      Clock::System().Now()));
+  const bool count_only = request.summary_count || request.count == 0;
+  query.limit = count_only ? 1 : request.count;
+  query.count_total = count_only || request.total != fhir::SearchRequest::Total::kNone;
+  if (!request.page.empty()) {
+    std::optional<OpenedToken> token = OpenToken(page_key_, request.page);
+    if (!token) return BadPageToken();
+    (token->backward ? query.before : query.after) = std::move(token->cursor);
+  }
+  KURA_ASSIGN_OR_RETURN(store::IndexPage hits, store_.Search(query));
+  Page page;
+  page.total = hits.total;
+  if (count_only) return page;
+  for (const store::IndexHit& hit : hits.hits) {
+    StatusOr<store::ResourceVersion> v = store_.ReadCurrent(request.type, hit.id);
+    // A match deleted since the index was read has left the result.
+    if (!v.ok() && v.status().code() == StatusCode::kNotFound) continue;
+    if (!v.ok()) return v.status();
+    if (v->deleted) continue;
+    page.matches.push_back(std::move(*v));
+  }
+  const bool backward = query.before.has_value();
+  const bool came_from_elsewhere = query.after.has_value() || query.before.has_value();
+  if (!hits.hits.empty()) {
+    if (backward ? true : hits.more) page.next = hits.hits.back().cursor;
+    if (backward ? hits.more : came_from_elsewhere) page.previous = hits.hits.front().cursor;
+  }
+  if (!came_from_elsewhere && !hits.more && !page.total) {
+    page.total = static_cast<int64_t>(page.matches.size());
+  }
+
+  // _include: the resources the matches reference through the named parameters.
+  std::set<std::pair<std::string, std::string>> seen;
+  for (const store::ResourceVersion& m : page.matches) seen.emplace(m.type, m.id);
+  auto add_included = [&](const std::string& type, const std::string& id) -> Status {
+    if (page.included.size() >= options_.max_included) return Status();
+    if (!seen.emplace(type, id).second) return Status();
+    StatusOr<store::ResourceVersion> v = store_.ReadCurrent(type, id);
+    if (!v.ok() && v.status().code() == StatusCode::kNotFound) return Status();
+    if (!v.ok()) return v.status();
+    if (!v->deleted) page.included.push_back(std::move(*v));
+    return Status();
+  };
+  for (const fhir::SearchInclude& include : request.includes) {
+    for (size_t i = 0; i < page.matches.size(); ++i) {
+      StatusOr<std::vector<fhir::SearchValue>> values =
+          fhir::ExtractSearchValues(page.matches[i].payload, options_.public_base_url + "/fhir/R4");
+      if (!values.ok()) continue;
+      for (const fhir::SearchValue& v : *values) {
+        if (v.param != include.param || v.target_type.empty()) continue;
+        if (!include.target_type.empty() && v.target_type != include.target_type) continue;
+        auto slash = v.reference.find('/');
+        if (slash == std::string::npos || v.reference.find("://") != std::string::npos) continue;
+        KURA_RETURN_IF_ERROR(add_included(v.target_type, v.reference.substr(slash + 1)));
+      }
+    }
+  }
+  // _revinclude: the resources that reference the matches through the named parameters.
+  for (const fhir::SearchInclude& include : request.revincludes) {
+    if (page.matches.empty()) break;
+    store::IndexQuery rev;
+    rev.type = include.source_type;
+    rev.limit = static_cast<int64_t>(options_.max_included);
+    store::IndexClause clause;
+    clause.param = std::string(include.param->code);
+    clause.blind =
+        register_.Classify(include.source_type, include.param->code) == fhir::IndexClass::kBlind;
+    if (register_.Classify(include.source_type, include.param->code) == fhir::IndexClass::kNone) {
+      continue;
+    }
+    for (const store::ResourceVersion& m : page.matches) {
+      store::IndexMatch match;
+      match.key = m.type + "/" + m.id;
+      clause.any_of.push_back(std::move(match));
+    }
+    rev.all_of.push_back(std::move(clause));
+    KURA_ASSIGN_OR_RETURN(store::IndexPage sources, store_.Search(rev));
+    for (const store::IndexHit& hit : sources.hits) {
+      KURA_RETURN_IF_ERROR(add_included(include.source_type, hit.id));
+    }
+  }
+  return page;
+}
+
+asio::awaitable<Response> FhirSearch::Search(
+    RequestContext& ctx, AuditNote& note, const std::string& type,
+    std::vector<std::pair<std::string, std::string>> params) {
+  note.resource_type = type.substr(0, 64);
+  // A paging token stands for the query it was made for.
+  std::string page_token;
+  for (const auto& [name, value] : params) {
+    if (name == "_page") page_token = value;
+  }
+  if (!page_token.empty()) {
+    std::optional<OpenedToken> token = OpenToken(page_key_, page_token);
+    if (!token || token->type != type) co_return ErrorResponse(BadPageToken(), ctx);
+    params = std::move(token->params);
+    params.emplace_back("_page", page_token);
+  }
+  StatusOr<fhir::SearchRequest> request =
+      fhir::ParseSearchRequest(type, params, PreferStrict(ctx), options_.limits);
+  if (!request.ok()) co_return ErrorResponse(request.status(), ctx);
+  auto run = [this, &request] { return RunSearch(*request); };
+  StatusOr<Page> page = co_await http::RunBlocking(pool_, std::move(run));
+  if (!page.ok()) co_return ErrorResponse(page.status(), ctx);
+
+  for (const auto* list : {&page->matches, &page->included}) {
+    for (const store::ResourceVersion& v : *list) {
+      if (!v.compartment.empty()) note.compartments.push_back(v.compartment);
+    }
+  }
+  std::sort(note.compartments.begin(), note.compartments.end());
+  note.compartments.erase(std::unique(note.compartments.begin(), note.compartments.end()),
+                          note.compartments.end());
+  note.details.emplace_back("fhir.entries",
+                            std::to_string(page->matches.size() + page->included.size()));
+
+  Json head = Json::object();
+  head["resourceType"] = "Bundle";
+  head["id"] = RandomUuid();
+  head["meta"] = {{"lastUpdated", FormatInstant(Clock::System().Now())}};
+  head["type"] = "searchset";
+  if (page->total) head["total"] = *page->total;
+  Json links = Json::array();
+  links.push_back({{"relation", "self"},
+                   {"url", Link(*request, "") +
+                               (request->page.empty()
+                                    ? ""
+                                    : std::string(request->canonical_params.empty() ? "?" : "&") +
+                                          "_page=" + request->page)}});
+  if (page->next) {
+    links.push_back(
+        {{"relation", "next"}, {"url", Link(*request, PageToken(*request, *page->next, false))}});
+  }
+  if (page->previous) {
+    links.push_back({{"relation", "previous"},
+                     {"url", Link(*request, PageToken(*request, *page->previous, true))}});
+  }
+  head["link"] = std::move(links);
+  std::string out = fhir::SerializeJson(head);
+  out.pop_back();  // Reopen the object to append entries without re-parsing stored payloads.
+  out += ",\"entry\":[";
+  bool first = true;
+  const std::string base = options_.public_base_url + "/fhir/R4/";
+  auto append = [&](const store::ResourceVersion& v, std::string_view mode) {
+    if (!first) out += ',';
+    first = false;
+    out += "{\"fullUrl\":" + Json(base + v.type + "/" + v.id).dump();
+    out += ",\"resource\":";
+    out += mode == "match" && !request->elements.empty() ? Subset(v.payload, request->elements)
+                                                         : v.payload;
+    out += ",\"search\":{\"mode\":\"";
+    out += mode;
+    out += "\"}}";
+  };
+  for (const store::ResourceVersion& v : page->matches) append(v, "match");
+  for (const store::ResourceVersion& v : page->included) append(v, "include");
+  out += "]}";
+  if (first) {
+    out.resize(out.size() - std::string_view(",\"entry\":[]}").size());
+    out += "}";
+  }
+  co_return JsonResponse(HttpStatus::ok, std::move(out), ctx.request.version(), true);
+}
+
+StatusOr<std::vector<std::string>> FhirSearch::MatchingIds(const std::string& type,
+                                                           std::string_view query, int64_t limit) {
+  KURA_ASSIGN_OR_RETURN(
+      fhir::SearchRequest request,
+      fhir::ParseSearchRequest(type, http::ParseQuery(query), true, options_.limits));
+  if (request.terms.empty() && request.ids.empty()) {
+    return InvalidArgumentError("a conditional operation needs search criteria");
+  }
+  KURA_ASSIGN_OR_RETURN(store::IndexQuery compiled,
+                        CompileSearch(request, register_, options_.public_base_url + "/fhir/R4",
+                                      Clock::System().Now()));
+  compiled.limit = limit;
+  KURA_ASSIGN_OR_RETURN(store::IndexPage page, store_.Search(compiled));
+  std::vector<std::string> ids;
+  for (store::IndexHit& hit : page.hits) ids.push_back(std::move(hit.id));
+  return ids;
+}
+
+}  // namespace kura::api

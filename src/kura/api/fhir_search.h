@@ -1,0 +1,74 @@
+// FhirSearch: FHIR search (`GET [base]/[type]?...` and `POST [base]/[type]/_search`) over the
+// store's search index, answering with a searchset Bundle.
+//
+// The request is parsed against the type's search parameters (fhir/search_query.h), compiled
+// under the data register (search_indexing.h) and run with one store search on the blocking
+// pool, which also reads the matches (from the record cache when they are there), their _include
+// targets and _revinclude sources. Paging links carry an opaque `_page` token: the position after
+// the page's last match (keyset paging, so pages neither repeat nor skip while data changes),
+// sealed with a key of this process (AES-256-GCM) together with the canonical query it belongs
+// to; a token from another query, a tampered one or one from before a restart gets 400. The
+// token holds the query, so `next` and `previous` links carry no search values. Thread-safe.
+#pragma once
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "kura/api/audit_trail.h"
+#include "kura/crypto/aead.h"
+#include "kura/fhir/data_register.h"
+#include "kura/fhir/search_query.h"
+#include "kura/http/types.h"
+#include "kura/store/store.h"
+
+namespace kura::api {
+
+struct FhirSearchOptions {
+  std::string public_base_url;  // e.g. https://localhost:8443
+  fhir::SearchLimits limits;
+  size_t max_included = 1000;  // Resources added by _include and _revinclude, per page.
+};
+
+class FhirSearch {
+ public:
+  // All references must outlive this object.
+  static StatusOr<std::unique_ptr<FhirSearch>> Create(FhirSearchOptions options,
+                                                      store::Store& store,
+                                                      const fhir::DataRegister& data_register,
+                                                      boost::asio::thread_pool& blocking_pool);
+
+  // Answers a search of `type` with `params` (decoded; from the URL query, or the form body of
+  // POST _search merged after the URL's). Notes what the audit record needs.
+  boost::asio::awaitable<http::Response> Search(
+      http::RequestContext& ctx, AuditNote& note, const std::string& type,
+      std::vector<std::pair<std::string, std::string>> params);
+
+  // The ids of `type` matching `query` (URL query syntax, e.g. "identifier=x|1"), at most
+  // `limit`: conditional create, update and delete. Blocking (call on the blocking pool).
+  StatusOr<std::vector<std::string>> MatchingIds(const std::string& type, std::string_view query,
+                                                 int64_t limit);
+
+ private:
+  FhirSearch(FhirSearchOptions options, store::Store& store,
+             const fhir::DataRegister& data_register, boost::asio::thread_pool& blocking_pool,
+             crypto::AeadKey page_key);
+
+  struct Page;
+  StatusOr<Page> RunSearch(const fhir::SearchRequest& request);
+  std::string PageToken(const fhir::SearchRequest& request, const store::IndexCursor& cursor,
+                        bool backward) const;
+  Status OpenPageToken(const fhir::SearchRequest& request, store::IndexQuery& query) const;
+  std::string Link(const fhir::SearchRequest& request, std::string_view page_token) const;
+
+  FhirSearchOptions options_;
+  store::Store& store_;
+  const fhir::DataRegister& register_;
+  boost::asio::thread_pool& pool_;
+  crypto::AeadKey page_key_;
+};
+
+}  // namespace kura::api

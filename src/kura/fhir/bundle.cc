@@ -1,0 +1,765 @@
+// Batch/transaction Bundle intake on RapidJSON's SAX reader, processing order, reference rewriting.
+#include "kura/fhir/bundle.h"
+
+#include <rapidjson/error/en.h>
+#include <rapidjson/memorystream.h>
+#include <rapidjson/reader.h>
+#include <rapidjson/writer.h>
+
+#include <algorithm>
+#include <array>
+#include <unordered_set>
+
+#include "kura/fhir/r4_tables.h"
+
+namespace kura::fhir {
+namespace {
+
+Status BundleError(std::string diagnostics, std::string code = "structure",
+                   std::string expression = "") {
+  return InvalidArgumentError("The request body is not a valid batch or transaction Bundle")
+      .WithDetail({std::move(code), std::move(diagnostics), std::move(expression)});
+}
+
+Status EntryProblem(size_t index, std::string_view element, std::string diagnostics,
+                    std::string code = "structure") {
+  std::string expression = "Bundle.entry[" + std::to_string(index) + "]";
+  if (!element.empty()) expression += "." + std::string(element);
+  return InvalidArgumentError("Bundle.entry[" + std::to_string(index) + "] is not a valid entry")
+      .WithDetail({std::move(code), std::move(diagnostics), std::move(expression)});
+}
+
+struct StringSink {
+  using Ch = char;
+  std::string* out;
+  void Put(char c) { out->push_back(c); }
+  void Flush() {}
+};
+using CompactWriter = rapidjson::Writer<StringSink>;
+
+// Keys seen in one open object (linear for small objects, hashed past a few dozen keys).
+class KeySet {
+ public:
+  void Clear() {
+    keys_.clear();
+    large_.clear();
+  }
+  bool Insert(std::string_view key) {
+    if (keys_.size() < kLinearLimit) {
+      for (const std::string& k : keys_) {
+        if (k == key) return false;
+      }
+      keys_.emplace_back(key);
+      if (keys_.size() == kLinearLimit) large_.insert(keys_.begin(), keys_.end());
+      return true;
+    }
+    return large_.emplace(key).second;
+  }
+
+ private:
+  static constexpr size_t kLinearLimit = 32;
+  std::vector<std::string> keys_;
+  std::unordered_set<std::string> large_;
+};
+
+// What the SAX pass saw of one entry; turned into BundleEntry::problem at the end.
+struct EntryFacts {
+  bool not_object = false;
+  bool full_url_bad = false;
+  bool has_request = false;
+  bool request_not_object = false;
+  std::optional<std::string> method;
+  bool method_bad = false;  // Present but not a string.
+  std::optional<std::string> url;
+  bool url_bad = false;
+  bool condition_bad = false;  // ifMatch / ifNoneExist not a string.
+  enum class Resource : uint8_t { kAbsent, kObject, kOther } resource = Resource::kAbsent;
+};
+
+// Depths: 1 the Bundle, 2 Bundle.entry, 3 an entry, 4 an entry's request or resource; a resource's
+// own level n is depth n + 3.
+class BundleHandler {
+ public:
+  BundleHandler(Bundle& bundle, std::vector<EntryFacts>& facts, const BundleLimits& limits)
+      : bundle_(bundle), facts_(facts), limits_(limits), max_depth_(limits.max_depth + 3) {}
+
+  bool Null() {
+    if (capturing()) return writer_.Null();
+    return Scalar(ScalarKind::kOther, {});
+  }
+  bool Bool(bool b) {
+    if (capturing()) return writer_.Bool(b);
+    return Scalar(ScalarKind::kOther, {});
+  }
+  bool Int(int) { return Fail("internal: number outside raw mode"); }
+  bool Uint(unsigned) { return Fail("internal: number outside raw mode"); }
+  bool Int64(int64_t) { return Fail("internal: number outside raw mode"); }
+  bool Uint64(uint64_t) { return Fail("internal: number outside raw mode"); }
+  bool Double(double) { return Fail("internal: number outside raw mode"); }
+  bool RawNumber(const char* text, rapidjson::SizeType length, bool) {
+    if (capturing()) return writer_.RawValue(text, length, rapidjson::kNumberType);
+    return Scalar(ScalarKind::kOther, {});
+  }
+  bool String(const char* text, rapidjson::SizeType length, bool) {
+    std::string_view value(text, length);
+    if (capturing()) return CaptureString(text, length);
+    return Scalar(ScalarKind::kString, value);
+  }
+
+  bool StartObject() {
+    if (!Enter()) return false;
+    if (capturing()) return writer_.StartObject();
+    keys_[depth_ - 1].Clear();
+    if (depth_ == 1) return true;
+    if (depth_ == 2) {
+      if (path_[0] == "entry") entry_bad_ = true;
+      return true;
+    }
+    if (depth_ == 3 && InEntries()) return StartEntry(false);
+    if (depth_ == 4 && InEntry()) {
+      const std::string& key = path_[2];
+      if (key == "request") {
+        facts_.back().has_request = true;
+        in_request_ = true;
+      } else if (key == "resource") {
+        facts_.back().resource = EntryFacts::Resource::kObject;
+        BundleEntry& entry = bundle_.entries.back();
+        sink_.out = &entry.resource;
+        writer_.Reset(sink_);
+        capture_depth_ = depth_;
+        return writer_.StartObject();
+      }
+    }
+    return true;
+  }
+  bool Key(const char* text, rapidjson::SizeType length, bool) {
+    std::string_view key(text, length);
+    path_[depth_ - 1].assign(key);
+    if (capturing()) return writer_.Key(text, length);
+    if (!keys_[depth_ - 1].Insert(key)) {
+      return Fail("duplicate JSON key \"" + std::string(key.substr(0, 64)) +
+                  (key.size() > 64 ? "...\"" : "\""));
+    }
+    return true;
+  }
+  bool EndObject(rapidjson::SizeType) {
+    if (capturing()) {
+      if (!writer_.EndObject()) return false;
+      if (depth_ == capture_depth_) capture_depth_ = 0;
+      --depth_;
+      return true;
+    }
+    if (depth_ == 4 && in_request_) in_request_ = false;
+    --depth_;
+    return true;
+  }
+  bool StartArray() {
+    if (!Enter()) return false;
+    path_[depth_ - 1].clear();
+    if (capturing()) return writer_.StartArray();
+    if (depth_ == 1) return Fail("a Bundle must be a JSON object");
+    if (depth_ == 2) {
+      if (path_[0] != "entry") return true;
+      in_entries_ = true;
+      return true;
+    }
+    if (depth_ == 3 && InEntries()) return StartEntry(true);
+    if (depth_ == 4 && InEntry()) NonObjectMember();
+    return true;
+  }
+  bool EndArray(rapidjson::SizeType) {
+    if (capturing()) {
+      --depth_;
+      return writer_.EndArray();
+    }
+    if (depth_ == 2 && in_entries_) in_entries_ = false;
+    --depth_;
+    return true;
+  }
+
+  const std::string& failure() const { return failure_; }
+  const std::string& failure_expression() const { return failure_expression_; }
+  bool too_many() const { return too_many_; }
+  const std::optional<std::string>& resource_type() const { return resource_type_; }
+  const std::optional<std::string>& type() const { return type_; }
+  bool resource_type_bad() const { return resource_type_bad_; }
+  bool type_bad() const { return type_bad_; }
+  bool entry_bad() const { return entry_bad_; }
+
+ private:
+  enum class ScalarKind : uint8_t { kString, kOther };
+
+  bool capturing() const { return capture_depth_ != 0; }
+  bool InEntries() const { return in_entries_; }
+  bool InEntry() const { return in_entries_ && !bundle_.entries.empty(); }
+
+  bool Fail(std::string why, std::string expression = "") {
+    if (failure_.empty()) {
+      failure_ = std::move(why);
+      failure_expression_ = std::move(expression);
+    }
+    return false;
+  }
+  bool Enter() {
+    if (depth_ >= max_depth_) return Fail("JSON nesting is deeper than the limit");
+    ++depth_;
+    if (keys_.size() < depth_) {
+      keys_.resize(depth_);
+      path_.resize(depth_);
+    }
+    path_[depth_ - 1].clear();
+    return true;
+  }
+  bool StartEntry(bool array) {
+    if (bundle_.entries.size() >= limits_.max_entries) {
+      too_many_ = true;
+      return Fail("the Bundle has more than " + std::to_string(limits_.max_entries) + " entries");
+    }
+    BundleEntry& entry = bundle_.entries.emplace_back();
+    entry.index = bundle_.entries.size() - 1;
+    EntryFacts& facts = facts_.emplace_back();
+    facts.not_object = array;
+    return true;
+  }
+
+  // A value at depth 4 of an entry that is not an object where one is expected.
+  void NonObjectMember() {
+    const std::string& key = path_[2];
+    if (key == "request") {
+      facts_.back().has_request = true;
+      facts_.back().request_not_object = true;
+    } else if (key == "resource") {
+      facts_.back().resource = EntryFacts::Resource::kOther;
+    }
+  }
+
+  bool Scalar(ScalarKind kind, std::string_view value) {
+    if (depth_ == 0) return Fail("a Bundle must be a JSON object");
+    if (depth_ == 1) {
+      const std::string& key = path_[0];
+      if (key == "resourceType") {
+        if (kind == ScalarKind::kString) {
+          resource_type_ = std::string(value);
+        } else {
+          resource_type_bad_ = true;
+        }
+      } else if (key == "type") {
+        if (kind == ScalarKind::kString) {
+          type_ = std::string(value);
+        } else {
+          type_bad_ = true;
+        }
+      } else if (key == "entry") {
+        entry_bad_ = true;
+      }
+      return true;
+    }
+    if (depth_ == 2 && in_entries_) return StartEntry(true);
+    if (depth_ == 3 && InEntry()) {
+      const std::string& key = path_[2];
+      if (key == "fullUrl") {
+        if (kind == ScalarKind::kString) {
+          bundle_.entries.back().full_url = std::string(value);
+        } else {
+          facts_.back().full_url_bad = true;
+        }
+      } else if (key == "request" || key == "resource") {
+        NonObjectMember();
+      }
+      return true;
+    }
+    if (depth_ == 4 && in_request_ && InEntry()) {
+      const std::string& key = path_[3];
+      EntryFacts& facts = facts_.back();
+      BundleEntry& entry = bundle_.entries.back();
+      const bool is_string = kind == ScalarKind::kString;
+      if (key == "method") {
+        if (is_string) {
+          facts.method = std::string(value);
+        } else {
+          facts.method_bad = true;
+        }
+      } else if (key == "url") {
+        if (is_string) {
+          facts.url = std::string(value);
+        } else {
+          facts.url_bad = true;
+        }
+      } else if (key == "ifMatch") {
+        if (is_string) {
+          entry.if_match = std::string(value);
+        } else {
+          facts.condition_bad = true;
+        }
+      } else if (key == "ifNoneExist") {
+        if (is_string) {
+          entry.if_none_exist = std::string(value);
+        } else {
+          facts.condition_bad = true;
+        }
+      }
+    }
+    return true;
+  }
+
+  bool CaptureString(const char* text, rapidjson::SizeType length) {
+    BundleEntry& entry = bundle_.entries.back();
+    std::string& out = entry.resource;
+    const size_t before = out.size();
+    if (!writer_.String(text, length)) return false;
+    // The writer may have put a ',' or ':' before the token.
+    const size_t start = out[before] == '"' ? before : before + 1;
+    const std::string& key = path_[depth_ - 1];
+    std::string_view value(text, length);
+    const bool reference = key == "reference";
+    if (reference || value.starts_with("urn:") || value.starts_with("http")) {
+      entry.links.push_back(
+          {static_cast<uint32_t>(start), static_cast<uint32_t>(out.size() - start), reference});
+    }
+    if (depth_ == capture_depth_ && key == "resourceType") entry.resource_type = std::string(value);
+    return true;
+  }
+
+  Bundle& bundle_;
+  std::vector<EntryFacts>& facts_;
+  const BundleLimits& limits_;
+  const size_t max_depth_;
+  size_t depth_ = 0;
+  std::vector<KeySet> keys_;       // Per open container, outside captured resources.
+  std::vector<std::string> path_;  // Current key per open object; "" for arrays.
+  bool in_entries_ = false;
+  bool in_request_ = false;
+  size_t capture_depth_ = 0;  // Depth of the resource being captured; 0 when none.
+  StringSink sink_{nullptr};
+  CompactWriter writer_;
+  std::optional<std::string> resource_type_;
+  std::optional<std::string> type_;
+  bool resource_type_bad_ = false;
+  bool type_bad_ = false;
+  bool entry_bad_ = false;
+  bool too_many_ = false;
+  std::string failure_;
+  std::string failure_expression_;
+};
+
+std::optional<EntryMethod> MethodOf(std::string_view text) {
+  static constexpr std::array<std::pair<std::string_view, EntryMethod>, 6> kMethods = {{
+      {"DELETE", EntryMethod::kDelete},
+      {"POST", EntryMethod::kPost},
+      {"PUT", EntryMethod::kPut},
+      {"PATCH", EntryMethod::kPatch},
+      {"GET", EntryMethod::kGet},
+      {"HEAD", EntryMethod::kHead},
+  }};
+  for (const auto& [name, method] : kMethods) {
+    if (name == text) return method;
+  }
+  return std::nullopt;
+}
+
+// The first structural problem of an entry, from what the SAX pass saw.
+Status CheckEntry(BundleEntry& entry, const EntryFacts& facts, std::string_view base) {
+  const size_t i = entry.index;
+  if (facts.not_object) return EntryProblem(i, "", "each entry must be a JSON object");
+  if (facts.full_url_bad) return EntryProblem(i, "fullUrl", "fullUrl must be a string");
+  if (!facts.has_request) {
+    return EntryProblem(i, "request", "each entry of a batch or transaction needs a request",
+                        "required");
+  }
+  if (facts.request_not_object) return EntryProblem(i, "request", "request must be an object");
+  if (facts.method_bad || !facts.method) {
+    return EntryProblem(i, "request.method", "request.method is missing or not a string",
+                        "required");
+  }
+  entry.method = MethodOf(*facts.method);
+  if (!entry.method) {
+    return EntryProblem(i, "request.method",
+                        "request.method must be GET, HEAD, POST, PUT, PATCH or DELETE", "value");
+  }
+  if (facts.url_bad || !facts.url) {
+    return EntryProblem(i, "request.url", "request.url is missing or not a string", "required");
+  }
+  if (facts.condition_bad) {
+    return EntryProblem(i, "request", "request.ifMatch and request.ifNoneExist must be strings");
+  }
+  entry.url = *facts.url;
+  StatusOr<EntryTarget> target = ParseEntryUrl(entry.url, base);
+  if (!target.ok()) return EntryProblem(i, "request.url", target.status().message(), "value");
+  entry.target = std::move(*target);
+  using Kind = EntryTarget::Kind;
+  const Kind kind = entry.target.kind;
+  const bool conditional =
+      kind == Kind::kType && entry.target.query && !entry.target.query->empty();
+  switch (*entry.method) {
+    case EntryMethod::kPost:
+      if (kind == Kind::kInstance || kind == Kind::kVersion || conditional) {
+        return EntryProblem(i, "request.url",
+                            "a POST entry's request.url is a resource type, e.g. 'Patient'",
+                            "value");
+      }
+      break;
+    case EntryMethod::kPut:
+    case EntryMethod::kPatch:
+    case EntryMethod::kDelete:
+      if (kind == Kind::kVersion || (kind == Kind::kType && !conditional)) {
+        return EntryProblem(i, "request.url",
+                            "a " + std::string(EntryMethodName(*entry.method)) +
+                                " entry's request.url is 'Type/id' or a conditional 'Type?query'",
+                            "value");
+      }
+      break;
+    case EntryMethod::kGet:
+    case EntryMethod::kHead:
+      break;
+  }
+  const bool needs_resource = *entry.method == EntryMethod::kPost ||
+                              *entry.method == EntryMethod::kPut ||
+                              *entry.method == EntryMethod::kPatch;
+  if (needs_resource && facts.resource == EntryFacts::Resource::kAbsent) {
+    return EntryProblem(
+        i, "resource",
+        "a " + std::string(EntryMethodName(*entry.method)) + " entry needs a resource", "required");
+  }
+  if (facts.resource == EntryFacts::Resource::kOther) {
+    return EntryProblem(i, "resource", "resource must be a JSON object");
+  }
+  return Status::Ok();
+}
+
+bool IsBase64Char(char c) {
+  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '+' ||
+         c == '/';
+}
+
+int Base64Value(char c) {
+  if (c >= 'A' && c <= 'Z') return c - 'A';
+  if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+  if (c >= '0' && c <= '9') return c - '0' + 52;
+  return c == '+' ? 62 : 63;
+}
+
+// Standard base64 (RFC 4648 section 4); whitespace is skipped (FHIR base64Binary allows it),
+// padding is optional. nullopt when anything else is wrong.
+std::optional<std::string> DecodeBase64(std::string_view text) {
+  std::string out;
+  out.reserve(text.size() / 4 * 3 + 3);
+  uint32_t acc = 0;
+  int bits = 0;
+  size_t padding = 0;
+  size_t symbols = 0;
+  for (char c : text) {
+    if (c == ' ' || c == '\n' || c == '\r' || c == '\t') continue;
+    if (c == '=') {
+      ++padding;
+      continue;
+    }
+    if (padding != 0 || !IsBase64Char(c)) return std::nullopt;
+    ++symbols;
+    acc = (acc << 6) | static_cast<uint32_t>(Base64Value(c));
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      out.push_back(static_cast<char>((acc >> bits) & 0xFF));
+    }
+  }
+  if (symbols % 4 == 1 || padding > 2) return std::nullopt;
+  if (padding != 0 && (symbols + padding) % 4 != 0) return std::nullopt;
+  return out;
+}
+
+std::string_view BaseMedia(std::string_view media) {
+  media = media.substr(0, media.find(';'));
+  while (!media.empty() && media.back() == ' ') media.remove_suffix(1);
+  while (!media.empty() && media.front() == ' ') media.remove_prefix(1);
+  return media;
+}
+
+}  // namespace
+
+std::string_view EntryMethodName(EntryMethod method) {
+  switch (method) {
+    case EntryMethod::kDelete:
+      return "DELETE";
+    case EntryMethod::kPost:
+      return "POST";
+    case EntryMethod::kPut:
+      return "PUT";
+    case EntryMethod::kPatch:
+      return "PATCH";
+    case EntryMethod::kGet:
+      return "GET";
+    case EntryMethod::kHead:
+      return "HEAD";
+  }
+  return "";
+}
+
+StatusOr<EntryTarget> ParseEntryUrl(std::string_view url, std::string_view base) {
+  if (!base.empty() && url.starts_with(base) &&
+      (url.size() == base.size() || url[base.size()] == '/' || url[base.size()] == '?')) {
+    url.remove_prefix(base.size());
+  }
+  if (url.find("://") != std::string_view::npos) {
+    return InvalidArgumentError("request.url must be relative to this server's FHIR base");
+  }
+  if (url.starts_with('/')) url.remove_prefix(1);
+  EntryTarget target;
+  std::string_view path = url;
+  if (size_t q = url.find('?'); q != std::string_view::npos) {
+    path = url.substr(0, q);
+    target.query = std::string(url.substr(q + 1));
+  }
+  if (path.empty()) return InvalidArgumentError("request.url names no resource type");
+  std::vector<std::string_view> segments;
+  for (size_t start = 0;;) {
+    size_t slash = path.find('/', start);
+    std::string_view segment = path.substr(start, slash - start);
+    if (segment.empty()) return InvalidArgumentError("request.url has an empty path segment");
+    segments.push_back(segment);
+    if (slash == std::string_view::npos) break;
+    start = slash + 1;
+  }
+  auto special = [](std::string_view s) { return s.starts_with('$') || s.starts_with('_'); };
+  target.type = std::string(segments[0]);
+  if (special(segments[0])) {
+    target.kind = EntryTarget::Kind::kOther;
+  } else if (segments.size() == 1) {
+    target.kind = EntryTarget::Kind::kType;
+  } else if (segments.size() == 2 && !special(segments[1])) {
+    target.kind = EntryTarget::Kind::kInstance;
+    target.id = std::string(segments[1]);
+  } else if (segments.size() == 4 && !special(segments[1]) && segments[2] == "_history") {
+    int64_t version = 0;
+    for (char c : segments[3]) {
+      if (c < '0' || c > '9' || version > (INT64_MAX - 9) / 10) {
+        return InvalidArgumentError("the version in request.url must be a positive integer");
+      }
+      version = version * 10 + (c - '0');
+    }
+    if (version < 1) {
+      return InvalidArgumentError("the version in request.url must be a positive integer");
+    }
+    target.kind = EntryTarget::Kind::kVersion;
+    target.id = std::string(segments[1]);
+    target.version = version;
+  } else {
+    target.kind = EntryTarget::Kind::kOther;
+  }
+  return target;
+}
+
+StatusOr<Bundle> ParseBundle(std::string_view body, const BundleLimits& limits) {
+  if (body.empty()) return BundleError("the request body is empty", "required");
+  Bundle bundle;
+  std::vector<EntryFacts> facts;
+  BundleHandler handler(bundle, facts, limits);
+  rapidjson::MemoryStream stream(body.data(), body.size());
+  rapidjson::Reader reader;
+  constexpr unsigned kFlags = rapidjson::kParseValidateEncodingFlag |
+                              rapidjson::kParseIterativeFlag |
+                              rapidjson::kParseNumbersAsStringsFlag;
+  rapidjson::ParseResult result = reader.Parse<kFlags>(stream, handler);
+  if (result.IsError()) {
+    if (handler.too_many()) {
+      return ResourceExhaustedError("The Bundle has too many entries")
+          .WithDetail({"too-long", handler.failure(), "Bundle.entry"});
+    }
+    if (!handler.failure().empty()) {
+      return BundleError(handler.failure(), "structure", handler.failure_expression());
+    }
+    const std::string at = " (byte " + std::to_string(result.Offset()) + ")";
+    if (result.Code() == rapidjson::kParseErrorStringInvalidEncoding) {
+      return BundleError("the body is not valid UTF-8" + at);
+    }
+    return BundleError(std::string("malformed JSON: ") +
+                       rapidjson::GetParseError_En(result.Code()) + at);
+  }
+  if (stream.Tell() != body.size()) {
+    return BundleError("malformed JSON: unexpected data after the Bundle (byte " +
+                       std::to_string(stream.Tell()) + ")");
+  }
+  if (handler.resource_type_bad() || !handler.resource_type()) {
+    return BundleError("resourceType is missing or not a string", "required", "resourceType");
+  }
+  if (*handler.resource_type() != "Bundle") {
+    return BundleError("only a Bundle (of type batch or transaction) can be posted to the base",
+                       "value", "resourceType");
+  }
+  if (handler.type_bad() || !handler.type()) {
+    return BundleError("Bundle.type is missing or not a string", "required", "Bundle.type");
+  }
+  if (*handler.type() == "batch") {
+    bundle.type = BundleType::kBatch;
+  } else if (*handler.type() == "transaction") {
+    bundle.type = BundleType::kTransaction;
+  } else {
+    return BundleError("Bundle.type must be batch or transaction to be posted to the base", "value",
+                       "Bundle.type");
+  }
+  if (handler.entry_bad())
+    return BundleError("Bundle.entry must be an array", "structure", "Bundle.entry");
+  for (size_t i = 0; i < bundle.entries.size(); ++i) {
+    bundle.entries[i].problem = CheckEntry(bundle.entries[i], facts[i], limits.base);
+  }
+  return bundle;
+}
+
+std::vector<size_t> ProcessingOrder(const Bundle& bundle) {
+  std::vector<size_t> order(bundle.entries.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+  auto rank = [&bundle](size_t i) {
+    const std::optional<EntryMethod>& m = bundle.entries[i].method;
+    if (!m) return 6;
+    switch (*m) {
+      case EntryMethod::kDelete:
+        return 0;
+      case EntryMethod::kPost:
+        return 1;
+      case EntryMethod::kPut:
+      case EntryMethod::kPatch:
+        return 2;
+      case EntryMethod::kGet:
+      case EntryMethod::kHead:
+        return 3;
+    }
+    return 6;
+  };
+  std::stable_sort(order.begin(), order.end(),
+                   [&rank](size_t a, size_t b) { return rank(a) < rank(b); });
+  return order;
+}
+
+Status EntryStatus(const Status& status, size_t index, std::string_view default_element) {
+  const std::string prefix = "Bundle.entry[" + std::to_string(index) + "]";
+  auto relative = [&](std::string_view expression) -> std::string {
+    if (expression.empty()) {
+      return default_element.empty() ? prefix : prefix + "." + std::string(default_element);
+    }
+    if (expression.starts_with("Bundle.entry[")) return std::string(expression);
+    // "Observation.subject" -> "<prefix>.resource.subject"; "resourceType" ->
+    // ".resource.resourceType"
+    std::string_view head = expression.substr(0, expression.find_first_of(".["));
+    if (IsR4ResourceType(head)) {
+      return prefix + ".resource" + std::string(expression.substr(head.size()));
+    }
+    return prefix + ".resource." + std::string(expression);
+  };
+  Status out(status.code(), status.message(), status.internal_detail());
+  if (status.details().empty()) {
+    return std::move(out).WithDetail({"", status.message(), relative("")});
+  }
+  for (const StatusDetail& d : status.details()) {
+    out = std::move(out).WithDetail({d.issue_code, d.diagnostics, relative(d.expression)});
+  }
+  return out;
+}
+
+bool FullUrlIndex::Add(std::string_view full_url, std::string_view type, std::string_view id) {
+  std::string target(type);
+  target += '/';
+  target += id;
+  return tokens_.emplace(JsonString(full_url), JsonString(target)).second;
+}
+
+StatusOr<std::string> FullUrlIndex::Rewrite(const BundleEntry& entry) const {
+  const std::string& text = entry.resource;
+  std::string out;
+  size_t copied = 0;  // text[0, copied) is in `out` (or needs no copy while out is empty).
+  bool changed = false;
+  for (const LinkString& link : entry.links) {
+    std::string_view token(text.data() + link.offset, link.size);
+    auto it = tokens_.find(token);
+    if (it == tokens_.end()) {
+      if (link.reference && (token.starts_with("\"urn:uuid:") || token.starts_with("\"urn:oid:"))) {
+        std::string shown(token.substr(0, 100));
+        return InvalidArgumentError("a reference names no entry of the transaction")
+            .WithDetail({"not-found",
+                         "the reference " + shown + (token.size() > 100 ? "...\"" : "") +
+                             " matches the fullUrl of no entry in this transaction",
+                         "Bundle.entry[" + std::to_string(entry.index) + "].resource"});
+      }
+      continue;
+    }
+    if (!changed) {
+      out.reserve(text.size() + 64);
+      changed = true;
+    }
+    out.append(text, copied, link.offset - copied);
+    out += it->second;
+    copied = link.offset + link.size;
+  }
+  if (!changed) return text;
+  out.append(text, copied, std::string::npos);
+  return out;
+}
+
+Status CheckDistinctTargets(const Bundle& bundle, std::span<const std::string> targets) {
+  std::unordered_map<std::string_view, size_t> written;
+  std::unordered_map<std::string_view, size_t> full_urls;
+  for (size_t i = 0; i < bundle.entries.size(); ++i) {
+    const BundleEntry& entry = bundle.entries[i];
+    if (i < targets.size() && !targets[i].empty()) {
+      auto [it, fresh] = written.emplace(targets[i], i);
+      if (!fresh) {
+        return InvalidArgumentError("Two entries of the transaction touch the same resource")
+            .WithDetail({"business-rule",
+                         "entries " + std::to_string(it->second) + " and " + std::to_string(i) +
+                             " both write " + targets[i] +
+                             ": a transaction may touch each resource once",
+                         "Bundle.entry[" + std::to_string(i) + "]"});
+      }
+    }
+    if (entry.full_url) {
+      auto [it, fresh] = full_urls.emplace(*entry.full_url, i);
+      if (!fresh) {
+        return InvalidArgumentError("Two entries of the transaction have the same fullUrl")
+            .WithDetail({"business-rule",
+                         "entries " + std::to_string(it->second) + " and " + std::to_string(i) +
+                             " have the same fullUrl",
+                         "Bundle.entry[" + std::to_string(i) + "].fullUrl"});
+      }
+    }
+  }
+  return Status::Ok();
+}
+
+StatusOr<std::string> JsonPatchOfEntry(const BundleEntry& entry) {
+  if (entry.resource_type == "Parameters") {
+    return UnimplementedError(
+               "FHIRPath Patch is not supported: send a JSON Patch in a Binary resource")
+        .WithDetail({"not-supported",
+                     "FHIRPath Patch (a Parameters resource) is not supported; a PATCH entry's "
+                     "resource must be a Binary with contentType application/json-patch+json",
+                     "Parameters"});
+  }
+  if (entry.resource_type != "Binary") {
+    return InvalidArgumentError("a PATCH entry's resource must be a Binary holding a JSON Patch")
+        .WithDetail({"invalid",
+                     "a PATCH entry's resource must be a Binary with contentType "
+                     "application/json-patch+json",
+                     ""});
+  }
+  KURA_ASSIGN_OR_RETURN(ResourceDocument binary,
+                        ParseResourceDocument(entry.resource, {.max_depth = 1024}));
+  const JsonMember* content_type = binary.Find("contentType");
+  if (content_type == nullptr || !content_type->string_value ||
+      BaseMedia(*content_type->string_value) != "application/json-patch+json") {
+    return InvalidArgumentError("a PATCH entry's Binary must hold a JSON Patch")
+        .WithDetail({"invalid", "Binary.contentType must be application/json-patch+json",
+                     "Binary.contentType"});
+  }
+  const JsonMember* data = binary.Find("data");
+  if (data == nullptr || !data->string_value) {
+    return InvalidArgumentError("a PATCH entry's Binary must hold a JSON Patch")
+        .WithDetail({"required", "Binary.data must hold the base64 of the JSON Patch document",
+                     "Binary.data"});
+  }
+  std::optional<std::string> document = DecodeBase64(*data->string_value);
+  if (!document) {
+    return InvalidArgumentError("a PATCH entry's Binary must hold a JSON Patch")
+        .WithDetail({"value", "Binary.data is not valid base64", "Binary.data"});
+  }
+  return std::move(*document);
+}
+
+}  // namespace kura::fhir

@@ -1,0 +1,36 @@
+// The data register: how each search parameter is indexed (config/data-register.toml, compiled
+// in as the default). `clear` values are indexed as they are (normalized), `blind` ones only as
+// keyed hashes that match by equality, `none` ones not at all. Immutable once loaded; thread-safe.
+#pragma once
+
+#include <map>
+#include <string>
+#include <string_view>
+
+#include "kura/base/status.h"
+
+namespace kura::fhir {
+
+enum class IndexClass : uint8_t { kClear, kBlind, kNone };
+
+std::string_view IndexClassName(IndexClass c);  // "clear", "blind", "none"
+
+class DataRegister {
+ public:
+  // The register shipped with Kura.
+  static const DataRegister& Default();
+  // Parses a register file's text. InvalidArgument naming the key on a bad entry.
+  static StatusOr<DataRegister> Parse(std::string_view toml_text);
+
+  // The class of `param` on `type`: "Type.param", else "*.param", else the default.
+  IndexClass Classify(std::string_view type, std::string_view param) const;
+
+ private:
+  IndexClass default_class_ = IndexClass::kClear;
+  std::map<std::string, IndexClass, std::less<>> entries_;
+};
+
+// The text of config/data-register.toml as shipped (for `kura init` and docs).
+std::string_view DefaultDataRegisterToml();
+
+}  // namespace kura::fhir
