@@ -538,7 +538,12 @@ class BadRequestTests(FhirTestCase):
                 inner = "[" + inner + "]"
             return ('{"resourceType":"Patient","extension":' + inner + "}").encode()
 
-        ok = self.post_raw(nested(64))
+        # 64 levels of valid FHIR: 31 nested extensions (an array and an object each) inside the
+        # root, the innermost with a valueCodeableConcept object.
+        valid = '{"url":"u","valueCodeableConcept":{"text":"t"}}'
+        for _ in range(31 - 1):
+            valid = '{"url":"u","extension":[' + valid + "]}"
+        ok = self.post_raw(('{"resourceType":"Patient","extension":[' + valid + "]}").encode())
         self.assertStatus(ok, 201, "64 levels are within the default limit")
         for depth in (65, 200, 5000):
             with self.subTest(depth=depth):

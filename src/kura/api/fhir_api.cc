@@ -1,9 +1,14 @@
 // FHIR REST handlers.
 #include "kura/api/fhir_api.h"
 
+#include <atomic>
 #include <boost/asio/awaitable.hpp>
+#include <boost/asio/post.hpp>
 #include <charconv>
 #include <functional>
+#include <mutex>
+#include <thread>
+#include <unordered_map>
 
 #include "kura/api/audit_api.h"
 #include "kura/api/audit_trail.h"
@@ -11,8 +16,11 @@
 #include "kura/api/responses.h"
 #include "kura/audit/audit_log.h"
 #include "kura/base/clock.h"
+#include "kura/base/log.h"
 #include "kura/base/random.h"
 #include "kura/base/secret_bytes.h"
+#include "kura/fhir/bundle.h"
+#include "kura/fhir/json_patch.h"
 #include "kura/fhir/r4_tables.h"
 #include "kura/http/blocking.h"
 
@@ -41,13 +49,19 @@ PreferReturn ParsePrefer(const http::Request& req) {
 
 bool IsXml(std::string_view media) { return media.find("xml") != std::string_view::npos; }
 
-bool IsJsonMedia(std::string_view media) {
-  auto semi = media.find(';');
-  std::string_view base = media.substr(0, semi);
+std::string_view BaseMediaType(std::string_view media) {
+  std::string_view base = media.substr(0, media.find(';'));
   while (!base.empty() && base.back() == ' ') base.remove_suffix(1);
+  return base;
+}
+
+bool IsJsonMedia(std::string_view media) {
+  std::string_view base = BaseMediaType(media);
   return base == "application/fhir+json" || base == "application/json" ||
          base == "application/json+fhir";
 }
+
+constexpr std::string_view kJsonPatchMedia = "application/json-patch+json";
 
 // _format and Accept: JSON only. InvalidArgument-shaped 415 via UnsupportedMedia().
 std::optional<std::string> FormatProblem(const RequestContext& ctx) {
@@ -69,6 +83,20 @@ Response UnsupportedMedia(const RequestContext& ctx, std::string_view why) {
   oo["issue"][0]["code"] = "not-supported";
   return JsonResponse(HttpStatus::unsupported_media_type, fhir::SerializeJson(oo),
                       ctx.request.version(), ctx.request.keep_alive());
+}
+
+// An error answered with `status` instead of HttpStatusFor's choice: 422 for a patch that cannot
+// be applied or yields an invalid resource, 413 for a Bundle with too many entries.
+Response ErrorResponseAs(HttpStatus status, const Status& error, const RequestContext& ctx) {
+  Response r = ErrorResponse(error, ctx);
+  r.result(status);
+  return r;
+}
+
+// "201 Created", as Bundle.entry.response.status spells it.
+std::string StatusLine(HttpStatus status) {
+  return std::to_string(static_cast<unsigned>(status)) + " " +
+         std::string(bh::obsolete_reason(status));
 }
 
 std::string ETagFor(int64_t version) { return "W/\"" + std::to_string(version) + "\""; }
@@ -100,8 +128,14 @@ Json BuildCapabilityStatement(const FhirApiOptions& options) {
   rest["mode"] = "server";
   rest["documentation"] =
       "Resources are checked for JSON well-formedness, resourceType and id; full structural "
-      "validation against the R4 StructureDefinitions is not yet performed. Search, batch, "
-      "transaction and patch are not yet supported. Every resource is encrypted at rest.";
+      "validation against the R4 StructureDefinitions is not yet performed. Search is not yet "
+      "supported, nor are conditional operations and searches inside a batch or transaction "
+      "(they answer 501). PATCH takes a JSON Patch (application/json-patch+json; in a Bundle, a "
+      "Binary holding one); FHIRPath Patch is not supported. A batch or transaction Bundle may "
+      "hold up to " +
+      std::to_string(options.max_bundle_entries) +
+      " entries; a transaction is committed as one unit (all of it or nothing). Every resource "
+      "is encrypted at rest.";
   rest["security"] = {{"cors", false},
                       {"description",
                        "HTTPS only. Every interaction except GET /metadata requires "
@@ -111,8 +145,8 @@ Json BuildCapabilityStatement(const FhirApiOptions& options) {
     Json r = Json::object();
     r["type"] = std::string(type);
     Json interactions = Json::array();
-    for (const char* code :
-         {"read", "vread", "update", "delete", "history-instance", "history-type", "create"}) {
+    for (const char* code : {"read", "vread", "update", "patch", "delete", "history-instance",
+                             "history-type", "create"}) {
       interactions.push_back({{"code", code}});
     }
     r["interaction"] = std::move(interactions);
@@ -126,7 +160,8 @@ Json BuildCapabilityStatement(const FhirApiOptions& options) {
     resources.push_back(std::move(r));
   }
   rest["resource"] = std::move(resources);
-  rest["interaction"] = Json::array({{{"code", "history-system"}}});
+  rest["interaction"] =
+      Json::array({{{"code", "transaction"}}, {{"code", "batch"}}, {{"code", "history-system"}}});
   cs["rest"] = Json::array({std::move(rest)});
   return cs;
 }
@@ -182,15 +217,38 @@ class FhirApi::Handlers {
     return Status::Ok();
   }
 
-  // Parses and checks a request body as a resource of `type` (with `id` on update).
-  StatusOr<fhir::ResourceDocument> ReadBody(const RequestContext& ctx, std::string_view type,
-                                            std::optional<std::string_view> id) {
-    KURA_ASSIGN_OR_RETURN(fhir::ResourceDocument resource,
-                          fhir::ParseResourceDocument(ctx.request.body(),
-                                                      {.max_depth = api_.options_.max_json_depth}));
+  // Parses and checks `text` as a resource of `type` (with `id` on update): every resource that
+  // is stored passes here, whether it came as a body, a Bundle entry or the result of a patch.
+  StatusOr<fhir::ResourceDocument> CheckResource(std::string_view text, std::string_view type,
+                                                 std::optional<std::string_view> id) const {
+    KURA_ASSIGN_OR_RETURN(
+        fhir::ResourceDocument resource,
+        fhir::ParseResourceDocument(text, {.max_depth = api_.options_.max_json_depth}));
     KURA_RETURN_IF_ERROR(fhir::CheckIdentity(resource, type, id));
     KURA_RETURN_IF_ERROR(api_.validator_.Validate(resource));
     return resource;
+  }
+
+  // Parses and checks a request body as a resource of `type` (with `id` on update).
+  StatusOr<fhir::ResourceDocument> ReadBody(const RequestContext& ctx, std::string_view type,
+                                            std::optional<std::string_view> id) const {
+    return CheckResource(ctx.request.body(), type, id);
+  }
+
+  // `current` with `patch` applied, checked as an update of it would be. Every
+  // failure here answers 422: the patch was well-formed but cannot make a valid next version.
+  StatusOr<fhir::ResourceDocument> PatchedResource(const fhir::JsonPatch& patch,
+                                                   const store::ResourceVersion& current) const {
+    KURA_ASSIGN_OR_RETURN(
+        std::string patched,
+        fhir::ApplyJsonPatch(patch, current.payload, {.max_depth = api_.options_.max_json_depth}));
+    return CheckResource(patched, current.type, current.id);
+  }
+
+  static Status CheckIfMatch(std::optional<int64_t> if_match, int64_t current_version) {
+    if (!if_match || *if_match == current_version) return Status::Ok();
+    return FailedPreconditionError("version conflict: If-Match does not match the current version")
+        .WithDetail({"conflict", "the current version is " + std::to_string(current_version), ""});
   }
 
   std::string LocationFor(std::string_view type, std::string_view id, int64_t version) const {
@@ -244,6 +302,18 @@ class FhirApi::Handlers {
     note.resource_id = v.id;
     note.resource_version = std::to_string(version);
     return v;
+  }
+
+  // The version that deletes `current`.
+  static store::ResourceVersion DeleteMarker(const store::ResourceVersion& current) {
+    store::ResourceVersion marker;
+    marker.type = current.type;
+    marker.id = current.id;
+    marker.version = current.version + 1;
+    marker.last_updated = Clock::System().Now();
+    marker.deleted = true;
+    marker.compartment = current.compartment;
+    return marker;
   }
 
   // Commits one version without blocking this thread; the store's writer reports back. Returns
@@ -365,12 +435,7 @@ class FhirApi::Handlers {
       const int64_t current_version = current.ok() ? current->version : 0;
       existed = current.ok() && !current->deleted;
       status = existed ? HttpStatus::ok : HttpStatus::created;
-      if (if_match && *if_match != current_version) {
-        return FailedPreconditionError(
-                   "version conflict: If-Match does not match the current version")
-            .WithDetail(
-                {"conflict", "the current version is " + std::to_string(current_version), ""});
-      }
+      KURA_RETURN_IF_ERROR(CheckIfMatch(if_match, current_version));
       KURA_ASSIGN_OR_RETURN(store::ResourceVersion v,
                             MakeVersion(*resource, type, id, current_version + 1, note));
       return std::optional<store::ResourceVersion>(std::move(v));
@@ -396,13 +461,7 @@ class FhirApi::Handlers {
       if (!current.ok()) return current.status();  // NotFound: nothing to delete.
       NoteVersion(note, *current);
       if (current->deleted) return std::optional<store::ResourceVersion>();  // Idempotent.
-      store::ResourceVersion marker;
-      marker.type = type;
-      marker.id = id;
-      marker.version = current->version + 1;
-      marker.last_updated = Clock::System().Now();
-      marker.deleted = true;
-      marker.compartment = current->compartment;
+      store::ResourceVersion marker = DeleteMarker(*current);
       note.resource_version = std::to_string(marker.version);
       return std::optional<store::ResourceVersion>(std::move(marker));
     };
@@ -412,6 +471,71 @@ class FhirApi::Handlers {
     Response r{HttpStatus::no_content, ctx.request.version()};
     if (deleted->has_value()) r.set(bh::field::etag, ETagFor((*deleted)->version));
     co_return r;
+  }
+
+  // PATCH [type]/[id] with a JSON Patch (RFC 6902): the patch applies to the current version and
+  // the result is processed as an update of it (http.html#patch). 400 for a malformed patch, 422
+  // when it cannot be applied (a failed test, a missing path, a server-owned member changed) or
+  // the result is not a valid resource, 412 on an If-Match mismatch, 404/410 when there is
+  // nothing to patch.
+  asio::awaitable<Response> Patch(RequestContext& ctx, AuditNote& note) {
+    std::optional<Response> denied = co_await Admit(ctx, note);
+    if (denied) co_return std::move(*denied);
+    std::string type(ctx.params.Get("type"));
+    std::string id(ctx.params.Get("id"));
+    NoteTarget(note, type, id);
+    if (Status s = CheckType(type); !s.ok()) co_return ErrorResponse(s, ctx);
+    if (Status s = RefuseAuditEventWrite(type); !s.ok()) co_return ErrorResponse(s, ctx);
+    if (Status s = CheckId(id); !s.ok()) co_return ErrorResponse(s, ctx);
+    std::string_view media = ctx.request[bh::field::content_type];
+    if (BaseMediaType(media) != kJsonPatchMedia) {
+      Response r = UnsupportedMedia(
+          ctx, IsJsonMedia(media)
+                   ? "FHIRPath Patch is not supported: send a JSON Patch as "
+                     "application/json-patch+json"
+                   : "the request body must be a JSON Patch (application/json-patch+json)");
+      r.set("Accept-Patch", kJsonPatchMedia);
+      co_return r;
+    }
+    std::optional<int64_t> if_match;
+    if (auto h = ctx.request[bh::field::if_match]; !h.empty()) {
+      if_match = ParseETag(h);
+      if (!if_match) {
+        co_return ErrorResponse(InvalidArgumentError("If-Match must be an ETag like W/\"1\""), ctx);
+      }
+    }
+    StatusOr<fhir::JsonPatch> patch =
+        fhir::ParseJsonPatch(ctx.request.body(), {.max_depth = api_.options_.max_json_depth});
+    if (!patch.ok()) co_return ErrorResponse(patch.status(), ctx);
+    bool unprocessable = false;
+    NextVersion next = [&](const StatusOr<store::ResourceVersion>& current,
+                           HttpStatus& status) -> StatusOr<std::optional<store::ResourceVersion>> {
+      status = HttpStatus::ok;
+      if (!current.ok()) {
+        return current.status().code() == StatusCode::kNotFound ? NotFoundError("no such resource")
+                                                                : current.status();
+      }
+      NoteVersion(note, *current);
+      if (current->deleted) return GoneError("the resource was deleted");
+      KURA_RETURN_IF_ERROR(CheckIfMatch(if_match, current->version));
+      StatusOr<fhir::ResourceDocument> patched = PatchedResource(*patch, *current);
+      if (!patched.ok()) {
+        unprocessable = true;
+        return patched.status();
+      }
+      KURA_ASSIGN_OR_RETURN(store::ResourceVersion v,
+                            MakeVersion(*patched, type, id, current->version + 1, note));
+      return std::optional<store::ResourceVersion>(std::move(v));
+    };
+    StatusOr<std::optional<store::ResourceVersion>> written =
+        co_await CommitNextVersion(type, id, ctx, note, std::move(next));
+    if (!written.ok()) {
+      if (unprocessable) {
+        co_return ErrorResponseAs(HttpStatus::unprocessable_entity, written.status(), ctx);
+      }
+      co_return ErrorResponse(written.status(), ctx);
+    }
+    co_return WriteResponse(ctx, HttpStatus::ok, **written);
   }
 
   Response ReadResponse(const RequestContext& ctx, const store::ResourceVersion& v) {
@@ -596,9 +720,6 @@ class FhirApi::Handlers {
     if (denied) co_return std::move(*denied);
     std::string type(ctx.params.Get("type"));
     note.resource_type = type.substr(0, 64);
-    std::string what = note.action == audit::action::kSearch  ? "search"
-                       : note.action == audit::action::kPatch ? "patch"
-                                                              : "batch and transaction";
     if (!type.empty()) {
       if (Status s = CheckType(type); !s.ok()) co_return ErrorResponse(s, ctx);
     }
@@ -609,7 +730,864 @@ class FhirApi::Handlers {
       }
       co_return ErrorResponse(RefuseAuditEventWrite(type), ctx);
     }
-    co_return ErrorResponse(UnimplementedError(what + " is not supported by this server yet"), ctx);
+    co_return ErrorResponse(UnimplementedError("search is not supported by this server yet"), ctx);
+  }
+
+  // ---- Batch and transaction Bundles (http.html#transaction) ----
+
+  // The seam for everything that needs search: conditional create (ifNoneExist), conditional
+  // update, patch and delete (`Type?query` urls), conditional references inside a transaction and
+  // searches inside a Bundle. Returns the ids of the current `type` resources that match `query`
+  // (the raw, percent-encoded query string of a search url). Search is not built yet, so for now
+  // this is Unimplemented, which the entry that needed it answers with 501 (and a transaction
+  // fails with).
+  asio::awaitable<StatusOr<std::vector<std::string>>> FindMatchingIds(const std::string& type,
+                                                                      std::string_view query) {
+    (void)type;
+    (void)query;
+    co_return UnimplementedError("conditional operations and searches are not supported yet");
+  }
+
+  // One Bundle entry while it is processed.
+  struct EntryWork {
+    const fhir::BundleEntry* entry = nullptr;
+    fhir::EntryMethod method = fhir::EntryMethod::kGet;
+    std::string type;
+    std::string id;  // The target: assigned for a create, resolved for a conditional operation.
+    std::string_view action;   // Its audit action.
+    bool conditional = false;  // PUT, PATCH or DELETE by `Type?query`.
+    bool no_op = false;        // Nothing to write: a conditional create that matched, a conditional
+                               // delete that matched nothing.
+    std::optional<int64_t> if_match;
+    std::optional<fhir::ResourceDocument> resource;  // POST and PUT: checked once.
+    std::optional<fhir::JsonPatch> patch;            // PATCH.
+    std::vector<std::string> matches;                // GET Type?query: the ids found.
+    // The outcome (of the latest attempt for writes).
+    bool done = false;  // Failed for good, or finished.
+    Status error;
+    HttpStatus status = HttpStatus::ok;
+    std::optional<store::ResourceVersion> version;  // Written (when `write`), or read.
+    bool write = false;
+    bool committed = false;  // Its audit record is durable: it rode in its own commit (batch).
+    std::string search_bundle;
+    AuditNote note;
+    std::vector<audit::AuditRecord> records;  // Its audit record, once built.
+
+    bool IsWrite() const { return method <= fhir::EntryMethod::kPatch; }
+    bool IsRead() const { return !IsWrite(); }
+    bool IsSearch() const {
+      return IsRead() && entry->target.kind == fhir::EntryTarget::Kind::kType;
+    }
+  };
+
+  static std::string_view ActionOf(const fhir::BundleEntry& e) {
+    namespace act = audit::action;
+    if (!e.method) return act::kBatch;
+    switch (*e.method) {
+      case fhir::EntryMethod::kDelete:
+        return act::kDelete;
+      case fhir::EntryMethod::kPost:
+        return act::kCreate;
+      case fhir::EntryMethod::kPut:
+        return act::kUpdate;
+      case fhir::EntryMethod::kPatch:
+        return act::kPatch;
+      case fhir::EntryMethod::kGet:
+      case fhir::EntryMethod::kHead:
+        break;
+    }
+    switch (e.target.kind) {
+      case fhir::EntryTarget::Kind::kType:
+        return act::kSearch;
+      case fhir::EntryTarget::Kind::kVersion:
+        return act::kVread;
+      default:
+        return act::kRead;
+    }
+  }
+
+  // A fresh audit note for the entry (one per attempt: building a version fills it in).
+  static AuditNote EntryNote(const AuditNote& request, const EntryWork& w) {
+    AuditNote n;
+    n.category = audit::category::kFhir;
+    n.action = w.action;
+    n.principal = request.principal;
+    NoteTarget(n, w.type, w.id);
+    n.details.emplace_back("bundle.index", std::to_string(w.entry->index));
+    if (w.entry->method) {
+      n.details.emplace_back("bundle.method", std::string(fhir::EntryMethodName(*w.entry->method)));
+    }
+    return n;
+  }
+
+  // Records that the entry failed with `error` (relative to the entry; `element` is where an
+  // error without an expression points), answering `as` or HttpStatusFor's choice.
+  static void FailEntry(EntryWork& w, const Status& error, std::string_view element = "",
+                        std::optional<HttpStatus> as = std::nullopt) {
+    w.error = fhir::EntryStatus(error, w.entry->index, element);
+    w.status = as.value_or(HttpStatusFor(error.code()));
+    w.version.reset();
+    w.write = false;
+    w.done = true;
+  }
+
+  // The checks of an entry that need no search: structure, type, id, If-Match; the id of a create.
+  void ResolveTarget(EntryWork& w, const AuditNote& request) {
+    const fhir::BundleEntry& e = *w.entry;
+    if (e.method) w.method = *e.method;
+    w.action = ActionOf(e);
+    w.type = e.target.type;
+    w.id = e.target.id;
+    w.note = EntryNote(request, w);
+    if (!e.problem.ok()) {
+      w.error = e.problem;
+      w.status = HttpStatus::bad_request;
+      w.done = true;
+      return;
+    }
+    using Kind = fhir::EntryTarget::Kind;
+    if (e.target.kind == Kind::kOther) {
+      FailEntry(w, UnimplementedError("this interaction is not supported inside a Bundle"),
+                "request.url");
+      return;
+    }
+    if (Status s = CheckType(w.type); !s.ok()) return FailEntry(w, s, "request.url");
+    if (w.IsWrite()) {
+      if (Status s = RefuseAuditEventWrite(w.type); !s.ok()) return FailEntry(w, s, "request.url");
+    } else if (w.type == kAuditEvent) {
+      return FailEntry(w,
+                       UnimplementedError("AuditEvent is read at [base]/AuditEvent, not inside a "
+                                          "Bundle"),
+                       "request.url");
+    }
+    if (e.target.kind == Kind::kInstance || e.target.kind == Kind::kVersion) {
+      if (Status s = CheckId(w.id); !s.ok()) return FailEntry(w, s, "request.url");
+    }
+    if (e.if_match) {
+      w.if_match = ParseETag(*e.if_match);
+      if (!w.if_match) {
+        return FailEntry(w, InvalidArgumentError("ifMatch must be an ETag like W/\"1\""),
+                         "request.ifMatch");
+      }
+    }
+    w.conditional =
+        w.IsWrite() && w.method != fhir::EntryMethod::kPost && e.target.kind == Kind::kType;
+    if (w.method == fhir::EntryMethod::kPost && !e.if_none_exist) {
+      w.id = TimeOrderedUuid(Clock::System().Now());
+    }
+  }
+
+  static bool NeedsSearch(const EntryWork& w) {
+    if (w.done) return false;
+    return w.conditional || w.IsSearch() ||
+           (w.method == fhir::EntryMethod::kPost && w.entry->if_none_exist.has_value());
+  }
+
+  // Resolves a conditional operation or a search through FindMatchingIds.
+  asio::awaitable<void> ResolveBySearch(EntryWork& w, const AuditNote& request) {
+    const fhir::BundleEntry& e = *w.entry;
+    const bool create = w.method == fhir::EntryMethod::kPost;
+    std::string_view query = create ? std::string_view(*e.if_none_exist)
+                                    : std::string_view(e.target.query ? *e.target.query : "");
+    StatusOr<std::vector<std::string>> ids = co_await FindMatchingIds(w.type, query);
+    if (!ids.ok()) {
+      FailEntry(w, ids.status(), create ? "request.ifNoneExist" : "request.url");
+      co_return;
+    }
+    if (w.IsSearch()) {
+      w.matches = std::move(*ids);
+      co_return;
+    }
+    if (ids->size() > 1) {
+      FailEntry(w,
+                FailedPreconditionError("the condition matches more than one resource")
+                    .WithDetail({"multiple-matches",
+                                 "the condition matches " + std::to_string(ids->size()) +
+                                     " resources; it must match at most one",
+                                 ""}),
+                create ? "request.ifNoneExist" : "request.url");
+      co_return;
+    }
+    if (ids->size() == 1) {
+      w.id = ids->front();
+      w.no_op = create;  // A conditional create that matched reports the match.
+    } else if (create || w.method == fhir::EntryMethod::kPut) {
+      w.id = TimeOrderedUuid(Clock::System().Now());  // No match: create.
+    } else if (w.method == fhir::EntryMethod::kDelete) {
+      w.no_op = true;  // Nothing matched: nothing to delete.
+    } else {
+      FailEntry(w, NotFoundError("the condition matches no resource"), "request.url");
+      co_return;
+    }
+    w.note = EntryNote(request, w);
+  }
+
+  // Checks an entry's resource (POST, PUT: through the same intake as a body, after the
+  // transaction's references are rewritten) or patch document, once for all attempts.
+  void PrepareEntry(EntryWork& w, const fhir::FullUrlIndex* index) {
+    if (w.done) return;
+    const fhir::BundleEntry& e = *w.entry;
+    if (w.method == fhir::EntryMethod::kPost || w.method == fhir::EntryMethod::kPut) {
+      if (w.no_op) return;
+      StatusOr<fhir::ResourceDocument> doc = InvalidArgumentError("unreachable");
+      const bool create_like = w.method == fhir::EntryMethod::kPost || w.conditional;
+      std::optional<std::string_view> url_id;
+      if (!create_like) url_id = w.id;
+      if (index != nullptr) {
+        StatusOr<std::string> text = index->Rewrite(e);
+        if (!text.ok()) return FailEntry(w, text.status(), "resource");
+        doc = CheckResource(*text, w.type, url_id);
+      } else {
+        doc = CheckResource(e.resource, w.type, url_id);
+      }
+      if (!doc.ok()) return FailEntry(w, doc.status(), "resource");
+      if (w.conditional) {
+        const fhir::JsonMember* body_id = doc->Find("id");
+        if (body_id != nullptr && body_id->string_value && *body_id->string_value != w.id) {
+          return FailEntry(w,
+                           InvalidArgumentError("the resource id does not match the resource "
+                                                "the condition found")
+                               .WithDetail({"invalid", "", w.type + ".id"}),
+                           "resource");
+        }
+      }
+      w.resource = std::move(*doc);
+    } else if (w.method == fhir::EntryMethod::kPatch) {
+      StatusOr<std::string> text = fhir::JsonPatchOfEntry(e);
+      if (!text.ok()) return FailEntry(w, text.status(), "resource");
+      StatusOr<fhir::JsonPatch> patch =
+          fhir::ParseJsonPatch(*text, {.max_depth = api_.options_.max_json_depth});
+      if (!patch.ok()) return FailEntry(w, patch.status(), "resource.data");
+      w.patch = std::move(*patch);
+    }
+  }
+
+  // Whether building the entry's version needs the current version of its target.
+  static bool NeedsCurrent(const EntryWork& w) {
+    if (w.done) return false;
+    switch (w.method) {
+      case fhir::EntryMethod::kPost:
+        return w.no_op;
+      case fhir::EntryMethod::kDelete:
+        return !w.no_op;
+      case fhir::EntryMethod::kPut:
+      case fhir::EntryMethod::kPatch:
+        return true;
+      case fhir::EntryMethod::kGet:
+      case fhir::EntryMethod::kHead:
+        return w.entry->target.kind == fhir::EntryTarget::Kind::kInstance;
+    }
+    return false;
+  }
+
+  // Builds the version a write entry commits (or its no-op outcome) from `current`.
+  void BuildWrite(EntryWork& w, const StatusOr<store::ResourceVersion>* current,
+                  const AuditNote& request) {
+    w.note = EntryNote(request, w);
+    w.version.reset();
+    w.write = false;
+    w.error = Status::Ok();
+    auto found = [&]() -> Status {
+      if (current->ok()) return Status::Ok();
+      return current->status().code() == StatusCode::kNotFound ? NotFoundError("no such resource")
+                                                               : current->status();
+    };
+    switch (w.method) {
+      case fhir::EntryMethod::kPost: {
+        if (w.no_op) {  // The resource the condition found.
+          if (Status s = found(); !s.ok()) return FailEntry(w, s);
+          NoteVersion(w.note, **current);
+          w.version = **current;
+          w.status = HttpStatus::ok;
+          return;
+        }
+        StatusOr<store::ResourceVersion> v = MakeVersion(*w.resource, w.type, w.id, 1, w.note);
+        if (!v.ok()) return FailEntry(w, v.status(), "resource");
+        w.version = std::move(*v);
+        w.write = true;
+        w.status = HttpStatus::created;
+        return;
+      }
+      case fhir::EntryMethod::kPut: {
+        if (!current->ok() && current->status().code() != StatusCode::kNotFound) {
+          return FailEntry(w, current->status());
+        }
+        const int64_t current_version = current->ok() ? (*current)->version : 0;
+        if (Status s = CheckIfMatch(w.if_match, current_version); !s.ok()) {
+          return FailEntry(w, s, "request.ifMatch");
+        }
+        const bool existed = current->ok() && !(*current)->deleted;
+        StatusOr<store::ResourceVersion> v =
+            MakeVersion(*w.resource, w.type, w.id, current_version + 1, w.note);
+        if (!v.ok()) return FailEntry(w, v.status(), "resource");
+        w.version = std::move(*v);
+        w.write = true;
+        w.status = existed ? HttpStatus::ok : HttpStatus::created;
+        return;
+      }
+      case fhir::EntryMethod::kPatch: {
+        if (Status s = found(); !s.ok()) return FailEntry(w, s);
+        NoteVersion(w.note, **current);
+        if ((*current)->deleted) return FailEntry(w, GoneError("the resource was deleted"));
+        if (Status s = CheckIfMatch(w.if_match, (*current)->version); !s.ok()) {
+          return FailEntry(w, s, "request.ifMatch");
+        }
+        StatusOr<fhir::ResourceDocument> patched = PatchedResource(*w.patch, **current);
+        if (!patched.ok()) {
+          return FailEntry(w, patched.status(), "resource", HttpStatus::unprocessable_entity);
+        }
+        StatusOr<store::ResourceVersion> v =
+            MakeVersion(*patched, w.type, w.id, (*current)->version + 1, w.note);
+        if (!v.ok()) return FailEntry(w, v.status(), "resource", HttpStatus::unprocessable_entity);
+        w.version = std::move(*v);
+        w.write = true;
+        w.status = HttpStatus::ok;
+        return;
+      }
+      case fhir::EntryMethod::kDelete: {
+        w.status = HttpStatus::no_content;
+        if (w.no_op) return;
+        if (Status s = found(); !s.ok()) return FailEntry(w, s);
+        NoteVersion(w.note, **current);
+        if (Status s = CheckIfMatch(w.if_match, (*current)->version); !s.ok()) {
+          return FailEntry(w, s, "request.ifMatch");
+        }
+        if ((*current)->deleted) {  // Idempotent: nothing to write.
+          w.version = **current;
+          return;
+        }
+        w.version = DeleteMarker(**current);
+        w.note.resource_version = std::to_string(w.version->version);
+        w.write = true;
+        return;
+      }
+      case fhir::EntryMethod::kGet:
+      case fhir::EntryMethod::kHead:
+        break;
+    }
+  }
+
+  // A read entry's outcome from the version it found.
+  static void FinishRead(EntryWork& w, const StatusOr<store::ResourceVersion>& v,
+                         std::string_view missing) {
+    if (!v.ok()) {
+      return FailEntry(w, v.status().code() == StatusCode::kNotFound
+                              ? NotFoundError(std::string(missing))
+                              : v.status());
+    }
+    NoteVersion(w.note, *v);
+    if (v->deleted) return FailEntry(w, GoneError("the resource was deleted"));
+    w.version = *v;
+    w.status = HttpStatus::ok;
+  }
+
+  // Runs a read entry (GET or HEAD). `overlay` holds the versions the transaction writes, by
+  // "Type/id": its reads see them (http.html#trules: reads come after the writes).
+  asio::awaitable<void> RunRead(
+      EntryWork& w, const StatusOr<store::ResourceVersion>* current, const AuditNote& request,
+      const std::unordered_map<std::string, const store::ResourceVersion*>& overlay) {
+    if (w.done) co_return;
+    w.note = EntryNote(request, w);
+    const fhir::EntryTarget& t = w.entry->target;
+    if (t.kind == fhir::EntryTarget::Kind::kType) {
+      co_await RunSearch(w);
+      co_return;
+    }
+    auto written = overlay.find(w.type + "/" + w.id);
+    if (t.kind == fhir::EntryTarget::Kind::kInstance) {
+      if (written != overlay.end()) {
+        FinishRead(w, *written->second, "no such resource");
+      } else {
+        FinishRead(w, *current, "no such resource");
+      }
+      co_return;
+    }
+    if (written != overlay.end() && written->second->version == t.version) {
+      FinishRead(w, *written->second, "no such resource version");
+      co_return;
+    }
+    StatusOr<store::ResourceVersion> v = co_await ReadVersion(w.type, w.id, t.version);
+    FinishRead(w, v, "no such resource version");
+  }
+
+  // A search inside a Bundle: the resources FindMatchingIds found, as a searchset Bundle.
+  asio::awaitable<void> RunSearch(EntryWork& w) {
+    std::vector<std::pair<std::string, std::string>> keys;
+    keys.reserve(w.matches.size());
+    for (const std::string& id : w.matches) keys.emplace_back(w.type, id);
+    std::vector<StatusOr<store::ResourceVersion>> found = co_await ReadCurrents(std::move(keys));
+    const std::string base = api_.options_.public_base_url + "/fhir/R4/";
+    std::string entries;
+    size_t total = 0;
+    for (const StatusOr<store::ResourceVersion>& v : found) {
+      if (!v.ok() && v.status().code() != StatusCode::kNotFound) {
+        FailEntry(w, v.status());
+        co_return;
+      }
+      if (!v.ok() || v->deleted) continue;
+      if (!v->compartment.empty()) w.note.compartments.push_back(v->compartment);
+      if (total++ != 0) entries += ',';
+      entries += "{\"fullUrl\":" + fhir::JsonString(base + v->type + "/" + v->id) +
+                 ",\"resource\":" + v->payload + ",\"search\":{\"mode\":\"match\"}}";
+    }
+    w.note.details.emplace_back("fhir.entries", std::to_string(total));
+    w.search_bundle = "{\"resourceType\":\"Bundle\",\"id\":\"" + RandomUuid() +
+                      "\",\"type\":\"searchset\",\"total\":" + std::to_string(total) +
+                      ",\"entry\":[" + entries + "]}";
+    w.status = HttpStatus::ok;
+  }
+
+  // The current versions of (type, id) `keys`: from memory where the store has them, the rest in
+  // one trip to the blocking pool.
+  asio::awaitable<std::vector<StatusOr<store::ResourceVersion>>> ReadCurrents(
+      std::vector<std::pair<std::string, std::string>> keys) {
+    std::vector<std::optional<StatusOr<store::ResourceVersion>>> found(keys.size());
+    std::vector<size_t> misses;
+    for (size_t k = 0; k < keys.size(); ++k) {
+      found[k] = api_.store_.ReadCurrentIfCached(keys[k].first, keys[k].second);
+      if (!found[k]) misses.push_back(k);
+    }
+    if (!misses.empty()) {
+      auto read = [this, &keys, &misses] {
+        std::vector<StatusOr<store::ResourceVersion>> out;
+        out.reserve(misses.size());
+        for (size_t k : misses)
+          out.push_back(api_.store_.ReadCurrent(keys[k].first, keys[k].second));
+        return out;
+      };
+      std::vector<StatusOr<store::ResourceVersion>> read_back =
+          co_await http::RunBlocking(api_.pool_, std::move(read));
+      for (size_t j = 0; j < misses.size(); ++j) found[misses[j]] = std::move(read_back[j]);
+    }
+    std::vector<StatusOr<store::ResourceVersion>> out;
+    out.reserve(found.size());
+    for (auto& f : found) out.push_back(std::move(*f));
+    co_return out;
+  }
+
+  // The current version of every entry that NeedsCurrent, by entry index (null for the others).
+  asio::awaitable<std::vector<std::optional<StatusOr<store::ResourceVersion>>>> CurrentsFor(
+      const std::vector<EntryWork>& works, const std::vector<size_t>& which) {
+    std::vector<std::pair<std::string, std::string>> keys;
+    std::vector<size_t> owners;
+    for (size_t i : which) {
+      if (!NeedsCurrent(works[i])) continue;
+      keys.emplace_back(works[i].type, works[i].id);
+      owners.push_back(i);
+    }
+    std::vector<std::optional<StatusOr<store::ResourceVersion>>> out(works.size());
+    if (keys.empty()) co_return out;
+    std::vector<StatusOr<store::ResourceVersion>> found = co_await ReadCurrents(std::move(keys));
+    for (size_t k = 0; k < owners.size(); ++k) out[owners[k]] = std::move(found[k]);
+    co_return out;
+  }
+
+  using CommitResults = std::vector<StatusOr<store::CommitResult>>;
+
+  // Commits each batch on its own (the store's group commit shares the durable commits) and
+  // waits for all of them.
+  asio::awaitable<CommitResults> CommitEach(std::vector<store::WriteBatch> batches) {
+    if (batches.empty()) co_return CommitResults{};
+    auto start = [this,
+                  batches = std::move(batches)](std::function<void(CommitResults)> done) mutable {
+      struct Pending {
+        std::mutex mu;
+        std::vector<std::optional<StatusOr<store::CommitResult>>> results;
+        size_t left = 0;
+        std::function<void(CommitResults)> done;
+      };
+      auto pending = std::make_shared<Pending>();
+      pending->results.resize(batches.size());
+      pending->left = batches.size();
+      pending->done = std::move(done);
+      for (size_t i = 0; i < batches.size(); ++i) {
+        api_.store_.CommitAsync(std::move(batches[i]),
+                                [pending, i](StatusOr<store::CommitResult> result) {
+                                  std::unique_lock<std::mutex> lock(pending->mu);
+                                  pending->results[i] = std::move(result);
+                                  if (--pending->left != 0) return;
+                                  lock.unlock();
+                                  CommitResults all;
+                                  all.reserve(pending->results.size());
+                                  for (auto& r : pending->results) all.push_back(std::move(*r));
+                                  pending->done(std::move(all));
+                                });
+      }
+    };
+    CommitResults results = co_await http::AwaitCallback<CommitResults>(std::move(start));
+    co_return results;
+  }
+
+  // Checks every entry up to the point where it needs the store: structure, target, search-based
+  // resolution. In a transaction, stops at the first failure and returns its index.
+  asio::awaitable<std::optional<size_t>> ResolveEntries(std::vector<EntryWork>& works,
+                                                        const std::vector<size_t>& order,
+                                                        const AuditNote& request,
+                                                        bool transaction) {
+    for (size_t i : order) {
+      ResolveTarget(works[i], request);
+      if (NeedsSearch(works[i])) co_await ResolveBySearch(works[i], request);
+      if (transaction && !works[i].error.ok()) co_return i;
+    }
+    co_return std::nullopt;
+  }
+
+  // Resolves the conditional references ("Patient?identifier=x|1") of a transaction's resources
+  // into `index`. Returns the index of the entry whose reference failed to resolve.
+  asio::awaitable<std::optional<size_t>> ResolveConditionalReferences(
+      std::vector<EntryWork>& works, const std::vector<size_t>& order, fhir::FullUrlIndex& index) {
+    std::unordered_map<std::string, bool> seen;
+    for (size_t i : order) {
+      EntryWork& w = works[i];
+      if (w.done || w.entry->resource.empty() || w.method == fhir::EntryMethod::kPatch) continue;
+      for (const fhir::LinkString& link : w.entry->links) {
+        if (!link.reference) continue;
+        if (w.entry->resource.substr(link.offset, link.size).find('?') == std::string_view::npos) {
+          continue;
+        }
+        std::string reference = fhir::LinkValue(*w.entry, link);
+        const size_t q = reference.find('?');
+        if (q == std::string::npos || !fhir::IsR4ResourceType(reference.substr(0, q))) continue;
+        if (!seen.emplace(reference, true).second) continue;
+        std::string type = reference.substr(0, q);
+        StatusOr<std::vector<std::string>> ids =
+            co_await FindMatchingIds(type, std::string_view(reference).substr(q + 1));
+        if (ids.ok() && ids->size() != 1) {
+          ids = FailedPreconditionError("a conditional reference must match exactly one resource")
+                    .WithDetail({ids->empty() ? "not-found" : "multiple-matches",
+                                 "the conditional reference matches " +
+                                     std::to_string(ids->size()) + " resources",
+                                 ""});
+        }
+        if (!ids.ok()) {
+          FailEntry(w, ids.status(), "resource");
+          co_return i;
+        }
+        index.Add(reference, type, ids->front());
+      }
+    }
+    co_return std::nullopt;
+  }
+
+  // The batch-response or transaction-response Bundle.
+  std::string BundleResponse(bool transaction, const std::vector<EntryWork>& works,
+                             bool representation, const RequestContext& ctx) {
+    const std::string base = api_.options_.public_base_url + "/fhir/R4";
+    Json head = Json::object();
+    head["resourceType"] = "Bundle";
+    head["id"] = RandomUuid();
+    head["type"] = transaction ? "transaction-response" : "batch-response";
+    head["link"] = Json::array({{{"relation", "self"}, {"url", base}}});
+    std::string out = fhir::SerializeJson(head);
+    out.pop_back();  // Reopen the object to append entries without re-parsing payloads.
+    out += ",\"entry\":[";
+    out.reserve(out.size() + works.size() * 320);
+    bool first = true;
+    for (const EntryWork& w : works) {
+      if (!first) out += ',';
+      first = false;
+      out += '{';
+      const store::ResourceVersion* v = w.error.ok() && w.version ? &*w.version : nullptr;
+      if (v != nullptr) {
+        out += "\"fullUrl\":" + fhir::JsonString(base + "/" + v->type + "/" + v->id) + ",";
+        const bool show = w.method == fhir::EntryMethod::kGet || (representation && w.IsWrite());
+        if (show && !v->deleted) out += "\"resource\":" + v->payload + ",";
+      } else if (w.error.ok() && !w.search_bundle.empty() && w.method == fhir::EntryMethod::kGet) {
+        out += "\"resource\":" + w.search_bundle + ",";
+      }
+      // Written by hand: it is the bulk of a large Bundle's response.
+      out += "\"response\":{\"status\":\"" + StatusLine(w.status) + "\"";
+      if (v != nullptr) {
+        if (w.IsWrite() && !v->deleted) {
+          out += ",\"location\":" + fhir::JsonString(LocationFor(v->type, v->id, v->version));
+        }
+        out += ",\"etag\":" + fhir::JsonString(ETagFor(v->version)) + ",\"lastModified\":\"" +
+               FormatInstant(v->last_updated) + "\"";
+      }
+      if (!w.error.ok()) {
+        out += ",\"outcome\":" + fhir::SerializeJson(fhir::OperationOutcomeFor(EntryError(w, ctx)));
+      }
+      out += "}}";
+    }
+    out += "]}";
+    return out;
+  }
+
+  // The entry's error as the client may see it; a 5xx is logged with its internal detail.
+  static Status EntryError(const EntryWork& w, const RequestContext& ctx) {
+    if (static_cast<unsigned>(w.status) >= 500) {
+      log::Error("bundle_entry_failed", {{"request_id", ctx.request_id},
+                                         {"entry", static_cast<int64_t>(w.entry->index)},
+                                         {"code", StatusCodeName(w.error.code())},
+                                         {"detail", w.error.internal_detail()}});
+    }
+    if (w.error.code() != StatusCode::kInternal) return w.error;
+    return fhir::EntryStatus(InternalError("internal error"), w.entry->index);
+  }
+
+  // A transaction that fails answers with the failing entry's status and OperationOutcome.
+  static Response TransactionFailed(const RequestContext& ctx, AuditNote& note,
+                                    const EntryWork& w) {
+    note.details.emplace_back("bundle.failed_entry", std::to_string(w.entry->index));
+    return ErrorResponseAs(w.status, EntryError(w, ctx), ctx);
+  }
+
+  // Runs fn(k) for every k in [0, n): on the blocking pool, split over the cores, when n is large
+  // (the CPU work of a big Bundle, so that it uses every core and leaves the I/O thread free);
+  // here when it is small. fn must be safe to run concurrently for different k and must not
+  // throw. Pass a named lambda, moved in (see the note on co_await expressions at the top).
+  template <typename Fn>
+  asio::awaitable<void> ParallelFor(size_t n, Fn fn) {
+    static const size_t kCores = std::max<size_t>(1, std::thread::hardware_concurrency());
+    constexpr size_t kMinPerChunk = 32;
+    const size_t chunks = std::min(kCores, n / kMinPerChunk);
+    if (chunks <= 1) {
+      for (size_t k = 0; k < n; ++k) fn(k);
+      co_return;
+    }
+    auto start = [this, n, chunks, &fn](std::function<void(bool)> done) {
+      auto left = std::make_shared<std::atomic<size_t>>(chunks);
+      auto finished = std::make_shared<std::function<void(bool)>>(std::move(done));
+      for (size_t c = 0; c < chunks; ++c) {
+        const size_t begin = n * c / chunks;
+        const size_t end = n * (c + 1) / chunks;
+        asio::post(api_.pool_, [&fn, begin, end, left, finished] {
+          for (size_t k = begin; k < end; ++k) fn(k);
+          if (left->fetch_sub(1) == 1) (*finished)(true);
+        });
+      }
+    };
+    (void)co_await http::AwaitCallback<bool>(std::move(start));
+  }
+
+  // Builds the version (and audit record) of each write entry in `writes` from the current
+  // versions, in parallel. `keep_notes`: the entries' notes stay usable (a batch may still need
+  // them for a record of its own); otherwise they are consumed by the records.
+  asio::awaitable<void> BuildWrites(
+      std::vector<EntryWork>& works, const std::vector<size_t>& writes,
+      const std::vector<std::optional<StatusOr<store::ResourceVersion>>>& currents,
+      const AuditNote& request, const RequestContext& ctx, bool keep_notes) {
+    auto build = [&](size_t k) {
+      EntryWork& w = works[writes[k]];
+      BuildWrite(w, currents[writes[k]] ? &*currents[writes[k]] : nullptr, request);
+      if (!w.error.ok()) return;
+      w.records = keep_notes
+                      ? AuditRecordsFor(w.note, ctx, w.status, api_.gate_.tenant())
+                      : AuditRecordsFor(std::move(w.note), ctx, w.status, api_.gate_.tenant());
+    };
+    co_await ParallelFor(writes.size(), std::move(build));
+  }
+
+  // All or nothing: every entry is checked, every write built, then one commit carries the writes
+  // and the audit records of every entry and of the request. A version conflict (a concurrent
+  // writer) starts again from re-reading the current versions.
+  asio::awaitable<Response> Transaction(RequestContext& ctx, AuditNote& note, fhir::Bundle& bundle,
+                                        bool representation) {
+    const size_t n = bundle.entries.size();
+    std::vector<EntryWork> works(n);
+    for (size_t i = 0; i < n; ++i) works[i].entry = &bundle.entries[i];
+    const std::vector<size_t> order = fhir::ProcessingOrder(bundle);
+    std::optional<size_t> failed = co_await ResolveEntries(works, order, note, true);
+    if (failed) co_return TransactionFailed(ctx, note, works[*failed]);
+
+    std::vector<std::string> targets(n);
+    fhir::FullUrlIndex index;
+    std::vector<size_t> writes;  // In processing order.
+    for (size_t i : order) {
+      const EntryWork& w = works[i];
+      if (!w.IsWrite()) continue;
+      writes.push_back(i);
+      if (w.no_op && w.method == fhir::EntryMethod::kDelete) continue;
+      targets[i] = w.type + "/" + w.id;
+      if (w.entry->full_url) index.Add(*w.entry->full_url, w.type, w.id);
+    }
+    if (Status s = fhir::CheckDistinctTargets(bundle, targets); !s.ok()) {
+      co_return ErrorResponse(s, ctx);
+    }
+    failed = co_await ResolveConditionalReferences(works, order, index);
+    if (failed) co_return TransactionFailed(ctx, note, works[*failed]);
+    auto prepare = [&](size_t k) { PrepareEntry(works[writes[k]], &index); };
+    co_await ParallelFor(writes.size(), std::move(prepare));
+    for (size_t i : writes) {
+      if (!works[i].error.ok()) co_return TransactionFailed(ctx, note, works[i]);
+    }
+
+    for (int attempt = 0; attempt < kMaxWriteAttempts; ++attempt) {
+      std::vector<std::optional<StatusOr<store::ResourceVersion>>> currents =
+          co_await CurrentsFor(works, order);
+      co_await BuildWrites(works, writes, currents, note, ctx, /*keep_notes=*/false);
+      std::unordered_map<std::string, const store::ResourceVersion*> overlay;
+      for (size_t i : writes) {
+        EntryWork& w = works[i];
+        if (!w.error.ok()) co_return TransactionFailed(ctx, note, w);
+        if (w.write) overlay.emplace(w.type + "/" + w.id, &*w.version);
+      }
+      for (size_t i : order) {
+        EntryWork& w = works[i];
+        if (!w.IsRead()) continue;
+        co_await RunRead(w, currents[i] ? &*currents[i] : nullptr, note, overlay);
+        if (!w.error.ok()) co_return TransactionFailed(ctx, note, w);
+        w.records = AuditRecordsFor(std::move(w.note), ctx, w.status, api_.gate_.tenant());
+      }
+      // One unit: the versions, then every entry's record and the request's.
+      store::WriteBatch batch;
+      batch.resources.reserve(writes.size());
+      for (size_t i : writes) {
+        if (!works[i].write) continue;
+        // The response shows no written payload unless asked to: hand it over instead of copying.
+        store::ResourceVersion& v = works[i].version.value();
+        store::ResourceVersion& out = batch.resources.emplace_back();
+        out.type = v.type;
+        out.id = v.id;
+        out.version = v.version;
+        out.last_updated = v.last_updated;
+        out.deleted = v.deleted;
+        out.compartment = v.compartment;
+        out.payload = representation ? v.payload : std::move(v.payload);
+      }
+      AuditNote request_note = note;
+      for (EntryWork& w : works) {
+        std::move(w.records.begin(), w.records.end(), std::back_inserter(request_note.preceding));
+        w.records.clear();
+      }
+      batch.audit = audit::AuditLog::Draft(
+          AuditRecordsFor(std::move(request_note), ctx, HttpStatus::ok, api_.gate_.tenant()));
+      // The response is built while the store's writer commits.
+      std::string body;
+      auto start = [&, batch = std::move(batch)](store::CommitCallback done) mutable {
+        api_.store_.CommitAsync(std::move(batch), std::move(done));
+        body = BundleResponse(true, works, representation, ctx);
+      };
+      StatusOr<store::CommitResult> result =
+          co_await http::AwaitCallback<StatusOr<store::CommitResult>>(std::move(start));
+      if (result.ok()) {
+        note.recorded = true;
+        co_return JsonResponse(HttpStatus::ok, std::move(body), ctx.request.version(), true);
+      }
+      if (result.status().code() != StatusCode::kAborted) {
+        co_return ErrorResponse(result.status(), ctx);
+      }
+    }
+    co_return ErrorResponse(AbortedError("version conflict: too many concurrent updates; retry"),
+                            ctx);
+  }
+
+  // Each entry on its own: its own commit (with its own audit record), its own outcome. The
+  // entries of one phase (deletes, creates, updates and patches) commit concurrently (the store's
+  // group commit shares their durable commits); the phases and then the reads follow each other.
+  asio::awaitable<Response> Batch(RequestContext& ctx, AuditNote& note, fhir::Bundle& bundle,
+                                  bool representation) {
+    // The authentication record (a token-cache miss) goes first, as it would for one request.
+    if (!note.preceding.empty()) {
+      std::vector<audit::AuditRecord> authentication = std::exchange(note.preceding, {});
+      Status recorded = co_await api_.gate_.CommitAudit(std::move(authentication));
+      if (!recorded.ok()) co_return ErrorResponse(UnavailableError("audit log unavailable"), ctx);
+    }
+    const size_t n = bundle.entries.size();
+    std::vector<EntryWork> works(n);
+    for (size_t i = 0; i < n; ++i) works[i].entry = &bundle.entries[i];
+    const std::vector<size_t> order = fhir::ProcessingOrder(bundle);
+    (void)co_await ResolveEntries(works, order, note, false);
+    auto prepare = [&](size_t k) { PrepareEntry(works[order[k]], nullptr); };
+    co_await ParallelFor(order.size(), std::move(prepare));
+
+    auto phase = [&bundle](size_t i) {
+      const std::optional<fhir::EntryMethod>& m = bundle.entries[i].method;
+      if (!m || *m >= fhir::EntryMethod::kGet) return 3;
+      return *m == fhir::EntryMethod::kDelete ? 0 : *m == fhir::EntryMethod::kPost ? 1 : 2;
+    };
+    size_t at = 0;
+    while (at < order.size() && phase(order[at]) < 3) {
+      const int current_phase = phase(order[at]);
+      std::vector<size_t> pending;
+      for (; at < order.size() && phase(order[at]) == current_phase; ++at) {
+        if (!works[order[at]].done) pending.push_back(order[at]);
+      }
+      for (int attempt = 0; attempt < kMaxWriteAttempts && !pending.empty(); ++attempt) {
+        std::vector<std::optional<StatusOr<store::ResourceVersion>>> currents =
+            co_await CurrentsFor(works, pending);
+        co_await BuildWrites(works, pending, currents, note, ctx, /*keep_notes=*/true);
+        std::vector<store::WriteBatch> batches;
+        std::vector<size_t> owners;
+        for (size_t i : pending) {
+          EntryWork& w = works[i];
+          if (!w.error.ok()) continue;
+          if (!w.write) {
+            w.done = true;
+            continue;
+          }
+          store::WriteBatch& b = batches.emplace_back();
+          b.resources.push_back(*w.version);
+          b.audit = audit::AuditLog::Draft(std::move(w.records));
+          w.records.clear();
+          owners.push_back(i);
+        }
+        CommitResults results = co_await CommitEach(std::move(batches));
+        pending.clear();
+        for (size_t k = 0; k < owners.size(); ++k) {
+          EntryWork& w = works[owners[k]];
+          if (results[k].ok()) {
+            w.version->sequence = results[k]->sequences.front();
+            w.committed = true;
+            w.done = true;
+          } else if (results[k].status().code() == StatusCode::kAborted) {
+            pending.push_back(owners[k]);
+          } else {
+            FailEntry(w, results[k].status());
+          }
+        }
+      }
+      for (size_t i : pending) {
+        FailEntry(works[i], AbortedError("version conflict: too many concurrent updates; retry"));
+      }
+    }
+    // Reads, after every write.
+    const std::vector<size_t> reads(order.begin() + static_cast<std::ptrdiff_t>(at), order.end());
+    std::vector<std::optional<StatusOr<store::ResourceVersion>>> currents =
+        co_await CurrentsFor(works, reads);
+    const std::unordered_map<std::string, const store::ResourceVersion*> no_overlay;
+    for (size_t i : reads) {
+      co_await RunRead(works[i], currents[i] ? &*currents[i] : nullptr, note, no_overlay);
+    }
+    // The records of entries that did not commit their own go with the request's.
+    for (const EntryWork& w : works) {
+      if (w.committed) continue;
+      std::vector<audit::AuditRecord> records =
+          AuditRecordsFor(w.note, ctx, w.status, api_.gate_.tenant());
+      std::move(records.begin(), records.end(), std::back_inserter(note.preceding));
+    }
+    co_return JsonResponse(HttpStatus::ok, BundleResponse(false, works, representation, ctx),
+                           ctx.request.version(), true);
+  }
+
+  // POST [base] with a batch or transaction Bundle.
+  asio::awaitable<Response> PostBundle(RequestContext& ctx, AuditNote& note) {
+    std::optional<Response> denied = co_await Admit(ctx, note);
+    if (denied) co_return std::move(*denied);
+    if (!IsJsonMedia(ctx.request[bh::field::content_type])) {
+      co_return UnsupportedMedia(ctx, "the request body must be application/fhir+json");
+    }
+    StatusOr<fhir::Bundle> bundle =
+        fhir::ParseBundle(ctx.request.body(), {.max_depth = api_.options_.max_json_depth,
+                                               .max_entries = api_.options_.max_bundle_entries,
+                                               .base = api_.options_.public_base_url + "/fhir/R4"});
+    if (!bundle.ok()) {
+      if (bundle.status().code() == StatusCode::kResourceExhausted) {
+        co_return ErrorResponseAs(HttpStatus::payload_too_large, bundle.status(), ctx);
+      }
+      co_return ErrorResponse(bundle.status(), ctx);
+    }
+    const bool transaction = bundle->type == fhir::BundleType::kTransaction;
+    note.details.emplace_back("bundle.type", transaction ? "transaction" : "batch");
+    note.details.emplace_back("bundle.entries", std::to_string(bundle->entries.size()));
+    const bool representation =
+        ctx.request["Prefer"].find("return=representation") != std::string_view::npos;
+    if (transaction) {
+      Response r = co_await Transaction(ctx, note, *bundle, representation);
+      co_return r;
+    }
+    Response r = co_await Batch(ctx, note, *bundle, representation);
+    co_return r;
   }
 
  private:
@@ -648,7 +1626,7 @@ void FhirApi::RegisterRoutes(http::Router& router) {
   });
   router.Add(V::get, "/fhir/R4/metadata", bind(&Handlers::Metadata));
   router.Add(V::get, "/fhir/R4/_history", audited(&Handlers::History, act::kHistory));
-  router.Add(V::post, "/fhir/R4", audited(&Handlers::NotYet, act::kBatch));
+  router.Add(V::post, "/fhir/R4", audited(&Handlers::PostBundle, act::kBatch));
   router.Add(V::get, "/fhir/R4/{type}/_history", audited(&Handlers::History, act::kHistory));
   router.Add(V::get, "/fhir/R4/{type}/{id}/_history", audited(&Handlers::History, act::kHistory));
   router.Add(V::get, "/fhir/R4/{type}/{id}/_history/{vid}", audited(&Handlers::VRead, act::kVread));
@@ -657,7 +1635,7 @@ void FhirApi::RegisterRoutes(http::Router& router) {
   router.Add(V::get, "/fhir/R4/{type}/{id}", audited(&Handlers::Read, act::kRead));
   router.Add(V::put, "/fhir/R4/{type}/{id}", audited(&Handlers::Update, act::kUpdate));
   router.Add(V::delete_, "/fhir/R4/{type}/{id}", audited(&Handlers::Delete, act::kDelete));
-  router.Add(V::patch, "/fhir/R4/{type}/{id}", audited(&Handlers::NotYet, act::kPatch));
+  router.Add(V::patch, "/fhir/R4/{type}/{id}", audited(&Handlers::Patch, act::kPatch));
 }
 
 }  // namespace kura::api

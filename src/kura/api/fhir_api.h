@@ -1,8 +1,10 @@
 // FhirApi: the FHIR R4 REST interactions at /fhir/R4: capabilities, create, read, vread, update,
-// delete and history (instance, type, system), joining auth, fhir rules and the store.
+// patch (JSON Patch), delete, history (instance, type, system), and batch and transaction Bundles,
+// joining auth, fhir rules and the store.
 //
 // Every route but /metadata requires a bearer credential. CPU work (JSON checks) runs on the
-// connection's thread; store calls run on the blocking pool. Thread-safe once built.
+// connection's thread, except the per-entry checks of a large Bundle, which are spread over the
+// blocking pool to use every core; store calls run on the blocking pool. Thread-safe once built.
 #pragma once
 
 #include <boost/asio/thread_pool.hpp>
@@ -26,6 +28,7 @@ struct FhirApiOptions {
   size_t max_json_depth = 64;
   int64_t history_page_size = 50;
   int64_t history_max_page_size = 1000;
+  size_t max_bundle_entries = 1000;  // Entries of a batch or transaction Bundle (413 above).
 };
 
 class FhirApi {

@@ -4,7 +4,6 @@
 #include <rapidjson/error/en.h>
 #include <rapidjson/memorystream.h>
 #include <rapidjson/reader.h>
-#include <rapidjson/writer.h>
 
 #include <algorithm>
 #include <array>
@@ -28,14 +27,6 @@ Status EntryProblem(size_t index, std::string_view element, std::string diagnost
   return InvalidArgumentError("Bundle.entry[" + std::to_string(index) + "] is not a valid entry")
       .WithDetail({std::move(code), std::move(diagnostics), std::move(expression)});
 }
-
-struct StringSink {
-  using Ch = char;
-  std::string* out;
-  void Put(char c) { out->push_back(c); }
-  void Flush() {}
-};
-using CompactWriter = rapidjson::Writer<StringSink>;
 
 // Keys seen in one open object (linear for small objects, hashed past a few dozen keys).
 class KeySet {
@@ -77,45 +68,45 @@ struct EntryFacts {
 };
 
 // Depths: 1 the Bundle, 2 Bundle.entry, 3 an entry, 4 an entry's request or resource; a resource's
-// own level n is depth n + 3.
+// own level n is depth n + 3. Inside a resource nothing is copied: its extent in the body and the
+// strings worth noting are taken from the stream's position.
 class BundleHandler {
  public:
-  BundleHandler(Bundle& bundle, std::vector<EntryFacts>& facts, const BundleLimits& limits)
-      : bundle_(bundle), facts_(facts), limits_(limits), max_depth_(limits.max_depth + 3) {}
+  BundleHandler(Bundle& bundle, std::vector<EntryFacts>& facts, const BundleLimits& limits,
+                std::string_view body, const rapidjson::MemoryStream& stream)
+      : bundle_(bundle),
+        facts_(facts),
+        limits_(limits),
+        max_depth_(limits.max_depth + 3),
+        body_(body),
+        stream_(stream) {}
 
-  bool Null() {
-    if (capturing()) return writer_.Null();
-    return Scalar(ScalarKind::kOther, {});
-  }
-  bool Bool(bool b) {
-    if (capturing()) return writer_.Bool(b);
-    return Scalar(ScalarKind::kOther, {});
-  }
+  bool Null() { return capturing() || Scalar(ScalarKind::kOther, {}); }
+  bool Bool(bool) { return capturing() || Scalar(ScalarKind::kOther, {}); }
   bool Int(int) { return Fail("internal: number outside raw mode"); }
   bool Uint(unsigned) { return Fail("internal: number outside raw mode"); }
   bool Int64(int64_t) { return Fail("internal: number outside raw mode"); }
   bool Uint64(uint64_t) { return Fail("internal: number outside raw mode"); }
   bool Double(double) { return Fail("internal: number outside raw mode"); }
-  bool RawNumber(const char* text, rapidjson::SizeType length, bool) {
-    if (capturing()) return writer_.RawValue(text, length, rapidjson::kNumberType);
-    return Scalar(ScalarKind::kOther, {});
+  bool RawNumber(const char*, rapidjson::SizeType, bool) {
+    return capturing() || Scalar(ScalarKind::kOther, {});
   }
   bool String(const char* text, rapidjson::SizeType length, bool) {
     std::string_view value(text, length);
-    if (capturing()) return CaptureString(text, length);
+    if (capturing()) return CaptureString(value);
     return Scalar(ScalarKind::kString, value);
   }
 
   bool StartObject() {
     if (!Enter()) return false;
-    if (capturing()) return writer_.StartObject();
+    if (capturing()) return true;
     keys_[depth_ - 1].Clear();
     if (depth_ == 1) return true;
     if (depth_ == 2) {
       if (path_[0] == "entry") entry_bad_ = true;
       return true;
     }
-    if (depth_ == 3 && InEntries()) return StartEntry(false);
+    if (depth_ == 3 && in_entries_) return StartEntry(false);
     if (depth_ == 4 && InEntry()) {
       const std::string& key = path_[2];
       if (key == "request") {
@@ -123,11 +114,8 @@ class BundleHandler {
         in_request_ = true;
       } else if (key == "resource") {
         facts_.back().resource = EntryFacts::Resource::kObject;
-        BundleEntry& entry = bundle_.entries.back();
-        sink_.out = &entry.resource;
-        writer_.Reset(sink_);
         capture_depth_ = depth_;
-        return writer_.StartObject();
+        capture_start_ = stream_.Tell();  // The reader calls StartObject at the '{'.
       }
     }
     return true;
@@ -135,7 +123,7 @@ class BundleHandler {
   bool Key(const char* text, rapidjson::SizeType length, bool) {
     std::string_view key(text, length);
     path_[depth_ - 1].assign(key);
-    if (capturing()) return writer_.Key(text, length);
+    if (capturing()) return true;
     if (!keys_[depth_ - 1].Insert(key)) {
       return Fail("duplicate JSON key \"" + std::string(key.substr(0, 64)) +
                   (key.size() > 64 ? "...\"" : "\""));
@@ -143,36 +131,32 @@ class BundleHandler {
     return true;
   }
   bool EndObject(rapidjson::SizeType) {
-    if (capturing()) {
-      if (!writer_.EndObject()) return false;
-      if (depth_ == capture_depth_) capture_depth_ = 0;
-      --depth_;
-      return true;
+    if (capturing() && depth_ == capture_depth_) {
+      // The reader calls EndObject at the '}'.
+      bundle_.entries.back().resource =
+          body_.substr(capture_start_, stream_.Tell() + 1 - capture_start_);
+      capture_depth_ = 0;
+    } else if (!capturing() && depth_ == 4 && in_request_) {
+      in_request_ = false;
     }
-    if (depth_ == 4 && in_request_) in_request_ = false;
     --depth_;
     return true;
   }
   bool StartArray() {
     if (!Enter()) return false;
     path_[depth_ - 1].clear();
-    if (capturing()) return writer_.StartArray();
+    if (capturing()) return true;
     if (depth_ == 1) return Fail("a Bundle must be a JSON object");
     if (depth_ == 2) {
-      if (path_[0] != "entry") return true;
-      in_entries_ = true;
+      if (path_[0] == "entry") in_entries_ = true;
       return true;
     }
-    if (depth_ == 3 && InEntries()) return StartEntry(true);
+    if (depth_ == 3 && in_entries_) return StartEntry(true);
     if (depth_ == 4 && InEntry()) NonObjectMember();
     return true;
   }
   bool EndArray(rapidjson::SizeType) {
-    if (capturing()) {
-      --depth_;
-      return writer_.EndArray();
-    }
-    if (depth_ == 2 && in_entries_) in_entries_ = false;
+    if (!capturing() && depth_ == 2 && in_entries_) in_entries_ = false;
     --depth_;
     return true;
   }
@@ -190,7 +174,6 @@ class BundleHandler {
   enum class ScalarKind : uint8_t { kString, kOther };
 
   bool capturing() const { return capture_depth_ != 0; }
-  bool InEntries() const { return in_entries_; }
   bool InEntry() const { return in_entries_ && !bundle_.entries.empty(); }
 
   bool Fail(std::string why, std::string expression = "") {
@@ -210,6 +193,7 @@ class BundleHandler {
     path_[depth_ - 1].clear();
     return true;
   }
+
   bool StartEntry(bool array) {
     if (bundle_.entries.size() >= limits_.max_entries) {
       too_many_ = true;
@@ -235,16 +219,17 @@ class BundleHandler {
 
   bool Scalar(ScalarKind kind, std::string_view value) {
     if (depth_ == 0) return Fail("a Bundle must be a JSON object");
+    const bool is_string = kind == ScalarKind::kString;
     if (depth_ == 1) {
       const std::string& key = path_[0];
       if (key == "resourceType") {
-        if (kind == ScalarKind::kString) {
+        if (is_string) {
           resource_type_ = std::string(value);
         } else {
           resource_type_bad_ = true;
         }
       } else if (key == "type") {
-        if (kind == ScalarKind::kString) {
+        if (is_string) {
           type_ = std::string(value);
         } else {
           type_bad_ = true;
@@ -258,7 +243,7 @@ class BundleHandler {
     if (depth_ == 3 && InEntry()) {
       const std::string& key = path_[2];
       if (key == "fullUrl") {
-        if (kind == ScalarKind::kString) {
+        if (is_string) {
           bundle_.entries.back().full_url = std::string(value);
         } else {
           facts_.back().full_url_bad = true;
@@ -272,7 +257,6 @@ class BundleHandler {
       const std::string& key = path_[3];
       EntryFacts& facts = facts_.back();
       BundleEntry& entry = bundle_.entries.back();
-      const bool is_string = kind == ScalarKind::kString;
       if (key == "method") {
         if (is_string) {
           facts.method = std::string(value);
@@ -302,21 +286,35 @@ class BundleHandler {
     return true;
   }
 
-  bool CaptureString(const char* text, rapidjson::SizeType length) {
+  // A string inside the resource being captured: noted when it may name another entry. The
+  // reader calls String just past the closing quote.
+  bool CaptureString(std::string_view value) {
     BundleEntry& entry = bundle_.entries.back();
-    std::string& out = entry.resource;
-    const size_t before = out.size();
-    if (!writer_.String(text, length)) return false;
-    // The writer may have put a ',' or ':' before the token.
-    const size_t start = out[before] == '"' ? before : before + 1;
     const std::string& key = path_[depth_ - 1];
-    std::string_view value(text, length);
     const bool reference = key == "reference";
-    if (reference || value.starts_with("urn:") || value.starts_with("http")) {
-      entry.links.push_back(
-          {static_cast<uint32_t>(start), static_cast<uint32_t>(out.size() - start), reference});
-    }
     if (depth_ == capture_depth_ && key == "resourceType") entry.resource_type = std::string(value);
+    if (!reference && !value.starts_with("urn:") && !value.starts_with("http")) return true;
+    const size_t end = stream_.Tell();
+    size_t start = end - value.size() - 2;
+    bool escaped = false;
+    // The token is '"' + value + '"' unless it holds escapes (an opening quote is never preceded
+    // by a backslash; a quote inside a token always is).
+    if (end < value.size() + 3 || body_[start] != '"' || body_[start - 1] == '\\' ||
+        body_.substr(start + 1, value.size()) != value) {
+      // Escape sequences: the token is longer than its value. Find its opening quote, the first
+      // '"' before the closing one that is not escaped (preceded by an even run of '\').
+      escaped = true;
+      start = end - 1;
+      while (start > capture_start_) {
+        --start;
+        if (body_[start] != '"') continue;
+        size_t backslashes = 0;
+        while (body_[start - 1 - backslashes] == '\\') ++backslashes;
+        if (backslashes % 2 == 0) break;
+      }
+    }
+    entry.links.push_back({static_cast<uint32_t>(start - capture_start_),
+                           static_cast<uint32_t>(end - start), reference, escaped});
     return true;
   }
 
@@ -324,14 +322,15 @@ class BundleHandler {
   std::vector<EntryFacts>& facts_;
   const BundleLimits& limits_;
   const size_t max_depth_;
+  const std::string_view body_;
+  const rapidjson::MemoryStream& stream_;
   size_t depth_ = 0;
   std::vector<KeySet> keys_;       // Per open container, outside captured resources.
   std::vector<std::string> path_;  // Current key per open object; "" for arrays.
   bool in_entries_ = false;
   bool in_request_ = false;
   size_t capture_depth_ = 0;  // Depth of the resource being captured; 0 when none.
-  StringSink sink_{nullptr};
-  CompactWriter writer_;
+  size_t capture_start_ = 0;  // Offset of its '{' in the body.
   std::optional<std::string> resource_type_;
   std::optional<std::string> type_;
   bool resource_type_bad_ = false;
@@ -552,8 +551,8 @@ StatusOr<Bundle> ParseBundle(std::string_view body, const BundleLimits& limits) 
   if (body.empty()) return BundleError("the request body is empty", "required");
   Bundle bundle;
   std::vector<EntryFacts> facts;
-  BundleHandler handler(bundle, facts, limits);
   rapidjson::MemoryStream stream(body.data(), body.size());
+  BundleHandler handler(bundle, facts, limits, body, stream);
   rapidjson::Reader reader;
   constexpr unsigned kFlags = rapidjson::kParseValidateEncodingFlag |
                               rapidjson::kParseIterativeFlag |
@@ -658,23 +657,38 @@ bool FullUrlIndex::Add(std::string_view full_url, std::string_view type, std::st
   std::string target(type);
   target += '/';
   target += id;
-  return tokens_.emplace(JsonString(full_url), JsonString(target)).second;
+  return tokens_.emplace(std::string(full_url), JsonString(target)).second;
+}
+
+std::string LinkValue(const BundleEntry& entry, const LinkString& link) {
+  std::string_view token = entry.resource.substr(link.offset, link.size);
+  if (!link.escaped) return std::string(token.substr(1, token.size() - 2));
+  try {
+    return Json::parse(token).get<std::string>();
+  } catch (const Json::exception&) {
+    return "";  // Cannot happen: the reader validated the token as a JSON string.
+  }
 }
 
 StatusOr<std::string> FullUrlIndex::Rewrite(const BundleEntry& entry) const {
-  const std::string& text = entry.resource;
+  const std::string_view text = entry.resource;
   std::string out;
-  size_t copied = 0;  // text[0, copied) is in `out` (or needs no copy while out is empty).
+  size_t copied = 0;  // text[0, copied) is in `out`.
   bool changed = false;
   for (const LinkString& link : entry.links) {
-    std::string_view token(text.data() + link.offset, link.size);
-    auto it = tokens_.find(token);
+    std::string escaped_value;
+    std::string_view value = text.substr(link.offset + 1, link.size - 2);
+    if (link.escaped) {
+      escaped_value = LinkValue(entry, link);
+      value = escaped_value;
+    }
+    auto it = tokens_.find(value);
     if (it == tokens_.end()) {
-      if (link.reference && (token.starts_with("\"urn:uuid:") || token.starts_with("\"urn:oid:"))) {
-        std::string shown(token.substr(0, 100));
+      if (link.reference && (value.starts_with("urn:uuid:") || value.starts_with("urn:oid:"))) {
         return InvalidArgumentError("a reference names no entry of the transaction")
             .WithDetail({"not-found",
-                         "the reference " + shown + (token.size() > 100 ? "...\"" : "") +
+                         "the reference \"" + std::string(value.substr(0, 100)) +
+                             (value.size() > 100 ? "...\"" : "\"") +
                              " matches the fullUrl of no entry in this transaction",
                          "Bundle.entry[" + std::to_string(entry.index) + "].resource"});
       }
@@ -688,8 +702,8 @@ StatusOr<std::string> FullUrlIndex::Rewrite(const BundleEntry& entry) const {
     out += it->second;
     copied = link.offset + link.size;
   }
-  if (!changed) return text;
-  out.append(text, copied, std::string::npos);
+  if (!changed) return std::string(text);
+  out.append(text, copied, std::string_view::npos);
   return out;
 }
 

@@ -3,13 +3,14 @@
 // fullUrls.
 //
 // ParseBundle reads the body in one pass with RapidJSON's validating SAX reader (the rules of
-// ParseResourceDocument: UTF-8, well-formed, no duplicate keys, bounded depth). For each entry it
-// keeps the request, the fullUrl and the resource as compact JSON text with numbers verbatim (the
-// caller then checks that text like any resource body), and notes where that text holds strings
-// that may name another entry: every `reference` element, and every string that starts with
-// "urn:" or "http". Rewriting references is then one pass over each resource with a hash lookup
-// per noted string, never a re-parse. Problems of one entry are recorded on that entry (a batch
-// answers them one by one); problems of the Bundle as a whole fail the parse.
+// ParseResourceDocument: UTF-8, well-formed, no duplicate keys outside entry resources, bounded
+// depth). For each entry it keeps the request, the fullUrl and the resource's JSON text exactly
+// as it appears in the body (the caller then checks that text like any resource body, which also
+// catches duplicate keys inside it), and notes where that text holds strings that may name
+// another entry: every `reference` element, and every string that starts with "urn:" or "http".
+// Rewriting references is then one pass over each resource with a hash lookup per noted string,
+// never a re-parse. Problems of one entry are recorded on that entry (a batch answers them one by
+// one); problems of the Bundle as a whole fail the parse.
 //
 // Thread-safe free functions; FullUrlIndex is thread-compatible.
 #pragma once
@@ -20,6 +21,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <unordered_map>
 #include <vector>
 
@@ -56,11 +58,13 @@ struct EntryTarget {
 StatusOr<EntryTarget> ParseEntryUrl(std::string_view url, std::string_view base);
 
 // A JSON string token inside an entry's resource text: offset of its opening quote and its length,
-// quotes included; `reference` when it is the value of a `reference` member.
+// quotes included, as written in the body; `reference` when it is the value of a `reference`
+// member; `escaped` when the token holds escape sequences (its value is not its text).
 struct LinkString {
   uint32_t offset = 0;
   uint32_t size = 0;
   bool reference = false;
+  bool escaped = false;
 };
 
 struct BundleEntry {
@@ -71,8 +75,8 @@ struct BundleEntry {
   EntryTarget target;                 // request.url split (when it parsed).
   std::optional<std::string> if_match;
   std::optional<std::string> if_none_exist;
-  // The resource as compact JSON text, numbers verbatim; empty when the entry has none.
-  std::string resource;
+  // The resource's JSON text as it appears in the body (a view into it); empty when none.
+  std::string_view resource;
   std::string resource_type;      // Its resourceType when that is a string; else "".
   std::vector<LinkString> links;  // In text order.
   // What is wrong with this entry's structure (missing request, bad method or url, POST without
@@ -91,11 +95,20 @@ struct BundleLimits {
   std::string base;           // The server's FHIR base, for absolute request urls.
 };
 
-// Parses a batch or transaction Bundle. InvalidArgument when the body is not JSON, not a Bundle,
-// not of type batch or transaction, or `entry` is not an array; ResourceExhausted when it holds
-// more than `limits.max_entries` entries (parsing stops there). Each failure carries an issue
-// code and, where it applies, an expression.
+// Parses a batch or transaction Bundle. The entries' resources are views into `body`, which must
+// outlive the Bundle. InvalidArgument when the body is not JSON, not a Bundle, not of type batch
+// or transaction, or `entry` is not an array; ResourceExhausted when it holds more than
+// `limits.max_entries` entries (parsing stops there). Each failure carries an issue code and,
+// where it applies, an expression.
 StatusOr<Bundle> ParseBundle(std::string_view body, const BundleLimits& limits);
+// Not from a temporary string: the entries would point into a body about to be destroyed.
+template <typename T>
+requires std::is_same_v<T, std::string> StatusOr<Bundle> ParseBundle(T&& body,
+                                                                     const BundleLimits& limits)
+= delete;
+
+// The string value of a noted link (its token unescaped).
+std::string LinkValue(const BundleEntry& entry, const LinkString& link);
 
 // Entry indices in processing order: DELETE, POST, PUT and PATCH, GET and HEAD; request order
 // within each group. Entries without a valid method come last.
@@ -125,7 +138,7 @@ class FullUrlIndex {
     using is_transparent = void;
     size_t operator()(std::string_view s) const { return std::hash<std::string_view>()(s); }
   };
-  // JSON string token (quotes included, escaped as RapidJSON writes) -> replacement token.
+  // fullUrl -> the JSON string token that replaces it ("\"Patient/1\"").
   std::unordered_map<std::string, std::string, Hash, std::equal_to<>> tokens_;
 };
 

@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include <deque>
+
 namespace kura::fhir {
 namespace {
 
@@ -14,12 +16,18 @@ std::string Expression(const Status& s) {
   return s.details().empty() ? "" : s.details()[0].expression;
 }
 
+void ReplaceAll(std::string& text, std::string_view from, std::string_view to) {
+  for (size_t at = text.find(from); at != std::string::npos; at = text.find(from, at + to.size())) {
+    text.replace(at, from.size(), to);
+  }
+}
+
 std::string Transaction(std::string_view entries, std::string_view type = "transaction") {
   return R"({"resourceType":"Bundle","type":")" + std::string(type) + R"(","entry":[)" +
          std::string(entries) + "]}";
 }
 
-TEST(ParseBundleTest, KeepsRequestsFullUrlsAndResourcesAsCompactText) {
+TEST(ParseBundleTest, KeepsRequestsFullUrlsAndResourcesAsSent) {
   auto bundle = ParseBundle(
       R"({"resourceType":"Bundle","id":"x","meta":{"tag":[]},"type":"transaction","entry":[
         {"fullUrl":"urn:uuid:61ebe359-bfdc-4613-8bf2-c5e300945f0a",
@@ -116,10 +124,12 @@ TEST(ParseBundleTest, EntryLimit) {
     }
     return Transaction(out, "batch");
   };
-  auto at_limit = ParseBundle(entries(5), {.max_depth = 64, .max_entries = 5, .base = ""});
+  const std::string five = entries(5);
+  const std::string six = entries(6);
+  auto at_limit = ParseBundle(five, {.max_depth = 64, .max_entries = 5, .base = ""});
   ASSERT_TRUE(at_limit.ok()) << at_limit.status().ToString();
   EXPECT_EQ(at_limit->entries.size(), 5u);
-  auto over = ParseBundle(entries(6), {.max_depth = 64, .max_entries = 5, .base = ""});
+  auto over = ParseBundle(six, {.max_depth = 64, .max_entries = 5, .base = ""});
   ASSERT_FALSE(over.ok());
   EXPECT_EQ(over.status().code(), StatusCode::kResourceExhausted);
   EXPECT_EQ(over.status().details()[0].issue_code, "too-long");
@@ -133,8 +143,10 @@ TEST(ParseBundleTest, ResourceDepthIsThatOfAResource) {
     for (size_t i = 1; i < levels; ++i) v += "]";
     return Transaction(R"({"request":{"method":"POST","url":"Basic"},"resource":)" + v + "}}");
   };
-  EXPECT_TRUE(ParseBundle(nested(8), {.max_depth = 8, .max_entries = 1000, .base = ""}).ok());
-  auto deep = ParseBundle(nested(9), {.max_depth = 8, .max_entries = 1000, .base = ""});
+  const std::string eight = nested(8);
+  const std::string nine = nested(9);
+  EXPECT_TRUE(ParseBundle(eight, {.max_depth = 8, .max_entries = 1000, .base = ""}).ok());
+  auto deep = ParseBundle(nine, {.max_depth = 8, .max_entries = 1000, .base = ""});
   ASSERT_FALSE(deep.ok());
   EXPECT_NE(Diagnostics(deep.status()).find("deeper than the limit"), std::string::npos);
 }
@@ -234,7 +246,7 @@ TEST(ParseEntryUrlTest, SplitsRelativeUrls) {
 }
 
 TEST(ProcessingOrderTest, DeletesThenCreatesThenUpdatesThenReads) {
-  auto bundle = ParseBundle(Transaction(R"(
+  const std::string bundle_body = Transaction(R"(
       {"request":{"method":"GET","url":"Patient/1"}},
       {"request":{"method":"PUT","url":"Patient/2"},"resource":{}},
       {"request":{"method":"POST","url":"Patient"},"resource":{}},
@@ -243,8 +255,8 @@ TEST(ProcessingOrderTest, DeletesThenCreatesThenUpdatesThenReads) {
       {"request":{"method":"PATCH","url":"Patient/4"},"resource":{}},
       {"request":{"method":"HEAD","url":"Patient/5"}},
       {"request":{"method":"DELETE","url":"Patient/6"}},
-      {"request":{"method":"POST","url":"Patient"},"resource":{}})"),
-                            {});
+      {"request":{"method":"POST","url":"Patient"},"resource":{}})");
+  auto bundle = ParseBundle(bundle_body, {});
   ASSERT_TRUE(bundle.ok()) << bundle.status().ToString();
   EXPECT_EQ(ProcessingOrder(*bundle), (std::vector<size_t>{4, 7, 2, 8, 1, 5, 0, 6, 3}));
 }
@@ -276,7 +288,7 @@ TEST(EntryStatusTest, ExpressionsBecomeRelativeToTheBundle) {
 }
 
 TEST(FullUrlIndexTest, RewritesEveryStringNamingAnEntry) {
-  auto bundle = ParseBundle(Transaction(R"(
+  const std::string bundle_body = Transaction(R"(
       {"fullUrl":"urn:uuid:aaaa","request":{"method":"POST","url":"Patient"},
        "resource":{"resourceType":"Patient"}},
       {"fullUrl":"http://example.org/fhir/Practitioner/x","request":{"method":"PUT",
@@ -288,8 +300,8 @@ TEST(FullUrlIndexTest, RewritesEveryStringNamingAnEntry) {
        "focus":[{"reference":"urn:uuid:aaaa"}],
        "code":{"coding":[{"system":"urn:oid:2.16.840.1.113883.6.1","code":"x"},
                          {"system":"urn:uuid:aaaa","code":"odd but equal to a fullUrl"}]},
-       "note":[{"text":"urn:uuid:aaaa mentioned in text"}]}})"),
-                            {});
+       "note":[{"text":"urn:uuid:aaaa mentioned in text"}]}})");
+  auto bundle = ParseBundle(bundle_body, {});
   ASSERT_TRUE(bundle.ok()) << bundle.status().ToString();
   FullUrlIndex index;
   EXPECT_TRUE(index.empty());
@@ -298,13 +310,16 @@ TEST(FullUrlIndexTest, RewritesEveryStringNamingAnEntry) {
   EXPECT_FALSE(index.Add("urn:uuid:aaaa", "Patient", "other"));
   auto out = index.Rewrite(bundle->entries[2]);
   ASSERT_TRUE(out.ok()) << out.status().ToString();
-  EXPECT_EQ(*out,
-            R"({"resourceType":"Observation","subject":{"reference":"Patient/new-id"},)"
-            R"("performer":[{"reference":"Practitioner/pr1"},{"reference":"Practitioner/other"}],)"
-            R"("focus":[{"reference":"Patient/new-id"}],)"
-            R"("code":{"coding":[{"system":"urn:oid:2.16.840.1.113883.6.1","code":"x"},)"
-            R"({"system":"Patient/new-id","code":"odd but equal to a fullUrl"}]},)"
-            R"("note":[{"text":"urn:uuid:aaaa mentioned in text"}]})");
+  // The text as sent (whitespace included), each token naming an entry replaced.
+  std::string expected(bundle->entries[2].resource);
+  ReplaceAll(expected, R"("urn:uuid:aaaa")", R"("Patient/new-id")");
+  ReplaceAll(expected, R"("http://example.org/fhir/Practitioner/x")", R"("Practitioner/pr1")");
+  EXPECT_EQ(*out, expected);
+  EXPECT_NE(out->find(R"("system":"Patient/new-id")"), std::string::npos) << *out;
+  EXPECT_NE(out->find(R"("urn:oid:2.16.840.1.113883.6.1")"), std::string::npos) << *out;
+  EXPECT_NE(out->find(R"("urn:uuid:aaaa mentioned in text")"), std::string::npos) << *out;
+  EXPECT_EQ(out->find(R"("urn:uuid:aaaa")"), std::string::npos) << *out;
+  EXPECT_EQ(out->find("http://example.org"), std::string::npos) << *out;
   // Nothing to rewrite: the text as it was.
   auto same = index.Rewrite(bundle->entries[0]);
   ASSERT_TRUE(same.ok());
@@ -312,28 +327,62 @@ TEST(FullUrlIndexTest, RewritesEveryStringNamingAnEntry) {
 }
 
 TEST(FullUrlIndexTest, EscapedFullUrlsMatch) {
-  auto bundle = ParseBundle(Transaction(R"(
+  const std::string bundle_body = Transaction(R"(
       {"request":{"method":"POST","url":"Basic"},"resource":{"resourceType":"Basic",
-       "subject":{"reference":"urn:uuid:\u0061b"},"author":{"reference":"http:\/\/x.org\/a"}}})"),
-                            {});
+       "subject":{"reference":"urn:uuid:\u0061b"},"author":{"reference":"http:\/\/x.org\/a"}}})");
+  auto bundle = ParseBundle(bundle_body, {});
   ASSERT_TRUE(bundle.ok()) << bundle.status().ToString();
   FullUrlIndex index;
   index.Add("urn:uuid:ab", "Patient", "p");
   index.Add("http://x.org/a", "Practitioner", "q");
   auto out = index.Rewrite(bundle->entries[0]);
   ASSERT_TRUE(out.ok()) << out.status().ToString();
-  EXPECT_EQ(*out, R"({"resourceType":"Basic","subject":{"reference":"Patient/p"},)"
-                  R"("author":{"reference":"Practitioner/q"}})");
+  std::string expected(bundle->entries[0].resource);
+  ReplaceAll(expected, R"("urn:uuid:\u0061b")", R"("Patient/p")");
+  ReplaceAll(expected, R"("http:\/\/x.org\/a")", R"("Practitioner/q")");
+  EXPECT_EQ(*out, expected);
+  EXPECT_EQ(out->find("urn:uuid"), std::string::npos) << *out;
+  const BundleEntry& e = bundle->entries[0];
+  ASSERT_EQ(e.links.size(), 2u);
+  EXPECT_TRUE(e.links[0].escaped);
+  EXPECT_EQ(LinkValue(e, e.links[0]), "urn:uuid:ab");
+  EXPECT_EQ(LinkValue(e, e.links[1]), "http://x.org/a");
+}
+
+TEST(FullUrlIndexTest, TokensWithEscapedQuotesAndBackslashes) {
+  const std::string body = Transaction(R"(
+      {"request":{"method":"POST","url":"Basic"},"resource":{"resourceType":"Basic",
+       "a":{"reference":"x\"y"},"b":{"reference":"urn:uuid:q\\"},
+       "c" : { "reference" :  "urn:uuid:\"\\\"" }, "d":"http\\"}})");
+  auto bundle = ParseBundle(body, {});
+  ASSERT_TRUE(bundle.ok()) << bundle.status().ToString();
+  const BundleEntry& e = bundle->entries[0];
+  ASSERT_EQ(e.links.size(), 4u);
+  auto token = [&](size_t i) { return e.resource.substr(e.links[i].offset, e.links[i].size); };
+  EXPECT_EQ(token(0), R"("x\"y")");
+  EXPECT_EQ(token(1), R"("urn:uuid:q\\")");
+  EXPECT_EQ(token(2), R"("urn:uuid:\"\\\"")");
+  EXPECT_EQ(token(3), R"("http\\")");
+  EXPECT_EQ(LinkValue(e, e.links[0]), "x\"y");
+  EXPECT_EQ(LinkValue(e, e.links[1]), "urn:uuid:q\\");
+  EXPECT_EQ(LinkValue(e, e.links[2]), "urn:uuid:\"\\\"");
+  FullUrlIndex index;
+  index.Add("urn:uuid:q\\", "Patient", "p");
+  index.Add("urn:uuid:\"\\\"", "Patient", "r");
+  auto out = index.Rewrite(e);
+  ASSERT_TRUE(out.ok()) << out.status().ToString();
+  EXPECT_NE(out->find(R"("b":{"reference":"Patient/p"})"), std::string::npos) << *out;
+  EXPECT_NE(out->find(R"("c" : { "reference" :  "Patient/r" })"), std::string::npos) << *out;
 }
 
 TEST(FullUrlIndexTest, DanglingUrnReferenceIsAnError) {
-  auto bundle = ParseBundle(Transaction(R"(
+  const std::string bundle_body = Transaction(R"(
       {"request":{"method":"POST","url":"Basic"},"resource":{"resourceType":"Basic"}},
       {"request":{"method":"POST","url":"Basic"},"resource":{"resourceType":"Basic",
        "subject":{"reference":"urn:uuid:nowhere"}}},
       {"request":{"method":"POST","url":"Basic"},"resource":{"resourceType":"Basic",
-       "author":{"reference":"urn:oid:1.2.3"}}})"),
-                            {});
+       "author":{"reference":"urn:oid:1.2.3"}}})");
+  auto bundle = ParseBundle(bundle_body, {});
   ASSERT_TRUE(bundle.ok()) << bundle.status().ToString();
   FullUrlIndex index;  // Empty: every urn: reference dangles.
   auto out = index.Rewrite(bundle->entries[1]);
@@ -346,11 +395,11 @@ TEST(FullUrlIndexTest, DanglingUrnReferenceIsAnError) {
 }
 
 TEST(CheckDistinctTargetsTest, RefusesTwoWritesOfOneResourceAndSharedFullUrls) {
-  auto bundle = ParseBundle(Transaction(R"(
+  const std::string bundle_body = Transaction(R"(
       {"fullUrl":"urn:uuid:1","request":{"method":"PUT","url":"Patient/a"},"resource":{}},
       {"fullUrl":"urn:uuid:2","request":{"method":"GET","url":"Patient/a"}},
-      {"request":{"method":"DELETE","url":"Patient/a"}})"),
-                            {});
+      {"request":{"method":"DELETE","url":"Patient/a"}})");
+  auto bundle = ParseBundle(bundle_body, {});
   ASSERT_TRUE(bundle.ok()) << bundle.status().ToString();
   std::vector<std::string> targets = {"Patient/a", "", "Patient/a"};
   Status s = CheckDistinctTargets(*bundle, targets);
@@ -360,10 +409,10 @@ TEST(CheckDistinctTargetsTest, RefusesTwoWritesOfOneResourceAndSharedFullUrls) {
   targets[2] = "Patient/b";
   EXPECT_TRUE(CheckDistinctTargets(*bundle, targets).ok());
 
-  auto shared = ParseBundle(Transaction(R"(
+  const std::string shared_body = Transaction(R"(
       {"fullUrl":"urn:uuid:1","request":{"method":"POST","url":"Patient"},"resource":{}},
-      {"fullUrl":"urn:uuid:1","request":{"method":"POST","url":"Patient"},"resource":{}})"),
-                            {});
+      {"fullUrl":"urn:uuid:1","request":{"method":"POST","url":"Patient"},"resource":{}})");
+  auto shared = ParseBundle(shared_body, {});
   ASSERT_TRUE(shared.ok());
   Status dup = CheckDistinctTargets(*shared, std::vector<std::string>{"Patient/x", "Patient/y"});
   EXPECT_EQ(Expression(dup), "Bundle.entry[1].fullUrl");
@@ -372,14 +421,15 @@ TEST(CheckDistinctTargetsTest, RefusesTwoWritesOfOneResourceAndSharedFullUrls) {
 TEST(JsonPatchOfEntryTest, ReadsABinaryAndRefusesFhirPathPatch) {
   // base64 of [{"op":"remove","path":"/a"}]
   const std::string data = "W3sib3AiOiJyZW1vdmUiLCJwYXRoIjoiL2EifV0=";
-  auto entry_with = [](std::string resource) {
-    auto bundle =
-        ParseBundle(Transaction(R"({"request":{"method":"PATCH","url":"Patient/1"},"resource":)" +
-                                resource + "}"),
-                    {});
+  std::deque<std::string> bodies;  // The entries' resources are views into their bodies.
+  auto entry_with = [&bodies](std::string resource) {
+    const std::string& body = bodies.emplace_back(Transaction(
+        R"({"request":{"method":"PATCH","url":"Patient/1"},"resource":)" + resource + "}"));
+    auto bundle = ParseBundle(body, {});
     EXPECT_TRUE(bundle.ok()) << bundle.status().ToString();
     return bundle->entries[0];
   };
+
   auto ok = JsonPatchOfEntry(entry_with(
       R"({"resourceType":"Binary","contentType":"application/json-patch+json; charset=utf-8",)"
       R"("data":")" +

@@ -22,6 +22,7 @@
 #include "kura/base/log.h"
 #include "kura/crypto/local_key_file.h"
 #include "kura/fhir/resource.h"
+#include "kura/fhir/validator.h"
 #include "kura/http/server.h"
 #include "kura/http/tls.h"
 #include "kura/ops/audit_access.h"
@@ -224,7 +225,7 @@ int Serve(const cli::ServeArgs& args) {
       cached, *keys, config->tenant, static_cast<size_t>(config->keys.data_key_cache_size),
       [&blocking](std::function<void()> task) { boost::asio::post(blocking, std::move(task)); });
   auth::ApiTokenAuthenticator authenticator(*backend);
-  fhir::BasicValidator validator;
+  fhir::R4Validator validator;
   std::string base = config->server.public_base_url;
   while (!base.empty() && base.back() == '/') base.pop_back();
   api::RequestGate gate(store, authenticator, blocking, config->tenant);
@@ -237,7 +238,9 @@ int Serve(const cli::ServeArgs& args) {
                          .software_version = cli::kVersion,
                          .max_json_depth = static_cast<size_t>(config->server.max_json_depth),
                          .history_page_size = config->fhir.history_page_size,
-                         .history_max_page_size = config->fhir.history_max_page_size},
+                         .history_max_page_size = config->fhir.history_max_page_size,
+                         .max_bundle_entries =
+                             static_cast<size_t>(config->fhir.max_bundle_entries)},
                         store, gate, validator, blocking, &audit_api);
   http::Router router;
   audit_api.RegisterRoutes(router);
