@@ -3,12 +3,19 @@
 #
 #   bench/run.sh            # full run: 20 s create phase, 20 s read phase
 #   bench/run.sh --quick    # smoke run: 5 s phases
+#   bench/run.sh --phases search   # FHIR search and transaction ingest (see below)
 #
 # Starts a throwaway server (temp data dir, free loopback port, KURA_LOG_LEVEL=warn), creates
 # 100 Patients, then
 #   phase 1 "create": POST Observation from ../shared/bench/observation-template.json (random
 #                     Patient, unique counter) for DURATION, collecting the created ids;
 #   phase 2 "read":   GET Observation by random id over 10,000 stored Observations for DURATION.
+# With --phases search (or all), on a server of its own data: loads 10,000 Observations with ten
+#   transaction Bundles of 1,000 (four LOINC codes in turn, random Patients), then
+#   phase 3 "search":      GET Observation?subject=Patient/{id}&code=http://loinc.org|8867-4 for a
+#                          random Patient, 64 connections, for DURATION;
+#   phase 4 "transaction": POST transaction Bundles of 1,000 Observations over 2 connections for
+#                          DURATION, reported as resources ingested per second.
 # Prints requests/s, p50/p99 latency, non-2xx counts and the server's peak RSS (VmHWM), writes
 # bench/results/latest.json, stops the server with SIGTERM and removes the temp dir.
 # Exit status: 0 on success, 1 when any request failed (non-2xx, socket error, timeout) or the
@@ -17,11 +24,12 @@ set -euo pipefail
 
 usage() {
   cat <<'EOF'
-usage: bench/run.sh [--quick] [--phases create|read|both] [-h|--help]
+usage: bench/run.sh [--quick] [--phases create|read|both|search|all] [-h|--help]
 
   --quick            5 s phases (smoke run)
   --phases P         run only the create or the read phase (default: both); the read phase
-                     preloads its Observations itself when there was no create phase
+                     preloads its Observations itself when there was no create phase; search
+                     runs the search and transaction phases, all runs everything
 
 Environment:
   KURA_BINARY                 server binary (default: <repo>/build/kura)
@@ -38,8 +46,11 @@ Environment:
                               statuses >= 400 count as failures (wrk's own count)
   KURA_BENCH_KEEP=1           keep the temp dir (server log, data, wrk output)
   KURA_BENCH_LOG_LEVEL        server log level (default warn; info adds the store counters at exit)
-  KURA_BENCH_ENFORCE_TARGETS=1  exit 3 unless create >= 10000/s and read >= 20000/s
-  KURA_BENCH_CREATE_TARGET, KURA_BENCH_READ_TARGET  override those targets (req/s)
+  KURA_BENCH_TX_SIZE          Observations per transaction Bundle (default 1000)
+  KURA_BENCH_ENFORCE_TARGETS=1  exit 3 unless create >= 10000/s, read >= 20000/s,
+                              search >= 10000/s and transaction >= 30000 resources/s
+  KURA_BENCH_CREATE_TARGET, KURA_BENCH_READ_TARGET, KURA_BENCH_SEARCH_TARGET,
+  KURA_BENCH_TRANSACTION_TARGET  override those targets (req/s; resources/s for transaction)
   KURA_BENCH_PRE_PHASE_HOOK   bash command run in the background as each measured phase starts,
                               with KURA_BENCH_PHASE and KURA_BENCH_SERVER_PID set, e.g. a profiler:
                               'sleep 5; exec perf record -g -p $KURA_BENCH_SERVER_PID -o /tmp/$KURA_BENCH_PHASE.data -- sleep 10'
@@ -60,7 +71,7 @@ while [[ $# -gt 0 ]]; do
   esac
   shift
 done
-case "$PHASES" in create|read|both) ;; *) echo "bench/run.sh: --phases must be create, read or both" >&2; exit 2 ;; esac
+case "$PHASES" in create|read|both|search|all) ;; *) echo "bench/run.sh: --phases must be create, read, both, search or all" >&2; exit 2 ;; esac
 
 BENCH_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO_ROOT="$(git -C "$BENCH_DIR" rev-parse --show-toplevel 2>/dev/null || (cd "$BENCH_DIR/.." && pwd))"
@@ -74,11 +85,14 @@ PATIENTS="${KURA_BENCH_PATIENTS:-100}"
 READ_SET="${KURA_BENCH_READ_SET:-10000}"
 CREATE_TARGET="${KURA_BENCH_CREATE_TARGET:-10000}"
 READ_TARGET="${KURA_BENCH_READ_TARGET:-20000}"
+SEARCH_TARGET="${KURA_BENCH_SEARCH_TARGET:-10000}"
+TRANSACTION_TARGET="${KURA_BENCH_TRANSACTION_TARGET:-30000}"
+TX_SIZE="${KURA_BENCH_TX_SIZE:-1000}"
 KURA_BIN="${KURA_BINARY:-$REPO_ROOT/build/kura}"
 TEMPLATE="${KURA_BENCH_TEMPLATE:-$REPO_ROOT/../shared/bench/observation-template.json}"
 RESULTS_DIR="${KURA_BENCH_RESULTS_DIR:-$REPO_ROOT/bench/results}"
 
-for v in DURATION CONNECTIONS THREADS PATIENTS READ_SET; do
+for v in DURATION CONNECTIONS THREADS PATIENTS READ_SET TX_SIZE; do
   if ! [[ "${!v}" =~ ^[1-9][0-9]*$ ]]; then
     echo "bench/run.sh: $v must be a positive integer (got '${!v}')" >&2
     exit 2
@@ -266,7 +280,7 @@ run_phase() {
   children_cpu; c0="$CHILD_CPU"
   start="$(date +%s.%N)"
   env "$@" KURA_BENCH_LABEL="$name" KURA_BENCH_RESULT="$TMP/$name.result" \
-    wrk -t"$THREADS" -c"$CONNECTIONS" -d"${duration}s" --timeout "$WRK_TIMEOUT" --latency \
+    wrk -t"$THREADS" -c"${PHASE_CONNECTIONS:-$CONNECTIONS}" -d"${duration}s" --timeout "$WRK_TIMEOUT" --latency \
     -s "$BENCH_DIR/$script" "$BASE" >"$TMP/$name.wrk.txt" 2>&1 || {
       cat "$TMP/$name.wrk.txt" >&2
       die "wrk failed in phase $name"
@@ -311,10 +325,10 @@ HWM_AFTER_CREATE_KB=""
 HWM_AFTER_READ_KB=""
 
 # --- Phase 1: create -------------------------------------------------------------------------
-if [[ "$PHASES" != read ]]; then
+if [[ "$PHASES" == create || "$PHASES" == both || "$PHASES" == all ]]; then
   log "phase 1: create (POST Observation, ${DURATION}s)"
   ids_out=""
-  [[ "$PHASES" == both ]] && ids_out="$IDS_FILE"
+  [[ "$PHASES" == both || "$PHASES" == all ]] && ids_out="$IDS_FILE"
   run_phase create create.lua "$DURATION" KURA_BENCH_IDS_OUT="$ids_out"
   show_phase create
   HWM_AFTER_CREATE_KB="$(proc_kb "$SERVER_PID" VmHWM)"
@@ -325,7 +339,7 @@ if [[ "$PHASES" != read ]]; then
 fi
 
 # --- Phase 2: read ---------------------------------------------------------------------------
-if [[ "$PHASES" != create ]]; then
+if [[ "$PHASES" == read || "$PHASES" == both || "$PHASES" == all ]]; then
   have="$(wc -l <"$IDS_FILE")"
   round=0
   while [[ "$have" -lt "$READ_SET" ]]; do
@@ -351,6 +365,50 @@ if [[ "$PHASES" != create ]]; then
   STORED_OBSERVATIONS="$have"
 fi
 
+# --- Phases 3 and 4: search, transaction ---------------------------------------------------------
+if [[ "$PHASES" == search || "$PHASES" == all ]]; then
+  if [[ "$PHASES" == all ]]; then
+    # The search data set is exactly 10,000 Observations: start again on a fresh data directory.
+    stop_server
+    rm -rf "$DATA"
+    INIT_JSON="$("$KURA_BIN" init --data-dir "$DATA" --json 2>>"$TMP/server.log")" || die "kura init failed"
+    TOKEN="$(printf '%s' "$INIT_JSON" | sed -nE 's/.*"admin_token":"([^"]+)".*/\1/p')"
+    export KURA_BENCH_TOKEN="$TOKEN"
+    printf 'Authorization: Bearer %s\n' "$TOKEN" >"$TMP/auth.header"
+    start_server
+    BASE="https://127.0.0.1:$PORT"
+    curl_args=()
+    for i in $(seq 1 "$PATIENTS"); do
+      [[ $i -gt 1 ]] && curl_args+=(--next)
+      curl_args+=(-sk --http1.1 -o /dev/null -D - -X POST -H @"$TMP/auth.header"
+        -H "Content-Type: application/fhir+json"
+        --data-binary "{\"resourceType\":\"Patient\",\"active\":true,\"gender\":\"unknown\"}"
+        "$BASE/fhir/R4/Patient")
+    done
+    curl "${curl_args[@]}" | tr -d '\r' |
+      sed -nE 's#^[Ll]ocation:.*/Patient/([^/]+)/_history/.*#\1#p' >"$TMP/patients.ids"
+    [[ "$(wc -l <"$TMP/patients.ids")" -eq "$PATIENTS" ]] || die "creating Patients failed"
+  fi
+  log "preload: 10 transaction Bundles of $TX_SIZE Observations"
+  PHASE_CONNECTIONS="$THREADS" run_phase preload_tx transaction.lua 120 \
+    KURA_BENCH_TX_SIZE="$TX_SIZE" KURA_BENCH_STOP_AFTER="$(((10 + THREADS - 1) / THREADS))"
+  [[ "$(result preload_tx non2xx)" == 0 ]] || { grep '^\[' "$TMP/preload_tx.wrk.txt" >&2; die "the transaction preload got non-2xx responses"; }
+  STORED_OBSERVATIONS=$(( $(result preload_tx ok_2xx) * TX_SIZE ))
+  probe="$(head -n 1 "$TMP/patients.ids")"
+  code="$(curl -sk -o "$TMP/probe.json" -w '%{http_code}' -H @"$TMP/auth.header" \
+    "$BASE/fhir/R4/Observation?subject=Patient/$probe&code=http%3A%2F%2Floinc.org%7C8867-4&_summary=count")"
+  [[ "$code" == 200 ]] || die "the probe search answered $code: $(head -c 300 "$TMP/probe.json")"
+  echo "stored $STORED_OBSERVATIONS Observations; Patient/$probe has $(sed -nE 's/.*"total":([0-9]+).*/\1/p' "$TMP/probe.json") with code 8867-4"
+  log "phase 3: search (GET Observation?subject&code, ${DURATION}s)"
+  run_phase search search.lua "$DURATION"
+  show_phase search
+  log "phase 4: transaction (POST Bundles of $TX_SIZE Observations, $THREADS connections, ${DURATION}s)"
+  PHASE_CONNECTIONS="$THREADS" run_phase transaction transaction.lua "$DURATION" KURA_BENCH_TX_SIZE="$TX_SIZE"
+  show_phase transaction
+  printf '[transaction] %s resources/s ingested\n' \
+    "$(awk -v r="$(result transaction rps_2xx)" -v n="$TX_SIZE" 'BEGIN { printf "%.0f", r * n }')"
+fi
+
 PEAK_KB="$(proc_kb "$SERVER_PID" VmHWM)"
 stop_server
 if [[ "$SERVER_EXIT" != 0 ]]; then
@@ -362,7 +420,7 @@ fi
 mib() { [[ -n "$1" ]] && awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }' || echo "null"; }
 num_or_null() { [[ -n "$1" ]] && echo "$1" || echo "null"; }
 failures=0
-for p in create read; do
+for p in create read search transaction; do
   [[ -f "$TMP/$p.result" ]] || continue
   for k in non2xx socket_errors timeouts; do
     v="$(result "$p" "$k")"
@@ -370,19 +428,31 @@ for p in create read; do
   done
 done
 
-verdict() {  # verdict PHASE TARGET
+target_of() {  # target_of PHASE
+  case "$1" in
+    create) echo "$CREATE_TARGET" ;; read) echo "$READ_TARGET" ;;
+    search) echo "$SEARCH_TARGET" ;; transaction) echo "$TRANSACTION_TARGET" ;;
+  esac
+}
+rate_of() {  # rate_of PHASE: requests/s, or resources/s for transaction
   local rps
   rps="$(result "$1" rps_2xx)"
+  [[ -n "$rps" && "$1" == transaction ]] && rps="$(awk -v r="$rps" -v n="$TX_SIZE" 'BEGIN { printf "%.2f", r * n }')"
+  echo "$rps"
+}
+verdict() {  # verdict PHASE TARGET
+  local rps
+  rps="$(rate_of "$1")"
   [[ -n "$rps" ]] || { echo "-"; return; }
   awk -v r="$rps" -v t="$2" 'BEGIN { print (r >= t) ? "PASS" : "MISS" }'
 }
 
 log "summary"
 printf '%-8s %12s %10s %10s %10s %8s %10s %8s %8s\n' phase "req/s" "p50 ms" "p99 ms" "max ms" non2xx "sock/tmo" target verdict
-for p in create read; do
+for p in create read search transaction; do
   [[ -f "$TMP/$p.result" ]] || continue
-  t="$CREATE_TARGET"; [[ $p == read ]] && t="$READ_TARGET"
-  printf '%-8s %12s %10s %10s %10s %8s %10s %8s %8s\n' "$p" "$(result $p rps_2xx)" \
+  t="$(target_of "$p")"
+  printf '%-8s %12s %10s %10s %10s %8s %10s %8s %8s\n' "${p:0:8}" "$(rate_of $p)" \
     "$(result $p p50_ms)" "$(result $p p99_ms)" "$(result $p max_ms)" "$(result $p non2xx)" \
     "$(( $(result $p socket_errors) + 0 ))/$(( $(result $p timeouts) + 0 ))" "$t" "$(verdict $p "$t")"
 done
@@ -395,7 +465,8 @@ printf 'machine: %s CPUs (%s), load generator on the same machine (%s cores busy
 phase_json() {
   local p="$1"
   [[ -f "$TMP/$p.result" ]] || { echo "null"; return; }
-  local t="$CREATE_TARGET"; [[ $p == read ]] && t="$READ_TARGET"
+  local t
+  t="$(target_of "$p")"
   printf '{"requests_per_second": %s, "requests_per_second_all": %s, "requests": %s, "ok_2xx": %s, ' \
     "$(result $p rps_2xx)" "$(result $p rps)" "$(result $p requests)" "$(result $p ok_2xx)"
   printf '"non2xx": %s, "non2xx_by_status": "%s", ' "$(result $p non2xx)" "$(result $p non2xx_by_status)"
@@ -421,6 +492,8 @@ GIT_DIRTY="$(git -C "$REPO_ROOT" status --porcelain --untracked-files=no 2>/dev/
     "$CPUS" "${CPU_MODEL//\"/}" "$BACKGROUND_BUSY"
   printf '  "create": %s,\n' "$(phase_json create)"
   printf '  "read": %s,\n' "$(phase_json read)"
+  printf '  "search": %s,\n' "$(phase_json search)"
+  printf '  "transaction": %s, "transaction_bundle_size": %s,\n' "$(phase_json transaction)" "$TX_SIZE"
   printf '  "stored_observations": %s,\n' "$(num_or_null "${STORED_OBSERVATIONS:-}")"
   printf '  "server_peak_rss_mib": %s,\n' "$(mib "$PEAK_KB")"
   printf '  "server_peak_rss_mib_after_setup": %s, "server_peak_rss_mib_after_create": %s, "server_peak_rss_mib_after_read": %s,\n' \
@@ -440,10 +513,10 @@ if [[ $failures -gt 0 ]]; then
   exit 1
 fi
 if [[ "${KURA_BENCH_ENFORCE_TARGETS:-0}" == 1 ]]; then
-  for p in create read; do
+  for p in create read search transaction; do
     [[ -f "$TMP/$p.result" ]] || continue
-    t="$CREATE_TARGET"; [[ $p == read ]] && t="$READ_TARGET"
-    [[ "$(verdict $p "$t")" == PASS ]] || { echo "bench/run.sh: $p missed its target of $t req/s" >&2; exit 3; }
+    t="$(target_of "$p")"
+    [[ "$(verdict $p "$t")" == PASS ]] || { echo "bench/run.sh: $p missed its target of $t" >&2; exit 3; }
   done
 fi
 exit 0

@@ -430,11 +430,21 @@ class InteractionRecordTests(AuditTestCase):
         self.assertEqual(rec["patient_compartments"], [pid])
         self.assertEqual(rec["details"]["fhir.entries"], "1")
 
-    def test_search_not_supported_is_a_minor_failure(self):
-        resp, rows = self.exchange("GET", f"{FHIR}/Observation?code=1234-5")
-        self.assertStatus(resp, 501)
-        rec = self.the_record(resp, rows, "fhir", "search", "minor-failure", "not-supported")
+    def test_search_records_the_patients_it_returned(self):
+        pid = self.new_patient()
+        self.new_observation(pid)
+        resp, rows = self.exchange("GET", f"{FHIR}/Observation?subject=Patient/{pid}")
+        self.assertStatus(resp, 200)
+        rec = self.the_record(resp, rows, "fhir", "search", "success")
         self.assertEqual(rec["resource"], {"type": "Observation", "id": "", "version": ""})
+        self.assertEqual(rec["patient_compartments"], [pid])
+        self.assertEqual(rec["details"]["fhir.entries"], "1")
+
+    def test_bad_search_is_a_minor_failure(self):
+        resp, rows = self.exchange("GET", f"{FHIR}/Observation?date=notadate")
+        self.assertOperationOutcome(resp, 400)
+        rec = self.the_record(resp, rows, "fhir", "search", "minor-failure", "invalid")
+        self.assertEqual(rec["patient_compartments"], [])
 
     def test_bad_json_is_a_minor_failure(self):
         resp, rows = self.exchange("POST", f"{FHIR}/Observation", b'{"resourceType": ')

@@ -535,26 +535,71 @@ class TransactionTests(BundleTestCase):
         self.assertEqual(issue["code"], "not-found")
         self.assertEqual(issue["expression"], ["Bundle.entry[0].resource"])
 
-    def test_conditional_operations_need_search(self):
-        pid = self.create(patient("Cond"))
+    def test_conditional_create_update_patch_delete_and_references(self):
+        mrn = "MRN" + random_marker("")[:10]
+        ident = {"identifier": [{"system": "urn:kura:test:mrn", "value": mrn}]}
+        query = f"identifier=urn:kura:test:mrn|{mrn}"
+        # ifNoneExist with no match creates; with one match reports the existing resource.
+        r = self.post_bundle(bundle("transaction",
+                                    entry("POST", "Patient", patient("C", **ident),
+                                          ifNoneExist=query)))
+        first = r.json()["entry"][0]["response"]
+        self.assertEqual(first["status"], "201 Created")
+        pid = first["location"].split("/Patient/")[1].split("/")[0]
+        r = self.post_bundle(bundle("transaction",
+                                    entry("POST", "Patient", patient("C", **ident),
+                                          ifNoneExist=query)))
+        again = r.json()["entry"][0]["response"]
+        self.assertEqual(again["status"], "200 OK")
+        self.assertIn(f"/Patient/{pid}/", again["location"])
+        # A conditional reference resolves to that patient inside a transaction.
+        r = self.post_bundle(bundle("transaction", entry(
+            "POST", "Observation",
+            observation("cr", subject={"reference": f"Patient?{query}"}))))
+        oid = r.json()["entry"][0]["response"]["location"].split("/Observation/")[1].split("/")[0]
+        stored = self.req("GET", f"{FHIR}/Observation/{oid}").json()
+        self.assertEqual(stored["subject"]["reference"], f"Patient/{pid}")
+        # Conditional update and patch reach the one match.
+        r = self.post_bundle(bundle("transaction",
+                                    entry("PUT", f"Patient?{query}", patient("Updated", **ident))))
+        self.assertEqual(r.json()["entry"][0]["response"]["status"], "200 OK")
+        self.assertEqual(self.req("GET", f"{FHIR}/Patient/{pid}").json()["name"][0]["family"],
+                         "Updated")
+        r = self.post_bundle(bundle("transaction", entry(
+            "PATCH", f"Patient?{query}",
+            binary_patch([{"op": "replace", "path": "/name/0/family", "value": "Patched"}]))))
+        self.assertEqual(self.req("GET", f"{FHIR}/Patient/{pid}").json()["name"][0]["family"],
+                         "Patched")
+        # A search entry sees the match.
+        r = self.post_bundle(bundle("batch", entry("GET", f"Patient?{query}")))
+        found = r.json()["entry"][0]["resource"]
+        self.assertEqual(found["type"], "searchset")
+        self.assertEqual([e["resource"]["id"] for e in found["entry"]], [pid])
+        # Conditional delete removes it; a second one is a no-op.
+        self.req("DELETE", f"{FHIR}/Observation/{oid}")
+        r = self.post_bundle(bundle("transaction", entry("DELETE", f"Patient?{query}")))
+        self.assertTrue(r.json()["entry"][0]["response"]["status"].startswith("20"))
+        self.assertEqual(self.req("GET", f"{FHIR}/Patient/{pid}").status, 410)
+        self.post_bundle(bundle("transaction", entry("DELETE", f"Patient?{query}")))
+
+    def test_conditional_operations_with_several_matches_or_bad_criteria_fail(self):
+        tag = "T" + random_marker("")[:10]
+        for _ in range(2):
+            self.create(patient("Twin", identifier=[{"system": "urn:kura:test:twin",
+                                                     "value": tag}]))
+        query = f"identifier=urn:kura:test:twin|{tag}"
         before = version_count(self.srv.db_path)
-        cases = [
-            entry("POST", "Patient", patient("C"), ifNoneExist="identifier=a|b"),
-            entry("PUT", "Patient?identifier=a|b", patient("C")),
-            entry("DELETE", "Patient?identifier=a|b"),
-            entry("PATCH", "Patient?identifier=a|b", binary_patch([])),
-            entry("GET", "Patient?identifier=a|b"),
-            entry("POST", "Observation",
-                  observation("c", subject={"reference": "Patient?identifier=a|b"})),
-        ]
-        for e in cases:
+        for e in [entry("POST", "Patient", patient("C"), ifNoneExist=query),
+                  entry("PUT", f"Patient?{query}", patient("C")),
+                  entry("DELETE", f"Patient?{query}"),
+                  entry("POST", "Observation",
+                        observation("c", subject={"reference": f"Patient?{query}"}))]:
             with self.subTest(entry=e):
-                b = bundle("transaction", entry("PUT", f"Patient/{pid}", patient("X", id=pid)),
-                           e)
-                r = self.post_bundle(b, status=501)
-                issue = r.json()["issue"][0]
-                self.assertEqual(issue["code"], "not-supported")
-                self.assertTrue(issue["expression"][0].startswith("Bundle.entry[1]"), issue)
+                r = self.post_bundle(bundle("transaction", e), status=412)
+                self.assertTrue(r.json()["issue"][0]["expression"][0].startswith("Bundle.entry[0]"))
+        # Unknown parameters in a condition are refused, not ignored.
+        r = self.post_bundle(bundle("transaction",
+                                    entry("PUT", "Patient?nonsense=1", patient("C"))), status=400)
         self.assertEqual(version_count(self.srv.db_path), before)
 
     def test_patch_entries(self):

@@ -91,8 +91,12 @@ class SecurityHeaderTests(SharedServerTestCase):
                 f"X-Big: {'a' * 20000}\r\n\r\n")
         self.check(self.srv.raw_request(head.encode()), 431, "431")
 
-    def test_501_search(self):
-        self.check(self.srv.request("GET", f"{FHIR}/Patient?name=x"), 501, "search (not yet)")
+    def test_search(self):
+        self.check(self.srv.request("GET", f"{FHIR}/Patient?name=x"), 200, "search")
+
+    def test_400_search(self):
+        self.check(self.srv.request("GET", f"{FHIR}/Patient?birthdate=notadate"), 400,
+                   "400 (bad search value)")
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@
 #include "kura/api/audit_trail.h"
 #include "kura/api/request_gate.h"
 #include "kura/api/responses.h"
+#include "kura/api/search_indexing.h"
 #include "kura/audit/audit_log.h"
 #include "kura/base/clock.h"
 #include "kura/base/log.h"
@@ -22,6 +23,7 @@
 #include "kura/fhir/bundle.h"
 #include "kura/fhir/json_patch.h"
 #include "kura/fhir/r4_tables.h"
+#include "kura/fhir/search_params.h"
 #include "kura/http/blocking.h"
 
 namespace kura::api {
@@ -35,6 +37,8 @@ using http::Response;
 namespace {
 
 constexpr int kMaxWriteAttempts = 8;
+// Matches a search inside a Bundle, or a conditional operation, looks at.
+constexpr int64_t kMaxBundleSearchMatches = 1000;
 
 enum class PreferReturn { kRepresentation, kMinimal, kOperationOutcome };
 
@@ -127,12 +131,16 @@ Json BuildCapabilityStatement(const FhirApiOptions& options) {
   Json rest = Json::object();
   rest["mode"] = "server";
   rest["documentation"] =
-      "Resources are checked for JSON well-formedness, resourceType and id; full structural "
-      "validation against the R4 StructureDefinitions is not yet performed. Search is not yet "
-      "supported, nor are conditional operations and searches inside a batch or transaction "
-      "(they answer 501). PATCH takes a JSON Patch (application/json-patch+json; in a Bundle, a "
-      "Binary holding one); FHIRPath Patch is not supported. A batch or transaction Bundle may "
-      "hold up to " +
+      "Every incoming resource (create, update, patch results, Bundle entries, contained "
+      "resources) is validated against the R4 StructureDefinitions: element names, choice types, "
+      "primitive formats, cardinality, required elements, extensions, reference syntax and the "
+      "invariants ext-1 and dom-2; terminology bindings and profiles are not checked. Search "
+      "covers "
+      "the listed types and parameters over an index of current versions; names, addresses, "
+      "telecom, identifiers and birth dates are indexed only as keyed hashes (equality and "
+      "starts-with; :contains, ranges and sorting on them are refused). PATCH takes a JSON Patch "
+      "(application/json-patch+json; in a Bundle, a Binary holding one); FHIRPath Patch is not "
+      "supported. A batch or transaction Bundle may hold up to " +
       std::to_string(options.max_bundle_entries) +
       " entries; a transaction is committed as one unit (all of it or nothing). Every resource "
       "is encrypted at rest.";
@@ -142,6 +150,7 @@ Json BuildCapabilityStatement(const FhirApiOptions& options) {
                        "'Authorization: Bearer <token>'."}};
   Json resources = Json::array();
   for (std::string_view type : fhir::R4ResourceTypes()) {
+    const bool searchable = fhir::IsSearchableResourceType(type);
     Json r = Json::object();
     r["type"] = std::string(type);
     Json interactions = Json::array();
@@ -149,14 +158,30 @@ Json BuildCapabilityStatement(const FhirApiOptions& options) {
                              "history-type", "create"}) {
       interactions.push_back({{"code", code}});
     }
+    if (searchable) interactions.push_back({{"code", "search-type"}});
     r["interaction"] = std::move(interactions);
     r["versioning"] = "versioned-update";
     r["readHistory"] = true;
     r["updateCreate"] = true;
-    r["conditionalCreate"] = false;
+    r["conditionalCreate"] = searchable;
     r["conditionalRead"] = "not-supported";
-    r["conditionalUpdate"] = false;
-    r["conditionalDelete"] = "not-supported";
+    r["conditionalUpdate"] = searchable;
+    r["conditionalDelete"] = searchable ? "single" : "not-supported";
+    if (searchable) {
+      Json includes = Json::array();
+      Json params = Json::array();
+      for (const fhir::SearchParamDef& def : fhir::SearchParamsFor(type)) {
+        if (def.expression.empty()) continue;  // Not indexed (_text, _content, ...).
+        params.push_back({{"name", std::string(def.code)},
+                          {"definition", std::string(def.url)},
+                          {"type", std::string(fhir::SearchParamTypeName(def.type))}});
+        if (def.type == fhir::SearchParamType::kReference) {
+          includes.push_back(std::string(type) + ":" + std::string(def.code));
+        }
+      }
+      r["searchInclude"] = std::move(includes);
+      r["searchParam"] = std::move(params);
+    }
     resources.push_back(std::move(r));
   }
   rest["resource"] = std::move(resources);
@@ -280,10 +305,10 @@ class FhirApi::Handlers {
   }
 
   // Builds the stored version from a checked resource: stamps server fields, finds the
-  // compartment.
-  static StatusOr<store::ResourceVersion> MakeVersion(const fhir::ResourceDocument& resource,
-                                                      std::string_view type, std::string_view id,
-                                                      int64_t version, AuditNote& note) {
+  // compartment, extracts the search index rows.
+  StatusOr<store::ResourceVersion> MakeVersion(const fhir::ResourceDocument& resource,
+                                               std::string_view type, std::string_view id,
+                                               int64_t version, AuditNote& note) {
     store::ResourceVersion v;
     v.type = std::string(type);
     v.id = std::string(id);
@@ -299,6 +324,8 @@ class FhirApi::Handlers {
       note.compartments.insert(note.compartments.begin(), v.id);
     }
     if (!note.compartments.empty()) v.compartment = note.compartments.front();
+    // The search index rows of this version commit with it (and replace the previous ones).
+    KURA_ASSIGN_OR_RETURN(v.index, IndexRowsFor(v.payload, api_.register_, api_.FhirBase()));
     note.resource_id = v.id;
     note.resource_version = std::to_string(version);
     return v;
@@ -715,37 +742,46 @@ class FhirApi::Handlers {
     co_return r;
   }
 
-  asio::awaitable<Response> NotYet(RequestContext& ctx, AuditNote& note) {
+  // GET [base]/[type]?... and POST [base]/[type]/_search (form body, after the URL's parameters).
+  asio::awaitable<Response> Search(RequestContext& ctx, AuditNote& note) {
     std::optional<Response> denied = co_await Admit(ctx, note);
     if (denied) co_return std::move(*denied);
     std::string type(ctx.params.Get("type"));
     note.resource_type = type.substr(0, 64);
-    if (!type.empty()) {
-      if (Status s = CheckType(type); !s.ok()) co_return ErrorResponse(s, ctx);
-    }
+    if (Status s = CheckType(type); !s.ok()) co_return ErrorResponse(s, ctx);
     if (type == kAuditEvent && api_.audit_events_ != nullptr) {
-      if (note.action == audit::action::kSearch) {
-        Response r = co_await api_.audit_events_->SearchAuditEvents(ctx, note);
-        co_return r;
-      }
-      co_return ErrorResponse(RefuseAuditEventWrite(type), ctx);
+      Response r = co_await api_.audit_events_->SearchAuditEvents(ctx, note);
+      co_return r;
     }
-    co_return ErrorResponse(UnimplementedError("search is not supported by this server yet"), ctx);
+    std::vector<std::pair<std::string, std::string>> params = http::ParseQuery(ctx.query);
+    if (ctx.request.method() == bh::verb::post) {
+      std::string_view media = ctx.request[bh::field::content_type];
+      if (!ctx.request.body().empty() &&
+          media.find("application/x-www-form-urlencoded") == std::string_view::npos) {
+        co_return UnsupportedMedia(ctx, "a _search body must be application/x-www-form-urlencoded");
+      }
+      for (auto& param : http::ParseQuery(ctx.request.body())) params.push_back(std::move(param));
+    }
+    Response r = co_await api_.search_.Search(ctx, note, type, std::move(params));
+    co_return r;
   }
 
   // ---- Batch and transaction Bundles (http.html#transaction) ----
 
-  // The seam for everything that needs search: conditional create (ifNoneExist), conditional
-  // update, patch and delete (`Type?query` urls), conditional references inside a transaction and
-  // searches inside a Bundle. Returns the ids of the current `type` resources that match `query`
-  // (the raw, percent-encoded query string of a search url). Search is not built yet, so for now
-  // this is Unimplemented, which the entry that needed it answers with 501 (and a transaction
-  // fails with).
+  // Everything that needs search: conditional create (ifNoneExist), conditional update, patch and
+  // delete (`Type?query` urls), conditional references inside a transaction and searches inside a
+  // Bundle. Returns the ids of the current `type` resources that match `query` (the raw,
+  // percent-encoded query string of a search url), at most kMaxBundleSearchMatches. Unknown
+  // parameters are refused here: a condition that is silently ignored would match too much.
   asio::awaitable<StatusOr<std::vector<std::string>>> FindMatchingIds(const std::string& type,
                                                                       std::string_view query) {
-    (void)type;
-    (void)query;
-    co_return UnimplementedError("conditional operations and searches are not supported yet");
+    std::string text(query);
+    auto match = [this, &type, &text] {
+      return api_.search_.MatchingIds(type, text, kMaxBundleSearchMatches);
+    };
+    StatusOr<std::vector<std::string>> ids =
+        co_await http::RunBlocking(api_.pool_, std::move(match));
+    co_return ids;
   }
 
   // One Bundle entry while it is processed.
@@ -1444,6 +1480,7 @@ class FhirApi::Handlers {
         out.deleted = v.deleted;
         out.compartment = v.compartment;
         out.payload = representation ? v.payload : std::move(v.payload);
+        out.index = std::move(v.index);
       }
       AuditNote request_note = note;
       for (EntryWork& w : works) {
@@ -1596,6 +1633,7 @@ class FhirApi::Handlers {
 
 FhirApi::FhirApi(FhirApiOptions options, store::Store& store, RequestGate& gate,
                  const fhir::ResourceValidator& validator, asio::thread_pool& blocking_pool,
+                 FhirSearch& search, const fhir::DataRegister& data_register,
                  AuditApi* audit_events)
     : options_(std::move(options)),
       capability_statement_(fhir::SerializeJson(BuildCapabilityStatement(options_))),
@@ -1603,6 +1641,8 @@ FhirApi::FhirApi(FhirApiOptions options, store::Store& store, RequestGate& gate,
       validator_(validator),
       pool_(blocking_pool),
       gate_(gate),
+      search_(search),
+      register_(data_register),
       audit_events_(audit_events) {}
 
 void FhirApi::RegisterRoutes(http::Router& router) {
@@ -1630,7 +1670,8 @@ void FhirApi::RegisterRoutes(http::Router& router) {
   router.Add(V::get, "/fhir/R4/{type}/_history", audited(&Handlers::History, act::kHistory));
   router.Add(V::get, "/fhir/R4/{type}/{id}/_history", audited(&Handlers::History, act::kHistory));
   router.Add(V::get, "/fhir/R4/{type}/{id}/_history/{vid}", audited(&Handlers::VRead, act::kVread));
-  router.Add(V::get, "/fhir/R4/{type}", audited(&Handlers::NotYet, act::kSearch));
+  router.Add(V::get, "/fhir/R4/{type}", audited(&Handlers::Search, act::kSearch));
+  router.Add(V::post, "/fhir/R4/{type}/_search", audited(&Handlers::Search, act::kSearch));
   router.Add(V::post, "/fhir/R4/{type}", audited(&Handlers::Create, act::kCreate));
   router.Add(V::get, "/fhir/R4/{type}/{id}", audited(&Handlers::Read, act::kRead));
   router.Add(V::put, "/fhir/R4/{type}/{id}", audited(&Handlers::Update, act::kUpdate));

@@ -1,4 +1,5 @@
-// FhirApi: the FHIR R4 REST interactions at /fhir/R4: capabilities, create, read, vread, update,
+// FhirApi: the FHIR R4 REST interactions at /fhir/R4: capabilities, search (fhir_search.h),
+// create, read, vread, update,
 // patch (JSON Patch), delete, history (instance, type, system), and batch and transaction Bundles,
 // joining auth, fhir rules and the store.
 //
@@ -11,6 +12,7 @@
 #include <memory>
 #include <string>
 
+#include "kura/api/fhir_search.h"
 #include "kura/api/request_gate.h"
 #include "kura/auth/api_token_authenticator.h"
 #include "kura/fhir/json.h"
@@ -34,10 +36,12 @@ struct FhirApiOptions {
 class FhirApi {
  public:
   // All references must outlive the FhirApi.
-  // `gate` authenticates and audits every route but /metadata; `audit_events` (optional) serves
-  // the read-only AuditEvent type.
+  // `gate` authenticates and audits every route but /metadata; `search` answers searches and the
+  // conditional operations, over the index that writes fill under `data_register`;
+  // `audit_events` (optional) serves the read-only AuditEvent type.
   FhirApi(FhirApiOptions options, store::Store& store, RequestGate& gate,
           const fhir::ResourceValidator& validator, boost::asio::thread_pool& blocking_pool,
+          FhirSearch& search, const fhir::DataRegister& data_register,
           AuditApi* audit_events = nullptr);
 
   // Adds the FHIR routes, plus "/" and "/healthz", to `router`.
@@ -45,12 +49,16 @@ class FhirApi {
 
  private:
   class Handlers;
+  std::string FhirBase() const { return options_.public_base_url + "/fhir/R4"; }
+
   FhirApiOptions options_;
   std::string capability_statement_;  // Serialized once.
   store::Store& store_;
   const fhir::ResourceValidator& validator_;
   boost::asio::thread_pool& pool_;
   RequestGate& gate_;
+  FhirSearch& search_;
+  const fhir::DataRegister& register_;
   AuditApi* audit_events_;  // Serves AuditEvent reads and searches; may be null.
 };
 

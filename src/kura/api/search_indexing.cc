@@ -208,6 +208,18 @@ void AddRows(const fhir::SearchValue& v, IndexClass c, std::vector<IndexEntry>& 
   }
 }
 
+// A parameter's class; a composite is kept in clear only when every part is clear (its rows hold
+// the parts' values in clear), and is not indexed otherwise.
+IndexClass CompositeAwareClass(const fhir::DataRegister& reg, std::string_view type,
+                               const fhir::SearchParamDef& def) {
+  IndexClass c = reg.Classify(type, def.code);
+  if (def.type != SearchParamType::kComposite || c == IndexClass::kNone) return c;
+  for (const fhir::CompositeComponent& part : def.components) {
+    if (reg.Classify(type, part.param) != IndexClass::kClear) return IndexClass::kNone;
+  }
+  return IndexClass::kClear;
+}
+
 // --- Queries ---------------------------------------------------------------------------------
 
 using Op = RangeCondition::Op;
@@ -289,7 +301,7 @@ class Compiler {
     const fhir::SearchParamDef& def = *term.param;
     const std::string code(def.code);
     term_type_ = std::string(type);  // For the composite components of this term.
-    const IndexClass c = reg_.Classify(type, def.code);
+    const IndexClass c = CompositeAwareClass(reg_, type, def);
     if (c == IndexClass::kNone) {
       return Refuse(code, "search parameter '" + code +
                               "' is not searchable on this server (data register: none)");
@@ -462,18 +474,20 @@ class Compiler {
 StatusOr<std::vector<IndexEntry>> IndexRowsFor(std::string_view resource_json,
                                                const fhir::DataRegister& data_register,
                                                std::string_view local_base) {
-  KURA_ASSIGN_OR_RETURN(std::vector<fhir::SearchValue> values,
-                        fhir::ExtractSearchValues(resource_json, local_base));
   std::vector<IndexEntry> rows;
-  rows.reserve(values.size() + 4);
+  // Stored JSON starts with resourceType (StampServerFields).
   std::string_view type;
   if (auto at = resource_json.find("\"resourceType\":\""); at != std::string_view::npos) {
     type = resource_json.substr(at + 16);
     type = type.substr(0, type.find('"'));
   }
+  if (!fhir::IsSearchableResourceType(type)) return rows;  // Nothing to find it by.
+  KURA_ASSIGN_OR_RETURN(std::vector<fhir::SearchValue> values,
+                        fhir::ExtractSearchValues(resource_json, local_base));
+  rows.reserve(values.size() + 4);
   for (const fhir::SearchValue& v : values) {
     if (v.param == nullptr) continue;
-    IndexClass c = data_register.Classify(type, v.param->code);
+    IndexClass c = CompositeAwareClass(data_register, type, *v.param);
     if (c == IndexClass::kNone) continue;
     AddRows(v, c, rows);
   }

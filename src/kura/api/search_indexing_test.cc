@@ -181,8 +181,8 @@ TEST_F(SearchIndexingTest, BlindStringsMatchFoldedPrefixesAndExactValuesOnly) {
 }
 
 TEST_F(SearchIndexingTest, TheRegisterDecidesClearBlindAndNone) {
-  StatusOr<fhir::DataRegister> all_clear =
-      fhir::DataRegister::Parse("[search]\ndefault = \"clear\"\n\"Patient.gender\" = \"none\"\n");
+  StatusOr<fhir::DataRegister> all_clear = fhir::DataRegister::Parse(
+      "[search]\ndefault = \"clear\"\ndefault_string = \"clear\"\n\"Patient.gender\" = \"none\"\n");
   ASSERT_TRUE(all_clear.ok());
   Put(R"({"resourceType":"Patient","id":"p1","name":[{"family":"Müller"}],"gender":"female"})",
       *all_clear);

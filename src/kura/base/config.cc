@@ -123,6 +123,10 @@ const std::vector<Key>& Schema() {
       {"fhir", "max_bundle_entries", Kind::kInt,
        "Most entries in a batch or transaction Bundle (413 above).", 1, 100000,
        [](Config& c) -> void* { return &c.fhir.max_bundle_entries; }},
+      {"fhir", "data_register_file", Kind::kString,
+       "Data register (how search parameters are indexed: clear, blind or none); empty for the "
+       "one shipped with Kura (config/data-register.toml).",
+       0, 0, [](Config& c) -> void* { return &c.fhir.data_register_file; }},
       {"audit", "checkpoint_every_records", Kind::kInt,
        "Sign a checkpoint of the audit log after this many records.", 1, 1000000,
        [](Config& c) -> void* { return &c.audit.checkpoint_every_records; }},

@@ -59,6 +59,7 @@ struct Config {
     int64_t history_page_size = 50;
     int64_t history_max_page_size = 1000;
     int64_t max_bundle_entries = 1000;  // Entries of a batch or transaction Bundle.
+    std::string data_register_file;     // Empty: the data register compiled in.
   } fhir;
 
   struct Log {

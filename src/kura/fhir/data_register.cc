@@ -4,6 +4,7 @@
 #include <toml++/toml.h>
 
 #include "kura/base/log.h"
+#include "kura/fhir/search_params.h"
 
 namespace kura::fhir {
 namespace internal {
@@ -58,11 +59,11 @@ StatusOr<DataRegister> DataRegister::Parse(std::string_view toml_text) {
         return InvalidArgumentError("data register: '" + name +
                                     "' must be \"clear\", \"blind\" or \"none\"");
       }
-      if (name == "default") {
+      if (name == "default" || name == "default_string") {
         if (*c == IndexClass::kNone) {
-          return InvalidArgumentError("data register: default must be clear or blind");
+          return InvalidArgumentError("data register: " + name + " must be clear or blind");
         }
-        reg.default_class_ = *c;
+        (name == "default" ? reg.default_class_ : reg.default_string_class_) = *c;
         continue;
       }
       auto dot = name.find('.');
@@ -96,7 +97,9 @@ IndexClass DataRegister::Classify(std::string_view type, std::string_view param)
   if (auto it = entries_.find(key); it != entries_.end()) return it->second;
   key.assign("*.").append(param);
   if (auto it = entries_.find(key); it != entries_.end()) return it->second;
-  return default_class_;
+  const SearchParamDef* def = FindSearchParam(type, param);
+  return def != nullptr && def->type == SearchParamType::kString ? default_string_class_
+                                                                 : default_class_;
 }
 
 }  // namespace kura::fhir

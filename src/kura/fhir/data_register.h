@@ -22,11 +22,13 @@ class DataRegister {
   // Parses a register file's text. InvalidArgument naming the key on a bad entry.
   static StatusOr<DataRegister> Parse(std::string_view toml_text);
 
-  // The class of `param` on `type`: "Type.param", else "*.param", else the default.
+  // The class of `param` on `type`: "Type.param", else "*.param", else `default_string` for a
+  // string parameter (free text), else `default`.
   IndexClass Classify(std::string_view type, std::string_view param) const;
 
  private:
   IndexClass default_class_ = IndexClass::kClear;
+  IndexClass default_string_class_ = IndexClass::kBlind;
   std::map<std::string, IndexClass, std::less<>> entries_;
 };
 

@@ -156,7 +156,8 @@ TEST(DataRegister, ShippedDefaultsKeepPersonalValuesBlind) {
   EXPECT_EQ(reg.Classify("Patient", "birthdate"), IndexClass::kBlind);
   EXPECT_EQ(reg.Classify("Observation", "identifier"), IndexClass::kBlind);
   EXPECT_EQ(reg.Classify("Practitioner", "telecom"), IndexClass::kBlind);
-  EXPECT_EQ(reg.Classify("Organization", "name"), IndexClass::kClear);
+  EXPECT_EQ(reg.Classify("Organization", "name"), IndexClass::kBlind);
+  EXPECT_EQ(reg.Classify("Observation", "value-string"), IndexClass::kBlind);  // Free text.
   EXPECT_EQ(reg.Classify("Observation", "code"), IndexClass::kClear);
   EXPECT_EQ(reg.Classify("Patient", "_text"), IndexClass::kNone);
 }
@@ -170,6 +171,11 @@ TEST(DataRegister, ParseRejectsBadEntries) {
   EXPECT_EQ(DataRegister::Parse("[other]\n").status().code(), StatusCode::kInvalidArgument);
   EXPECT_EQ(DataRegister::Parse("[search]\ndefault = \"none\"\n").status().code(),
             StatusCode::kInvalidArgument);
+  StatusOr<DataRegister> strings_clear =
+      DataRegister::Parse("[search]\ndefault_string = \"clear\"\n\"*.name\" = \"blind\"\n");
+  ASSERT_TRUE(strings_clear.ok());
+  EXPECT_EQ(strings_clear->Classify("Observation", "value-string"), IndexClass::kClear);
+  EXPECT_EQ(strings_clear->Classify("Patient", "name"), IndexClass::kBlind);
   EXPECT_EQ(DataRegister::Parse("not toml [").status().code(), StatusCode::kInvalidArgument);
 }
 

@@ -8,8 +8,10 @@
 #include <charconv>
 #include <condition_variable>
 #include <cstdio>
+#include <fstream>
 #include <mutex>
 #include <optional>
+#include <sstream>
 #include <thread>
 
 #include "kura/api/audit_api.h"
@@ -21,6 +23,7 @@
 #include "kura/base/config.h"
 #include "kura/base/log.h"
 #include "kura/crypto/local_key_file.h"
+#include "kura/fhir/data_register.h"
 #include "kura/fhir/resource.h"
 #include "kura/fhir/validator.h"
 #include "kura/http/server.h"
@@ -234,14 +237,32 @@ int Serve(const cli::ServeArgs& args) {
                            .max_page_size = config->fhir.history_max_page_size},
                           *backend, audit_log->key_lookup, audit_log->log->origin(),
                           audit_log->log->verifier_key(), gate, blocking);
-  api::FhirApi fhir_api({.public_base_url = base,
-                         .software_version = cli::kVersion,
-                         .max_json_depth = static_cast<size_t>(config->server.max_json_depth),
-                         .history_page_size = config->fhir.history_page_size,
-                         .history_max_page_size = config->fhir.history_max_page_size,
-                         .max_bundle_entries =
-                             static_cast<size_t>(config->fhir.max_bundle_entries)},
-                        store, gate, validator, blocking, &audit_api);
+  // The data register: the one compiled in, or the operator's copy.
+  std::optional<fhir::DataRegister> custom_register;
+  if (!config->fhir.data_register_file.empty()) {
+    std::ifstream in(ResolvePath(*config, config->fhir.data_register_file), std::ios::binary);
+    std::stringstream text;
+    text << in.rdbuf();
+    StatusOr<fhir::DataRegister> parsed = in ? fhir::DataRegister::Parse(text.str())
+                                             : StatusOr<fhir::DataRegister>(FailedPreconditionError(
+                                                   "cannot read fhir.data_register_file"));
+    if (!parsed.ok()) return Fail(parsed.status());
+    custom_register = std::move(*parsed);
+  }
+  const fhir::DataRegister& data_register =
+      custom_register ? *custom_register : fhir::DataRegister::Default();
+  StatusOr<std::unique_ptr<api::FhirSearch>> search =
+      api::FhirSearch::Create({.public_base_url = base, .limits = {}, .max_included = 1000}, store,
+                              data_register, blocking);
+  if (!search.ok()) return Fail(search.status());
+  api::FhirApi fhir_api(
+      {.public_base_url = base,
+       .software_version = cli::kVersion,
+       .max_json_depth = static_cast<size_t>(config->server.max_json_depth),
+       .history_page_size = config->fhir.history_page_size,
+       .history_max_page_size = config->fhir.history_max_page_size,
+       .max_bundle_entries = static_cast<size_t>(config->fhir.max_bundle_entries)},
+      store, gate, validator, blocking, **search, data_register, &audit_api);
   http::Router router;
   audit_api.RegisterRoutes(router);
   fhir_api.RegisterRoutes(router);
