@@ -5,6 +5,8 @@
 #include <cmath>
 #include <cstdlib>
 
+#include "kura/fhir/resource.h"
+
 namespace kura::api {
 namespace {
 
@@ -506,6 +508,18 @@ StatusOr<store::IndexQuery> CompileSearch(const fhir::SearchRequest& request,
   for (const fhir::SearchTerm& term : request.terms) {
     KURA_ASSIGN_OR_RETURN(IndexClause clause, compiler.Term(request.type, term));
     query.all_of.push_back(std::move(clause));
+    // subject=Patient/x where the subject picks the record compartment: only x's resources can
+    // match, and the store can read x's rows together.
+    if (query.compartment.empty() && term.chained == nullptr &&
+        (term.modifier == SearchModifier::kNone || term.modifier == SearchModifier::kType) &&
+        term.any_of.size() == 1 && term.param->type == SearchParamType::kReference &&
+        fhir::ExpressionPicksCompartment(request.type, term.param->expression)) {
+      const SearchArgument& a = term.any_of.front();
+      const bool patient = a.reference_type == "Patient" ||
+                           (a.reference_type.empty() && term.param->targets.size() == 1 &&
+                            term.param->targets.front() == "Patient");
+      if (patient && !a.reference_id.empty()) query.compartment = a.reference_id;
+    }
   }
   for (const fhir::SearchSortKey& key : request.sort) {
     const std::string code(key.param->code);

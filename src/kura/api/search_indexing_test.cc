@@ -12,6 +12,7 @@
 
 #include "kura/crypto/local_key_file.h"
 #include "kura/fhir/json.h"
+#include "kura/fhir/resource.h"
 #include "kura/store/encrypting_store.h"
 #include "kura/store/sqlite/sqlite_store.h"
 
@@ -54,6 +55,11 @@ class SearchIndexingTest : public ::testing::Test {
     v.version = current.ok() ? current->version + 1 : 1;
     v.last_updated = FromMicros(1'700'000'000'000'000);
     v.payload = json;
+    // The record compartment, as the API picks it.
+    auto doc = fhir::ParseResourceDocument(json, {});
+    ASSERT_TRUE(doc.ok()) << doc.status().ToString();
+    std::vector<std::string> compartments = fhir::PatientCompartments(*doc);
+    if (!compartments.empty()) v.compartment = compartments.front();
     auto rows = IndexRowsFor(json, reg, kBase);
     ASSERT_TRUE(rows.ok()) << rows.status().ToString();
     v.index = std::move(*rows);
@@ -204,6 +210,33 @@ TEST_F(SearchIndexingTest, ChainsAndMissing) {
               UnorderedElementsAre("o1", "o2", "o3"));
   EXPECT_THAT(Ids("Observation", {{"value-quantity:missing", "false"}}),
               UnorderedElementsAre("o1", "o2", "o3"));
+}
+
+TEST_F(SearchIndexingTest, ThePrimaryReferenceNarrowsToTheCompartmentOthersDoNot) {
+  // o1 is in p1's compartment (its subject); p1 is only the performer of o2.
+  Put(R"({"resourceType":"Observation","id":"o1","status":"final","code":{"text":"a"},
+    "subject":{"reference":"Patient/p1"}})");
+  Put(R"({"resourceType":"Observation","id":"o2","status":"final","code":{"text":"a"},
+    "subject":{"reference":"Patient/p2"},"performer":[{"reference":"Patient/p1"}]})");
+  Put(R"({"resourceType":"Observation","id":"o3","status":"final","code":{"text":"a"},
+    "subject":{"reference":"Group/g1"},"performer":[{"reference":"Patient/p1"}]})");
+  EXPECT_THAT(Ids("Observation", {{"subject", "Patient/p1"}}), ElementsAre("o1"));
+  EXPECT_THAT(Ids("Observation", {{"patient", "p1"}}), ElementsAre("o1"));
+  EXPECT_THAT(Ids("Observation", {{"performer", "Patient/p1"}}), ElementsAre("o2", "o3"));
+  EXPECT_THAT(Ids("Observation", {{"subject", "Patient/p2"}, {"performer", "Patient/p1"}}),
+              ElementsAre("o2"));
+  EXPECT_THAT(Ids("Observation", {{"subject", "Group/g1"}}), ElementsAre("o3"));
+
+  auto compiled = [&](Params params) {
+    fhir::SearchRequest request =
+        *fhir::ParseSearchRequest("Observation", params, true, fhir::SearchLimits{});
+    return CompileSearch(request, fhir::DataRegister::Default(), kBase, FromMicros(0))->compartment;
+  };
+  EXPECT_EQ(compiled({{"subject", "Patient/p1"}, {"code", "x"}}), "p1");
+  EXPECT_EQ(compiled({{"patient", "p1"}}), "p1");
+  EXPECT_EQ(compiled({{"performer", "Patient/p1"}}), "");
+  EXPECT_EQ(compiled({{"subject", "Patient/p1,Patient/p2"}}), "");
+  EXPECT_EQ(compiled({{"subject:identifier", "urn:mrn|1"}}), "");
 }
 
 }  // namespace

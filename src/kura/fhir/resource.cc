@@ -146,6 +146,26 @@ StatusOr<std::string> StampServerFields(const ResourceDocument& resource, std::s
   return out;
 }
 
+namespace {
+
+bool IsPrimaryCompartmentPath(std::string_view path) {
+  return path == "subject" || path == "patient" || path == "beneficiary" || path == "individual";
+}
+
+}  // namespace
+
+bool ExpressionPicksCompartment(std::string_view type, std::string_view expression) {
+  std::string_view primary;
+  for (std::string_view path : PatientCompartmentPaths(type)) {
+    if (!IsPrimaryCompartmentPath(path)) continue;
+    if (!primary.empty()) return false;  // Two candidates: either may pick the compartment.
+    primary = path;
+  }
+  if (primary.empty()) return false;
+  std::string plain = std::string(type) + "." + std::string(primary);
+  return expression == plain || expression == plain + ".where(resolve() is Patient)";
+}
+
 std::vector<std::string> PatientCompartments(const ResourceDocument& resource) {
   std::vector<std::string> out;
   const JsonMember* rt = resource.Find("resourceType");
@@ -157,9 +177,7 @@ std::vector<std::string> PatientCompartments(const ResourceDocument& resource) {
   }
   // The resource's own subject/patient comes first: the first compartment picks the data key.
   auto paths = PatientCompartmentPaths(type);
-  auto is_primary = [](std::string_view p) {
-    return p == "subject" || p == "patient" || p == "beneficiary" || p == "individual";
-  };
+  auto is_primary = IsPrimaryCompartmentPath;
   auto collect = [&](std::string_view path) {
     for (const auto& [ref_path, reference] : resource.patient_references) {
       if (ref_path != path) continue;

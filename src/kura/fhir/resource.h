@@ -38,6 +38,12 @@ StatusOr<std::string> StampServerFields(const ResourceDocument& resource, std::s
 // `resource` must have passed CheckIdentity.
 std::vector<std::string> PatientCompartments(const ResourceDocument& resource);
 
+// True when the element at `expression` (a search parameter's FHIRPath on `type`, e.g.
+// "Observation.subject" or "Observation.subject.where(resolve() is Patient)") is the one that
+// picks a `type` resource's record compartment: it is the type's only primary compartment path
+// (subject, patient, beneficiary or individual). Then `param=Patient/x` implies compartment x.
+bool ExpressionPicksCompartment(std::string_view type, std::string_view expression);
+
 // The structural-validation seam: the API calls Validate on every incoming resource. The
 // implementation for this release checks identity-level rules; the full R4 definitions plug in
 // behind the same interface.

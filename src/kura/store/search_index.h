@@ -85,6 +85,10 @@ struct IndexCursor {
 
 struct IndexQuery {
   std::string type;
+  // When set: only resources in this patient's compartment (ResourceVersion::compartment). A
+  // caller sets it when another clause implies it (subject=Patient/x where the subject picks the
+  // compartment); it lets a backend read one patient's rows together.
+  std::string compartment;
   std::vector<IndexClause> all_of;    // Every clause holds.
   std::vector<std::string> ids;       // When not empty: only these ids (_id).
   std::vector<IndexSort> sort;        // Then by id, ascending (the tie-break and the default).

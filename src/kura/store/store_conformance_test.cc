@@ -1326,6 +1326,41 @@ TEST_P(SearchConformanceTest, MalformedQueriesAreInvalidArgument) {
   EXPECT_THAT(store().Search(bad_cursor), StatusIs(StatusCode::kInvalidArgument));
 }
 
+TEST_P(SearchConformanceTest, CompartmentRestrictsToOnePatientsResources) {
+  ResourceVersion a = Indexed("Observation", "a", 1, {Token("code", "x"), Range("date", 1, 2)});
+  a.compartment = "p1";
+  ResourceVersion b = Indexed("Observation", "b", 1, {Token("code", "x"), Range("date", 1, 2)});
+  b.compartment = "p2";
+  ResourceVersion c = Indexed("Observation", "c", 1, {Token("code", "y")});
+  c.compartment = "p1";
+  MustCommit({a, b, c});
+  IndexQuery q = IndexSearch("Observation", {Clause("code", {KeyIs("x")})});
+  q.compartment = "p1";
+  EXPECT_THAT(Ids(q), ElementsAre("a"));
+  q.compartment = "p2";
+  EXPECT_THAT(Ids(q), ElementsAre("b"));
+  // Every driver shape honours it: two candidates, a range only, ids.
+  IndexQuery two =
+      IndexSearch("Observation", {Clause("code", {KeyIs("x")}), Clause("code", {KeyIs("x")})});
+  two.compartment = "p1";
+  EXPECT_THAT(Ids(two), ElementsAre("a"));
+  IndexMatch any_date;
+  any_date.range_any = {{{RangeCondition::Column::kLow, RangeCondition::Op::kGreaterOrEqual, 0}}};
+  IndexQuery range = IndexSearch("Observation", {Clause("date", {any_date})});
+  range.compartment = "p2";
+  EXPECT_THAT(Ids(range), ElementsAre("b"));
+  IndexQuery by_id = IndexSearch("Observation", {});
+  by_id.ids = {"a", "b", "c"};
+  by_id.compartment = "p1";
+  EXPECT_THAT(Ids(by_id), ElementsAre("a", "c"));
+  // A move to another compartment moves the rows.
+  ResourceVersion a2 = Indexed("Observation", "a", 2, {Token("code", "x")});
+  a2.compartment = "p2";
+  MustCommit({a2});
+  q.compartment = "p2";
+  EXPECT_THAT(Ids(q), ElementsAre("a", "b"));
+}
+
 TEST_P(SearchConformanceTest, IndexSurvivesReopen) {
   LoadObservations();
   Reopen();

@@ -188,17 +188,32 @@ class Builder {
   }
 
   // "FROM ... WHERE ..." selecting the matches of `query`; returns the alias whose id column
-  // names them. `driver` is the clause read first (or -1: the resources table).
-  StatusOr<std::string> AppendFromWhere(const IndexQuery& query) {
+  // names them. The clause `driver_hint` is read first (-1: PickDriver's choice); with `ids` the
+  // resources table is.
+  StatusOr<std::string> AppendFromWhere(const IndexQuery& query, int driver_hint = -1) {
     if (query.type.empty()) return InvalidArgumentError("a search needs a resource type");
     for (const IndexClause& clause : query.all_of) {
       if (clause.param.empty()) return InvalidArgumentError("a search clause needs a parameter");
     }
-    const int driver = query.ids.empty() ? PickDriver(query) : -1;
+    if (driver_hint >= static_cast<int>(query.all_of.size()) ||
+        (driver_hint >= 0 && DriverScore(query.all_of[static_cast<size_t>(driver_hint)]) < 0)) {
+      return InvalidArgumentError("the driving clause cannot drive this search");
+    }
+    const int driver = !query.ids.empty() ? -1 : driver_hint >= 0 ? driver_hint : PickDriver(query);
     const std::string d = NewAlias();
     if (driver >= 0) {
       const IndexClause& clause = query.all_of[static_cast<size_t>(driver)];
-      sql += " FROM search_index AS " + d + " WHERE " + d + ".type = ";
+      // Named, because for ORDER BY id SQLite would otherwise walk the primary key (type, id, ...)
+      // through every row of the type to save a sort of the few the value index finds.
+      if (query.compartment.empty()) {
+        sql += " FROM search_index AS " + d + " INDEXED BY search_index_value WHERE ";
+      } else {
+        sql += " FROM search_index AS " + d + " INDEXED BY search_index_compartment WHERE " + d +
+               ".compartment = ";
+        Bind(query.compartment);
+        sql += " AND ";
+      }
+      sql += d + ".type = ";
       Bind(query.type);
       sql += " AND " + d + ".param = ";
       Bind(clause.param);
@@ -208,6 +223,13 @@ class Builder {
       sql += " FROM resources AS " + d + " WHERE " + d + ".type = ";
       Bind(query.type);
       sql += " AND " + d + ".deleted = 0";
+      if (!query.compartment.empty()) {
+        const std::string c = NewAlias();
+        sql += " AND EXISTS (SELECT 1 FROM search_index AS " + c + " WHERE " + c + ".type = " + d +
+               ".type AND " + c + ".id = " + d + ".id AND " + c + ".compartment = ";
+        Bind(query.compartment);
+        sql += ")";
+      }
       if (!query.ids.empty()) {
         sql += " AND " + d + ".id IN (";
         for (size_t i = 0; i < query.ids.size(); ++i) {
@@ -317,8 +339,51 @@ Status CheckQuery(const IndexQuery& query) {
 
 }  // namespace
 
+std::vector<int> DriverCandidates(const IndexQuery& query) {
+  std::vector<int> out;
+  if (!query.ids.empty()) return out;
+  for (size_t i = 0; i < query.all_of.size(); ++i) {
+    if (DriverScore(query.all_of[i]) >= 3) out.push_back(static_cast<int>(i));
+  }
+  return out;
+}
+
+StatusOr<SearchSql> BuildDriverProbeSql(const IndexQuery& query, int clause, int64_t cap) {
+  if (clause < 0 || clause >= static_cast<int>(query.all_of.size())) {
+    return InvalidArgumentError("no such search clause");
+  }
+  const IndexClause& c = query.all_of[static_cast<size_t>(clause)];
+  Builder b;
+  b.sql = "SELECT COUNT(*) FROM (SELECT 1 FROM search_index AS t WHERE ";
+  if (!query.compartment.empty()) {
+    b.sql += "t.compartment = ";
+    b.Bind(query.compartment);
+    b.sql += " AND ";
+  }
+  b.sql += "t.type = ";
+  b.Bind(query.type);
+  b.sql += " AND t.param = ";
+  b.Bind(c.param);
+  b.sql += " AND ";
+  // Only the equality part: enough to size the run of the value index this clause reads.
+  IndexClause keys_only;
+  keys_only.param = c.param;
+  keys_only.blind = c.blind;
+  for (const IndexMatch& m : c.any_of) {
+    IndexMatch k;
+    k.key = m.key;
+    k.key2 = m.key2;
+    keys_only.any_of.push_back(std::move(k));
+  }
+  KURA_RETURN_IF_ERROR(b.AppendAlternatives(keys_only, "t"));
+  b.sql += " LIMIT ";
+  b.Bind(cap);
+  b.sql += ")";
+  return SearchSql{std::move(b.sql), std::move(b.binds)};
+}
+
 StatusOr<SearchSql> BuildSearchSql(const IndexQuery& query, SearchDirection direction,
-                                   const IndexCursor* from) {
+                                   const IndexCursor* from, int driver) {
   KURA_RETURN_IF_ERROR(CheckQuery(query));
   const bool backward = direction == SearchDirection::kBackward;
   const int64_t fetch =
@@ -328,7 +393,7 @@ StatusOr<SearchSql> BuildSearchSql(const IndexQuery& query, SearchDirection dire
     // Streams in id order straight from the driving index run; stops after `fetch` rows.
     b.sql = "SELECT DISTINCT ";
     const size_t select_at = b.sql.size();
-    KURA_ASSIGN_OR_RETURN(std::string d, b.AppendFromWhere(query));
+    KURA_ASSIGN_OR_RETURN(std::string d, b.AppendFromWhere(query, driver));
     b.sql.insert(select_at, d + ".id");
     if (from != nullptr) {
       if (!from->keys.empty()) {
@@ -346,7 +411,7 @@ StatusOr<SearchSql> BuildSearchSql(const IndexQuery& query, SearchDirection dire
   for (size_t i = 0; i < query.sort.size(); ++i) b.sql += ", k" + std::to_string(i);
   b.sql += " FROM (SELECT DISTINCT ";
   const size_t select_at = b.sql.size();
-  KURA_ASSIGN_OR_RETURN(std::string d, b.AppendFromWhere(query));
+  KURA_ASSIGN_OR_RETURN(std::string d, b.AppendFromWhere(query, driver));
   // The sort expressions bind their parameters before the FROM clause's: build them apart and
   // splice text and binds in front.
   Builder head('h');  // Its own aliases: h0, h1... beside the body's t0, t1...

@@ -34,11 +34,20 @@ struct SearchSql {
 
 enum class SearchDirection { kForward, kBackward };
 
+// The clauses that could drive the query (a match clause whose every value fixes `key`), by index
+// into query.all_of. When there are several, the caller counts each one's rows with
+// BuildDriverProbeSql and passes the smallest as `driver`.
+std::vector<int> DriverCandidates(const IndexQuery& query);
+
+// Counts the rows of clause `clause` of `query`, stopping at `cap`.
+StatusOr<SearchSql> BuildDriverProbeSql(const IndexQuery& query, int clause, int64_t cap);
+
 // The page statement: ids in the query's order after query.after (forward) or, backward, the ids
 // before `from` in reverse order (the caller reverses them). Asks for query.limit + 1 rows, so
-// the caller sees whether more follow. InvalidArgument for a malformed query.
+// the caller sees whether more follow. `driver` is the clause to read first (-1: the best by
+// the shape of the clauses). InvalidArgument for a malformed query.
 StatusOr<SearchSql> BuildSearchSql(const IndexQuery& query, SearchDirection direction,
-                                   const IndexCursor* from);
+                                   const IndexCursor* from, int driver = -1);
 
 // The statement counting every match of `query` (cursor and limit ignored).
 StatusOr<SearchSql> BuildCountSql(const IndexQuery& query);
