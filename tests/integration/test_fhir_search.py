@@ -204,6 +204,40 @@ class SearchTest(SharedServerTestCase):
         self.assertEqual(r.status, 200, r.text)
         self.assertTrue(r.json()["records"], "no audit record of the search")
 
+    def test_patient_everything(self):
+        pid = self.patients[0]
+        other = self.srv.request("POST", f"{FHIR}/Observation", dict(
+            obs(self.patients[1], "8867-4", 1, "2024-05-01T00:00:00Z"),
+            performer=[{"reference": f"Patient/{pid}"}]))
+        self.assertEqual(other.status, 201)
+        r = self.srv.request("GET", f"{FHIR}/Patient/{pid}/$everything")
+        self.assertEqual(r.status, 200, r.text)
+        b = r.json()
+        got = [(e["resource"]["resourceType"], e["resource"]["id"]) for e in b["entry"]]
+        self.assertIn(("Patient", pid), got)
+        # Its own observations, and one where it is only the performer.
+        self.assertIn(("Observation", other.json()["id"]), got)
+        self.assertEqual(sum(1 for t, _ in got if t == "Observation"), 4)
+        self.assertNotIn(self.patients[1], [i for t, i in got if t == "Patient"])
+        self.assertEqual(b["total"], len(got))
+        # _type, _count paging, _since.
+        b = self.srv.request("GET", f"{FHIR}/Patient/{pid}/$everything?_type=Observation&_count=3").json()
+        self.assertEqual(len(b["entry"]), 3)
+        nxt = {l["relation"]: l["url"] for l in b["link"]}["next"]
+        b2 = self.srv.request("GET", nxt[nxt.index("/fhir/R4"):]).json()
+        self.assertEqual(len(b2["entry"]), 1)
+        self.assertTrue(all(e["resource"]["resourceType"] == "Observation" for e in b2["entry"]))
+        b = self.srv.request("GET", f"{FHIR}/Patient/{pid}/$everything?_since=2999-01-01T00:00:00Z").json()
+        self.assertEqual(b["total"], 0)
+        self.assertEqual(self.srv.request("GET", f"{FHIR}/Patient/nope/$everything").status, 404)
+        self.assertEqual(self.srv.request("GET", f"{FHIR}/Observation/x/$everything").status, 501)
+        self.assertEqual(self.srv.request(
+            "GET", f"{FHIR}/Patient/{pid}/$everything?_since=yesterday").status, 400)
+        r = self.srv.request("GET", f"/audit/v1/records?action=%24everything&patient={pid}")
+        self.assertEqual(r.status, 200, r.text)
+        self.assertTrue(r.json()["records"])
+        self.srv.request("DELETE", f"{FHIR}/Observation/{other.json()['id']}")
+
     def test_no_name_or_identifier_in_the_database_file(self):
         self.srv.stop()
         try:

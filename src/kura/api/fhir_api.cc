@@ -181,6 +181,11 @@ Json BuildCapabilityStatement(const FhirApiOptions& options) {
       }
       r["searchInclude"] = std::move(includes);
       r["searchParam"] = std::move(params);
+      if (type == "Patient") {
+        r["operation"] = Json::array(
+            {{{"name", "everything"},
+              {"definition", "http://hl7.org/fhir/OperationDefinition/Patient-everything"}}});
+      }
     }
     resources.push_back(std::move(r));
   }
@@ -739,6 +744,22 @@ class FhirApi::Handlers {
     if (auto problem = FormatProblem(ctx)) co_return UnsupportedMedia(ctx, *problem);
     Response r =
         JsonResponse(HttpStatus::ok, api_.capability_statement_, ctx.request.version(), true);
+    co_return r;
+  }
+
+  // GET [base]/Patient/[id]/$everything.
+  asio::awaitable<Response> Everything(RequestContext& ctx, AuditNote& note) {
+    std::optional<Response> denied = co_await Admit(ctx, note);
+    if (denied) co_return std::move(*denied);
+    std::string type(ctx.params.Get("type"));
+    std::string id(ctx.params.Get("id"));
+    NoteTarget(note, type, id);
+    if (Status s = CheckType(type); !s.ok()) co_return ErrorResponse(s, ctx);
+    if (type != "Patient") {
+      co_return ErrorResponse(UnimplementedError("$everything is supported on Patient only"), ctx);
+    }
+    if (Status s = CheckId(id); !s.ok()) co_return ErrorResponse(s, ctx);
+    Response r = co_await api_.search_.Everything(ctx, note, id, http::ParseQuery(ctx.query));
     co_return r;
   }
 
@@ -1669,6 +1690,8 @@ void FhirApi::RegisterRoutes(http::Router& router) {
   router.Add(V::post, "/fhir/R4", audited(&Handlers::PostBundle, act::kBatch));
   router.Add(V::get, "/fhir/R4/{type}/_history", audited(&Handlers::History, act::kHistory));
   router.Add(V::get, "/fhir/R4/{type}/{id}/_history", audited(&Handlers::History, act::kHistory));
+  router.Add(V::get, "/fhir/R4/{type}/{id}/$everything",
+             audited(&Handlers::Everything, act::kEverything));
   router.Add(V::get, "/fhir/R4/{type}/{id}/_history/{vid}", audited(&Handlers::VRead, act::kVread));
   router.Add(V::get, "/fhir/R4/{type}", audited(&Handlers::Search, act::kSearch));
   router.Add(V::post, "/fhir/R4/{type}/_search", audited(&Handlers::Search, act::kSearch));

@@ -1,6 +1,7 @@
 // FHIR search: parse, compile, run, page, include, and the searchset Bundle; see fhir_search.h.
 #include "kura/api/fhir_search.h"
 
+#include <charconv>
 #include <set>
 
 #include "kura/api/responses.h"
@@ -8,6 +9,8 @@
 #include "kura/audit/record.h"
 #include "kura/base/clock.h"
 #include "kura/base/random.h"
+#include "kura/fhir/r4_tables.h"
+#include "kura/fhir/resource.h"
 #include "kura/http/blocking.h"
 #include "kura/http/router.h"
 
@@ -343,6 +346,203 @@ StatusOr<std::vector<std::string>> FhirSearch::MatchingIds(const std::string& ty
   std::vector<std::string> ids;
   for (store::IndexHit& hit : page.hits) ids.push_back(std::move(hit.id));
   return ids;
+}
+
+// --- $everything -------------------------------------------------------------------------------
+
+namespace {
+
+constexpr int64_t kEverythingDefaultCount = 100;
+constexpr int64_t kMaxEverythingResources = 100000;
+
+// The reference parameters of `type` that follow one of its patient compartment paths.
+std::vector<const fhir::SearchParamDef*> CompartmentParams(std::string_view type) {
+  std::vector<const fhir::SearchParamDef*> out;
+  for (std::string_view path : fhir::PatientCompartmentPaths(type)) {
+    std::string plain = std::string(type) + "." + std::string(path);
+    for (const fhir::SearchParamDef& def : fhir::SearchParamsFor(type)) {
+      if (def.type != fhir::SearchParamType::kReference) continue;
+      if (def.expression == plain || def.expression == plain + ".where(resolve() is Patient)") {
+        if (std::find(out.begin(), out.end(), &def) == out.end()) out.push_back(&def);
+      }
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+struct FhirSearch::EverythingPage {
+  std::vector<store::ResourceVersion> resources;
+  int64_t total = 0;
+  bool more = false;
+};
+
+StatusOr<FhirSearch::EverythingPage> FhirSearch::RunEverything(
+    const std::string& patient_id, const std::vector<std::string>& types,
+    std::optional<TimePoint> since, int64_t offset, int64_t count) {
+  KURA_ASSIGN_OR_RETURN(store::ResourceVersion patient, store_.ReadCurrent("Patient", patient_id));
+  if (patient.deleted) return GoneError("the patient was deleted");
+  auto wanted = [&](std::string_view type) {
+    return types.empty() || std::find(types.begin(), types.end(), type) != types.end();
+  };
+  // Every member, in (type, id) order: the pages are slices of one order.
+  std::set<std::pair<std::string, std::string>> members;
+  if (wanted("Patient")) members.emplace("Patient", patient_id);
+  for (std::string_view type : fhir::SearchableResourceTypes()) {
+    if (type == "Patient" || !wanted(type)) continue;
+    for (const fhir::SearchParamDef* def : CompartmentParams(type)) {
+      const fhir::IndexClass c = register_.Classify(type, def->code);
+      if (c == fhir::IndexClass::kNone) continue;
+      store::IndexQuery q;
+      q.type = std::string(type);
+      q.limit = kMaxEverythingResources;
+      store::IndexClause clause;
+      clause.param = std::string(def->code);
+      clause.blind = c == fhir::IndexClass::kBlind;
+      store::IndexMatch m;
+      m.key = "Patient/" + patient_id;
+      clause.any_of.push_back(std::move(m));
+      q.all_of.push_back(std::move(clause));
+      if (fhir::ExpressionPicksCompartment(type, def->expression)) q.compartment = patient_id;
+      KURA_ASSIGN_OR_RETURN(store::IndexPage hits, store_.Search(q));
+      for (store::IndexHit& hit : hits.hits) members.emplace(std::string(type), std::move(hit.id));
+      if (members.size() > static_cast<size_t>(kMaxEverythingResources)) {
+        return ResourceExhaustedError("this patient's record is too large for $everything");
+      }
+    }
+  }
+  EverythingPage page;
+  int64_t index = 0;
+  for (const auto& [type, id] : members) {
+    StatusOr<store::ResourceVersion> v =
+        type == "Patient" && id == patient_id ? patient : store_.ReadCurrent(type, id);
+    if (!v.ok() && v.status().code() == StatusCode::kNotFound) continue;
+    if (!v.ok()) return v.status();
+    if (v->deleted || (since && v->last_updated < *since)) continue;
+    ++page.total;
+    if (index++ < offset) continue;
+    if (static_cast<int64_t>(page.resources.size()) == count) {
+      page.more = true;
+      continue;
+    }
+    page.resources.push_back(std::move(*v));
+  }
+  return page;
+}
+
+asio::awaitable<Response> FhirSearch::Everything(
+    RequestContext& ctx, AuditNote& note, const std::string& patient_id,
+    std::vector<std::pair<std::string, std::string>> params) {
+  note.resource_type = "Patient";
+  note.resource_id = patient_id;
+  // A paging token stands for the request it was made for, plus an offset.
+  int64_t offset = 0;
+  for (const auto& [name, value] : params) {
+    if (name != "_page") continue;
+    std::optional<OpenedToken> token = OpenToken(page_key_, value);
+    if (!token || token->type != "Patient/" + patient_id + "/$everything") {
+      co_return ErrorResponse(BadPageToken(), ctx);
+    }
+    params = std::move(token->params);
+    offset = 0;
+    std::from_chars(token->cursor.id.data(), token->cursor.id.data() + token->cursor.id.size(),
+                    offset);
+    break;
+  }
+  std::vector<std::string> types;
+  std::optional<TimePoint> since;
+  int64_t count = kEverythingDefaultCount;
+  std::vector<std::pair<std::string, std::string>> canonical;
+  for (const auto& [name, value] : params) {
+    if (name == "_type") {
+      size_t start = 0;
+      while (start <= value.size()) {
+        size_t comma = value.find(',', start);
+        std::string t =
+            value.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+        if (!fhir::IsR4ResourceType(t)) {
+          co_return ErrorResponse(InvalidArgumentError("_type must list resource types")
+                                      .WithDetail({"invalid", "unknown type in _type", "_type"}),
+                                  ctx);
+        }
+        types.push_back(std::move(t));
+        if (comma == std::string::npos) break;
+        start = comma + 1;
+      }
+    } else if (name == "_since") {
+      since = ParseInstant(value);
+      if (!since) {
+        co_return ErrorResponse(
+            InvalidArgumentError("_since must be a FHIR instant, e.g. 2024-01-01T00:00:00Z")
+                .WithDetail({"invalid", "_since is not an instant", "_since"}),
+            ctx);
+      }
+    } else if (name == "_count") {
+      std::optional<int64_t> n = http::ParsePositiveInteger(value);
+      if (!n) {
+        co_return ErrorResponse(InvalidArgumentError("_count must be a positive integer")
+                                    .WithDetail({"invalid", "_count", "_count"}),
+                                ctx);
+      }
+      count = std::min(*n, options_.limits.max_count);
+    } else {
+      continue;  // Other parameters are ignored (and left out of the links).
+    }
+    canonical.emplace_back(name, value);
+  }
+  auto run = [&] { return RunEverything(patient_id, types, since, offset, count); };
+  StatusOr<EverythingPage> page = co_await http::RunBlocking(pool_, std::move(run));
+  if (!page.ok()) {
+    co_return ErrorResponse(page.status().code() == StatusCode::kNotFound
+                                ? NotFoundError("no such patient")
+                                : page.status(),
+                            ctx);
+  }
+  note.compartments = {patient_id};
+  note.details.emplace_back("fhir.entries", std::to_string(page->resources.size()));
+
+  const std::string self_base =
+      options_.public_base_url + "/fhir/R4/Patient/" + patient_id + "/$everything";
+  fhir::SearchRequest request;  // For the token: the request's kind and parameters.
+  request.type = "Patient/" + patient_id + "/$everything";
+  request.canonical_params = canonical;
+  auto link_at = [&](int64_t at) {
+    return self_base +
+           "?_page=" + PageToken(request, store::IndexCursor{{}, std::to_string(at)}, false);
+  };
+  Json head = Json::object();
+  head["resourceType"] = "Bundle";
+  head["id"] = RandomUuid();
+  head["meta"] = {{"lastUpdated", FormatInstant(Clock::System().Now())}};
+  head["type"] = "searchset";
+  head["total"] = page->total;
+  Json links = Json::array();
+  std::string self = self_base;
+  char sep = '?';
+  for (const auto& [name, value] : canonical) {
+    self += sep + http::PercentEncode(name) + "=" + http::PercentEncode(value);
+    sep = '&';
+  }
+  links.push_back({{"relation", "self"}, {"url", offset == 0 ? self : link_at(offset)}});
+  if (page->more) links.push_back({{"relation", "next"}, {"url", link_at(offset + count)}});
+  if (offset > 0) {
+    links.push_back(
+        {{"relation", "previous"}, {"url", link_at(std::max<int64_t>(0, offset - count))}});
+  }
+  head["link"] = std::move(links);
+  std::string out = fhir::SerializeJson(head);
+  out.pop_back();
+  out += ",\"entry\":[";
+  const std::string base = options_.public_base_url + "/fhir/R4/";
+  for (size_t i = 0; i < page->resources.size(); ++i) {
+    const store::ResourceVersion& v = page->resources[i];
+    if (i > 0) out += ',';
+    out += "{\"fullUrl\":" + Json(base + v.type + "/" + v.id).dump() +
+           ",\"resource\":" + v.payload + ",\"search\":{\"mode\":\"match\"}}";
+  }
+  out += "]}";
+  co_return JsonResponse(HttpStatus::ok, std::move(out), ctx.request.version(), true);
 }
 
 }  // namespace kura::api

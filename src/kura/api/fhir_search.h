@@ -47,6 +47,14 @@ class FhirSearch {
       http::RequestContext& ctx, AuditNote& note, const std::string& type,
       std::vector<std::pair<std::string, std::string>> params);
 
+  // Patient/{id}/$everything: the patient and every resource in its compartment (by any of the
+  // type's compartment parameters), in (type, id) order, paged by `_count` (default 100, at most
+  // the search maximum) with sealed offset tokens; `_since` keeps what changed since an instant,
+  // `_type` limits the types.
+  boost::asio::awaitable<http::Response> Everything(
+      http::RequestContext& ctx, AuditNote& note, const std::string& patient_id,
+      std::vector<std::pair<std::string, std::string>> params);
+
   // The ids of `type` matching `query` (URL query syntax, e.g. "identifier=x|1"), at most
   // `limit`: conditional create, update and delete. Blocking (call on the blocking pool).
   StatusOr<std::vector<std::string>> MatchingIds(const std::string& type, std::string_view query,
@@ -59,6 +67,11 @@ class FhirSearch {
 
   struct Page;
   StatusOr<Page> RunSearch(const fhir::SearchRequest& request);
+  struct EverythingPage;
+  StatusOr<EverythingPage> RunEverything(const std::string& patient_id,
+                                         const std::vector<std::string>& types,
+                                         std::optional<TimePoint> since, int64_t offset,
+                                         int64_t count);
   std::string PageToken(const fhir::SearchRequest& request, const store::IndexCursor& cursor,
                         bool backward) const;
   Status OpenPageToken(const fhir::SearchRequest& request, store::IndexQuery& query) const;
