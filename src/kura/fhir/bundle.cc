@@ -9,6 +9,7 @@
 #include <array>
 #include <unordered_set>
 
+#include "kura/fhir/internal/key_set.h"
 #include "kura/fhir/r4_tables.h"
 
 namespace kura::fhir {
@@ -28,30 +29,7 @@ Status EntryProblem(size_t index, std::string_view element, std::string diagnost
       .WithDetail({std::move(code), std::move(diagnostics), std::move(expression)});
 }
 
-// Keys seen in one open object (linear for small objects, hashed past a few dozen keys).
-class KeySet {
- public:
-  void Clear() {
-    keys_.clear();
-    large_.clear();
-  }
-  bool Insert(std::string_view key) {
-    if (keys_.size() < kLinearLimit) {
-      for (const std::string& k : keys_) {
-        if (k == key) return false;
-      }
-      keys_.emplace_back(key);
-      if (keys_.size() == kLinearLimit) large_.insert(keys_.begin(), keys_.end());
-      return true;
-    }
-    return large_.emplace(key).second;
-  }
-
- private:
-  static constexpr size_t kLinearLimit = 32;
-  std::vector<std::string> keys_;
-  std::unordered_set<std::string> large_;
-};
+using internal::KeySet;
 
 // What the SAX pass saw of one entry; turned into BundleEntry::problem at the end.
 struct EntryFacts {

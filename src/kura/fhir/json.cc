@@ -9,6 +9,8 @@
 
 #include <unordered_set>
 
+#include "kura/fhir/internal/key_set.h"
+
 namespace kura::fhir {
 namespace {
 
@@ -27,32 +29,7 @@ struct StringSink {
 
 using CompactWriter = rapidjson::Writer<StringSink>;
 
-// Keys seen in one open object. Small objects (nearly all of FHIR) are checked by a linear scan;
-// past a few dozen keys a hash set keeps hostile bodies with huge objects linear.
-class KeySet {
- public:
-  void Clear() {
-    keys_.clear();
-    large_.clear();
-  }
-  // False when `key` was already present.
-  bool Insert(std::string_view key) {
-    if (keys_.size() < kLinearLimit) {
-      for (const std::string& k : keys_) {
-        if (k == key) return false;
-      }
-      keys_.emplace_back(key);
-      if (keys_.size() == kLinearLimit) large_.insert(keys_.begin(), keys_.end());
-      return true;
-    }
-    return large_.emplace(key).second;
-  }
-
- private:
-  static constexpr size_t kLinearLimit = 32;
-  std::vector<std::string> keys_;
-  std::unordered_set<std::string> large_;
-};
+using internal::KeySet;
 
 // The SAX handler. Depth 1 is the top-level object, whose braces are not written: each member
 // value is written on its own, and so is each member of a top-level `meta` object.

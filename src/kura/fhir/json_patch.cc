@@ -11,6 +11,8 @@
 #include <utility>
 #include <vector>
 
+#include "kura/fhir/internal/key_set.h"
+
 namespace kura::fhir {
 namespace {
 
@@ -25,31 +27,7 @@ Status NotJson(std::string_view what, std::string diagnostics, std::string code 
       .WithDetail({std::move(code), std::move(diagnostics), ""});
 }
 
-// Keys seen in one open object: a linear scan for the small objects FHIR is made of, a hash set
-// past a few dozen keys so that a hostile huge object stays linear.
-class KeySet {
- public:
-  void Clear() {
-    keys_.clear();
-    large_.clear();
-  }
-  bool Insert(std::string_view key) {
-    if (keys_.size() < kLinearLimit) {
-      for (const std::string& k : keys_) {
-        if (k == key) return false;
-      }
-      keys_.emplace_back(key);
-      if (keys_.size() == kLinearLimit) large_.insert(keys_.begin(), keys_.end());
-      return true;
-    }
-    return large_.emplace(key).second;
-  }
-
- private:
-  static constexpr size_t kLinearLimit = 32;
-  std::vector<std::string> keys_;
-  std::unordered_set<std::string> large_;
-};
+using internal::KeySet;
 
 // Builds a Json tree from RapidJSON's SAX events, numbers as exact text.
 class TreeBuilder {
