@@ -488,7 +488,8 @@ StatusOr<std::vector<IndexEntry>> IndexRowsFor(std::string_view resource_json,
                         fhir::ExtractSearchValues(resource_json, local_base));
   rows.reserve(values.size() + 4);
   for (const fhir::SearchValue& v : values) {
-    if (v.param == nullptr) continue;
+    // _id searches read the resources table (IndexQuery::ids): no rows needed.
+    if (v.param == nullptr || v.param->code == "_id") continue;
     IndexClass c = CompositeAwareClass(data_register, type, *v.param);
     if (c == IndexClass::kNone) continue;
     AddRows(v, c, rows);

@@ -204,12 +204,10 @@ class Builder {
     if (driver >= 0) {
       const IndexClause& clause = query.all_of[static_cast<size_t>(driver)];
       // Named, because for ORDER BY id SQLite would otherwise walk the primary key (type, id, ...)
-      // through every row of the type to save a sort of the few the value index finds.
-      if (query.compartment.empty()) {
-        sql += " FROM search_index AS " + d + " INDEXED BY search_index_value WHERE ";
-      } else {
-        sql += " FROM search_index AS " + d + " INDEXED BY search_index_compartment WHERE " + d +
-               ".compartment = ";
+      // through every row of the type to save a sort of the few the lookup index finds.
+      sql += " FROM search_index AS " + d + " INDEXED BY search_index_lookup WHERE ";
+      if (!query.compartment.empty()) {
+        sql += d + ".compartment = ";
         Bind(query.compartment);
         sql += " AND ";
       }

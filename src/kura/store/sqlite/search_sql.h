@@ -3,12 +3,14 @@
 // The statement text depends only on the query's shape (which clauses, modifiers and sort keys);
 // every value is a bound parameter, in the order of `binds`. Rows live in
 //
-//   search_index(type, id, param, key, key2, low, high)   PRIMARY KEY(all seven) WITHOUT ROWID
-//   search_index_value ON search_index(type, param, key, key2)
+//   search_index(type, id, param, key, key2, low, high, compartment)
+//       PRIMARY KEY(type, id, param, key, key2, low, high) WITHOUT ROWID
+//   search_index_lookup ON search_index(type, param, key, key2, compartment)
 //
 // with low = high = 0 for rows without a range. The query is driven from its most selective
-// clause (an equality on key and key2 reads one run of search_index_value, already in id order),
-// the other clauses are primary-key probes for the same (type, id).
+// clause (an equality on key and key2, and the compartment when the query has one, reads one run
+// of search_index_lookup, already in id order), the other clauses are primary-key probes for the
+// same (type, id).
 #pragma once
 
 #include <cstdint>
