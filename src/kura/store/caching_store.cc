@@ -111,8 +111,31 @@ void CachingStore::EndCommit(std::vector<ResourceVersion>& versions,
   }
 }
 
+namespace {
+
+// What the cache keeps of a batch's versions: everything but the search-index rows, which reads
+// never return.
+std::vector<ResourceVersion> CacheableCopies(const std::vector<ResourceVersion>& versions) {
+  std::vector<ResourceVersion> out;
+  out.reserve(versions.size());
+  for (const ResourceVersion& v : versions) {
+    ResourceVersion& copy = out.emplace_back();
+    copy.type = v.type;
+    copy.id = v.id;
+    copy.version = v.version;
+    copy.last_updated = v.last_updated;
+    copy.deleted = v.deleted;
+    copy.compartment = v.compartment;
+    copy.payload = v.payload;
+    copy.sequence = v.sequence;
+  }
+  return out;
+}
+
+}  // namespace
+
 StatusOr<CommitResult> CachingStore::Commit(WriteBatch batch) {
-  std::vector<ResourceVersion> written = batch.resources;
+  std::vector<ResourceVersion> written = CacheableCopies(batch.resources);
   BeginCommit(written);
   StatusOr<CommitResult> result = backend().Commit(std::move(batch));
   EndCommit(written, result);
@@ -124,7 +147,7 @@ void CachingStore::CommitAsync(WriteBatch batch, CommitCallback done) {
     backend().CommitAsync(std::move(batch), std::move(done));
     return;
   }
-  auto written = std::make_shared<std::vector<ResourceVersion>>(batch.resources);
+  auto written = std::make_shared<std::vector<ResourceVersion>>(CacheableCopies(batch.resources));
   BeginCommit(*written);
   backend().CommitAsync(std::move(batch),
                         [this, written, done = std::move(done)](StatusOr<CommitResult> result) {
