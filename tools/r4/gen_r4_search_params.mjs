@@ -27,10 +27,11 @@ import process from 'node:process';
 import {fileURLToPath, pathToFileURL} from 'node:url';
 
 import {loadPackage, splitUnion} from './gen_r4_tables.mjs';
+import {LINE_LIMIT, byteCompare, capitalise, commentLines, cppString, fail, packLines,
+        resolvePackageDir} from './r4_common.mjs';
 
 const PACKAGE_NAME = 'hl7.fhir.r4.examples';
 const PACKAGE_VERSION = '4.0.1';
-const LINE_LIMIT = 100;
 
 // The resource types whose search Kura supports (the search feature's list).
 const SEARCHABLE_TYPES = [
@@ -66,25 +67,6 @@ function warn(msg) {
 function decide(msg) {
   decisions.push(msg);
   process.stderr.write(`decision: ${msg}\n`);
-}
-function fail(msg) {
-  process.stderr.write(`error: ${msg}\n`);
-  process.exit(1);
-}
-
-function byteCompare(a, b) {
-  return Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'));
-}
-
-function resolvePackageDir(dir) {
-  if (fs.existsSync(path.join(dir, 'package.json'))) return dir;
-  const nested = path.join(dir, 'package');
-  if (fs.existsSync(path.join(nested, 'package.json'))) return nested;
-  fail(`${dir} does not contain package.json (nor package/package.json)`);
-}
-
-function capitalise(s) {
-  return s.charAt(0).toUpperCase() + s.slice(1);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -313,11 +295,6 @@ function checkComponents(index, type, expression, components, where) {
 // ---------------------------------------------------------------------------------------------
 // Emission.
 
-function cppString(s) {
-  if (!/^[\x20-\x7e]*$/.test(s) || /["\\]/.test(s)) fail(`unexpected characters in ${s}`);
-  return `"${s}"`;
-}
-
 // A string literal no wider than `width`, split into adjacent literals after " | " or spaces.
 function cppStringLines(s, indent, width = LINE_LIMIT) {
   const room = width - indent.length - 3;  // Quotes and a trailing comma.
@@ -337,36 +314,6 @@ function cppStringLines(s, indent, width = LINE_LIMIT) {
   }
   pieces.push(rest);
   return pieces.map((p) => `${indent}${cppString(p)}`);
-}
-
-function packLines(items, indent = '    ') {
-  const lines = [];
-  let line = indent;
-  for (const item of items) {
-    const piece = `${item},`;
-    if (line.length > indent.length && line.length + 1 + piece.length > LINE_LIMIT) {
-      lines.push(line);
-      line = indent;
-    }
-    line += (line.length > indent.length ? ' ' : '') + piece;
-  }
-  if (line.length > indent.length) lines.push(line);
-  return lines;
-}
-
-function commentLines(text, first = '//', rest = first) {
-  const lines = [];
-  let line = first;
-  for (const word of text.split(/\s+/).filter(Boolean)) {
-    const prefix = lines.length === 0 ? first : rest;
-    if (line.length > prefix.length && line.length + 1 + word.length > LINE_LIMIT) {
-      lines.push(line);
-      line = rest;
-    }
-    line += ` ${word}`;
-  }
-  lines.push(line);
-  return lines;
 }
 
 const TYPE_ENUM = {

@@ -23,10 +23,11 @@ import fs from 'node:fs';
 import path from 'node:path';
 import process from 'node:process';
 import {fileURLToPath, pathToFileURL} from 'node:url';
+import {LINE_LIMIT, byteCompare, capitalise, commentLines, cppString, fail, packLines,
+        resolvePackageDir} from './r4_common.mjs';
 
 const PACKAGE_NAME = 'hl7.fhir.r4.examples';
 const PACKAGE_VERSION = '4.0.1';
-const LINE_LIMIT = 100;
 const FHIR_TYPE_EXT = 'http://hl7.org/fhir/StructureDefinition/structuredefinition-fhir-type';
 const SD_PREFIX = 'http://hl7.org/fhir/StructureDefinition/';
 const UNBOUNDED = 0xffff;
@@ -44,28 +45,9 @@ const PRIMITIVES = new Map([
 ]);
 
 const decisions = [];
-function fail(msg) {
-  process.stderr.write(`error: ${msg}\n`);
-  process.exit(1);
-}
-
-function byteCompare(a, b) {
-  return Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'));
-}
-
-function capitalise(s) {
-  return s.charAt(0).toUpperCase() + s.slice(1);
-}
 
 // ---------------------------------------------------------------------------------------------
 // Package loading.
-
-function resolvePackageDir(dir) {
-  if (fs.existsSync(path.join(dir, 'package.json'))) return dir;
-  const nested = path.join(dir, 'package');
-  if (fs.existsSync(path.join(nested, 'package.json'))) return nested;
-  fail(`${dir} does not contain package.json (nor package/package.json)`);
-}
 
 function loadStructureDefinitions(dir) {
   const manifest = JSON.parse(fs.readFileSync(path.join(dir, 'package.json'), 'utf8'));
@@ -226,42 +208,6 @@ class Model {
 
 // ---------------------------------------------------------------------------------------------
 // Emission.
-
-function cppString(s) {
-  if (!/^[\x20-\x7e]*$/.test(s) || /["\\]/.test(s)) fail(`unexpected characters in ${s}`);
-  return `"${s}"`;
-}
-
-function commentLines(text, first = '//', rest = first) {
-  const lines = [];
-  let line = first;
-  for (const word of text.split(/\s+/).filter(Boolean)) {
-    const prefix = lines.length === 0 ? first : rest;
-    if (line.length > prefix.length && line.length + 1 + word.length > LINE_LIMIT) {
-      lines.push(line);
-      line = rest;
-    }
-    line += ` ${word}`;
-  }
-  lines.push(line);
-  return lines;
-}
-
-// Greedy-packs items as "a, b, c," onto lines of at most LINE_LIMIT columns.
-function packLines(items, indent = '    ') {
-  const lines = [];
-  let line = indent;
-  for (const item of items) {
-    const piece = `${item},`;
-    if (line.length > indent.length && line.length + 1 + piece.length > LINE_LIMIT) {
-      lines.push(line);
-      line = indent;
-    }
-    line += (line.length > indent.length ? ' ' : '') + piece;
-  }
-  if (line.length > indent.length) lines.push(line);
-  return lines;
-}
 
 const FUNCTIONS = `
 constexpr bool TablesConsistent() {

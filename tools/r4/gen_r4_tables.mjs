@@ -21,11 +21,12 @@ import fs from 'node:fs';
 import path from 'node:path';
 import process from 'node:process';
 import {fileURLToPath, pathToFileURL} from 'node:url';
+import {LINE_LIMIT, byteCompare, capitalise, commentLines, cppString, fail, packLines,
+        resolvePackageDir} from './r4_common.mjs';
 
 const PACKAGE_NAME = 'hl7.fhir.r4.examples';
 const PACKAGE_VERSION = '4.0.1';
 const COMPARTMENT_URL = 'http://hl7.org/fhir/CompartmentDefinition/patient';
-const LINE_LIMIT = 100;
 // How expressions that are not plain paths are handled (also written into the generated file).
 const POLICY =
     'an irreducible branch is skipped with a warning; a branch filtered to a non-Patient type ' +
@@ -38,27 +39,9 @@ function warn(msg) {
   warnings.push(msg);
   process.stderr.write(`warning: ${msg}\n`);
 }
-function fail(msg) {
-  process.stderr.write(`error: ${msg}\n`);
-  process.exit(1);
-}
-
-// Byte-order comparison (all names are ASCII, where UTF-16 code unit order == byte order).
-function byteCompare(a, b) {
-  const ba = Buffer.from(a, 'utf8');
-  const bb = Buffer.from(b, 'utf8');
-  return Buffer.compare(ba, bb);
-}
 
 // ---------------------------------------------------------------------------------------------
 // Package loading.
-
-function resolvePackageDir(dir) {
-  if (fs.existsSync(path.join(dir, 'package.json'))) return dir;
-  const nested = path.join(dir, 'package');
-  if (fs.existsSync(path.join(nested, 'package.json'))) return nested;
-  fail(`${dir} does not contain package.json (nor package/package.json)`);
-}
 
 function loadPackage(dir) {
   const manifest = JSON.parse(fs.readFileSync(path.join(dir, 'package.json'), 'utf8'));
@@ -173,10 +156,6 @@ function choiceMatch(index, parent, seg) {
     return code ? {code} : null;
   }
   return null;
-}
-
-function capitalise(s) {
-  return s.charAt(0).toUpperCase() + s.slice(1);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -406,49 +385,12 @@ function collectPatientCompartment(pkg, resourceTypes, index) {
 // ---------------------------------------------------------------------------------------------
 // Emission.
 
-function cppString(s) {
-  if (!/^[\x20-\x7e]*$/.test(s) || /["\\]/.test(s)) fail(`unexpected characters in ${s}`);
-  return `"${s}"`;
-}
-
-// Greedy-packs `items` (C++ literals) as "a, b, c," onto lines of at most LINE_LIMIT columns.
-function packLines(items, indent = '    ') {
-  const lines = [];
-  let line = indent;
-  for (const item of items) {
-    const piece = `${item},`;
-    if (line.length > indent.length && line.length + 1 + piece.length > LINE_LIMIT) {
-      lines.push(line);
-      line = indent;
-    }
-    line += (line.length > indent.length ? ' ' : '') + piece;
-  }
-  if (line.length > indent.length) lines.push(line);
-  return lines;
-}
-
 // "constexpr std::string_view kName[] = {...};" on one line if it fits, else packed lines.
 function stringArray(name, values) {
   const items = values.map(cppString);
   const oneLine = `constexpr std::string_view ${name}[] = {${items.join(', ')}};`;
   if (oneLine.length <= LINE_LIMIT) return [oneLine];
   return [`constexpr std::string_view ${name}[] = {`, ...packLines(items), '};'];
-}
-
-// Word-wraps `text` into comment lines: `first` starts the first line, `rest` the others.
-function commentLines(text, first = '//', rest = first) {
-  const lines = [];
-  let line = first;
-  for (const word of text.split(/\s+/).filter(Boolean)) {
-    const prefix = lines.length === 0 ? first : rest;
-    if (line.length > prefix.length && line.length + 1 + word.length > LINE_LIMIT) {
-      lines.push(line);
-      line = rest;
-    }
-    line += ` ${word}`;
-  }
-  lines.push(line);
-  return lines;
 }
 
 // Everything after the data tables; fixed text (clang-format clean as written).
