@@ -1173,24 +1173,22 @@ class FhirApi::Handlers {
     keys.reserve(w.matches.size());
     for (const std::string& id : w.matches) keys.emplace_back(w.type, id);
     std::vector<StatusOr<store::ResourceVersion>> found = co_await ReadCurrents(std::move(keys));
-    const std::string base = api_.options_.public_base_url + "/fhir/R4/";
-    std::string entries;
-    size_t total = 0;
-    for (const StatusOr<store::ResourceVersion>& v : found) {
+    std::vector<store::ResourceVersion> matches;
+    for (StatusOr<store::ResourceVersion>& v : found) {
       if (!v.ok() && v.status().code() != StatusCode::kNotFound) {
         FailEntry(w, v.status());
         co_return;
       }
       if (!v.ok() || v->deleted) continue;
       if (!v->compartment.empty()) w.note.compartments.push_back(v->compartment);
-      if (total++ != 0) entries += ',';
-      entries += "{\"fullUrl\":" + fhir::JsonString(base + v->type + "/" + v->id) +
-                 ",\"resource\":" + v->payload + ",\"search\":{\"mode\":\"match\"}}";
+      matches.push_back(std::move(*v));
     }
-    w.note.details.emplace_back("fhir.entries", std::to_string(total));
-    w.search_bundle = "{\"resourceType\":\"Bundle\",\"id\":\"" + RandomUuid() +
-                      "\",\"type\":\"searchset\",\"total\":" + std::to_string(total) +
-                      ",\"entry\":[" + entries + "]}";
+    w.note.details.emplace_back("fhir.entries", std::to_string(matches.size()));
+    std::vector<SearchsetEntry> entries;
+    entries.reserve(matches.size());
+    for (const store::ResourceVersion& v : matches) entries.push_back({&v, "match"});
+    w.search_bundle = SearchsetBundle(Json::array(), static_cast<int64_t>(matches.size()),
+                                      api_.FhirBase(), entries);
     w.status = HttpStatus::ok;
   }
 
@@ -1491,17 +1489,14 @@ class FhirApi::Handlers {
       batch.resources.reserve(writes.size());
       for (size_t i : writes) {
         if (!works[i].write) continue;
-        // The response shows no written payload unless asked to: hand it over instead of copying.
+        // The response needs neither the index rows nor, unless asked for, the payload: hand
+        // those over and copy the rest whole, so every other field travels as it is.
         store::ResourceVersion& v = works[i].version.value();
-        store::ResourceVersion& out = batch.resources.emplace_back();
-        out.type = v.type;
-        out.id = v.id;
-        out.version = v.version;
-        out.last_updated = v.last_updated;
-        out.deleted = v.deleted;
-        out.compartment = v.compartment;
-        out.payload = representation ? v.payload : std::move(v.payload);
-        out.index = std::move(v.index);
+        std::vector<store::IndexEntry> index = std::move(v.index);
+        std::string payload = representation ? v.payload : std::move(v.payload);
+        store::ResourceVersion& out = batch.resources.emplace_back(v);
+        out.payload = std::move(payload);
+        out.index = std::move(index);
       }
       AuditNote request_note = note;
       for (EntryWork& w : works) {

@@ -59,6 +59,35 @@ bool PreferStrict(const RequestContext& ctx) {
 
 }  // namespace
 
+std::string SearchsetBundle(Json links, std::optional<int64_t> total, std::string_view fhir_base,
+                            const std::vector<SearchsetEntry>& entries,
+                            const std::vector<std::string>& elements) {
+  Json head = Json::object();
+  head["resourceType"] = "Bundle";
+  head["id"] = RandomUuid();
+  head["meta"] = {{"lastUpdated", FormatInstant(Clock::System().Now())}};
+  head["type"] = "searchset";
+  if (total) head["total"] = *total;
+  if (!links.empty()) head["link"] = std::move(links);
+  std::string out = fhir::SerializeJson(head);
+  if (entries.empty()) return out;
+  out.pop_back();  // Reopen the object to append entries without re-parsing stored payloads.
+  out += ",\"entry\":[";
+  const std::string base = std::string(fhir_base) + "/";
+  for (size_t i = 0; i < entries.size(); ++i) {
+    const store::ResourceVersion& v = *entries[i].version;
+    if (i > 0) out += ',';
+    out += "{\"fullUrl\":" + fhir::JsonString(base + v.type + "/" + v.id) + ",\"resource\":";
+    out +=
+        entries[i].mode == "match" && !elements.empty() ? Subset(v.payload, elements) : v.payload;
+    out += ",\"search\":{\"mode\":\"";
+    out += entries[i].mode;
+    out += "\"}}";
+  }
+  out += "]}";
+  return out;
+}
+
 struct FhirSearch::Page {
   std::vector<store::ResourceVersion> matches;
   std::vector<store::ResourceVersion> included;
@@ -162,18 +191,17 @@ std::string FhirSearch::Link(const fhir::SearchRequest& request,
   return url;
 }
 
-StatusOr<FhirSearch::Page> FhirSearch::RunSearch(const fhir::SearchRequest& request) {
+StatusOr<FhirSearch::Page> FhirSearch::RunSearch(const fhir::SearchRequest& request,
+                                                 std::optional<store::IndexCursor> from,
+                                                 bool backward) {
   KURA_ASSIGN_OR_RETURN(store::IndexQuery query,
                         CompileSearch(request, register_, options_.public_base_url + "/fhir/R4",
                                       Clock::System().Now()));
   const bool count_only = request.summary_count || request.count == 0;
   query.limit = count_only ? 1 : request.count;
   query.count_total = count_only || request.total != fhir::SearchRequest::Total::kNone;
-  if (!request.page.empty()) {
-    std::optional<OpenedToken> token = OpenToken(page_key_, request.page);
-    if (!token) return BadPageToken();
-    (token->backward ? query.before : query.after) = std::move(token->cursor);
-  }
+  const bool paged = from.has_value();
+  if (from) (backward ? query.before : query.after) = std::move(*from);
   KURA_ASSIGN_OR_RETURN(store::IndexPage hits, store_.Search(query));
   Page page;
   page.total = hits.total;
@@ -186,13 +214,12 @@ StatusOr<FhirSearch::Page> FhirSearch::RunSearch(const fhir::SearchRequest& requ
     if (v->deleted) continue;
     page.matches.push_back(std::move(*v));
   }
-  const bool backward = query.before.has_value();
-  const bool came_from_elsewhere = query.after.has_value() || query.before.has_value();
+  // Paging backward, `more` means an earlier page; a later one is where the token came from.
   if (!hits.hits.empty()) {
-    if (backward ? true : hits.more) page.next = hits.hits.back().cursor;
-    if (backward ? hits.more : came_from_elsewhere) page.previous = hits.hits.front().cursor;
+    if (backward || hits.more) page.next = hits.hits.back().cursor;
+    if (backward ? hits.more : paged) page.previous = hits.hits.front().cursor;
   }
-  if (!came_from_elsewhere && !hits.more && !page.total) {
+  if (!paged && !hits.more && !page.total) {
     page.total = static_cast<int64_t>(page.matches.size());
   }
 
@@ -253,21 +280,25 @@ asio::awaitable<Response> FhirSearch::Search(
     RequestContext& ctx, AuditNote& note, const std::string& type,
     std::vector<std::pair<std::string, std::string>> params) {
   note.resource_type = type.substr(0, 64);
-  // A paging token stands for the query it was made for.
+  // A paging token stands for the query it was made for, and holds the position.
   std::string page_token;
   for (const auto& [name, value] : params) {
     if (name == "_page") page_token = value;
   }
+  std::optional<store::IndexCursor> from;
+  bool backward = false;
   if (!page_token.empty()) {
     std::optional<OpenedToken> token = OpenToken(page_key_, page_token);
     if (!token || token->type != type) co_return ErrorResponse(BadPageToken(), ctx);
     params = std::move(token->params);
     params.emplace_back("_page", page_token);
+    from = std::move(token->cursor);
+    backward = token->backward;
   }
   StatusOr<fhir::SearchRequest> request =
       fhir::ParseSearchRequest(type, params, PreferStrict(ctx), options_.limits);
   if (!request.ok()) co_return ErrorResponse(request.status(), ctx);
-  auto run = [this, &request] { return RunSearch(*request); };
+  auto run = [this, &request, &from, backward] { return RunSearch(*request, from, backward); };
   StatusOr<Page> page = co_await http::RunBlocking(pool_, std::move(run));
   if (!page.ok()) co_return ErrorResponse(page.status(), ctx);
 
@@ -282,12 +313,6 @@ asio::awaitable<Response> FhirSearch::Search(
   note.details.emplace_back("fhir.entries",
                             std::to_string(page->matches.size() + page->included.size()));
 
-  Json head = Json::object();
-  head["resourceType"] = "Bundle";
-  head["id"] = RandomUuid();
-  head["meta"] = {{"lastUpdated", FormatInstant(Clock::System().Now())}};
-  head["type"] = "searchset";
-  if (page->total) head["total"] = *page->total;
   Json links = Json::array();
   links.push_back({{"relation", "self"},
                    {"url", Link(*request, "") +
@@ -303,30 +328,13 @@ asio::awaitable<Response> FhirSearch::Search(
     links.push_back({{"relation", "previous"},
                      {"url", Link(*request, PageToken(*request, *page->previous, true))}});
   }
-  head["link"] = std::move(links);
-  std::string out = fhir::SerializeJson(head);
-  out.pop_back();  // Reopen the object to append entries without re-parsing stored payloads.
-  out += ",\"entry\":[";
-  bool first = true;
-  const std::string base = options_.public_base_url + "/fhir/R4/";
-  auto append = [&](const store::ResourceVersion& v, std::string_view mode) {
-    if (!first) out += ',';
-    first = false;
-    out += "{\"fullUrl\":" + Json(base + v.type + "/" + v.id).dump();
-    out += ",\"resource\":";
-    out += mode == "match" && !request->elements.empty() ? Subset(v.payload, request->elements)
-                                                         : v.payload;
-    out += ",\"search\":{\"mode\":\"";
-    out += mode;
-    out += "\"}}";
-  };
-  for (const store::ResourceVersion& v : page->matches) append(v, "match");
-  for (const store::ResourceVersion& v : page->included) append(v, "include");
-  out += "]}";
-  if (first) {
-    out.resize(out.size() - std::string_view(",\"entry\":[]}").size());
-    out += "}";
-  }
+  std::vector<SearchsetEntry> entries;
+  entries.reserve(page->matches.size() + page->included.size());
+  for (const store::ResourceVersion& v : page->matches) entries.push_back({&v, "match"});
+  for (const store::ResourceVersion& v : page->included) entries.push_back({&v, "include"});
+  std::string out =
+      SearchsetBundle(std::move(links), page->total, options_.public_base_url + "/fhir/R4", entries,
+                      request->elements);
   co_return JsonResponse(HttpStatus::ok, std::move(out), ctx.request.version(), true);
 }
 
@@ -502,46 +510,25 @@ asio::awaitable<Response> FhirSearch::Everything(
   note.compartments = {patient_id};
   note.details.emplace_back("fhir.entries", std::to_string(page->resources.size()));
 
-  const std::string self_base =
-      options_.public_base_url + "/fhir/R4/Patient/" + patient_id + "/$everything";
-  fhir::SearchRequest request;  // For the token: the request's kind and parameters.
+  fhir::SearchRequest request;  // The links' path and parameters, and what a token is bound to.
   request.type = "Patient/" + patient_id + "/$everything";
-  request.canonical_params = canonical;
+  request.canonical_params = std::move(canonical);
   auto link_at = [&](int64_t at) {
-    return self_base +
-           "?_page=" + PageToken(request, store::IndexCursor{{}, std::to_string(at)}, false);
+    return Link(request, PageToken(request, store::IndexCursor{{}, std::to_string(at)}, false));
   };
-  Json head = Json::object();
-  head["resourceType"] = "Bundle";
-  head["id"] = RandomUuid();
-  head["meta"] = {{"lastUpdated", FormatInstant(Clock::System().Now())}};
-  head["type"] = "searchset";
-  head["total"] = page->total;
   Json links = Json::array();
-  std::string self = self_base;
-  char sep = '?';
-  for (const auto& [name, value] : canonical) {
-    self += sep + http::PercentEncode(name) + "=" + http::PercentEncode(value);
-    sep = '&';
-  }
-  links.push_back({{"relation", "self"}, {"url", offset == 0 ? self : link_at(offset)}});
+  links.push_back(
+      {{"relation", "self"}, {"url", offset == 0 ? Link(request, "") : link_at(offset)}});
   if (page->more) links.push_back({{"relation", "next"}, {"url", link_at(offset + count)}});
   if (offset > 0) {
     links.push_back(
         {{"relation", "previous"}, {"url", link_at(std::max<int64_t>(0, offset - count))}});
   }
-  head["link"] = std::move(links);
-  std::string out = fhir::SerializeJson(head);
-  out.pop_back();
-  out += ",\"entry\":[";
-  const std::string base = options_.public_base_url + "/fhir/R4/";
-  for (size_t i = 0; i < page->resources.size(); ++i) {
-    const store::ResourceVersion& v = page->resources[i];
-    if (i > 0) out += ',';
-    out += "{\"fullUrl\":" + Json(base + v.type + "/" + v.id).dump() +
-           ",\"resource\":" + v.payload + ",\"search\":{\"mode\":\"match\"}}";
-  }
-  out += "]}";
+  std::vector<SearchsetEntry> entries;
+  entries.reserve(page->resources.size());
+  for (const store::ResourceVersion& v : page->resources) entries.push_back({&v, "match"});
+  std::string out = SearchsetBundle(std::move(links), page->total,
+                                    options_.public_base_url + "/fhir/R4", entries);
   co_return JsonResponse(HttpStatus::ok, std::move(out), ctx.request.version(), true);
 }
 

@@ -14,6 +14,7 @@
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -21,11 +22,26 @@
 #include "kura/api/audit_trail.h"
 #include "kura/crypto/aead.h"
 #include "kura/fhir/data_register.h"
+#include "kura/fhir/json.h"
 #include "kura/fhir/search_query.h"
 #include "kura/http/types.h"
 #include "kura/store/store.h"
 
 namespace kura::api {
+
+// One entry of a searchset Bundle: a stored version and its search mode ("match", "include").
+struct SearchsetEntry {
+  const store::ResourceVersion* version = nullptr;
+  std::string_view mode = "match";
+};
+
+// A searchset Bundle: `links` (may be empty) and `total` (when known) in the head, then the
+// entries with their stored payloads spliced in as they are (not re-parsed). `fhir_base` is
+// "https://host/fhir/R4". Matches are reduced to `elements` when it is not empty (_elements).
+// No `entry` member when there are no entries (FHIR JSON has no empty arrays).
+std::string SearchsetBundle(fhir::Json links, std::optional<int64_t> total,
+                            std::string_view fhir_base, const std::vector<SearchsetEntry>& entries,
+                            const std::vector<std::string>& elements = {});
 
 struct FhirSearchOptions {
   std::string public_base_url;  // e.g. https://localhost:8443
@@ -66,7 +82,9 @@ class FhirSearch {
              crypto::AeadKey page_key);
 
   struct Page;
-  StatusOr<Page> RunSearch(const fhir::SearchRequest& request);
+  // `from`: the position a paging token held (results after it, or before it when `backward`).
+  StatusOr<Page> RunSearch(const fhir::SearchRequest& request,
+                           std::optional<store::IndexCursor> from, bool backward);
   struct EverythingPage;
   StatusOr<EverythingPage> RunEverything(const std::string& patient_id,
                                          const std::vector<std::string>& types,
@@ -75,6 +93,8 @@ class FhirSearch {
   std::string PageToken(const fhir::SearchRequest& request, const store::IndexCursor& cursor,
                         bool backward) const;
   Status OpenPageToken(const fhir::SearchRequest& request, store::IndexQuery& query) const;
+  // The URL of `request` (its type, or "Patient/x/$everything"): with its canonical parameters,
+  // or with only `page_token` when one is given.
   std::string Link(const fhir::SearchRequest& request, std::string_view page_token) const;
 
   FhirSearchOptions options_;

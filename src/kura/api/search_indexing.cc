@@ -302,7 +302,6 @@ class Compiler {
   StatusOr<IndexClause> Term(std::string_view type, const fhir::SearchTerm& term) {
     const fhir::SearchParamDef& def = *term.param;
     const std::string code(def.code);
-    term_type_ = std::string(type);  // For the composite components of this term.
     const IndexClass c = CompositeAwareClass(reg_, type, def);
     if (c == IndexClass::kNone) {
       return Refuse(code, "search parameter '" + code +
@@ -332,14 +331,14 @@ class Compiler {
     if (term.modifier == SearchModifier::kNot) clause.mode = IndexClause::Mode::kNoMatch;
     if (term.modifier == SearchModifier::kIdentifier) clause.param = code + ":identifier";
     for (const SearchArgument& a : term.any_of) {
-      KURA_RETURN_IF_ERROR(Argument(def, term, a, clause));
+      KURA_RETURN_IF_ERROR(Argument(type, def, term, a, clause));
     }
     return clause;
   }
 
  private:
-  Status Argument(const fhir::SearchParamDef& def, const fhir::SearchTerm& term,
-                  const SearchArgument& a, IndexClause& clause) {
+  Status Argument(std::string_view type, const fhir::SearchParamDef& def,
+                  const fhir::SearchTerm& term, const SearchArgument& a, IndexClause& clause) {
     const std::string code(def.code);
     const bool blind = clause.blind;
     auto refuse_blind = [&](std::string_view what) {
@@ -425,7 +424,7 @@ class Compiler {
         const SearchArgument& second = a.components[1];
         const fhir::SearchParamDef* second_def = nullptr;
         if (def.components.size() == 2) {
-          second_def = fhir::FindSearchParam(term_type_, def.components[1].param);
+          second_def = fhir::FindSearchParam(type, def.components[1].param);
         }
         if (!first.reference_id.empty() || !first.text.empty()) {
           m.key = first.reference_type.empty() ? first.text
@@ -465,7 +464,6 @@ class Compiler {
   }
 
  private:
-  std::string term_type_;
   const fhir::DataRegister& reg_;
   std::string_view local_base_;
   double now_;
@@ -487,10 +485,16 @@ StatusOr<std::vector<IndexEntry>> IndexRowsFor(std::string_view resource_json,
   KURA_ASSIGN_OR_RETURN(std::vector<fhir::SearchValue> values,
                         fhir::ExtractSearchValues(resource_json, local_base));
   rows.reserve(values.size() + 4);
+  // Values come grouped by parameter: classify each parameter once.
+  const fhir::SearchParamDef* classified = nullptr;
+  IndexClass c = IndexClass::kNone;
   for (const fhir::SearchValue& v : values) {
     // _id searches read the resources table (IndexQuery::ids): no rows needed.
     if (v.param == nullptr || v.param->code == "_id") continue;
-    IndexClass c = CompositeAwareClass(data_register, type, *v.param);
+    if (v.param != classified) {
+      classified = v.param;
+      c = CompositeAwareClass(data_register, type, *v.param);
+    }
     if (c == IndexClass::kNone) continue;
     AddRows(v, c, rows);
   }
