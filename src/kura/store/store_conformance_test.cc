@@ -9,6 +9,7 @@
 // meet at std::barrier), no assertions on wall-clock time.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <sqlite3.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 
@@ -1444,6 +1445,81 @@ TEST_F(SqliteStoreTest, RefusesADatabaseWithANewerSchema) {
   StatusOr<std::unique_ptr<SqliteStore>> refused = SqliteStore::Open(Options(path_));
   EXPECT_THAT(refused, StatusIs(StatusCode::kFailedPrecondition));
   EXPECT_EQ(refused.status().message().find(path_.string()), std::string::npos);
+}
+
+// A database of schema version 5 kept its search rows in a table of their own; opening it moves
+// them into resources.search_rows, and searches find the same resources.
+TEST_F(SqliteStoreTest, MovesVersionFiveSearchRowsIntoTheResources) {
+  {
+    StatusOr<std::unique_ptr<SqliteStore>> store = SqliteStore::Open(Options(path_));
+    ASSERT_THAT(store, IsOk());
+    ASSERT_THAT((*store)->Commit(Batch({Res("Observation", "o1", 1), Res("Observation", "o2", 1),
+                                        Res("Patient", "gone", 1)})),
+                IsOk());
+    ResourceVersion deleted = Res("Patient", "gone", 2);
+    deleted.deleted = true;
+    deleted.payload.clear();
+    ASSERT_THAT((*store)->Commit(Batch({deleted})), IsOk());
+  }
+  {
+    // Back to version 5 by hand: the table and index as that version created them.
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
+    const char* downgrade = R"sql(
+CREATE TABLE search_index(
+  type TEXT NOT NULL, id TEXT NOT NULL, param TEXT NOT NULL, key BLOB NOT NULL,
+  key2 BLOB NOT NULL, low REAL NOT NULL, high REAL NOT NULL,
+  compartment TEXT NOT NULL DEFAULT '',
+  PRIMARY KEY(type, id, param, key, key2, low, high)) WITHOUT ROWID;
+CREATE INDEX search_index_lookup ON search_index(type, param, key, key2, compartment);
+INSERT INTO search_index VALUES('Observation', 'o1', 'code', '8867-4', 'http://loinc.org', 0, 0, '');
+INSERT INTO search_index VALUES('Observation', 'o1', 'date', '', '', 100, 199, '');
+INSERT INTO search_index VALUES('Observation', 'o2', 'code', '8480-6', 'http://loinc.org', 0, 0, '');
+INSERT INTO search_index VALUES('Observation', 'o2', 'name', X'00ff', X'', 0, 0, '');
+ALTER TABLE resources DROP COLUMN search_rows;
+DELETE FROM schema_migrations WHERE version = 6;
+)sql";
+    char* error = nullptr;
+    EXPECT_EQ(sqlite3_exec(db, downgrade, nullptr, nullptr, &error), SQLITE_OK)
+        << (error != nullptr ? error : "");
+    sqlite3_free(error);
+    sqlite3_close(db);
+  }
+  StatusOr<std::unique_ptr<SqliteStore>> store = SqliteStore::Open(Options(path_));
+  ASSERT_THAT(store, IsOk());
+  auto ids = [&](IndexQuery q) {
+    std::vector<std::string> out;
+    StatusOr<IndexPage> page = (*store)->Search(q);
+    EXPECT_THAT(page, IsOk());
+    if (page.ok()) {
+      for (const IndexHit& hit : page->hits) out.push_back(hit.id);
+    }
+    return out;
+  };
+  EXPECT_THAT(
+      ids(IndexSearch("Observation", {Clause("code", {KeyIs("8867-4", "http://loinc.org")})})),
+      ElementsAre("o1"));
+  IndexMatch in_range;
+  in_range.range_any = {{{RangeCondition::Column::kLow, RangeCondition::Op::kGreaterOrEqual, 100},
+                         {RangeCondition::Column::kHigh, RangeCondition::Op::kLessOrEqual, 199}}};
+  EXPECT_THAT(ids(IndexSearch("Observation", {Clause("date", {in_range})})), ElementsAre("o1"));
+  IndexClause blind = Clause("name", {KeyIs(std::string("\0\xff", 2))});
+  blind.blind = true;
+  EXPECT_THAT(ids(IndexSearch("Observation", {blind})), ElementsAre("o2"));
+  // The same bytes as a clear value are another value.
+  EXPECT_THAT(ids(IndexSearch("Observation", {Clause("name", {KeyIs(std::string("\0\xff", 2))})})),
+              ElementsAre());
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
+  sqlite3_stmt* stmt = nullptr;
+  ASSERT_EQ(
+      sqlite3_prepare_v2(db, "SELECT count(*) FROM sqlite_schema WHERE name LIKE 'search_index%'",
+                         -1, &stmt, nullptr),
+      SQLITE_OK);
+  ASSERT_EQ(sqlite3_step(stmt), SQLITE_ROW);
+  EXPECT_EQ(sqlite3_column_int64(stmt, 0), 0);
+  sqlite3_finalize(stmt);
+  sqlite3_close(db);
 }
 
 TEST_F(SqliteStoreTest, ANonDatabaseFileIsDataLossWithAClientSafeMessage) {

@@ -23,7 +23,7 @@
 #include <variant>
 
 #include "kura/base/log.h"
-#include "kura/store/sqlite/search_sql.h"
+#include "kura/store/memory_search_index.h"
 
 namespace kura::store {
 namespace {
@@ -52,7 +52,7 @@ namespace {
 //   audit_statements   signed checkpoints (kind 0) and prune anchors (kind 1).
 //   audit_cursors      per export sink, the next sequence it has not received.
 //
-// Version 3 (search, search_index.h and sqlite/search_sql.h):
+// Version 3 (search, search_index.h):
 //   search_index       the index rows of every current, not deleted resource: (type, id, param,
 //                      key, key2, low, high), low = high = 0 for rows without a range; key and
 //                      key2 are text, or blobs (keyed hashes) for blind parameters.
@@ -63,7 +63,12 @@ namespace {
 // Version 5: one secondary index instead of two, search_index_lookup(type, param, key, key2,
 //   compartment): an equality on key and key2 reads one patient's rows together as well, and each
 //   row costs one index entry fewer to write.
-constexpr std::array<const char*, 5> kMigrations = {
+//
+// Version 6: the search index moves into memory (memory_search_index.h). resources.search_rows
+//   holds each current resource's rows in one encoded value (NULL for a delete marker), written
+//   with the current-version pointer; Open() rebuilds the posting lists from it. The rows of
+//   search_index are moved there (MoveIndexRowsToResources) and the table is dropped.
+constexpr std::array<const char*, 6> kMigrations = {
     R"sql(
 CREATE TABLE resource_versions(
   seq INTEGER PRIMARY KEY,
@@ -152,15 +157,18 @@ DROP INDEX search_index_compartment;
 DROP INDEX search_index_value;
 CREATE INDEX search_index_lookup ON search_index(type, param, key, key2, compartment);
 )sql",
+    R"sql(
+ALTER TABLE resources ADD COLUMN search_rows BLOB;
+)sql",
 };
+// The schema version after which MoveIndexRowsToResources runs.
+constexpr int64_t kSearchRowsMigration = 6;
 
 constexpr const char* kCreateSchemaMigrations =
     "CREATE TABLE IF NOT EXISTS schema_migrations("
     "version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)";
 
 constexpr int kBusyTimeoutMs = 5000;
-// Rows counted per candidate when a search picks the clause to read first.
-constexpr int64_t kDriverProbeCap = 512;
 // WAL size, in multiples of checkpoint_wal_pages, at which the writer checkpoints itself.
 constexpr int64_t kWriterCheckpointFactor = 4;
 constexpr size_t kApiTokenHashSize = 32;
@@ -215,8 +223,7 @@ enum class Sql {
   kPruneAuditRows,
   kPruneAuditStatements,
   kPruneAuditNodes,
-  kDeleteIndexRows,
-  kInsertIndexRow,
+  kLoadSearchRows,
   kCount,
 };
 
@@ -247,9 +254,10 @@ constexpr std::array<SqlText, static_cast<size_t>(Sql::kCount)> kSql = {{
      "INSERT INTO resource_versions(type, id, version, last_updated, deleted, compartment, "
      "payload) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)"},
     {"upsert_current",
-     "INSERT INTO resources(type, id, version, deleted, seq) VALUES(?1, ?2, ?3, ?4, ?5) "
+     "INSERT INTO resources(type, id, version, deleted, seq, search_rows) "
+     "VALUES(?1, ?2, ?3, ?4, ?5, ?6) "
      "ON CONFLICT(type, id) DO UPDATE SET version = excluded.version, "
-     "deleted = excluded.deleted, seq = excluded.seq"},
+     "deleted = excluded.deleted, seq = excluded.seq, search_rows = excluded.search_rows"},
     {"read_current",
      "SELECT v.type, v.id, v.version, v.last_updated, v.deleted, v.compartment, v.payload, v.seq "
      "FROM resources AS r JOIN resource_versions AS v ON v.seq = r.seq "
@@ -335,11 +343,10 @@ constexpr std::array<SqlText, static_cast<size_t>(Sql::kCount)> kSql = {{
     {"prune_audit_rows", "DELETE FROM audit_log WHERE seq < ?1"},
     {"prune_audit_statements", "DELETE FROM audit_statements WHERE tree_size < ?1"},
     {"prune_audit_nodes", "DELETE FROM audit_nodes WHERE level = ?1 AND idx < ?2"},
-    {"delete_index_rows", "DELETE FROM search_index WHERE type = ?1 AND id = ?2"},
-    // A value a resource has twice (the same coding in two places) is one row.
-    {"insert_index_row",
-     "INSERT OR IGNORE INTO search_index(type, id, param, key, key2, low, high, compartment) "
-     "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"},
+    {"load_search_rows",
+     "SELECT r.type, r.id, v.compartment, r.search_rows "
+     "FROM resources AS r JOIN resource_versions AS v ON v.seq = r.seq "
+     "WHERE r.deleted = 0 AND r.search_rows IS NOT NULL"},
 }};
 
 #undef KURA_VERSION_COLUMNS
@@ -446,15 +453,15 @@ class SqliteStore::Connection {
         return UnavailableError("storage error", "could not enable WAL, journal mode " + mode);
       }
       // The writer is the only connection that changes the database, so its page cache stays
-      // valid across transactions: a large one keeps the index B-trees a write touches in memory.
+      // valid across transactions: a large one keeps the B-trees a write touches in memory.
       KURA_RETURN_IF_ERROR(conn->ExecScript(
           "PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON; PRAGMA cache_size=-65536"));
     } else if (role == Role::kCheckpointer) {
       KURA_RETURN_IF_ERROR(conn->ExecScript("PRAGMA synchronous=FULL"));
     } else {
       // Readers map the database file: every commit (an audited read is one) makes the other
-      // connections drop their page caches, so without a mapping each search would copy its
-      // pages out of the OS cache again.
+      // connections drop their page caches, so without a mapping each read the record cache
+      // misses would copy its pages out of the OS cache again.
       KURA_RETURN_IF_ERROR(
           conn->ExecScript("PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON; PRAGMA query_only=1; "
                            "PRAGMA mmap_size=1073741824"));
@@ -467,7 +474,6 @@ class SqliteStore::Connection {
       sqlite3_finalize(stmt);
       stmt = nullptr;
     }
-    DropBuilt();
     int rc = sqlite3_close(db_);
     if (rc != SQLITE_OK) {
       log::Error("store_close_failed",
@@ -493,23 +499,6 @@ class SqliteStore::Connection {
       }
     }
     return slot;
-  }
-
-  // A statement whose text is built per query (searches): prepared once per distinct text and
-  // kept, up to kMaxBuiltStatements (then all are dropped and prepared again as needed).
-  StatusOr<sqlite3_stmt*> GetBuilt(const std::string& text) {
-    auto it = built_.find(text);
-    if (it != built_.end()) return it->second;
-    if (built_.size() >= kMaxBuiltStatements) DropBuilt();
-    sqlite3_stmt* stmt = nullptr;
-    int rc = sqlite3_prepare_v3(db_, text.c_str(), static_cast<int>(text.size()),
-                                SQLITE_PREPARE_PERSISTENT, &stmt, nullptr);
-    if (rc != SQLITE_OK) {
-      sqlite3_finalize(stmt);
-      return SqliteError(rc, db_, "prepare search");
-    }
-    built_.emplace(text, stmt);
-    return stmt;
   }
 
   // Runs constant SQL text (DDL, pragmas) that takes no parameters.
@@ -548,18 +537,10 @@ class SqliteStore::Connection {
   }
 
  private:
-  static constexpr size_t kMaxBuiltStatements = 128;
-
   explicit Connection(sqlite3* db) : db_(db) {}
-
-  void DropBuilt() {
-    for (auto& [text, stmt] : built_) sqlite3_finalize(stmt);
-    built_.clear();
-  }
 
   sqlite3* db_;
   std::array<sqlite3_stmt*, static_cast<size_t>(Sql::kCount)> stmts_{};
-  std::unordered_map<std::string, sqlite3_stmt*> built_;
 };
 
 namespace {
@@ -572,14 +553,6 @@ class Stmt {
   template <typename Conn>
   Stmt(Conn& conn, Sql sql) : db_(conn.db()), name_(kSql[static_cast<size_t>(sql)].name) {
     StatusOr<sqlite3_stmt*> stmt = conn.Get(sql);
-    if (stmt.ok()) {
-      stmt_ = *stmt;
-    } else {
-      status_ = stmt.status();
-    }
-  }
-  // A use of a built statement from Connection::GetBuilt (reset, not finalized, afterwards).
-  Stmt(sqlite3* db, StatusOr<sqlite3_stmt*> stmt, const char* name) : db_(db), name_(name) {
     if (stmt.ok()) {
       stmt_ = *stmt;
     } else {
@@ -619,6 +592,9 @@ class Stmt {
     // A null pointer would bind SQL NULL; an empty string_view may have one.
     const char* data = value.data() != nullptr ? value.data() : "";
     Check(sqlite3_bind_text64(stmt_, index, data, value.size(), SQLITE_STATIC, SQLITE_UTF8));
+  }
+  void BindNull(int index) {
+    if (stmt_ != nullptr) Check(sqlite3_bind_null(stmt_, index));
   }
   void BindBlob(int index, std::string_view value) {
     if (stmt_ == nullptr) return;
@@ -771,6 +747,56 @@ Status ValidateBatch(const WriteBatch& batch) {
   return Status();
 }
 
+// Schema version 6: each resource's search_index rows become its resources.search_rows value,
+// then the table goes.
+template <typename Conn>
+Status MoveIndexRowsToResources(Conn& conn) {
+  Stmt rows(conn.db(),
+            "SELECT type, id, param, key, key2, low, high, typeof(key) = 'blob' FROM search_index "
+            "ORDER BY type, id",
+            "read search_index");
+  std::string type;
+  std::string id;
+  std::vector<IndexEntry> entries;
+  auto flush = [&]() -> Status {
+    if (entries.empty()) return Status();
+    Stmt update(conn.db(), "UPDATE resources SET search_rows = ?1 WHERE type = ?2 AND id = ?3",
+                "write search_rows");
+    const std::string encoded = EncodeIndexRows(entries);
+    update.BindBlob(1, encoded);
+    update.BindText(2, type);
+    update.BindText(3, id);
+    entries.clear();
+    return update.Run();
+  };
+  while (true) {
+    KURA_ASSIGN_OR_RETURN(bool row, rows.Step());
+    if (!row) break;
+    std::string row_type = rows.Text(0);
+    std::string row_id = rows.Text(1);
+    if (row_type != type || row_id != id) {
+      KURA_RETURN_IF_ERROR(flush());
+      type = std::move(row_type);
+      id = std::move(row_id);
+    }
+    IndexEntry e;
+    e.param = rows.Text(2);
+    e.blind = rows.Int64(7) != 0;
+    e.key = e.blind ? rows.Blob(3) : rows.Text(3);
+    e.key2 = e.blind ? rows.Blob(4) : rows.Text(4);
+    // Version 3 kept 0..0 for rows without a range; a range row of exactly 0..0 reads the same.
+    const double low = rows.Double(5);
+    const double high = rows.Double(6);
+    if (low != 0 || high != 0) {
+      e.low = low;
+      e.high = high;
+    }
+    entries.push_back(std::move(e));
+  }
+  KURA_RETURN_IF_ERROR(flush());
+  return conn.ExecScript("DROP TABLE search_index");
+}
+
 // Applies schema migrations inside the open transaction on `conn`.
 template <typename Conn>
 Status MigrateInTransaction(Conn& conn) {
@@ -789,6 +815,7 @@ Status MigrateInTransaction(Conn& conn) {
   }
   for (int64_t version = current + 1; version <= known; ++version) {
     KURA_RETURN_IF_ERROR(conn.ExecScript(kMigrations[static_cast<size_t>(version - 1)]));
+    if (version == kSearchRowsMigration) KURA_RETURN_IF_ERROR(MoveIndexRowsToResources(conn));
     Stmt insert(conn, Sql::kInsertMigration);
     insert.BindInt64(1, version);
     insert.BindInt64(2, ToMicros(Clock::System().Now()));
@@ -928,6 +955,7 @@ StatusOr<std::unique_ptr<SqliteStore>> SqliteStore::Open(const SqliteOptions& op
     writer.RollbackIfActive();
     return migrated;
   }
+  KURA_RETURN_IF_ERROR(store->LoadSearchIndex());
   // SQLite already created these with the database file's mode; make sure anyway.
   KURA_RETURN_IF_ERROR(ChmodOwnerOnlyIfExists(WithSuffix(options.path, "-wal")));
   KURA_RETURN_IF_ERROR(ChmodOwnerOnlyIfExists(WithSuffix(options.path, "-shm")));
@@ -948,6 +976,52 @@ StatusOr<std::unique_ptr<SqliteStore>> SqliteStore::Open(const SqliteOptions& op
   store->checkpoint_thread_ = std::thread([raw] { raw->CheckpointLoop(); });
   store->writer_thread_ = std::thread([raw] { raw->WriterLoop(); });
   return store;
+}
+
+Status SqliteStore::LoadSearchIndex() {
+  Connection& conn = *writer_conn_;
+  KURA_RETURN_IF_ERROR(conn.ExecScript("BEGIN"));
+  Stmt query(conn, Sql::kLoadSearchRows);
+  // Applied in slices, so the decoded rows of a large database never sit in memory all at once.
+  constexpr size_t kSlice = 4096;
+  std::vector<std::string> types;
+  std::vector<std::string> ids;
+  std::vector<std::string> compartments;
+  std::vector<std::vector<IndexEntry>> rows;
+  std::vector<IndexChange> changes;
+  Status status;
+  auto apply = [&] {
+    changes.clear();
+    for (size_t i = 0; i < rows.size(); ++i) {
+      changes.push_back(IndexChange{types[i], ids[i], compartments[i], false, &rows[i]});
+    }
+    search_index_.Apply(changes);
+    types.clear();
+    ids.clear();
+    compartments.clear();
+    rows.clear();
+  };
+  while (status.ok()) {
+    StatusOr<bool> row = query.Step();
+    if (!row.ok()) {
+      status = row.status();
+      break;
+    }
+    if (!*row) break;
+    StatusOr<std::vector<IndexEntry>> decoded = DecodeIndexRows(query.Blob(3));
+    if (!decoded.ok()) {
+      status = decoded.status();
+      break;
+    }
+    types.push_back(query.Text(0));
+    ids.push_back(query.Text(1));
+    compartments.push_back(query.Text(2));
+    rows.push_back(*std::move(decoded));
+    if (rows.size() == kSlice) apply();
+  }
+  if (status.ok()) apply();
+  conn.RollbackIfActive();
+  return status;
 }
 
 void SqliteStore::Enqueue(PendingWrite write) {
@@ -1000,8 +1074,10 @@ void SqliteStore::RunGroup(std::vector<PendingWrite>& group, std::vector<Status>
   transactions_.fetch_add(1, std::memory_order_relaxed);
   writes_.fetch_add(static_cast<int64_t>(group.size()), std::memory_order_relaxed);
   // Nothing of the group is durable: everyone learns the database could not commit.
+  pending_index_.clear();
   auto fail_group = [&](const Status& cause, std::string_view event) {
     conn.RollbackIfActive();
+    pending_index_.clear();
     if (audit_open) appender->EndTransaction(false);
     Status unavailable = UnavailableError("storage error", cause.internal_detail());
     for (Status& status : statuses) status = unavailable;
@@ -1022,6 +1098,7 @@ void SqliteStore::RunGroup(std::vector<PendingWrite>& group, std::vector<Status>
       fail_group(control, "store_group_aborted");
       return;
     }
+    const size_t index_mark = pending_index_.size();
     statuses[i] = unit.work ? unit.work(conn) : Status();
     const bool audit = statuses[i].ok() && unit.audit != nullptr;
     if (audit && appender == nullptr) {
@@ -1050,6 +1127,7 @@ void SqliteStore::RunGroup(std::vector<PendingWrite>& group, std::vector<Status>
         return;
       }
     }
+    if (!statuses[i].ok()) pending_index_.resize(index_mark);  // Rolled back below.
     if (statuses[i].ok()) {
       if (unit.savepoint) control = Stmt(conn, Sql::kRelease).Run();
     } else if (!conn.InTransaction()) {
@@ -1077,6 +1155,9 @@ void SqliteStore::RunGroup(std::vector<PendingWrite>& group, std::vector<Status>
     return;
   }
   if (audit_open) appender->EndTransaction(true);
+  // Durable: searches see the group's resources before any of its writers hears back.
+  search_index_.Apply(pending_index_);
+  pending_index_.clear();
 }
 
 Status SqliteStore::InsertAuditRows(Connection& conn) {
@@ -1141,45 +1222,15 @@ void SqliteStore::ReleaseReader(Connection* conn) {
 
 namespace {
 
-// Replaces the search-index rows of r's resource with those of version r (none for a delete).
+// Writes `batch` on the writer connection (inside the caller's savepoint), filling `result`, and
+// appends the search-index changes to `index_changes` (views into `batch`).
 template <typename Conn>
-Status ReplaceIndexRows(Conn& conn, const ResourceVersion& r, bool had_rows) {
-  if (had_rows) {
-    Stmt remove(conn, Sql::kDeleteIndexRows);
-    remove.BindText(1, r.type);
-    remove.BindText(2, r.id);
-    KURA_RETURN_IF_ERROR(remove.Run());
-  }
-  if (r.deleted) return Status();
-  for (const IndexEntry& e : r.index) {
-    if (e.param.empty() || e.low.has_value() != e.high.has_value()) {
-      return InvalidArgumentError("malformed search index row");
-    }
-    Stmt insert(conn, Sql::kInsertIndexRow);
-    insert.BindText(1, r.type);
-    insert.BindText(2, r.id);
-    insert.BindText(3, e.param);
-    if (e.blind) {
-      insert.BindBlob(4, e.key);
-      insert.BindBlob(5, e.key2);
-    } else {
-      insert.BindText(4, e.key);
-      insert.BindText(5, e.key2);
-    }
-    insert.BindDouble(6, e.low.value_or(0));
-    insert.BindDouble(7, e.high.value_or(0));
-    insert.BindText(8, r.compartment);
-    KURA_RETURN_IF_ERROR(insert.Run());
-  }
-  return Status();
-}
-
-// Writes `batch` on the writer connection (inside the caller's savepoint), filling `result`.
-template <typename Conn>
-Status WriteBatchRows(Conn& conn, const WriteBatch& batch, CommitResult& result) {
+Status WriteBatchRows(Conn& conn, const WriteBatch& batch, CommitResult& result,
+                      std::vector<IndexChange>& index_changes) {
   result.sequences.clear();
   result.sequences.reserve(batch.resources.size());
   for (const ResourceVersion& r : batch.resources) {
+    if (!r.deleted) KURA_RETURN_IF_ERROR(CheckIndexRows(r.index));
     int64_t current = 0;
     {
       Stmt query(conn, Sql::kCurrentVersion);
@@ -1209,8 +1260,15 @@ Status WriteBatchRows(Conn& conn, const WriteBatch& batch, CommitResult& result)
     upsert.BindInt64(3, r.version);
     upsert.BindInt64(4, r.deleted ? 1 : 0);
     upsert.BindInt64(5, seq);
+    std::string search_rows;
+    if (!r.deleted) search_rows = EncodeIndexRows(r.index);
+    if (r.deleted) {
+      upsert.BindNull(6);
+    } else {
+      upsert.BindBlob(6, search_rows);
+    }
     KURA_RETURN_IF_ERROR(upsert.Run());
-    KURA_RETURN_IF_ERROR(ReplaceIndexRows(conn, r, current > 0));
+    index_changes.push_back(IndexChange{r.type, r.id, r.compartment, r.deleted, &r.index});
     result.sequences.push_back(seq);
   }
   return Status();
@@ -1257,7 +1315,9 @@ void SqliteStore::CommitAsync(WriteBatch batch, CommitCallback done) {
   };
   auto state = std::make_shared<State>(State{std::move(batch), {}, std::move(done)});
   const AuditDraft* draft = state->batch.audit.get();
-  Enqueue({[state](Connection& conn) { return WriteBatchRows(conn, state->batch, state->result); },
+  Enqueue({[this, state](Connection& conn) {
+             return WriteBatchRows(conn, state->batch, state->result, pending_index_);
+           },
            [state](Status status) {
              if (status.ok()) {
                state->done(std::move(state->result));
@@ -1290,87 +1350,7 @@ StatusOr<ResourceVersion> SqliteStore::ReadVersion(std::string_view type, std::s
   return ReadVersionRow(query);
 }
 
-namespace {
-
-void BindSqlValues(Stmt& stmt, const std::vector<internal::SqlValue>& values) {
-  for (size_t i = 0; i < values.size(); ++i) {
-    const int index = static_cast<int>(i) + 1;
-    std::visit(
-        [&](const auto& v) {
-          using T = std::decay_t<decltype(v)>;
-          if constexpr (std::is_same_v<T, int64_t>) {
-            stmt.BindInt64(index, v);
-          } else if constexpr (std::is_same_v<T, double>) {
-            stmt.BindDouble(index, v);
-          } else if constexpr (std::is_same_v<T, std::string>) {
-            stmt.BindText(index, v);
-          } else {
-            stmt.BindBlob(index, v.bytes);
-          }
-        },
-        values[i]);
-  }
-}
-
-// A sort value as the cursor keeps it: text as is, a number in a form that parses back to the
-// same double, the "no value" sentinels as nullopt.
-std::optional<std::string> CursorValue(const Stmt& row, int col) {
-  switch (row.Type(col)) {
-    case SQLITE_TEXT:
-      return row.Text(col);
-    case SQLITE_FLOAT: {
-      char buf[32];
-      std::snprintf(buf, sizeof buf, "%.17g", row.Double(col));
-      return std::string(buf);
-    }
-    default:
-      return std::nullopt;
-  }
-}
-
-}  // namespace
-
-StatusOr<IndexPage> SqliteStore::Search(const IndexQuery& q) {
-  if (q.after && q.before) return InvalidArgumentError("a search pages forward or backward");
-  const bool backward = q.before.has_value();
-  const IndexCursor* from = backward ? &*q.before : q.after ? &*q.after : nullptr;
-  KURA_ASSIGN_OR_RETURN(
-      internal::SearchSql page_sql,
-      internal::BuildSearchSql(
-          q, backward ? internal::SearchDirection::kBackward : internal::SearchDirection::kForward,
-          from));
-  ReaderLease lease(*this);
-  Connection& conn = lease.conn();
-  IndexPage page;
-  {
-    Stmt query(conn.db(), conn.GetBuilt(page_sql.text), "search");
-    BindSqlValues(query, page_sql.binds);
-    while (true) {
-      KURA_ASSIGN_OR_RETURN(bool row, query.Step());
-      if (!row) break;
-      if (static_cast<int64_t>(page.hits.size()) == q.limit) {
-        page.more = true;
-        break;
-      }
-      IndexHit hit;
-      hit.id = query.Text(0);
-      hit.cursor.id = hit.id;
-      for (size_t k = 0; k < q.sort.size(); ++k) {
-        hit.cursor.keys.push_back(CursorValue(query, static_cast<int>(k) + 1));
-      }
-      page.hits.push_back(std::move(hit));
-    }
-  }
-  if (backward) std::reverse(page.hits.begin(), page.hits.end());
-  if (q.count_total) {
-    KURA_ASSIGN_OR_RETURN(internal::SearchSql count_sql, internal::BuildCountSql(q));
-    Stmt count(conn.db(), conn.GetBuilt(count_sql.text), "search_count");
-    BindSqlValues(count, count_sql.binds);
-    KURA_ASSIGN_OR_RETURN(bool row, count.Step());
-    page.total = row ? count.Int64(0) : 0;
-  }
-  return page;
-}
+StatusOr<IndexPage> SqliteStore::Search(const IndexQuery& q) { return search_index_.Search(q); }
 
 StatusOr<HistoryPage> SqliteStore::History(const HistoryQuery& q) {
   if (q.limit < 1) return InvalidArgumentError("history limit must be at least 1");

@@ -40,6 +40,7 @@
 #include <vector>
 
 #include "kura/store/audit_log_store.h"
+#include "kura/store/memory_search_index.h"
 #include "kura/store/store.h"
 
 struct sqlite3;
@@ -140,6 +141,8 @@ class SqliteStore final : public Store, public AuditLogStore {
   // The checkpoint thread and the WAL hook that wakes it.
   void CheckpointLoop();
   static int OnWalCommit(void* self, sqlite3* db, const char* name, int wal_pages);
+  // Open: builds search_index_ from every current resource's search_rows.
+  Status LoadSearchIndex();
   // Runs `group` in one transaction on the writer connection, setting each member's status.
   void RunGroup(std::vector<PendingWrite>& group, std::vector<Status>& statuses);
   // Writer thread: inserts audit_rows_ and audit_nodes_, then a transaction's audit tail.
@@ -165,6 +168,10 @@ class SqliteStore final : public Store, public AuditLogStore {
   std::atomic<AuditAppender*> audit_appender_{nullptr};
   std::vector<AuditRow> audit_rows_;    // Writer thread only: reused per draft.
   std::vector<AuditNode> audit_nodes_;  // Writer thread only.
+  // The search index of current resources. Writer thread: the changes of the running group's
+  // successful units (views into their batches), applied once the group is durable.
+  MemorySearchIndex search_index_;
+  std::vector<IndexChange> pending_index_;
 
   std::unique_ptr<Connection> checkpoint_conn_;  // Used only by the checkpoint thread.
   std::mutex checkpoint_mu_;
