@@ -94,6 +94,9 @@ struct FhirSearch::Page {
   std::optional<int64_t> total;
   std::optional<store::IndexCursor> next;
   std::optional<store::IndexCursor> previous;
+
+  // Sets next, previous and (when one page holds every match) total from the store's page.
+  void SetPosition(const store::IndexPage& hits, bool paged, bool backward);
 };
 
 StatusOr<std::unique_ptr<FhirSearch>> FhirSearch::Create(FhirSearchOptions options,
@@ -191,37 +194,81 @@ std::string FhirSearch::Link(const fhir::SearchRequest& request,
   return url;
 }
 
-StatusOr<FhirSearch::Page> FhirSearch::RunSearch(const fhir::SearchRequest& request,
-                                                 std::optional<store::IndexCursor> from,
-                                                 bool backward) {
+namespace {
+
+bool CountOnly(const fhir::SearchRequest& request) {
+  return request.summary_count || request.count == 0;
+}
+
+// Adds a match read back for a hit; a match deleted since the index was read has left the result.
+Status AddMatch(std::vector<store::ResourceVersion>& matches, StatusOr<store::ResourceVersion> v) {
+  if (!v.ok() && v.status().code() == StatusCode::kNotFound) return Status();
+  if (!v.ok()) return v.status();
+  if (!v->deleted) matches.push_back(std::move(*v));
+  return Status();
+}
+
+}  // namespace
+
+StatusOr<store::IndexQuery> FhirSearch::PageQuery(const fhir::SearchRequest& request,
+                                                  std::optional<store::IndexCursor> from,
+                                                  bool backward) const {
   KURA_ASSIGN_OR_RETURN(store::IndexQuery query,
                         CompileSearch(request, register_, options_.public_base_url + "/fhir/R4",
                                       Clock::System().Now()));
-  const bool count_only = request.summary_count || request.count == 0;
+  const bool count_only = CountOnly(request);
   query.limit = count_only ? 1 : request.count;
   query.count_total = count_only || request.total != fhir::SearchRequest::Total::kNone;
-  const bool paged = from.has_value();
   if (from) (backward ? query.before : query.after) = std::move(*from);
+  return query;
+}
+
+// Paging backward, `more` means an earlier page; a later one is where the token came from.
+void FhirSearch::Page::SetPosition(const store::IndexPage& hits, bool paged, bool backward) {
+  if (!hits.hits.empty()) {
+    if (backward || hits.more) next = hits.hits.back().cursor;
+    if (backward ? hits.more : paged) previous = hits.hits.front().cursor;
+  }
+  if (!paged && !hits.more && !total) total = static_cast<int64_t>(matches.size());
+}
+
+std::optional<StatusOr<FhirSearch::Page>> FhirSearch::RunSearchInMemory(
+    const fhir::SearchRequest& request, const std::optional<store::IndexCursor>& from,
+    bool backward) {
+  if (!request.includes.empty() || !request.revincludes.empty()) return std::nullopt;
+  StatusOr<store::IndexQuery> query = PageQuery(request, from, backward);
+  if (!query.ok()) return StatusOr<Page>(query.status());
+  std::optional<StatusOr<store::IndexPage>> hits = store_.SearchIfInMemory(*query);
+  if (!hits) return std::nullopt;
+  if (!hits->ok()) return StatusOr<Page>(hits->status());
+  Page page;
+  page.total = (*hits)->total;
+  if (CountOnly(request)) return StatusOr<Page>(std::move(page));
+  for (const store::IndexHit& hit : (*hits)->hits) {
+    std::optional<StatusOr<store::ResourceVersion>> v =
+        store_.ReadCurrentIfCached(request.type, hit.id);
+    if (!v) return std::nullopt;
+    if (Status added = AddMatch(page.matches, std::move(*v)); !added.ok()) {
+      return StatusOr<Page>(added);
+    }
+  }
+  page.SetPosition(**hits, from.has_value(), backward);
+  return StatusOr<Page>(std::move(page));
+}
+
+StatusOr<FhirSearch::Page> FhirSearch::RunSearch(const fhir::SearchRequest& request,
+                                                 std::optional<store::IndexCursor> from,
+                                                 bool backward) {
+  const bool paged = from.has_value();
+  KURA_ASSIGN_OR_RETURN(store::IndexQuery query, PageQuery(request, std::move(from), backward));
   KURA_ASSIGN_OR_RETURN(store::IndexPage hits, store_.Search(query));
   Page page;
   page.total = hits.total;
-  if (count_only) return page;
+  if (CountOnly(request)) return page;
   for (const store::IndexHit& hit : hits.hits) {
-    StatusOr<store::ResourceVersion> v = store_.ReadCurrent(request.type, hit.id);
-    // A match deleted since the index was read has left the result.
-    if (!v.ok() && v.status().code() == StatusCode::kNotFound) continue;
-    if (!v.ok()) return v.status();
-    if (v->deleted) continue;
-    page.matches.push_back(std::move(*v));
+    KURA_RETURN_IF_ERROR(AddMatch(page.matches, store_.ReadCurrent(request.type, hit.id)));
   }
-  // Paging backward, `more` means an earlier page; a later one is where the token came from.
-  if (!hits.hits.empty()) {
-    if (backward || hits.more) page.next = hits.hits.back().cursor;
-    if (backward ? hits.more : paged) page.previous = hits.hits.front().cursor;
-  }
-  if (!paged && !hits.more && !page.total) {
-    page.total = static_cast<int64_t>(page.matches.size());
-  }
+  page.SetPosition(hits, paged, backward);
 
   // _include: the resources the matches reference through the named parameters.
   std::set<std::pair<std::string, std::string>> seen;
@@ -298,8 +345,14 @@ asio::awaitable<Response> FhirSearch::Search(
   StatusOr<fhir::SearchRequest> request =
       fhir::ParseSearchRequest(type, params, PreferStrict(ctx), options_.limits);
   if (!request.ok()) co_return ErrorResponse(request.status(), ctx);
-  auto run = [this, &request, &from, backward] { return RunSearch(*request, from, backward); };
-  StatusOr<Page> page = co_await http::RunBlocking(pool_, std::move(run));
+  // In memory on this thread when it can be; otherwise on the blocking pool.
+  std::optional<StatusOr<Page>> answered = RunSearchInMemory(*request, from, backward);
+  if (!answered) {
+    auto run = [this, &request, &from, backward] { return RunSearch(*request, from, backward); };
+    StatusOr<Page> blocking = co_await http::RunBlocking(pool_, std::move(run));
+    answered = std::move(blocking);
+  }
+  StatusOr<Page>& page = *answered;
   if (!page.ok()) co_return ErrorResponse(page.status(), ctx);
 
   for (const auto* list : {&page->matches, &page->included}) {

@@ -85,6 +85,15 @@ class FhirSearch {
   // `from`: the position a paging token held (results after it, or before it when `backward`).
   StatusOr<Page> RunSearch(const fhir::SearchRequest& request,
                            std::optional<store::IndexCursor> from, bool backward);
+  // RunSearch without blocking: the answer when the index and every match are in memory (and no
+  // _include or _revinclude is asked), or nullopt when RunSearch must run on the blocking pool.
+  std::optional<StatusOr<Page>> RunSearchInMemory(const fhir::SearchRequest& request,
+                                                  const std::optional<store::IndexCursor>& from,
+                                                  bool backward);
+  // The store query of one page of `request`.
+  StatusOr<store::IndexQuery> PageQuery(const fhir::SearchRequest& request,
+                                        std::optional<store::IndexCursor> from,
+                                        bool backward) const;
   struct EverythingPage;
   StatusOr<EverythingPage> RunEverything(const std::string& patient_id,
                                          const std::vector<std::string>& types,

@@ -152,6 +152,16 @@ StatusOr<IndexPage> EncryptingStore::Search(const IndexQuery& query) {
   return backend().Search(blinded);
 }
 
+std::optional<StatusOr<IndexPage>> EncryptingStore::SearchIfInMemory(const IndexQuery& query) {
+  if (!HasBlindClause(query)) return backend().SearchIfInMemory(query);
+  std::shared_ptr<const crypto::AeadKey> key =
+      keyring_.CachedKeyForScope(std::string(DataKeyring::kBlindIndexScope));
+  if (key == nullptr) return std::nullopt;  // Loading it is a store round trip.
+  IndexQuery blinded = query;
+  if (Status s = BlindQuery(blinded, *key); !s.ok()) return StatusOr<IndexPage>(s);
+  return backend().SearchIfInMemory(blinded);
+}
+
 Status EncryptingStore::Open(ResourceVersion& v) {
   if (v.deleted) return Status::Ok();
   auto fail = [&](const Status& s) {

@@ -34,6 +34,7 @@ class EncryptingStore final : public ForwardingStore {
   std::optional<StatusOr<ResourceVersion>> ReadVersionIfCached(std::string_view type,
                                                                std::string_view id,
                                                                int64_t version) override;
+  std::optional<StatusOr<IndexPage>> SearchIfInMemory(const IndexQuery& query) override;
   StatusOr<ResourceVersion> ReadCurrent(std::string_view type, std::string_view id) override;
   StatusOr<ResourceVersion> ReadVersion(std::string_view type, std::string_view id,
                                         int64_t version) override;

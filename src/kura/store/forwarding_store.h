@@ -36,6 +36,9 @@ class ForwardingStore : public Store {
                                                                int64_t version) override {
     return backend_.ReadVersionIfCached(type, id, version);
   }
+  std::optional<StatusOr<IndexPage>> SearchIfInMemory(const IndexQuery& query) override {
+    return backend_.SearchIfInMemory(query);
+  }
   StatusOr<std::optional<StoredDataKey>> FindDataKeyByScope(std::string_view scope) override {
     return backend_.FindDataKeyByScope(scope);
   }

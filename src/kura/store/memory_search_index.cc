@@ -530,16 +530,19 @@ class Evaluator {
       }
       if (driver >= 0) {
         const CompiledClause& c = clauses[static_cast<size_t>(driver)];
-        for (const CompiledMatch& m : c.any_of) {
-          if (const DocList* list = Posting(type, c, m)) {
-            owned.insert(owned.end(), list->begin(), list->end());
+        if (c.any_of.size() == 1) {
+          candidates = Posting(type, c, c.any_of[0]);
+          if (candidates == nullptr) return out;
+        } else {
+          for (const CompiledMatch& m : c.any_of) {
+            if (const DocList* list = Posting(type, c, m)) {
+              owned.insert(owned.end(), list->begin(), list->end());
+            }
           }
-        }
-        if (c.any_of.size() > 1) {
           std::sort(owned.begin(), owned.end());
           owned.erase(std::unique(owned.begin(), owned.end()), owned.end());
+          candidates = &owned;
         }
-        candidates = &owned;
       } else if (candidates == nullptr) {
         auto it = s_.type_docs.find(type);
         if (it == s_.type_docs.end()) return out;
@@ -547,7 +550,35 @@ class Evaluator {
       }
     }
 
+    // The other single-value equality clauses and the compartment narrow the candidates by their
+    // own lists first (a binary search each), so only the survivors have their rows checked.
+    std::vector<const DocList*> narrowing;
+    if (q.ids.empty()) {
+      for (size_t i = 0; i < clauses.size(); ++i) {
+        const CompiledClause& c = clauses[i];
+        if (c.mode != IndexClause::Mode::kMatch || c.any_of.size() != 1 || !c.any_of[0].has_key) {
+          continue;
+        }
+        const DocList* list = Posting(type, c, c.any_of[0]);
+        if (list == nullptr) return out;  // No resource has the value.
+        if (list != candidates) narrowing.push_back(list);
+      }
+      if (compartment != kNone) {
+        auto it = s_.compartment_docs.find(PairKey(type, compartment));
+        if (it != s_.compartment_docs.end() && &it->second != candidates) {
+          narrowing.push_back(&it->second);
+        }
+      }
+    }
     for (uint32_t no : *candidates) {
+      bool listed = true;
+      for (const DocList* list : narrowing) {
+        if (!std::binary_search(list->begin(), list->end(), no)) {
+          listed = false;
+          break;
+        }
+      }
+      if (!listed) continue;
       const Doc& d = s_.docs[no];
       if (!d.live || d.type != type) continue;
       if (!q.compartment.empty() && d.compartment != compartment) continue;

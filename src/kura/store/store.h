@@ -139,6 +139,12 @@ class Store {
     (void)type, (void)id, (void)version;
     return std::nullopt;
   }
+  // Search answered without blocking (from an index held in memory, with any key it needs
+  // already loaded), or nullopt when it would need the database. The default always says nullopt.
+  virtual std::optional<StatusOr<IndexPage>> SearchIfInMemory(const IndexQuery& query) {
+    (void)query;
+    return std::nullopt;
+  }
 
   // Data keys. InsertDataKeyIfAbsent is durable; when the scope already has a key it returns the
   // existing one unchanged (so concurrent creators agree on one key).

@@ -1352,6 +1352,10 @@ StatusOr<ResourceVersion> SqliteStore::ReadVersion(std::string_view type, std::s
 
 StatusOr<IndexPage> SqliteStore::Search(const IndexQuery& q) { return search_index_.Search(q); }
 
+std::optional<StatusOr<IndexPage>> SqliteStore::SearchIfInMemory(const IndexQuery& q) {
+  return search_index_.Search(q);
+}
+
 StatusOr<HistoryPage> SqliteStore::History(const HistoryQuery& q) {
   if (q.limit < 1) return InvalidArgumentError("history limit must be at least 1");
   if (q.before_sequence < 0) return InvalidArgumentError("history cursor must not be negative");
