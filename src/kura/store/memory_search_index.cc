@@ -167,6 +167,37 @@ struct PostingKeyHash {
   }
 };
 
+// Keeps the members of `docs` (ascending) that `list` (ascending) also holds: a merge when the two
+// are of similar size, otherwise a search of `list` for each member, each starting where the
+// previous one ended and widening its step (galloping) before it bisects.
+void Intersect(std::vector<uint32_t>& docs, const std::vector<uint32_t>& list) {
+  size_t kept = 0;
+  if (list.size() <= 8 * docs.size()) {
+    size_t j = 0;
+    for (uint32_t doc : docs) {
+      while (j < list.size() && list[j] < doc) ++j;
+      if (j == list.size()) break;
+      if (list[j] == doc) docs[kept++] = doc;
+    }
+  } else {
+    auto from = list.begin();
+    for (uint32_t doc : docs) {
+      size_t step = 1;
+      auto hi = from;
+      while (hi != list.end() && *hi < doc) {
+        from = hi;
+        const size_t left = static_cast<size_t>(list.end() - hi);
+        hi += static_cast<std::ptrdiff_t>(std::min(step, left));
+        step *= 2;
+      }
+      from = std::lower_bound(from, hi, doc);
+      if (from == list.end()) break;
+      if (*from == doc) docs[kept++] = doc;
+    }
+  }
+  docs.resize(kept);
+}
+
 uint64_t PairKey(uint32_t a, uint32_t b) { return (static_cast<uint64_t>(a) << 32) | b; }
 
 using DocList = std::vector<uint32_t>;  // Document numbers, ascending.
@@ -570,15 +601,15 @@ class Evaluator {
         }
       }
     }
+    std::vector<uint32_t> survivors;
+    if (!narrowing.empty()) {
+      std::sort(narrowing.begin(), narrowing.end(),
+                [](const DocList* a, const DocList* b) { return a->size() < b->size(); });
+      survivors.assign(candidates->begin(), candidates->end());
+      for (const DocList* list : narrowing) Intersect(survivors, *list);
+      candidates = &survivors;
+    }
     for (uint32_t no : *candidates) {
-      bool listed = true;
-      for (const DocList* list : narrowing) {
-        if (!std::binary_search(list->begin(), list->end(), no)) {
-          listed = false;
-          break;
-        }
-      }
-      if (!listed) continue;
       const Doc& d = s_.docs[no];
       if (!d.live || d.type != type) continue;
       if (!q.compartment.empty() && d.compartment != compartment) continue;
