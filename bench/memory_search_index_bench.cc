@@ -1,8 +1,10 @@
 // Micro-benchmarks of the in-memory search index: applying one resource's rows (what the writer
 // thread does per committed resource) and the benchmark search (subject + code of one patient)
-// over 10,000 Observations of 100 patients.
+// over 10,000 Observations of 100 patients, and building the index of 100,000 as a restart does.
 #include <benchmark/benchmark.h>
+#include <malloc.h>
 
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -103,6 +105,25 @@ void BM_SearchSubjectAndCode(benchmark::State& state) {
   }
 }
 BENCHMARK(BM_SearchSubjectAndCode);
+
+// Building the index of 100,000 Observations, as a restart does (without decoding): time per
+// resource, and heap bytes per resource (glibc's count of allocated bytes).
+void BM_Build100k(benchmark::State& state) {
+  constexpr int kCount = 100000;
+  double bytes_per_resource = 0;
+  for (auto _ : state) {
+    const size_t before = mallinfo2().uordblks;
+    auto index = std::make_unique<MemorySearchIndex>();
+    Load(*index, kCount);
+    bytes_per_resource = static_cast<double>(mallinfo2().uordblks - before) / kCount;
+    state.PauseTiming();
+    index.reset();
+    state.ResumeTiming();
+  }
+  state.SetItemsProcessed(state.iterations() * kCount);
+  state.counters["heap_bytes_per_resource"] = bytes_per_resource;
+}
+BENCHMARK(BM_Build100k)->Unit(benchmark::kMillisecond);
 
 }  // namespace
 }  // namespace kura::store

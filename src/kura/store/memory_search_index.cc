@@ -516,7 +516,11 @@ std::string NumberText(double v) {
 
 class Evaluator {
  public:
-  explicit Evaluator(const internal::SearchIndexState& s) : s_(s) {}
+  // `budget`: the most candidates (summed over the query and its chains) to examine; past it,
+  // Match gives up and over_budget() says so.
+  Evaluator(const internal::SearchIndexState& s, size_t budget) : s_(s), budget_(budget) {}
+
+  bool over_budget() const { return over_budget_; }
 
   // Every current document of q.type matching q, by document number (unordered).
   std::vector<uint32_t> Match(const IndexQuery& q) {
@@ -609,6 +613,11 @@ class Evaluator {
       for (const DocList* list : narrowing) Intersect(survivors, *list);
       candidates = &survivors;
     }
+    if (candidates->size() > budget_) {
+      over_budget_ = true;
+      return out;
+    }
+    budget_ -= candidates->size();
     for (uint32_t no : *candidates) {
       const Doc& d = s_.docs[no];
       if (!d.live || d.type != type) continue;
@@ -749,6 +758,8 @@ class Evaluator {
   }
 
   const internal::SearchIndexState& s_;
+  size_t budget_;
+  bool over_budget_ = false;
 };
 
 }  // namespace
@@ -768,12 +779,21 @@ MemorySearchIndexStats MemorySearchIndex::Stats() const {
 }
 
 StatusOr<IndexPage> MemorySearchIndex::Search(const IndexQuery& q) const {
-  if (q.limit < 1) return InvalidArgumentError("a search limit must be at least 1");
-  if (q.after && q.before) return InvalidArgumentError("a search pages forward or backward");
+  std::optional<StatusOr<IndexPage>> page = Search(q, std::numeric_limits<size_t>::max());
+  return std::move(*page);  // An unlimited budget always answers.
+}
+
+std::optional<StatusOr<IndexPage>> MemorySearchIndex::Search(const IndexQuery& q,
+                                                             size_t max_candidates) const {
+  if (q.limit < 1)
+    return StatusOr<IndexPage>(InvalidArgumentError("a search limit must be at least 1"));
+  if (q.after && q.before)
+    return StatusOr<IndexPage>(InvalidArgumentError("a search pages forward or backward"));
   for (const IndexSort& key : q.sort) {
-    if (key.param.empty()) return InvalidArgumentError("a sort key needs a parameter");
+    if (key.param.empty())
+      return StatusOr<IndexPage>(InvalidArgumentError("a sort key needs a parameter"));
   }
-  KURA_RETURN_IF_ERROR(CheckQueryShape(q));
+  if (Status shape = CheckQueryShape(q); !shape.ok()) return StatusOr<IndexPage>(shape);
   const bool backward = q.before.has_value();
   const IndexCursor* from = backward ? &*q.before : q.after ? &*q.after : nullptr;
   const size_t nsort = q.sort.size();
@@ -781,7 +801,8 @@ StatusOr<IndexPage> MemorySearchIndex::Search(const IndexQuery& q) const {
   std::vector<SortValue> from_values(nsort);
   if (from != nullptr) {
     if (from->keys.size() != nsort) {
-      return InvalidArgumentError("the paging position does not fit this search");
+      return StatusOr<IndexPage>(
+          InvalidArgumentError("the paging position does not fit this search"));
     }
     for (size_t k = 0; k < nsort; ++k) {
       const std::optional<std::string>& v = from->keys[k];
@@ -791,7 +812,7 @@ StatusOr<IndexPage> MemorySearchIndex::Search(const IndexQuery& q) const {
         char* end = nullptr;
         from_values[k].number = std::strtod(v->c_str(), &end);
         if (end == v->c_str() || *end != '\0') {
-          return InvalidArgumentError("the paging position is not valid");
+          return StatusOr<IndexPage>(InvalidArgumentError("the paging position is not valid"));
         }
       } else {
         from_values[k].text = &*v;
@@ -801,8 +822,9 @@ StatusOr<IndexPage> MemorySearchIndex::Search(const IndexQuery& q) const {
 
   std::shared_lock<std::shared_mutex> lock(mu_);
   const internal::SearchIndexState& s = *state_;
-  Evaluator evaluator(s);
+  Evaluator evaluator(s, max_candidates);
   const std::vector<uint32_t> matches = evaluator.Match(q);
+  if (evaluator.over_budget()) return std::nullopt;
 
   // Sort values, flat: match i's value for key k at [i * nsort + k].
   std::vector<uint32_t> sort_params(nsort);
@@ -877,7 +899,7 @@ StatusOr<IndexPage> MemorySearchIndex::Search(const IndexQuery& q) const {
     page.hits.push_back(std::move(hit));
   }
   if (q.count_total) page.total = static_cast<int64_t>(matches.size());
-  return page;
+  return StatusOr<IndexPage>(std::move(page));
 }
 
 }  // namespace kura::store

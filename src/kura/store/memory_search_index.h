@@ -19,6 +19,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <shared_mutex>
 #include <string>
 #include <string_view>
@@ -67,6 +68,9 @@ class MemorySearchIndex {
 
   // The matches of `query` (search_index.h, Store::Search). InvalidArgument for a malformed query.
   StatusOr<IndexPage> Search(const IndexQuery& query) const;
+  // Search() when it examines at most `max_candidates` resources (over the query and its chains),
+  // or nullopt: bounds the work a caller that must not stall (an I/O thread) can take on.
+  std::optional<StatusOr<IndexPage>> Search(const IndexQuery& query, size_t max_candidates) const;
 
   MemorySearchIndexStats Stats() const;
 

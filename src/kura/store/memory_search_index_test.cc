@@ -212,6 +212,41 @@ TEST(MemorySearchIndexTest, PostingListsFollowChurnExactly) {
   EXPECT_EQ(index.Stats().documents, static_cast<int64_t>(model.size()));
 }
 
+TEST(MemorySearchIndexTest, ABudgetBoundsTheCandidatesExamined) {
+  MemorySearchIndex index;
+  for (int i = 0; i < 100; ++i) {
+    Put(index, "Patient", "p" + std::to_string(i), {Token("gender", i < 10 ? "female" : "male")});
+  }
+  Put(index, "Observation", "o1", {Token("subject", "Patient/p1")});
+  // Ten candidates: within a budget of ten, past a budget of nine.
+  std::optional<StatusOr<IndexPage>> page =
+      index.Search(KeyQuery("Patient", "gender", "female"), 10);
+  ASSERT_TRUE(page.has_value());
+  ASSERT_TRUE(page->ok());
+  EXPECT_EQ((*page)->hits.size(), 10u);
+  EXPECT_FALSE(index.Search(KeyQuery("Patient", "gender", "female"), 9).has_value());
+  // A scan of the type counts every resource of it, and a chain counts its own candidates.
+  IndexQuery all;
+  all.type = "Patient";
+  EXPECT_FALSE(index.Search(all, 99).has_value());
+  EXPECT_TRUE(index.Search(all, 100).has_value());
+  IndexQuery chained = KeyQuery("Observation", "subject", "");
+  chained.all_of[0].any_of[0].key.reset();
+  chained.all_of[0].any_of[0].chain =
+      std::make_shared<IndexQuery>(KeyQuery("Patient", "gender", "female"));
+  chained.all_of[0].any_of[0].chain_key_prefix = "Patient/";
+  page = index.Search(chained, 11);
+  ASSERT_TRUE(page.has_value());
+  ASSERT_TRUE(page->ok());
+  EXPECT_EQ((*page)->hits.size(), 1u);
+  EXPECT_FALSE(index.Search(chained, 10).has_value());
+  // Malformed queries are refused whatever the budget.
+  IndexQuery bad;
+  page = index.Search(bad, 0);
+  ASSERT_TRUE(page.has_value());
+  EXPECT_EQ(page->status().code(), StatusCode::kInvalidArgument);
+}
+
 TEST(MemorySearchIndexTest, BackwardPagesEndWhereForwardPagesBegan) {
   MemorySearchIndex index;
   for (int i = 0; i < 10; ++i) {

@@ -140,7 +140,8 @@ class Store {
     return std::nullopt;
   }
   // Search answered without blocking (from an index held in memory, with any key it needs
-  // already loaded), or nullopt when it would need the database. The default always says nullopt.
+  // already loaded, and small enough not to stall the caller), or nullopt when it would need the
+  // database or long work. The default always says nullopt.
   virtual std::optional<StatusOr<IndexPage>> SearchIfInMemory(const IndexQuery& query) {
     (void)query;
     return std::nullopt;

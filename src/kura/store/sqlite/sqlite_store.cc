@@ -172,6 +172,9 @@ constexpr int kBusyTimeoutMs = 5000;
 // WAL size, in multiples of checkpoint_wal_pages, at which the writer checkpoints itself.
 constexpr int64_t kWriterCheckpointFactor = 4;
 constexpr size_t kApiTokenHashSize = 32;
+// Candidates a search may examine on a caller's thread that must not stall (about 1 ms of work);
+// a larger search runs through Search() on a thread that may block.
+constexpr size_t kInMemorySearchBudget = 20000;
 
 // Every statement a connection runs more than once; prepared on first use and cached.
 enum class Sql {
@@ -1353,7 +1356,7 @@ StatusOr<ResourceVersion> SqliteStore::ReadVersion(std::string_view type, std::s
 StatusOr<IndexPage> SqliteStore::Search(const IndexQuery& q) { return search_index_.Search(q); }
 
 std::optional<StatusOr<IndexPage>> SqliteStore::SearchIfInMemory(const IndexQuery& q) {
-  return search_index_.Search(q);
+  return search_index_.Search(q, kInMemorySearchBudget);
 }
 
 StatusOr<HistoryPage> SqliteStore::History(const HistoryQuery& q) {

@@ -90,7 +90,8 @@ class SqliteStore final : public Store, public AuditLogStore {
                                         int64_t version) override;
   StatusOr<HistoryPage> History(const HistoryQuery& query) override;
   StatusOr<IndexPage> Search(const IndexQuery& query) override;
-  // Always answers: the search index is in memory (a shared lock, no database access).
+  // Answers from the in-memory index (a shared lock, no database access) unless the search would
+  // examine more than 20,000 candidates.
   std::optional<StatusOr<IndexPage>> SearchIfInMemory(const IndexQuery& query) override;
 
   StatusOr<std::optional<StoredDataKey>> FindDataKeyByScope(std::string_view scope) override;
