@@ -862,14 +862,14 @@ std::optional<StatusOr<IndexPage>> MemorySearchIndex::Search(const IndexQuery& q
   for (size_t i = 0; i < matches.size(); ++i) {
     if (from != nullptr) {
       const int c =
-          compare(&values[i * nsort], s.docs[matches[i]].id, from_values.data(), from->id);
+          compare(values.data() + i * nsort, s.docs[matches[i]].id, from_values.data(), from->id);
       if (backward ? c >= 0 : c <= 0) continue;
     }
     order.push_back(static_cast<uint32_t>(i));
   }
   auto before = [&](uint32_t a, uint32_t b) {
-    const int c = compare(&values[a * nsort], s.docs[matches[a]].id, &values[b * nsort],
-                          s.docs[matches[b]].id);
+    const int c = compare(values.data() + a * nsort, s.docs[matches[a]].id,
+                          values.data() + b * nsort, s.docs[matches[b]].id);
     return backward ? c > 0 : c < 0;
   };
   const size_t limit = static_cast<size_t>(
