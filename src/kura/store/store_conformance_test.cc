@@ -1447,9 +1447,9 @@ TEST_F(SqliteStoreTest, RefusesADatabaseWithANewerSchema) {
   EXPECT_EQ(refused.status().message().find(path_.string()), std::string::npos);
 }
 
-// A database of schema version 5 kept its search rows in a table of their own; opening it moves
-// them into resources.search_rows, and searches find the same resources.
-TEST_F(SqliteStoreTest, MovesVersionFiveSearchRowsIntoTheResources) {
+// A database of schema version 5 kept one search_index row per value; opening it moves them into
+// one search_rows value per resource, and searches find the same resources.
+TEST_F(SqliteStoreTest, MovesVersionFiveSearchRowsIntoOneValuePerResource) {
   {
     StatusOr<std::unique_ptr<SqliteStore>> store = SqliteStore::Open(Options(path_));
     ASSERT_THAT(store, IsOk());
@@ -1474,9 +1474,9 @@ CREATE TABLE search_index(
 CREATE INDEX search_index_lookup ON search_index(type, param, key, key2, compartment);
 INSERT INTO search_index VALUES('Observation', 'o1', 'code', '8867-4', 'http://loinc.org', 0, 0, '');
 INSERT INTO search_index VALUES('Observation', 'o1', 'date', '', '', 100, 199, '');
-INSERT INTO search_index VALUES('Observation', 'o2', 'code', '8480-6', 'http://loinc.org', 0, 0, '');
-INSERT INTO search_index VALUES('Observation', 'o2', 'name', X'00ff', X'', 0, 0, '');
-ALTER TABLE resources DROP COLUMN search_rows;
+INSERT INTO search_index VALUES('Observation', 'o2', 'code', '8480-6', 'http://loinc.org', 0, 0, 'p9');
+INSERT INTO search_index VALUES('Observation', 'o2', 'name', X'00ff', X'', 0, 0, 'p9');
+DROP TABLE search_rows;
 DELETE FROM schema_migrations WHERE version = 6;
 )sql";
     char* error = nullptr;
@@ -1509,6 +1509,10 @@ DELETE FROM schema_migrations WHERE version = 6;
   // The same bytes as a clear value are another value.
   EXPECT_THAT(ids(IndexSearch("Observation", {Clause("name", {KeyIs(std::string("\0\xff", 2))})})),
               ElementsAre());
+  // The compartment came along.
+  IndexQuery in_p9 = IndexSearch("Observation", {});
+  in_p9.compartment = "p9";
+  EXPECT_THAT(ids(in_p9), ElementsAre("o2"));
   sqlite3* db = nullptr;
   ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
   sqlite3_stmt* stmt = nullptr;

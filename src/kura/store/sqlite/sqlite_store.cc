@@ -64,10 +64,11 @@ namespace {
 //   compartment): an equality on key and key2 reads one patient's rows together as well, and each
 //   row costs one index entry fewer to write.
 //
-// Version 6: the search index moves into memory (memory_search_index.h). resources.search_rows
-//   holds each current resource's rows in one encoded value (NULL for a delete marker), written
-//   with the current-version pointer; Open() rebuilds the posting lists from it. The rows of
-//   search_index are moved there (MoveIndexRowsToResources) and the table is dropped.
+// Version 6: the search index moves into memory (memory_search_index.h). search_rows holds each
+//   current, not deleted resource's rows in one encoded value, with its compartment, written in the
+//   resource's commit; Open() rebuilds the posting lists from it. A table of its own keeps
+//   `resources` narrow for reads. The rows of search_index are moved there
+//   (MoveIndexRowsToSearchRows) and the table is dropped.
 constexpr std::array<const char*, 6> kMigrations = {
     R"sql(
 CREATE TABLE resource_versions(
@@ -158,7 +159,12 @@ DROP INDEX search_index_value;
 CREATE INDEX search_index_lookup ON search_index(type, param, key, key2, compartment);
 )sql",
     R"sql(
-ALTER TABLE resources ADD COLUMN search_rows BLOB;
+CREATE TABLE search_rows(
+  type TEXT NOT NULL,
+  id TEXT NOT NULL,
+  compartment TEXT NOT NULL,
+  index_rows BLOB NOT NULL,
+  PRIMARY KEY(type, id)) WITHOUT ROWID;
 )sql",
 };
 // The schema version after which MoveIndexRowsToResources runs.
@@ -227,6 +233,8 @@ enum class Sql {
   kPruneAuditStatements,
   kPruneAuditNodes,
   kLoadSearchRows,
+  kUpsertSearchRows,
+  kDeleteSearchRows,
   kCount,
 };
 
@@ -257,10 +265,9 @@ constexpr std::array<SqlText, static_cast<size_t>(Sql::kCount)> kSql = {{
      "INSERT INTO resource_versions(type, id, version, last_updated, deleted, compartment, "
      "payload) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)"},
     {"upsert_current",
-     "INSERT INTO resources(type, id, version, deleted, seq, search_rows) "
-     "VALUES(?1, ?2, ?3, ?4, ?5, ?6) "
+     "INSERT INTO resources(type, id, version, deleted, seq) VALUES(?1, ?2, ?3, ?4, ?5) "
      "ON CONFLICT(type, id) DO UPDATE SET version = excluded.version, "
-     "deleted = excluded.deleted, seq = excluded.seq, search_rows = excluded.search_rows"},
+     "deleted = excluded.deleted, seq = excluded.seq"},
     {"read_current",
      "SELECT v.type, v.id, v.version, v.last_updated, v.deleted, v.compartment, v.payload, v.seq "
      "FROM resources AS r JOIN resource_versions AS v ON v.seq = r.seq "
@@ -346,10 +353,12 @@ constexpr std::array<SqlText, static_cast<size_t>(Sql::kCount)> kSql = {{
     {"prune_audit_rows", "DELETE FROM audit_log WHERE seq < ?1"},
     {"prune_audit_statements", "DELETE FROM audit_statements WHERE tree_size < ?1"},
     {"prune_audit_nodes", "DELETE FROM audit_nodes WHERE level = ?1 AND idx < ?2"},
-    {"load_search_rows",
-     "SELECT r.type, r.id, v.compartment, r.search_rows "
-     "FROM resources AS r JOIN resource_versions AS v ON v.seq = r.seq "
-     "WHERE r.deleted = 0 AND r.search_rows IS NOT NULL"},
+    {"load_search_rows", "SELECT type, id, compartment, index_rows FROM search_rows"},
+    {"upsert_search_rows",
+     "INSERT INTO search_rows(type, id, compartment, index_rows) VALUES(?1, ?2, ?3, ?4) "
+     "ON CONFLICT(type, id) DO UPDATE SET compartment = excluded.compartment, "
+     "index_rows = excluded.index_rows"},
+    {"delete_search_rows", "DELETE FROM search_rows WHERE type = ?1 AND id = ?2"},
 }};
 
 #undef KURA_VERSION_COLUMNS
@@ -596,9 +605,6 @@ class Stmt {
     const char* data = value.data() != nullptr ? value.data() : "";
     Check(sqlite3_bind_text64(stmt_, index, data, value.size(), SQLITE_STATIC, SQLITE_UTF8));
   }
-  void BindNull(int index) {
-    if (stmt_ != nullptr) Check(sqlite3_bind_null(stmt_, index));
-  }
   void BindBlob(int index, std::string_view value) {
     if (stmt_ == nullptr) return;
     if (value.empty()) {
@@ -750,27 +756,28 @@ Status ValidateBatch(const WriteBatch& batch) {
   return Status();
 }
 
-// Schema version 6: each resource's search_index rows become its resources.search_rows value,
-// then the table goes.
+// Schema version 6: each resource's search_index rows become its search_rows value, then the
+// table goes.
 template <typename Conn>
-Status MoveIndexRowsToResources(Conn& conn) {
+Status MoveIndexRowsToSearchRows(Conn& conn) {
   Stmt rows(conn.db(),
-            "SELECT type, id, param, key, key2, low, high, typeof(key) = 'blob' FROM search_index "
-            "ORDER BY type, id",
+            "SELECT type, id, param, key, key2, low, high, typeof(key) = 'blob', compartment "
+            "FROM search_index ORDER BY type, id",
             "read search_index");
   std::string type;
   std::string id;
+  std::string compartment;
   std::vector<IndexEntry> entries;
   auto flush = [&]() -> Status {
     if (entries.empty()) return Status();
-    Stmt update(conn.db(), "UPDATE resources SET search_rows = ?1 WHERE type = ?2 AND id = ?3",
-                "write search_rows");
+    Stmt insert(conn, Sql::kUpsertSearchRows);
     const std::string encoded = EncodeIndexRows(entries);
-    update.BindBlob(1, encoded);
-    update.BindText(2, type);
-    update.BindText(3, id);
+    insert.BindText(1, type);
+    insert.BindText(2, id);
+    insert.BindText(3, compartment);
+    insert.BindBlob(4, encoded);
     entries.clear();
-    return update.Run();
+    return insert.Run();
   };
   while (true) {
     KURA_ASSIGN_OR_RETURN(bool row, rows.Step());
@@ -781,6 +788,7 @@ Status MoveIndexRowsToResources(Conn& conn) {
       KURA_RETURN_IF_ERROR(flush());
       type = std::move(row_type);
       id = std::move(row_id);
+      compartment = rows.Text(8);
     }
     IndexEntry e;
     e.param = rows.Text(2);
@@ -818,7 +826,7 @@ Status MigrateInTransaction(Conn& conn) {
   }
   for (int64_t version = current + 1; version <= known; ++version) {
     KURA_RETURN_IF_ERROR(conn.ExecScript(kMigrations[static_cast<size_t>(version - 1)]));
-    if (version == kSearchRowsMigration) KURA_RETURN_IF_ERROR(MoveIndexRowsToResources(conn));
+    if (version == kSearchRowsMigration) KURA_RETURN_IF_ERROR(MoveIndexRowsToSearchRows(conn));
     Stmt insert(conn, Sql::kInsertMigration);
     insert.BindInt64(1, version);
     insert.BindInt64(2, ToMicros(Clock::System().Now()));
@@ -1263,14 +1271,21 @@ Status WriteBatchRows(Conn& conn, const WriteBatch& batch, CommitResult& result,
     upsert.BindInt64(3, r.version);
     upsert.BindInt64(4, r.deleted ? 1 : 0);
     upsert.BindInt64(5, seq);
-    std::string search_rows;
-    if (!r.deleted) search_rows = EncodeIndexRows(r.index);
-    if (r.deleted) {
-      upsert.BindNull(6);
-    } else {
-      upsert.BindBlob(6, search_rows);
-    }
     KURA_RETURN_IF_ERROR(upsert.Run());
+    if (r.deleted) {
+      Stmt remove(conn, Sql::kDeleteSearchRows);
+      remove.BindText(1, r.type);
+      remove.BindText(2, r.id);
+      KURA_RETURN_IF_ERROR(remove.Run());
+    } else {
+      const std::string encoded = EncodeIndexRows(r.index);
+      Stmt rows(conn, Sql::kUpsertSearchRows);
+      rows.BindText(1, r.type);
+      rows.BindText(2, r.id);
+      rows.BindText(3, r.compartment);
+      rows.BindBlob(4, encoded);
+      KURA_RETURN_IF_ERROR(rows.Run());
+    }
     index_changes.push_back(IndexChange{r.type, r.id, r.compartment, r.deleted, &r.index});
     result.sequences.push_back(seq);
   }
