@@ -218,6 +218,44 @@ TEST_F(EncryptingStoreTest, CachedReadsOpenRecordsOnlyWithACachedKey) {
   EXPECT_EQ((*later)->payload, "{\"v\":1}");
 }
 
+// A search answered in memory hashes a blind clause only with the blind-index key already cached;
+// without it, the caller is told to search where it may block.
+TEST_F(EncryptingStoreTest, InMemorySearchOfABlindClauseNeedsACachedKey) {
+  const std::string marker = "markerblindzq";
+  ResourceVersion v = Version("Patient", "p1", 1, "p1", "{}");
+  v.index = {IndexEntry{"name", marker, "", std::nullopt, std::nullopt, true},
+             IndexEntry{"gender", "female", "", std::nullopt, std::nullopt, false}};
+  Write(std::move(v));
+  auto query = [](std::string param, std::string key, bool blind) {
+    IndexQuery q;
+    q.type = "Patient";
+    IndexClause& c = q.all_of.emplace_back();
+    c.param = std::move(param);
+    c.blind = blind;
+    c.any_of.emplace_back().key = std::move(key);
+    return q;
+  };
+  // The writer's keyring holds the key it hashed the rows with.
+  std::optional<StatusOr<IndexPage>> page =
+      encrypted_->SearchIfInMemory(query("name", marker, true));
+  ASSERT_TRUE(page.has_value());
+  ASSERT_TRUE(page->ok());
+  ASSERT_EQ((*page)->hits.size(), 1u);
+  EXPECT_EQ((*page)->hits[0].id, "p1");
+  // A fresh keyring: clear clauses still answer, a blind one waits for a blocking search.
+  EncryptingStore fresh(*backend_, *keys_, "t1", 1024);
+  page = fresh.SearchIfInMemory(query("gender", "female", false));
+  ASSERT_TRUE(page.has_value());
+  ASSERT_TRUE(page->ok());
+  EXPECT_EQ((*page)->hits.size(), 1u);
+  EXPECT_FALSE(fresh.SearchIfInMemory(query("name", marker, true)).has_value());
+  ASSERT_TRUE(fresh.Search(query("name", marker, true)).ok());
+  page = fresh.SearchIfInMemory(query("name", marker, true));
+  ASSERT_TRUE(page.has_value());
+  ASSERT_TRUE(page->ok());
+  EXPECT_EQ((*page)->hits.size(), 1u);
+}
+
 TEST_F(EncryptingStoreTest, WrongMasterKeyCannotOpenData) {
   Write(Version("Patient", "p", 1, "p", "{}"));
   std::filesystem::remove(dir_ / "master.key");
