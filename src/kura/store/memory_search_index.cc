@@ -280,7 +280,11 @@ Status CheckIndexRows(const std::vector<IndexEntry>& rows) {
 namespace internal {
 
 struct SearchIndexState {
-  StringPool pool;
+  // Interned strings in three pools, so the small, hot ones (types and parameter names; the
+  // systems and units in key2) stay in small tables and only values share the large one.
+  StringPool names;   // Types and parameters.
+  StringPool values;  // Keys and compartments.
+  StringPool key2s;
   std::deque<Doc> docs;  // By document number; a deque so ids never move (doc_numbers views them).
   std::unordered_map<uint32_t, std::unordered_map<std::string_view, uint32_t>> doc_numbers;
   std::unordered_map<PostingKey, DocList, PostingKeyHash> postings;
@@ -308,9 +312,9 @@ struct SearchIndexState {
 
   void ReleaseRows(const std::vector<Row>& rows) {
     for (const Row& r : rows) {
-      pool.Release(r.param);
-      pool.Release(r.key);
-      pool.Release(r.key2);
+      names.Release(r.param);
+      values.Release(r.key);
+      key2s.Release(r.key2);
     }
   }
 
@@ -325,7 +329,7 @@ struct SearchIndexState {
     std::vector<Row>().swap(d.rows);
     if (d.compartment != kNone) {
       EraseFrom(compartment_docs, PairKey(d.type, d.compartment), no);
-      pool.Release(d.compartment);
+      values.Release(d.compartment);
       d.compartment = kNone;
     }
     EraseFrom(type_docs, d.type, no);
@@ -349,14 +353,14 @@ struct SearchIndexState {
   }
 
   void Put(const IndexChange& change) {
-    const uint32_t found_type = pool.Find(change.type);
+    const uint32_t found_type = names.Find(change.type);
     uint32_t no = found_type == kNone ? kNone : FindDoc(found_type, change.id);
     if (no == kNone) {
       if (change.deleted) return;
       no = static_cast<uint32_t>(docs.size());
       Doc& d = docs.emplace_back();
       d.id.assign(change.id);
-      d.type = pool.Acquire(change.type);  // Held for the document's life.
+      d.type = names.Acquire(change.type);  // Held for the document's life.
       doc_numbers[d.type].emplace(std::string_view(d.id), no);
     }
     Doc& d = docs[no];
@@ -370,9 +374,9 @@ struct SearchIndexState {
     fresh.reserve(change.rows->size());
     for (const IndexEntry& e : *change.rows) {
       Row r;
-      r.param = pool.Acquire(e.param);
-      r.key = pool.Acquire(e.key);
-      r.key2 = pool.Acquire(e.key2);
+      r.param = names.Acquire(e.param);
+      r.key = values.Acquire(e.key);
+      r.key2 = key2s.Acquire(e.key2);
       r.flags =
           static_cast<uint8_t>((e.blind ? kBlindFlag : 0) | (e.low.has_value() ? kRangeFlag : 0));
       r.low = e.low.value_or(0);
@@ -384,9 +388,9 @@ struct SearchIndexState {
     auto last = fresh.begin();
     for (auto it = fresh.begin(); it != fresh.end(); ++it) {
       if (it != fresh.begin() && *it == *(last - 1)) {
-        pool.Release(it->param);
-        pool.Release(it->key);
-        pool.Release(it->key2);
+        names.Release(it->param);
+        values.Release(it->key);
+        key2s.Release(it->key2);
         continue;
       }
       *last++ = *it;
@@ -407,14 +411,14 @@ struct SearchIndexState {
     for (const PostingKey& k : added) InsertSorted(postings[k], no);
 
     const uint32_t compartment =
-        change.compartment.empty() ? kNone : pool.Acquire(change.compartment);
+        change.compartment.empty() ? kNone : values.Acquire(change.compartment);
     if (d.live && d.compartment != compartment && d.compartment != kNone) {
       EraseFrom(compartment_docs, PairKey(d.type, d.compartment), no);
     }
     if (compartment != kNone && (!d.live || d.compartment != compartment)) {
       InsertSorted(compartment_docs[PairKey(d.type, compartment)], no);
     }
-    if (d.compartment != kNone && d.live) pool.Release(d.compartment);
+    if (d.compartment != kNone && d.live) values.Release(d.compartment);
     d.compartment = compartment;
 
     if (d.live) {
@@ -525,14 +529,14 @@ class Evaluator {
   // Every current document of q.type matching q, by document number (unordered).
   std::vector<uint32_t> Match(const IndexQuery& q) {
     std::vector<uint32_t> out;
-    const uint32_t type = s_.pool.Find(q.type);
+    const uint32_t type = s_.names.Find(q.type);
     if (type == kNone) return out;
     std::vector<CompiledClause> clauses;
     clauses.reserve(q.all_of.size());
     for (const IndexClause& clause : q.all_of) clauses.push_back(Compile(clause));
     uint32_t compartment = kNone;
     if (!q.compartment.empty()) {
-      compartment = s_.pool.Find(q.compartment);
+      compartment = s_.values.Find(q.compartment);
       if (compartment == kNone) return out;
     }
 
@@ -637,7 +641,7 @@ class Evaluator {
  private:
   CompiledClause Compile(const IndexClause& clause) {
     CompiledClause c;
-    c.param = s_.pool.Find(clause.param);
+    c.param = s_.names.Find(clause.param);
     c.mode = clause.mode;
     c.blind = clause.blind;
     if (clause.mode != IndexClause::Mode::kMatch && clause.mode != IndexClause::Mode::kNoMatch) {
@@ -647,12 +651,12 @@ class Evaluator {
       CompiledMatch cm;
       if (m.key) {
         cm.has_key = true;
-        cm.key = s_.pool.Find(*m.key);
+        cm.key = s_.values.Find(*m.key);
         cm.never |= cm.key == kNone;
       }
       if (m.key2) {
         cm.has_key2 = true;
-        cm.key2 = s_.pool.Find(*m.key2);
+        cm.key2 = s_.key2s.Find(*m.key2);
         cm.never |= cm.key2 == kNone;
       }
       if (m.key_prefix) cm.prefix = &*m.key_prefix;
@@ -665,7 +669,7 @@ class Evaluator {
         for (uint32_t no : Match(*m.chain)) {
           key.resize(prefix_size);
           key += s_.docs[no].id;
-          const uint32_t k = s_.pool.Find(key);
+          const uint32_t k = s_.values.Find(key);
           if (k != kNone) cm.chain_keys.push_back(k);
         }
         std::sort(cm.chain_keys.begin(), cm.chain_keys.end());
@@ -699,8 +703,9 @@ class Evaluator {
     const bool row_blind = (row.flags & kBlindFlag) != 0;
     if (m.has_key && (row_blind != blind || row.key != m.key)) return false;
     if (m.has_key2 && (row_blind != blind || row.key2 != m.key2)) return false;
-    if (m.prefix && (row_blind || !s_.pool.Text(row.key).starts_with(*m.prefix))) return false;
-    if (m.contains && (row_blind || s_.pool.Text(row.key).find(*m.contains) == std::string::npos)) {
+    if (m.prefix && (row_blind || !s_.values.Text(row.key).starts_with(*m.prefix))) return false;
+    if (m.contains &&
+        (row_blind || s_.values.Text(row.key).find(*m.contains) == std::string::npos)) {
       return false;
     }
     if (m.ranges != nullptr) {
@@ -775,7 +780,9 @@ void MemorySearchIndex::Apply(const std::vector<IndexChange>& changes) {
 
 MemorySearchIndexStats MemorySearchIndex::Stats() const {
   std::shared_lock<std::shared_mutex> lock(mu_);
-  return {state_->live, state_->rows, static_cast<int64_t>(state_->pool.size())};
+  return {
+      state_->live, state_->rows,
+      static_cast<int64_t>(state_->names.size() + state_->values.size() + state_->key2s.size())};
 }
 
 StatusOr<IndexPage> MemorySearchIndex::Search(const IndexQuery& q) const {
@@ -828,7 +835,7 @@ std::optional<StatusOr<IndexPage>> MemorySearchIndex::Search(const IndexQuery& q
 
   // Sort values, flat: match i's value for key k at [i * nsort + k].
   std::vector<uint32_t> sort_params(nsort);
-  for (size_t k = 0; k < nsort; ++k) sort_params[k] = s.pool.Find(q.sort[k].param);
+  for (size_t k = 0; k < nsort; ++k) sort_params[k] = s.names.Find(q.sort[k].param);
   std::vector<SortValue> values(matches.size() * nsort);
   for (size_t i = 0; i < matches.size() && nsort > 0; ++i) {
     const Doc& d = s.docs[matches[i]];
@@ -842,7 +849,7 @@ std::optional<StatusOr<IndexPage>> MemorySearchIndex::Search(const IndexQuery& q
           const double x = key.descending ? row.high : row.low;
           if (!v.present || (key.descending ? x > v.number : x < v.number)) v.number = x;
         } else {
-          const std::string* t = &s.pool.Text(row.key);
+          const std::string* t = &s.values.Text(row.key);
           if (!v.present || (key.descending ? *t > *v.text : *t < *v.text)) v.text = t;
         }
         v.present = true;
