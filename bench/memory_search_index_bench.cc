@@ -9,47 +9,31 @@
 #include <vector>
 
 #include "kura/store/memory_search_index.h"
+#include "kura/store/search_index_rows.h"
 
 namespace kura::store {
 namespace {
-
-IndexEntry Row(std::string param, std::string key, std::string key2 = "", bool blind = false) {
-  IndexEntry e;
-  e.param = std::move(param);
-  e.key = std::move(key);
-  e.key2 = std::move(key2);
-  e.blind = blind;
-  return e;
-}
-
-IndexEntry RangeRow(std::string param, double low, double high) {
-  IndexEntry e;
-  e.param = std::move(param);
-  e.low = low;
-  e.high = high;
-  return e;
-}
 
 // About the rows of the benchmark Observation: 15, one blind.
 std::vector<IndexEntry> ObservationRows(int n) {
   const char* codes[] = {"8867-4", "8480-6", "8462-4", "29463-7"};
   const std::string patient = "Patient/p" + std::to_string(n % 100);
-  return {
-      Row("code", codes[n % 4], "http://loinc.org"),
-      Row("combo-code", codes[n % 4], "http://loinc.org"),
-      Row("category", "vital-signs", "http://terminology.hl7.org/CodeSystem/observation-category"),
-      Row("status", "final"),
-      Row("subject", patient),
-      Row("patient", patient),
-      RangeRow("date", 1.7e9 + n, 1.7e9 + n + 1),
-      RangeRow("value-quantity", 60 + n % 50, 60 + n % 50),
-      Row("value-quantity", "/min", "http://unitsofmeasure.org"),
-      RangeRow("combo-value-quantity", 60 + n % 50, 60 + n % 50),
-      Row("combo-value-quantity", "/min", "http://unitsofmeasure.org"),
-      Row("identifier", std::string(16, static_cast<char>('a' + n % 26)), "", true),
-      Row("performer", "Practitioner/x"),
-      Row("encounter", "Encounter/e" + std::to_string(n)),
-      RangeRow("_lastUpdated", 1.7e9 + n, 1.7e9 + n)};
+  return {KeyRow("code", codes[n % 4], "http://loinc.org"),
+          KeyRow("combo-code", codes[n % 4], "http://loinc.org"),
+          KeyRow("category", "vital-signs",
+                 "http://terminology.hl7.org/CodeSystem/observation-category"),
+          KeyRow("status", "final"),
+          KeyRow("subject", patient),
+          KeyRow("patient", patient),
+          RangeRow("date", 1.7e9 + n, 1.7e9 + n + 1),
+          RangeRow("value-quantity", 60 + n % 50, 60 + n % 50),
+          KeyRow("value-quantity", "/min", "http://unitsofmeasure.org"),
+          RangeRow("combo-value-quantity", 60 + n % 50, 60 + n % 50),
+          KeyRow("combo-value-quantity", "/min", "http://unitsofmeasure.org"),
+          KeyRow("identifier", std::string(16, static_cast<char>('a' + n % 26)), "", true),
+          KeyRow("performer", "Practitioner/x"),
+          KeyRow("encounter", "Encounter/e" + std::to_string(n)),
+          RangeRow("_lastUpdated", 1.7e9 + n, 1.7e9 + n)};
 }
 
 std::string Id(int n) {

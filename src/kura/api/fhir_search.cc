@@ -233,12 +233,9 @@ void FhirSearch::Page::SetPosition(const store::IndexPage& hits, bool paged, boo
 }
 
 std::optional<StatusOr<FhirSearch::Page>> FhirSearch::RunSearchInMemory(
-    const fhir::SearchRequest& request, const std::optional<store::IndexCursor>& from,
-    bool backward) {
+    const fhir::SearchRequest& request, const store::IndexQuery& query, bool paged, bool backward) {
   if (!request.includes.empty() || !request.revincludes.empty()) return std::nullopt;
-  StatusOr<store::IndexQuery> query = PageQuery(request, from, backward);
-  if (!query.ok()) return StatusOr<Page>(query.status());
-  std::optional<StatusOr<store::IndexPage>> hits = store_.SearchIfInMemory(*query);
+  std::optional<StatusOr<store::IndexPage>> hits = store_.SearchIfInMemory(query);
   if (!hits) return std::nullopt;
   if (!hits->ok()) return StatusOr<Page>(hits->status());
   Page page;
@@ -252,15 +249,13 @@ std::optional<StatusOr<FhirSearch::Page>> FhirSearch::RunSearchInMemory(
       return StatusOr<Page>(added);
     }
   }
-  page.SetPosition(**hits, from.has_value(), backward);
+  page.SetPosition(**hits, paged, backward);
   return StatusOr<Page>(std::move(page));
 }
 
 StatusOr<FhirSearch::Page> FhirSearch::RunSearch(const fhir::SearchRequest& request,
-                                                 std::optional<store::IndexCursor> from,
+                                                 const store::IndexQuery& query, bool paged,
                                                  bool backward) {
-  const bool paged = from.has_value();
-  KURA_ASSIGN_OR_RETURN(store::IndexQuery query, PageQuery(request, std::move(from), backward));
   KURA_ASSIGN_OR_RETURN(store::IndexPage hits, store_.Search(query));
   Page page;
   page.total = hits.total;
@@ -345,10 +340,15 @@ asio::awaitable<Response> FhirSearch::Search(
   StatusOr<fhir::SearchRequest> request =
       fhir::ParseSearchRequest(type, params, PreferStrict(ctx), options_.limits);
   if (!request.ok()) co_return ErrorResponse(request.status(), ctx);
+  const bool paged = from.has_value();
+  StatusOr<store::IndexQuery> query = PageQuery(*request, std::move(from), backward);
+  if (!query.ok()) co_return ErrorResponse(query.status(), ctx);
   // In memory on this thread when it can be; otherwise on the blocking pool.
-  std::optional<StatusOr<Page>> answered = RunSearchInMemory(*request, from, backward);
+  std::optional<StatusOr<Page>> answered = RunSearchInMemory(*request, *query, paged, backward);
   if (!answered) {
-    auto run = [this, &request, &from, backward] { return RunSearch(*request, from, backward); };
+    auto run = [this, &request, &query, paged, backward] {
+      return RunSearch(*request, *query, paged, backward);
+    };
     StatusOr<Page> blocking = co_await http::RunBlocking(pool_, std::move(run));
     answered = std::move(blocking);
   }
@@ -420,11 +420,11 @@ constexpr int64_t kMaxEverythingResources = 100000;
 std::vector<const fhir::SearchParamDef*> CompartmentParams(std::string_view type) {
   std::vector<const fhir::SearchParamDef*> out;
   for (std::string_view path : fhir::PatientCompartmentPaths(type)) {
-    std::string plain = std::string(type) + "." + std::string(path);
     for (const fhir::SearchParamDef& def : fhir::SearchParamsFor(type)) {
       if (def.type != fhir::SearchParamType::kReference) continue;
-      if (def.expression == plain || def.expression == plain + ".where(resolve() is Patient)") {
-        if (std::find(out.begin(), out.end(), &def) == out.end()) out.push_back(&def);
+      if (fhir::ExpressionFollowsPath(type, path, def.expression) &&
+          std::find(out.begin(), out.end(), &def) == out.end()) {
+        out.push_back(&def);
       }
     }
   }

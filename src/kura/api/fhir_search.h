@@ -82,18 +82,19 @@ class FhirSearch {
              crypto::AeadKey page_key);
 
   struct Page;
-  // `from`: the position a paging token held (results after it, or before it when `backward`).
-  StatusOr<Page> RunSearch(const fhir::SearchRequest& request,
-                           std::optional<store::IndexCursor> from, bool backward);
-  // RunSearch without blocking: the answer when the index and every match are in memory (and no
-  // _include or _revinclude is asked), or nullopt when RunSearch must run on the blocking pool.
-  std::optional<StatusOr<Page>> RunSearchInMemory(const fhir::SearchRequest& request,
-                                                  const std::optional<store::IndexCursor>& from,
-                                                  bool backward);
-  // The store query of one page of `request`.
+  // The store query of one page of `request`. `from`: the position a paging token held (results
+  // after it, or before it when `backward`).
   StatusOr<store::IndexQuery> PageQuery(const fhir::SearchRequest& request,
                                         std::optional<store::IndexCursor> from,
                                         bool backward) const;
+  // The page `query` (PageQuery's) finds. `paged`: it came from a paging token.
+  StatusOr<Page> RunSearch(const fhir::SearchRequest& request, const store::IndexQuery& query,
+                           bool paged, bool backward);
+  // RunSearch without blocking: the answer when the index and every match are in memory (and no
+  // _include or _revinclude is asked), or nullopt when RunSearch must run on the blocking pool.
+  std::optional<StatusOr<Page>> RunSearchInMemory(const fhir::SearchRequest& request,
+                                                  const store::IndexQuery& query, bool paged,
+                                                  bool backward);
   struct EverythingPage;
   StatusOr<EverythingPage> RunEverything(const std::string& patient_id,
                                          const std::vector<std::string>& types,
@@ -101,7 +102,6 @@ class FhirSearch {
                                          int64_t count);
   std::string PageToken(const fhir::SearchRequest& request, const store::IndexCursor& cursor,
                         bool backward) const;
-  Status OpenPageToken(const fhir::SearchRequest& request, store::IndexQuery& query) const;
   // The URL of `request` (its type, or "Patient/x/$everything"): with its canonical parameters,
   // or with only `page_token` when one is given.
   std::string Link(const fhir::SearchRequest& request, std::string_view page_token) const;

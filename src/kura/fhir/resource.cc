@@ -161,8 +161,12 @@ bool ExpressionPicksCompartment(std::string_view type, std::string_view expressi
     if (!primary.empty()) return false;  // Two candidates: either may pick the compartment.
     primary = path;
   }
-  if (primary.empty()) return false;
-  std::string plain = std::string(type) + "." + std::string(primary);
+  return !primary.empty() && ExpressionFollowsPath(type, primary, expression);
+}
+
+bool ExpressionFollowsPath(std::string_view type, std::string_view path,
+                           std::string_view expression) {
+  const std::string plain = std::string(type) + "." + std::string(path);
   return expression == plain || expression == plain + ".where(resolve() is Patient)";
 }
 

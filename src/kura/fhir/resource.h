@@ -44,6 +44,11 @@ std::vector<std::string> PatientCompartments(const ResourceDocument& resource);
 // (subject, patient, beneficiary or individual). Then `param=Patient/x` implies compartment x.
 bool ExpressionPicksCompartment(std::string_view type, std::string_view expression);
 
+// True when `expression` (a search parameter's FHIRPath on `type`) reads the element at `path`:
+// "Type.path", or "Type.path.where(resolve() is Patient)".
+bool ExpressionFollowsPath(std::string_view type, std::string_view path,
+                           std::string_view expression);
+
 // The structural-validation seam: the API calls Validate on every incoming resource. The
 // implementation for this release checks identity-level rules; the full R4 definitions plug in
 // behind the same interface.

@@ -114,20 +114,16 @@ void CachingStore::EndCommit(std::vector<ResourceVersion>& versions,
 namespace {
 
 // What the cache keeps of a batch's versions: everything but the search-index rows, which reads
-// never return.
-std::vector<ResourceVersion> CacheableCopies(const std::vector<ResourceVersion>& versions) {
+// never return. Each version is copied whole, its rows set aside meanwhile, so no field can be
+// left behind.
+std::vector<ResourceVersion> CacheableCopies(std::vector<ResourceVersion>& versions) {
   std::vector<ResourceVersion> out;
   out.reserve(versions.size());
-  for (const ResourceVersion& v : versions) {
-    ResourceVersion& copy = out.emplace_back();
-    copy.type = v.type;
-    copy.id = v.id;
-    copy.version = v.version;
-    copy.last_updated = v.last_updated;
-    copy.deleted = v.deleted;
-    copy.compartment = v.compartment;
-    copy.payload = v.payload;
-    copy.sequence = v.sequence;
+  for (ResourceVersion& v : versions) {
+    std::vector<IndexEntry> index = std::move(v.index);
+    v.index.clear();
+    out.push_back(v);
+    v.index = std::move(index);
   }
   return out;
 }

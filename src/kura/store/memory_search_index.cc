@@ -167,10 +167,12 @@ struct PostingKeyHash {
   }
 };
 
+using DocList = std::vector<uint32_t>;  // Document numbers, ascending.
+
 // Keeps the members of `docs` (ascending) that `list` (ascending) also holds: a merge when the two
 // are of similar size, otherwise a search of `list` for each member, each starting where the
 // previous one ended and widening its step (galloping) before it bisects.
-void Intersect(std::vector<uint32_t>& docs, const std::vector<uint32_t>& list) {
+void Intersect(DocList& docs, const DocList& list) {
   size_t kept = 0;
   if (list.size() <= 8 * docs.size()) {
     size_t j = 0;
@@ -199,8 +201,6 @@ void Intersect(std::vector<uint32_t>& docs, const std::vector<uint32_t>& list) {
 }
 
 uint64_t PairKey(uint32_t a, uint32_t b) { return (static_cast<uint64_t>(a) << 32) | b; }
-
-using DocList = std::vector<uint32_t>;  // Document numbers, ascending.
 
 void InsertSorted(DocList& list, uint32_t doc) {
   if (list.empty() || list.back() < doc) {
@@ -310,12 +310,14 @@ struct SearchIndexState {
     out.erase(std::unique(out.begin(), out.end()), out.end());
   }
 
+  void ReleaseRow(const Row& r) {
+    names.Release(r.param);
+    values.Release(r.key);
+    key2s.Release(r.key2);
+  }
+
   void ReleaseRows(const std::vector<Row>& rows) {
-    for (const Row& r : rows) {
-      names.Release(r.param);
-      values.Release(r.key);
-      key2s.Release(r.key2);
-    }
+    for (const Row& r : rows) ReleaseRow(r);
   }
 
   void Unlink(uint32_t no) {
@@ -323,7 +325,7 @@ struct SearchIndexState {
     if (!d.live) return;
     std::vector<PostingKey> keys;
     PostingKeysOf(d.type, d.rows, keys);
-    for (const PostingKey& k : keys) ErasePosting(k, no);
+    for (const PostingKey& k : keys) EraseFrom(postings, k, no);
     ReleaseRows(d.rows);
     rows -= static_cast<int64_t>(d.rows.size());
     std::vector<Row>().swap(d.rows);
@@ -335,13 +337,6 @@ struct SearchIndexState {
     EraseFrom(type_docs, d.type, no);
     d.live = false;
     --live;
-  }
-
-  void ErasePosting(const PostingKey& k, uint32_t no) {
-    auto it = postings.find(k);
-    if (it == postings.end()) return;
-    EraseSorted(it->second, no);
-    if (it->second.empty()) postings.erase(it);
   }
 
   template <typename Map, typename Key>
@@ -388,9 +383,7 @@ struct SearchIndexState {
     auto last = fresh.begin();
     for (auto it = fresh.begin(); it != fresh.end(); ++it) {
       if (it != fresh.begin() && *it == *(last - 1)) {
-        names.Release(it->param);
-        values.Release(it->key);
-        key2s.Release(it->key2);
+        ReleaseRow(*it);
         continue;
       }
       *last++ = *it;
@@ -407,7 +400,7 @@ struct SearchIndexState {
                         std::back_inserter(gone));
     std::set_difference(new_keys.begin(), new_keys.end(), old_keys.begin(), old_keys.end(),
                         std::back_inserter(added));
-    for (const PostingKey& k : gone) ErasePosting(k, no);
+    for (const PostingKey& k : gone) EraseFrom(postings, k, no);
     for (const PostingKey& k : added) InsertSorted(postings[k], no);
 
     const uint32_t compartment =
@@ -540,7 +533,25 @@ class Evaluator {
       if (compartment == kNone) return out;
     }
 
-    // The smallest list of candidates: the ids, an equality clause, the compartment or the type.
+    // Lists every match is in: the compartment's and each single-value equality clause's.
+    std::vector<const DocList*> required;
+    if (compartment != kNone) {
+      auto it = s_.compartment_docs.find(PairKey(type, compartment));
+      if (it == s_.compartment_docs.end()) return out;
+      required.push_back(&it->second);
+    }
+    for (const CompiledClause& c : clauses) {
+      if (!IsSingleEquality(c)) continue;
+      const DocList* list = Posting(type, c, c.any_of[0]);
+      if (list == nullptr) return out;  // No resource has the value.
+      required.push_back(list);
+    }
+    std::sort(required.begin(), required.end(),
+              [](const DocList* a, const DocList* b) { return a->size() < b->size(); });
+
+    // The candidates: the ids; else the shortest list, a required one or the union of an
+    // equality clause's values; else every resource of the type. The other required lists then
+    // narrow them (merge or galloping), so only the survivors have their rows checked.
     std::vector<uint32_t> owned;
     const DocList* candidates = nullptr;
     if (!q.ids.empty()) {
@@ -552,69 +563,37 @@ class Evaluator {
       owned.erase(std::unique(owned.begin(), owned.end()), owned.end());
       candidates = &owned;
     } else {
-      size_t best = std::numeric_limits<size_t>::max();
-      if (compartment != kNone) {
-        auto it = s_.compartment_docs.find(PairKey(type, compartment));
-        if (it == s_.compartment_docs.end()) return out;
-        candidates = &it->second;
-        best = it->second.size();
-      }
-      int driver = -1;
-      for (size_t i = 0; i < clauses.size(); ++i) {
-        const size_t size = DriverSize(type, clauses[i]);
-        if (size < best) {
+      size_t best = required.empty() ? std::numeric_limits<size_t>::max() : required[0]->size();
+      const CompiledClause* union_driver = nullptr;
+      for (const CompiledClause& c : clauses) {
+        if (c.any_of.size() < 2) continue;
+        if (const size_t size = UnionSize(type, c); size < best) {
           best = size;
-          driver = static_cast<int>(i);
+          union_driver = &c;
         }
       }
-      if (driver >= 0) {
-        const CompiledClause& c = clauses[static_cast<size_t>(driver)];
-        if (c.any_of.size() == 1) {
-          candidates = Posting(type, c, c.any_of[0]);
-          if (candidates == nullptr) return out;
-        } else {
-          for (const CompiledMatch& m : c.any_of) {
-            if (const DocList* list = Posting(type, c, m)) {
-              owned.insert(owned.end(), list->begin(), list->end());
-            }
+      if (union_driver != nullptr) {
+        for (const CompiledMatch& m : union_driver->any_of) {
+          if (const DocList* list = Posting(type, *union_driver, m)) {
+            owned.insert(owned.end(), list->begin(), list->end());
           }
-          std::sort(owned.begin(), owned.end());
-          owned.erase(std::unique(owned.begin(), owned.end()), owned.end());
-          candidates = &owned;
         }
-      } else if (candidates == nullptr) {
+        std::sort(owned.begin(), owned.end());
+        owned.erase(std::unique(owned.begin(), owned.end()), owned.end());
+        candidates = &owned;
+      } else if (!required.empty()) {
+        candidates = required.front();
+        required.erase(required.begin());
+      } else {
         auto it = s_.type_docs.find(type);
         if (it == s_.type_docs.end()) return out;
         candidates = &it->second;
       }
     }
-
-    // The other single-value equality clauses and the compartment narrow the candidates by their
-    // own lists first (a binary search each), so only the survivors have their rows checked.
-    std::vector<const DocList*> narrowing;
-    if (q.ids.empty()) {
-      for (size_t i = 0; i < clauses.size(); ++i) {
-        const CompiledClause& c = clauses[i];
-        if (c.mode != IndexClause::Mode::kMatch || c.any_of.size() != 1 || !c.any_of[0].has_key) {
-          continue;
-        }
-        const DocList* list = Posting(type, c, c.any_of[0]);
-        if (list == nullptr) return out;  // No resource has the value.
-        if (list != candidates) narrowing.push_back(list);
-      }
-      if (compartment != kNone) {
-        auto it = s_.compartment_docs.find(PairKey(type, compartment));
-        if (it != s_.compartment_docs.end() && &it->second != candidates) {
-          narrowing.push_back(&it->second);
-        }
-      }
-    }
     std::vector<uint32_t> survivors;
-    if (!narrowing.empty()) {
-      std::sort(narrowing.begin(), narrowing.end(),
-                [](const DocList* a, const DocList* b) { return a->size() < b->size(); });
+    if (!required.empty()) {
       survivors.assign(candidates->begin(), candidates->end());
-      for (const DocList* list : narrowing) Intersect(survivors, *list);
+      for (const DocList* list : required) Intersect(survivors, *list);
       candidates = &survivors;
     }
     if (candidates->size() > budget_) {
@@ -624,8 +603,8 @@ class Evaluator {
     budget_ -= candidates->size();
     for (uint32_t no : *candidates) {
       const Doc& d = s_.docs[no];
-      if (!d.live || d.type != type) continue;
-      if (!q.compartment.empty() && d.compartment != compartment) continue;
+      // Every list is of one type and holds live documents only; the ids may name deleted ones.
+      if (!d.live) continue;
       bool all = true;
       for (const CompiledClause& c : clauses) {
         if (!Holds(d, c)) {
@@ -686,9 +665,14 @@ class Evaluator {
     return it == s_.postings.end() ? nullptr : &it->second;
   }
 
-  // How many candidates the clause yields as the driver, or SIZE_MAX when it cannot drive (not
-  // every alternative fixes the key).
-  size_t DriverSize(uint32_t type, const CompiledClause& c) const {
+  // A clause whose one value fixes the key: its posting list holds every match.
+  static bool IsSingleEquality(const CompiledClause& c) {
+    return c.mode == IndexClause::Mode::kMatch && c.any_of.size() == 1 && c.any_of[0].has_key;
+  }
+
+  // How many resources the union of the clause's values' lists holds, or SIZE_MAX when the
+  // clause cannot give candidates (not every alternative fixes the key).
+  size_t UnionSize(uint32_t type, const CompiledClause& c) const {
     if (c.mode != IndexClause::Mode::kMatch) return std::numeric_limits<size_t>::max();
     size_t total = 0;
     for (const CompiledMatch& m : c.any_of) {

@@ -9,10 +9,11 @@
 // Layout: every (type, id) gets a document number for life. A document keeps its rows with every
 // string interned (reference counted, so values of deleted resources are freed); a posting list
 // per (type, param, blind, key) and per (type, compartment) holds the numbers of the documents
-// with such a row, sorted. A query is driven by its smallest candidate list (an equality clause,
-// the compartment, the ids, or else all documents of the type) and every other clause is checked
-// against the candidate's own rows. Results are ordered by the sort keys then by id, so a page
-// sorts only the matches, never the whole type.
+// with such a row, sorted. A query starts from its smallest candidate list (the ids, an equality
+// clause's values, the compartment, or else all documents of the type), intersects the other
+// single-value equality lists and the compartment's, and checks every clause against each
+// survivor's own rows. Results are ordered by the sort keys then by id, so a page sorts only the
+// matches, never the whole type.
 //
 // Thread-safe: Apply() takes an exclusive lock, Search() a shared one.
 #pragma once

@@ -10,28 +10,13 @@
 #include <random>
 #include <set>
 
+#include "kura/store/search_index_rows.h"
+
 namespace kura::store {
 namespace {
 
 using ::testing::ElementsAre;
 using ::testing::UnorderedElementsAreArray;
-
-IndexEntry Token(std::string param, std::string key, std::string key2 = "", bool blind = false) {
-  IndexEntry e;
-  e.param = std::move(param);
-  e.key = std::move(key);
-  e.key2 = std::move(key2);
-  e.blind = blind;
-  return e;
-}
-
-IndexEntry Range(std::string param, double low, double high) {
-  IndexEntry e;
-  e.param = std::move(param);
-  e.low = low;
-  e.high = high;
-  return e;
-}
 
 void Put(MemorySearchIndex& index, std::string_view type, std::string_view id,
          const std::vector<IndexEntry>& rows, std::string_view compartment = "") {
@@ -67,10 +52,10 @@ IndexQuery KeyQuery(std::string type, std::string param, std::string key, bool b
 }
 
 TEST(IndexRowsEncodingTest, RoundTripsEveryKindOfRow) {
-  std::vector<IndexEntry> rows = {Token("code", "8867-4", "http://loinc.org"),
-                                  Token("name", std::string("\0\xff\x01", 3), "", true),
-                                  Range("date", -62135596800.0, 253402300799.999),
-                                  Range("value-quantity", 0.1, 1e300), Token("empty", "")};
+  std::vector<IndexEntry> rows = {KeyRow("code", "8867-4", "http://loinc.org"),
+                                  KeyRow("name", std::string("\0\xff\x01", 3), "", true),
+                                  RangeRow("date", -62135596800.0, 253402300799.999),
+                                  RangeRow("value-quantity", 0.1, 1e300), KeyRow("empty", "")};
   StatusOr<std::vector<IndexEntry>> decoded = DecodeIndexRows(EncodeIndexRows(rows));
   ASSERT_TRUE(decoded.ok());
   EXPECT_EQ(*decoded, rows);
@@ -80,7 +65,7 @@ TEST(IndexRowsEncodingTest, RoundTripsEveryKindOfRow) {
 }
 
 TEST(IndexRowsEncodingTest, MalformedBytesAreDataLoss) {
-  const std::string good = EncodeIndexRows({Token("code", "x", "sys"), Range("date", 1, 2)});
+  const std::string good = EncodeIndexRows({KeyRow("code", "x", "sys"), RangeRow("date", 1, 2)});
   EXPECT_EQ(DecodeIndexRows("").status().code(), StatusCode::kDataLoss);
   EXPECT_EQ(DecodeIndexRows(std::string("\x02\x00", 2)).status().code(), StatusCode::kDataLoss);
   for (size_t cut = 0; cut < good.size(); ++cut) {
@@ -96,25 +81,25 @@ TEST(IndexRowsEncodingTest, MalformedBytesAreDataLoss) {
 }
 
 TEST(IndexRowsEncodingTest, CheckRejectsMalformedRows) {
-  EXPECT_TRUE(CheckIndexRows({Token("code", "x"), Range("date", 1, 2)}).ok());
-  EXPECT_EQ(CheckIndexRows({Token("", "x")}).code(), StatusCode::kInvalidArgument);
-  IndexEntry half = Token("date", "");
+  EXPECT_TRUE(CheckIndexRows({KeyRow("code", "x"), RangeRow("date", 1, 2)}).ok());
+  EXPECT_EQ(CheckIndexRows({KeyRow("", "x")}).code(), StatusCode::kInvalidArgument);
+  IndexEntry half = KeyRow("date", "");
   half.low = 1;
   EXPECT_EQ(CheckIndexRows({half}).code(), StatusCode::kInvalidArgument);
 }
 
 TEST(MemorySearchIndexTest, BlindAndClearValuesWithTheSameBytesStayApart) {
   MemorySearchIndex index;
-  Put(index, "Patient", "clear", {Token("name", "abc")});
-  Put(index, "Patient", "blind", {Token("name", "abc", "", true)});
+  Put(index, "Patient", "clear", {KeyRow("name", "abc")});
+  Put(index, "Patient", "blind", {KeyRow("name", "abc", "", true)});
   EXPECT_THAT(Ids(index, KeyQuery("Patient", "name", "abc")), ElementsAre("clear"));
   EXPECT_THAT(Ids(index, KeyQuery("Patient", "name", "abc", true)), ElementsAre("blind"));
 }
 
 TEST(MemorySearchIndexTest, TypesDoNotShareDocuments) {
   MemorySearchIndex index;
-  Put(index, "Observation", "x", {Token("code", "a")});
-  Put(index, "Condition", "x", {Token("code", "a")});
+  Put(index, "Observation", "x", {KeyRow("code", "a")});
+  Put(index, "Condition", "x", {KeyRow("code", "a")});
   Delete(index, "Observation", "x");
   EXPECT_THAT(Ids(index, KeyQuery("Condition", "code", "a")), ElementsAre("x"));
   EXPECT_TRUE(Ids(index, KeyQuery("Observation", "code", "a")).empty());
@@ -125,11 +110,11 @@ TEST(MemorySearchIndexTest, DeletingEverythingFreesEveryString) {
   for (int i = 0; i < 50; ++i) {
     const std::string id = "id" + std::to_string(i);
     Put(index, "Observation", id,
-        {Token("code", "c" + std::to_string(i % 7), "sys"),
-         Token("code", "c" + std::to_string(i % 7), "sys"), Range("date", i, i + 1)},
+        {KeyRow("code", "c" + std::to_string(i % 7), "sys"),
+         KeyRow("code", "c" + std::to_string(i % 7), "sys"), RangeRow("date", i, i + 1)},
         "p" + std::to_string(i % 3));
     // Updated once, moving compartments.
-    Put(index, "Observation", id, {Token("code", "d" + std::to_string(i % 5))},
+    Put(index, "Observation", id, {KeyRow("code", "d" + std::to_string(i % 5))},
         "q" + std::to_string(i % 4));
   }
   MemorySearchIndexStats stats = index.Stats();
@@ -166,9 +151,9 @@ TEST(MemorySearchIndexTest, PostingListsFollowChurnExactly) {
     const int n = pick(5);
     for (int r = 0; r < n; ++r) {
       doc.rows.push_back(
-          Token("code", "c" + std::to_string(pick(12)), "s" + std::to_string(pick(2))));
+          KeyRow("code", "c" + std::to_string(pick(12)), "s" + std::to_string(pick(2))));
     }
-    if (pick(2) == 0) doc.rows.push_back(Range("date", pick(100), 100 + pick(100)));
+    if (pick(2) == 0) doc.rows.push_back(RangeRow("date", pick(100), 100 + pick(100)));
     Put(index, "Observation", id, doc.rows, doc.compartment);
     model[id] = std::move(doc);
   }
@@ -215,9 +200,9 @@ TEST(MemorySearchIndexTest, PostingListsFollowChurnExactly) {
 TEST(MemorySearchIndexTest, ABudgetBoundsTheCandidatesExamined) {
   MemorySearchIndex index;
   for (int i = 0; i < 100; ++i) {
-    Put(index, "Patient", "p" + std::to_string(i), {Token("gender", i < 10 ? "female" : "male")});
+    Put(index, "Patient", "p" + std::to_string(i), {KeyRow("gender", i < 10 ? "female" : "male")});
   }
-  Put(index, "Observation", "o1", {Token("subject", "Patient/p1")});
+  Put(index, "Observation", "o1", {KeyRow("subject", "Patient/p1")});
   // Ten candidates: within a budget of ten, past a budget of nine.
   std::optional<StatusOr<IndexPage>> page =
       index.Search(KeyQuery("Patient", "gender", "female"), 10);
@@ -250,7 +235,7 @@ TEST(MemorySearchIndexTest, ABudgetBoundsTheCandidatesExamined) {
 TEST(MemorySearchIndexTest, BackwardPagesEndWhereForwardPagesBegan) {
   MemorySearchIndex index;
   for (int i = 0; i < 10; ++i) {
-    Put(index, "Observation", "o" + std::to_string(i), {Range("date", 10 - i, 10 - i)});
+    Put(index, "Observation", "o" + std::to_string(i), {RangeRow("date", 10 - i, 10 - i)});
   }
   IndexQuery q;
   q.type = "Observation";

@@ -31,6 +31,7 @@
 #include <vector>
 
 #include "kura/store/caching_store.h"
+#include "kura/store/search_index_rows.h"
 #include "kura/store/sqlite/sqlite_store.h"
 #include "kura/store/store.h"
 
@@ -1028,22 +1029,6 @@ StoreFactory CachedSqliteFactory(size_t capacity_bytes) {
 
 // --- Search index -----------------------------------------------------------------------------
 
-IndexEntry Token(std::string param, std::string code, std::string system = "") {
-  IndexEntry e;
-  e.param = std::move(param);
-  e.key = std::move(code);
-  e.key2 = std::move(system);
-  return e;
-}
-
-IndexEntry Range(std::string param, double low, double high) {
-  IndexEntry e;
-  e.param = std::move(param);
-  e.low = low;
-  e.high = high;
-  return e;
-}
-
 ResourceVersion Indexed(std::string type, std::string id, int64_t version,
                         std::vector<IndexEntry> index) {
   ResourceVersion r = Res(std::move(type), std::move(id), version);
@@ -1107,19 +1092,20 @@ class SearchConformanceTest : public StoreConformanceTest {
   void LoadObservations() {
     MustCommit({
         Indexed("Observation", "o1", 1,
-                {Token("code", "8867-4", "http://loinc.org"), Token("subject", "Patient/p1"),
-                 Range("date", 100, 199), Token("status", "final")}),
+                {KeyRow("code", "8867-4", "http://loinc.org"), KeyRow("subject", "Patient/p1"),
+                 RangeRow("date", 100, 199), KeyRow("status", "final")}),
         Indexed("Observation", "o2", 1,
-                {Token("code", "8480-6", "http://loinc.org"), Token("subject", "Patient/p1"),
-                 Range("date", 200, 299)}),
-        Indexed(
-            "Observation", "o3", 1,
-            {Token("code", "8867-4", "http://loinc.org"), Token("code", "HR", "urn:local"),
-             Token("subject", "Patient/p2"), Range("date", 300, 399), Token("status", "final")}),
+                {KeyRow("code", "8480-6", "http://loinc.org"), KeyRow("subject", "Patient/p1"),
+                 RangeRow("date", 200, 299)}),
+        Indexed("Observation", "o3", 1,
+                {KeyRow("code", "8867-4", "http://loinc.org"), KeyRow("code", "HR", "urn:local"),
+                 KeyRow("subject", "Patient/p2"), RangeRow("date", 300, 399),
+                 KeyRow("status", "final")}),
         Indexed("Observation", "o4", 1,
-                {Token("code", "8867-4"), Token("subject", "Patient/p2"), Range("date", 150, 450)}),
-        Indexed("Patient", "p1", 1, {Token("name", "alice")}),
-        Indexed("Patient", "p2", 1, {Token("name", "bob")}),
+                {KeyRow("code", "8867-4"), KeyRow("subject", "Patient/p2"),
+                 RangeRow("date", 150, 450)}),
+        Indexed("Patient", "p1", 1, {KeyRow("name", "alice")}),
+        Indexed("Patient", "p2", 1, {KeyRow("name", "bob")}),
     });
   }
 };
@@ -1183,11 +1169,11 @@ TEST_P(SearchConformanceTest, RangeConditions) {
 }
 
 TEST_P(SearchConformanceTest, PrefixContainsAndChain) {
-  MustCommit({Indexed("Patient", "p1", 1, {Token("name", "alice"), Token("name", "smith")}),
-              Indexed("Patient", "p2", 1, {Token("name", "alfred")}),
-              Indexed("Patient", "p3", 1, {Token("name", "bob")}),
-              Indexed("Observation", "o1", 1, {Token("subject", "Patient/p1")}),
-              Indexed("Observation", "o2", 1, {Token("subject", "Patient/p3")})});
+  MustCommit({Indexed("Patient", "p1", 1, {KeyRow("name", "alice"), KeyRow("name", "smith")}),
+              Indexed("Patient", "p2", 1, {KeyRow("name", "alfred")}),
+              Indexed("Patient", "p3", 1, {KeyRow("name", "bob")}),
+              Indexed("Observation", "o1", 1, {KeyRow("subject", "Patient/p1")}),
+              Indexed("Observation", "o2", 1, {KeyRow("subject", "Patient/p3")})});
   IndexMatch al;
   al.key_prefix = "al";
   EXPECT_THAT(Ids(IndexSearch("Patient", {Clause("name", {al})})), ElementsAre("p1", "p2"));
@@ -1209,7 +1195,7 @@ TEST_P(SearchConformanceTest, IdsRestrictTheResult) {
 
 TEST_P(SearchConformanceTest, UpdatesReplaceRowsAndDeletesRemoveThem) {
   LoadObservations();
-  MustCommit({Indexed("Observation", "o1", 2, {Token("code", "8480-6", "http://loinc.org")})});
+  MustCommit({Indexed("Observation", "o1", 2, {KeyRow("code", "8480-6", "http://loinc.org")})});
   EXPECT_THAT(Ids(IndexSearch("Observation", {Clause("code", {KeyIs("8867-4")})})),
               ElementsAre("o3", "o4"));
   EXPECT_THAT(Ids(IndexSearch("Observation", {Clause("code", {KeyIs("8480-6")})})),
@@ -1220,8 +1206,8 @@ TEST_P(SearchConformanceTest, UpdatesReplaceRowsAndDeletesRemoveThem) {
   EXPECT_THAT(Ids(IndexSearch("Observation", {})), ElementsAre("o1", "o3", "o4"));
   // A failed batch leaves the index as it was.
   StatusOr<CommitResult> failed =
-      store().Commit(Batch({Indexed("Observation", "o3", 2, {Token("code", "X")}),
-                            Indexed("Observation", "o4", 5, {Token("code", "X")})}));
+      store().Commit(Batch({Indexed("Observation", "o3", 2, {KeyRow("code", "X")}),
+                            Indexed("Observation", "o4", 5, {KeyRow("code", "X")})}));
   EXPECT_THAT(failed, StatusIs(StatusCode::kAborted));
   EXPECT_THAT(Ids(IndexSearch("Observation", {Clause("code", {KeyIs("X")})})), ElementsAre());
   EXPECT_THAT(Ids(IndexSearch("Observation", {Clause("code", {KeyIs("8867-4")})})),
@@ -1247,7 +1233,7 @@ TEST_P(SearchConformanceTest, PagesCoverEveryMatchOnceInOrder) {
     std::snprintf(id, sizeof id, "r%03d", i);
     batch.push_back(Indexed(
         "Observation", id, 1,
-        {Token("code", i % 3 == 0 ? "a" : "b"), Range("date", 1000 - i % 10, 1000 - i % 10)}));
+        {KeyRow("code", i % 3 == 0 ? "a" : "b"), RangeRow("date", 1000 - i % 10, 1000 - i % 10)}));
     if (i % 3 != 0) expected.push_back(id);
   }
   MustCommit(std::move(batch));
@@ -1280,7 +1266,7 @@ TEST_P(SearchConformanceTest, PagesCoverEveryMatchOnceInOrder) {
 TEST_P(SearchConformanceTest, CursorStaysCorrectWhileDataChanges) {
   std::vector<ResourceVersion> batch;
   for (int i = 0; i < 10; ++i) {
-    batch.push_back(Indexed("Observation", "r" + std::to_string(i), 1, {Token("code", "x")}));
+    batch.push_back(Indexed("Observation", "r" + std::to_string(i), 1, {KeyRow("code", "x")}));
   }
   MustCommit(std::move(batch));
   IndexQuery q = IndexSearch("Observation", {Clause("code", {KeyIs("x")})}, 4);
@@ -1289,8 +1275,8 @@ TEST_P(SearchConformanceTest, CursorStaysCorrectWhileDataChanges) {
   EXPECT_THAT(first->hits.size(), 4u);  // r0 r1 r2 r3
   // r1 leaves, r10 (sorts between r1 and r2) and r9 change: neither repeats nor skips the rest.
   MustCommit({DeleteMarker("Observation", "r1", 2),
-              Indexed("Observation", "r10", 1, {Token("code", "x")}),
-              Indexed("Observation", "r9", 2, {Token("code", "x")})});
+              Indexed("Observation", "r10", 1, {KeyRow("code", "x")}),
+              Indexed("Observation", "r9", 2, {KeyRow("code", "x")})});
   q.after = first->hits.back().cursor;
   q.limit = 100;
   EXPECT_THAT(Ids(q), ElementsAre("r4", "r5", "r6", "r7", "r8", "r9"));
@@ -1328,11 +1314,11 @@ TEST_P(SearchConformanceTest, MalformedQueriesAreInvalidArgument) {
 }
 
 TEST_P(SearchConformanceTest, CompartmentRestrictsToOnePatientsResources) {
-  ResourceVersion a = Indexed("Observation", "a", 1, {Token("code", "x"), Range("date", 1, 2)});
+  ResourceVersion a = Indexed("Observation", "a", 1, {KeyRow("code", "x"), RangeRow("date", 1, 2)});
   a.compartment = "p1";
-  ResourceVersion b = Indexed("Observation", "b", 1, {Token("code", "x"), Range("date", 1, 2)});
+  ResourceVersion b = Indexed("Observation", "b", 1, {KeyRow("code", "x"), RangeRow("date", 1, 2)});
   b.compartment = "p2";
-  ResourceVersion c = Indexed("Observation", "c", 1, {Token("code", "y")});
+  ResourceVersion c = Indexed("Observation", "c", 1, {KeyRow("code", "y")});
   c.compartment = "p1";
   MustCommit({a, b, c});
   IndexQuery q = IndexSearch("Observation", {Clause("code", {KeyIs("x")})});
@@ -1355,7 +1341,7 @@ TEST_P(SearchConformanceTest, CompartmentRestrictsToOnePatientsResources) {
   by_id.compartment = "p1";
   EXPECT_THAT(Ids(by_id), ElementsAre("a", "c"));
   // A move to another compartment moves the rows.
-  ResourceVersion a2 = Indexed("Observation", "a", 2, {Token("code", "x")});
+  ResourceVersion a2 = Indexed("Observation", "a", 2, {KeyRow("code", "x")});
   a2.compartment = "p2";
   MustCommit({a2});
   q.compartment = "p2";

@@ -18,9 +18,7 @@
 #include <set>
 #include <string>
 #include <type_traits>
-#include <unordered_map>
 #include <utility>
-#include <variant>
 
 #include "kura/base/log.h"
 #include "kura/store/memory_search_index.h"
@@ -167,7 +165,7 @@ CREATE TABLE search_rows(
   PRIMARY KEY(type, id)) WITHOUT ROWID;
 )sql",
 };
-// The schema version after which MoveIndexRowsToResources runs.
+// The schema version after which MoveIndexRowsToSearchRows runs.
 constexpr int64_t kSearchRowsMigration = 6;
 
 constexpr const char* kCreateSchemaMigrations =
@@ -630,7 +628,6 @@ class Stmt {
 
   int64_t Int64(int col) const { return sqlite3_column_int64(stmt_, col); }
   double Double(int col) const { return sqlite3_column_double(stmt_, col); }
-  int Type(int col) const { return sqlite3_column_type(stmt_, col); }
   bool IsNull(int col) const { return sqlite3_column_type(stmt_, col) == SQLITE_NULL; }
   std::string Text(int col) const {
     const unsigned char* text = sqlite3_column_text(stmt_, col);
@@ -749,11 +746,25 @@ Status ValidateBatch(const WriteBatch& batch) {
       return InvalidArgumentError("resource type and id must not be empty");
     }
     if (r.version < 1) return InvalidArgumentError("resource version must be at least 1");
+    if (!r.deleted) KURA_RETURN_IF_ERROR(CheckIndexRows(r.index));
     if (!seen.emplace(r.type, r.id).second) {
       return InvalidArgumentError("a resource appears more than once in one batch");
     }
   }
   return Status();
+}
+
+// Writes the search_rows row of one current resource.
+template <typename Conn>
+Status UpsertSearchRows(Conn& conn, std::string_view type, std::string_view id,
+                        std::string_view compartment, const std::vector<IndexEntry>& rows) {
+  const std::string encoded = EncodeIndexRows(rows);
+  Stmt upsert(conn, Sql::kUpsertSearchRows);
+  upsert.BindText(1, type);
+  upsert.BindText(2, id);
+  upsert.BindText(3, compartment);
+  upsert.BindBlob(4, encoded);
+  return upsert.Run();
 }
 
 // Schema version 6: each resource's search_index rows become its search_rows value, then the
@@ -770,14 +781,9 @@ Status MoveIndexRowsToSearchRows(Conn& conn) {
   std::vector<IndexEntry> entries;
   auto flush = [&]() -> Status {
     if (entries.empty()) return Status();
-    Stmt insert(conn, Sql::kUpsertSearchRows);
-    const std::string encoded = EncodeIndexRows(entries);
-    insert.BindText(1, type);
-    insert.BindText(2, id);
-    insert.BindText(3, compartment);
-    insert.BindBlob(4, encoded);
+    Status written = UpsertSearchRows(conn, type, id, compartment, entries);
     entries.clear();
-    return insert.Run();
+    return written;
   };
   while (true) {
     KURA_ASSIGN_OR_RETURN(bool row, rows.Step());
@@ -995,23 +1001,23 @@ Status SqliteStore::LoadSearchIndex() {
   Stmt query(conn, Sql::kLoadSearchRows);
   // Applied in slices, so the decoded rows of a large database never sit in memory all at once.
   constexpr size_t kSlice = 4096;
-  std::vector<std::string> types;
-  std::vector<std::string> ids;
-  std::vector<std::string> compartments;
-  std::vector<std::vector<IndexEntry>> rows;
+  struct Loaded {
+    std::string type;
+    std::string id;
+    std::string compartment;
+    std::vector<IndexEntry> rows;
+  };
+  std::vector<Loaded> slice;
   std::vector<IndexChange> changes;
-  Status status;
   auto apply = [&] {
     changes.clear();
-    for (size_t i = 0; i < rows.size(); ++i) {
-      changes.push_back(IndexChange{types[i], ids[i], compartments[i], false, &rows[i]});
+    for (const Loaded& l : slice) {
+      changes.push_back(IndexChange{l.type, l.id, l.compartment, false, &l.rows});
     }
     search_index_.Apply(changes);
-    types.clear();
-    ids.clear();
-    compartments.clear();
-    rows.clear();
+    slice.clear();
   };
+  Status status;
   while (status.ok()) {
     StatusOr<bool> row = query.Step();
     if (!row.ok()) {
@@ -1024,11 +1030,8 @@ Status SqliteStore::LoadSearchIndex() {
       status = decoded.status();
       break;
     }
-    types.push_back(query.Text(0));
-    ids.push_back(query.Text(1));
-    compartments.push_back(query.Text(2));
-    rows.push_back(*std::move(decoded));
-    if (rows.size() == kSlice) apply();
+    slice.push_back(Loaded{query.Text(0), query.Text(1), query.Text(2), *std::move(decoded)});
+    if (slice.size() == kSlice) apply();
   }
   if (status.ok()) apply();
   conn.RollbackIfActive();
@@ -1241,7 +1244,6 @@ Status WriteBatchRows(Conn& conn, const WriteBatch& batch, CommitResult& result,
   result.sequences.clear();
   result.sequences.reserve(batch.resources.size());
   for (const ResourceVersion& r : batch.resources) {
-    if (!r.deleted) KURA_RETURN_IF_ERROR(CheckIndexRows(r.index));
     int64_t current = 0;
     {
       Stmt query(conn, Sql::kCurrentVersion);
@@ -1278,13 +1280,7 @@ Status WriteBatchRows(Conn& conn, const WriteBatch& batch, CommitResult& result,
       remove.BindText(2, r.id);
       KURA_RETURN_IF_ERROR(remove.Run());
     } else {
-      const std::string encoded = EncodeIndexRows(r.index);
-      Stmt rows(conn, Sql::kUpsertSearchRows);
-      rows.BindText(1, r.type);
-      rows.BindText(2, r.id);
-      rows.BindText(3, r.compartment);
-      rows.BindBlob(4, encoded);
-      KURA_RETURN_IF_ERROR(rows.Run());
+      KURA_RETURN_IF_ERROR(UpsertSearchRows(conn, r.type, r.id, r.compartment, r.index));
     }
     index_changes.push_back(IndexChange{r.type, r.id, r.compartment, r.deleted, &r.index});
     result.sequences.push_back(seq);
