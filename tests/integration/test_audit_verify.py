@@ -330,6 +330,7 @@ class AuditVerifyTests(KuraTestCase):
         self.execute(data,
                      ("DELETE FROM audit_log WHERE seq >= ?", (cut,)),
                      ("DELETE FROM audit_patients WHERE seq >= ?", (cut,)),
+                     ("DELETE FROM audit_record_patients WHERE seq >= ?", (cut,)),
                      ("DELETE FROM audit_statements WHERE kind = 0 AND tree_size > ?", (cut,)))
         report = self.assert_finding(data, "truncated", cut,
                                      extra=("--checkpoints", self.sink_copy()))

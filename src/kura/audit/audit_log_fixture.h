@@ -3,7 +3,9 @@
 #pragma once
 
 #include <gtest/gtest.h>
+#include <sqlite3.h>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <memory>
@@ -68,7 +70,9 @@ class AuditLogFixture : public ::testing::Test {
   }
 
   void Open(CheckpointPolicy policy = {.every_records = 10, .every = std::chrono::hours(1)}) {
-    auto opened = store::SqliteStore::Open({.path = db_path()});
+    store::SqliteOptions store_options = store_options_;
+    store_options.path = db_path();
+    auto opened = store::SqliteStore::Open(store_options);
     ASSERT_TRUE(opened.ok()) << opened.status().message();
     store_ = std::move(*opened);
     auto log =
@@ -136,7 +140,59 @@ class AuditLogFixture : public ::testing::Test {
     return false;
   }
 
+  // Reopens the store folding patient links into audit_patients every `links` links.
+  void ReopenFoldingEvery(int links) {
+    Close();
+    store_options_.audit_patient_fold_links = links;
+    Open();
+  }
+
+  // The sequences SearchAudit finds for `patient`, newest first.
+  std::vector<uint64_t> SearchPatient(const std::string& patient) {
+    store::AuditQuery query;
+    query.patient_id = patient;
+    query.limit = 1000;
+    auto page = store_->SearchAudit(query);
+    EXPECT_TRUE(page.ok());
+    std::vector<uint64_t> out;
+    if (page.ok()) {
+      for (const store::AuditRow& row : page->rows) out.push_back(row.sequence);
+    }
+    return out;
+  }
+
+  // The events in [from, to) that touch `patient`, newest first.
+  static std::vector<uint64_t> EventsTouching(const std::string& patient, uint64_t from,
+                                              uint64_t to) {
+    std::vector<uint64_t> out;
+    for (uint64_t i = to; i-- > from;) {
+      const std::vector<std::string> touched = Event(i).patient_compartments;
+      if (std::find(touched.begin(), touched.end(), patient) != touched.end()) out.push_back(i);
+    }
+    return out;
+  }
+
+  // The last record whose patient links are folded into audit_patients.
+  int64_t FoldedThrough() const { return QueryInt("SELECT through_seq FROM audit_patient_fold"); }
+
+  // The first integer column of the first row `sql` returns on the database file, or -1.
+  int64_t QueryInt(const std::string& sql) const {
+    sqlite3* db = nullptr;
+    int64_t out = -1;
+    if (sqlite3_open_v2(db_path().c_str(), &db, SQLITE_OPEN_READONLY, nullptr) == SQLITE_OK) {
+      sqlite3_stmt* stmt = nullptr;
+      if (sqlite3_prepare_v2(db, sql.c_str(), -1, &stmt, nullptr) == SQLITE_OK &&
+          sqlite3_step(stmt) == SQLITE_ROW) {
+        out = sqlite3_column_int64(stmt, 0);
+      }
+      sqlite3_finalize(stmt);
+    }
+    sqlite3_close(db);
+    return out;
+  }
+
   std::filesystem::path dir_;
+  store::SqliteOptions store_options_;  // Open() sets the path.
   std::string seed_hex_;
   std::shared_ptr<const crypto::AeadKey> key_;
   FakeClock clock_;

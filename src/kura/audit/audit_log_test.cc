@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 #include <sqlite3.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
@@ -276,6 +277,70 @@ TEST_F(AuditLogTest, SearchFiltersOnTheClearIndexColumnsNewestFirst) {
   }
   EXPECT_EQ(got, want);
   EXPECT_FALSE(want.empty());
+}
+
+// Links go to audit_record_patients in sequence order and are folded into the patient-major
+// audit_patients in batches; searches and reads see every link wherever it is.
+TEST_F(AuditLogTest, PatientLinksAreFoldedInBatchesAndFoundOnBothSidesOfTheFold) {
+  ReopenFoldingEvery(7);
+  AppendEvents(0, 40);
+  const int64_t folded = FoldedThrough();
+  EXPECT_GT(folded, 0);
+  EXPECT_LT(folded, 39);
+  EXPECT_EQ(QueryInt("SELECT COUNT(*) FROM audit_patients"),
+            QueryInt("SELECT COUNT(*) FROM audit_record_patients WHERE seq <= " +
+                     std::to_string(folded)));
+  EXPECT_EQ(QueryInt("SELECT COUNT(*) FROM audit_patients WHERE seq > " + std::to_string(folded)),
+            0);
+
+  for (const AuditRow& row : AllRows()) {
+    std::vector<std::string> want = Event(row.sequence).patient_compartments;
+    std::sort(want.begin(), want.end());
+    want.erase(std::unique(want.begin(), want.end()), want.end());
+    EXPECT_EQ(row.patient_ids, want) << row.sequence;
+  }
+  for (const std::string patient : {"pat-0", "pat-3", "pat-12"}) {
+    EXPECT_EQ(SearchPatient(patient), EventsTouching(patient, 0, 40)) << patient;
+  }
+
+  // A reopened store counts the links still to fold and goes on from there.
+  Close();
+  Open();
+  AppendEvents(40, 10);
+  EXPECT_GT(FoldedThrough(), folded);
+  EXPECT_EQ(QueryInt("SELECT COUNT(*) FROM audit_record_patients"),
+            QueryInt("SELECT COUNT(*) FROM audit_patients") +
+                QueryInt("SELECT COUNT(*) FROM audit_record_patients WHERE seq > "
+                         "(SELECT through_seq FROM audit_patient_fold)"));
+}
+
+// Migration 7 copies a version-6 database's links (all in audit_patients) into
+// audit_record_patients and marks them folded.
+TEST_F(AuditLogTest, MigrationSevenKeepsEveryPatientLinkOfAVersionSixLog) {
+  ReopenFoldingEvery(1);  // Every link folded, as version 6 wrote them.
+  AppendEvents(0, 20);
+  Close();
+  const int64_t links = QueryInt("SELECT COUNT(*) FROM audit_patients");
+  ASSERT_GT(links, 20);
+  {
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(db_path().c_str(), &db), SQLITE_OK);
+    ASSERT_EQ(sqlite3_exec(db,
+                           "DROP TABLE audit_record_patients; DROP TABLE audit_patient_fold; "
+                           "DELETE FROM schema_migrations WHERE version = 7",
+                           nullptr, nullptr, nullptr),
+              SQLITE_OK);
+    sqlite3_close(db);
+  }
+  store_options_ = {};
+  Open();
+  EXPECT_EQ(QueryInt("SELECT MAX(version) FROM schema_migrations"), 7);
+  EXPECT_EQ(QueryInt("SELECT COUNT(*) FROM audit_record_patients"), links);
+  EXPECT_EQ(FoldedThrough(), 19);
+  for (const AuditRow& row : AllRows()) EXPECT_FALSE(row.patient_ids.empty()) << row.sequence;
+  AppendEvents(20, 5);
+  EXPECT_EQ(SearchPatient("pat-2"), EventsTouching("pat-2", 0, 25));
+  EXPECT_TRUE(Verify().ok());
 }
 
 TEST_F(AuditLogTest, ExportCursorsAreDurable) {

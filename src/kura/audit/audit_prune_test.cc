@@ -7,6 +7,7 @@
 
 #include <filesystem>
 #include <map>
+#include <set>
 
 #include "kura/audit/audit_log.h"
 #include "kura/audit/audit_log_fixture.h"
@@ -30,22 +31,6 @@ Hash ToHash(const std::string& bytes) {
   Hash h{};
   std::copy(bytes.begin(), bytes.end(), h.begin());
   return h;
-}
-
-// One integer from the database, read behind the store's back.
-int64_t QueryInt(const std::filesystem::path& db_path, const std::string& sql) {
-  sqlite3* db = nullptr;
-  int64_t out = -1;
-  if (sqlite3_open_v2(db_path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr) == SQLITE_OK) {
-    sqlite3_stmt* stmt = nullptr;
-    if (sqlite3_prepare_v2(db, sql.c_str(), -1, &stmt, nullptr) == SQLITE_OK &&
-        sqlite3_step(stmt) == SQLITE_ROW) {
-      out = sqlite3_column_int64(stmt, 0);
-    }
-    sqlite3_finalize(stmt);
-  }
-  sqlite3_close(db);
-  return out;
 }
 
 class AuditPruneTest : public testing::AuditLogFixture {
@@ -153,18 +138,25 @@ TEST_F(AuditPruneTest, DeletesWhatIsOlderThanTheCutoffAndTheRestStillVerifies) {
 }
 
 TEST_F(AuditPruneTest, PatientLinksOfPrunedRecordsGoToo) {
+  // Folds every 19 links: at the prune, links on both sides of it are in both tables, and the
+  // latest records' links only in audit_record_patients.
+  ReopenFoldingEvery(19);
   AppendEvents(0, 60);
-  ASSERT_GT(QueryInt(db_path(), "SELECT COUNT(*) FROM audit_patients WHERE seq < 25"), 0);
+  const int64_t folded = FoldedThrough();
+  ASSERT_GT(folded, 25);
+  ASSERT_LT(folded, 59);
+  for (std::string table : {"audit_patients", "audit_record_patients"}) {
+    ASSERT_GT(QueryInt("SELECT COUNT(*) FROM " + table + " WHERE seq < 25"), 0) << table;
+  }
   Prune(TimeOf(25));
-  EXPECT_EQ(QueryInt(db_path(), "SELECT COUNT(*) FROM audit_patients WHERE seq < 25"), 0);
-  EXPECT_GT(QueryInt(db_path(), "SELECT COUNT(*) FROM audit_patients WHERE seq >= 25"), 0);
-  store::AuditQuery query;
-  query.patient_id = "pat-1";
-  query.limit = 1000;
-  auto page = store_->SearchAudit(query);
-  ASSERT_TRUE(page.ok());
-  ASSERT_FALSE(page->rows.empty());
-  for (const AuditRow& row : page->rows) EXPECT_GE(row.sequence, 25u);
+  for (std::string table : {"audit_patients", "audit_record_patients"}) {
+    EXPECT_EQ(QueryInt("SELECT COUNT(*) FROM " + table + " WHERE seq < 25"), 0) << table;
+    EXPECT_GT(QueryInt("SELECT COUNT(*) FROM " + table + " WHERE seq >= 25"), 0) << table;
+  }
+  const std::vector<uint64_t> want = EventsTouching("pat-1", 25, 60);
+  EXPECT_EQ(SearchPatient("pat-1"), want);
+  ASSERT_FALSE(want.empty());
+  EXPECT_GT(want.front(), static_cast<uint64_t>(folded));
 }
 
 TEST_F(AuditPruneTest, IsIdempotentAndWritesNothingWhenNothingIsOldEnough) {

@@ -1463,7 +1463,9 @@ INSERT INTO search_index VALUES('Observation', 'o1', 'date', '', '', 100, 199, '
 INSERT INTO search_index VALUES('Observation', 'o2', 'code', '8480-6', 'http://loinc.org', 0, 0, 'p9');
 INSERT INTO search_index VALUES('Observation', 'o2', 'name', X'00ff', X'', 0, 0, 'p9');
 DROP TABLE search_rows;
-DELETE FROM schema_migrations WHERE version = 6;
+DROP TABLE audit_record_patients;
+DROP TABLE audit_patient_fold;
+DELETE FROM schema_migrations WHERE version >= 6;
 )sql";
     char* error = nullptr;
     EXPECT_EQ(sqlite3_exec(db, downgrade, nullptr, nullptr, &error), SQLITE_OK)

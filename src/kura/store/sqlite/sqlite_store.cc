@@ -67,7 +67,14 @@ namespace {
 //   resource's commit; Open() rebuilds the posting lists from it. A table of its own keeps
 //   `resources` narrow for reads. The rows of search_index are moved there
 //   (MoveIndexRowsToSearchRows) and the table is dropped.
-constexpr std::array<const char*, 6> kMigrations = {
+//
+// Version 7: a record's patient links are written once, in sequence order, to
+//   audit_record_patients(seq, patient), which only ever grows at its end; audit_patients
+//   (patient-major, for "who accessed this patient") is filled from it in batches
+//   (FoldAuditPatients) and audit_patient_fold.through_seq says how far: links of later records are
+//   only in audit_record_patients. Writing each link straight into audit_patients dirtied one
+//   B-tree page per distinct patient per group commit.
+constexpr std::array<const char*, 7> kMigrations = {
     R"sql(
 CREATE TABLE resource_versions(
   seq INTEGER PRIMARY KEY,
@@ -164,6 +171,18 @@ CREATE TABLE search_rows(
   index_rows BLOB NOT NULL,
   PRIMARY KEY(type, id)) WITHOUT ROWID;
 )sql",
+    R"sql(
+CREATE TABLE audit_record_patients(
+  seq INTEGER NOT NULL,
+  patient TEXT NOT NULL,
+  PRIMARY KEY(seq, patient)) WITHOUT ROWID;
+INSERT INTO audit_record_patients(seq, patient) SELECT seq, patient FROM audit_patients;
+CREATE TABLE audit_patient_fold(
+  id INTEGER PRIMARY KEY CHECK(id = 1),
+  through_seq INTEGER NOT NULL);
+INSERT INTO audit_patient_fold(id, through_seq)
+  SELECT 1, IFNULL((SELECT MAX(seq) FROM audit_log), -1);
+)sql",
 };
 // The schema version after which MoveIndexRowsToSearchRows runs.
 constexpr int64_t kSearchRowsMigration = 6;
@@ -205,6 +224,9 @@ enum class Sql {
   kFindApiToken,
   kInsertAuditRow,
   kInsertAuditPatient,
+  kUnfoldedAuditPatients,
+  kFoldAuditPatients,
+  kAdvanceAuditPatientFold,
   kInsertAuditNode,
   kUpsertAuditState,
   kInsertAuditStatement,
@@ -227,6 +249,7 @@ enum class Sql {
   kFirstAuditPatient,
   kNextAuditPatient,
   kPruneAuditPatient,
+  kPruneAuditRecordPatients,
   kPruneAuditRows,
   kPruneAuditStatements,
   kPruneAuditNodes,
@@ -297,7 +320,19 @@ constexpr std::array<SqlText, static_cast<size_t>(Sql::kCount)> kSql = {{
     {"insert_audit_row",
      "INSERT INTO audit_log(seq, time_us, category, action, outcome, actor, record, leaf_hash, "
      "chain_hash) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"},
-    {"insert_audit_patient", "INSERT OR IGNORE INTO audit_patients(patient, seq) VALUES(?1, ?2)"},
+    {"insert_audit_patient",
+     "INSERT OR IGNORE INTO audit_record_patients(seq, patient) VALUES(?1, ?2)"},
+    {"unfolded_audit_patients",
+     "SELECT COUNT(*) FROM audit_record_patients "
+     "WHERE seq > (SELECT through_seq FROM audit_patient_fold)"},
+    // In patient order, so each patient's links land in its part of the B-tree together.
+    {"fold_audit_patients",
+     "INSERT OR IGNORE INTO audit_patients(patient, seq) SELECT patient, seq "
+     "FROM audit_record_patients WHERE seq > (SELECT through_seq FROM audit_patient_fold) "
+     "ORDER BY patient, seq"},
+    {"advance_audit_patient_fold",
+     "UPDATE audit_patient_fold SET through_seq = "
+     "(SELECT IFNULL(MAX(seq), through_seq) FROM audit_record_patients)"},
     {"insert_audit_node",
      "INSERT OR REPLACE INTO audit_nodes(level, idx, hash) VALUES(?1, ?2, ?3)"},
     {"upsert_audit_state",
@@ -309,7 +344,8 @@ constexpr std::array<SqlText, static_cast<size_t>(Sql::kCount)> kSql = {{
     {"read_audit_state", "SELECT state FROM audit_state WHERE id = 1"},
     {"read_audit_rows",
      "SELECT " KURA_AUDIT_COLUMNS " FROM audit_log WHERE seq >= ?1 ORDER BY seq LIMIT ?2"},
-    {"read_audit_patients", "SELECT patient FROM audit_patients WHERE seq = ?1 ORDER BY patient"},
+    {"read_audit_patients",
+     "SELECT patient FROM audit_record_patients WHERE seq = ?1 ORDER BY patient"},
     // A pruned record's leaf hash lives on as a level-0 node when proofs still need it.
     {"read_audit_leaf",
      "SELECT leaf_hash FROM audit_log WHERE seq = ?1 "
@@ -348,6 +384,7 @@ constexpr std::array<SqlText, static_cast<size_t>(Sql::kCount)> kSql = {{
     {"next_audit_patient",
      "SELECT patient FROM audit_patients WHERE patient > ?1 ORDER BY patient LIMIT 1"},
     {"prune_audit_patient", "DELETE FROM audit_patients WHERE patient = ?1 AND seq < ?2"},
+    {"prune_audit_record_patients", "DELETE FROM audit_record_patients WHERE seq < ?1"},
     {"prune_audit_rows", "DELETE FROM audit_log WHERE seq < ?1"},
     {"prune_audit_statements", "DELETE FROM audit_statements WHERE tree_size < ?1"},
     {"prune_audit_nodes", "DELETE FROM audit_nodes WHERE level = ?1 AND idx < ?2"},
@@ -959,6 +996,9 @@ StatusOr<std::unique_ptr<SqliteStore>> SqliteStore::Open(const SqliteOptions& op
   if (options.checkpoint_wal_pages < 1) {
     return InvalidArgumentError("checkpoint_wal_pages must be at least 1");
   }
+  if (options.audit_patient_fold_links < 1) {
+    return InvalidArgumentError("audit_patient_fold_links must be at least 1");
+  }
   KURA_RETURN_IF_ERROR(PrepareDatabaseFiles(options.path));
 
   std::unique_ptr<SqliteStore> store(new SqliteStore(options));
@@ -973,6 +1013,11 @@ StatusOr<std::unique_ptr<SqliteStore>> SqliteStore::Open(const SqliteOptions& op
     return migrated;
   }
   KURA_RETURN_IF_ERROR(store->LoadSearchIndex());
+  {
+    Stmt unfolded(writer, Sql::kUnfoldedAuditPatients);
+    KURA_ASSIGN_OR_RETURN(bool row, unfolded.Step());
+    if (row) store->unfolded_audit_links_ = unfolded.Int64(0);
+  }
   // SQLite already created these with the database file's mode; make sure anyway.
   KURA_RETURN_IF_ERROR(ChmodOwnerOnlyIfExists(WithSuffix(options.path, "-wal")));
   KURA_RETURN_IF_ERROR(ChmodOwnerOnlyIfExists(WithSuffix(options.path, "-shm")));
@@ -1164,6 +1209,12 @@ void SqliteStore::RunGroup(std::vector<PendingWrite>& group, std::vector<Status>
       return;
     }
   }
+  if (unfolded_audit_links_ >= options_.audit_patient_fold_links) {
+    if (Status folded = FoldAuditPatients(conn); !folded.ok()) {
+      fail_group(folded, "store_group_aborted");
+      return;
+    }
+  }
   if (Status commit = Stmt(conn, Sql::kCommit).Run(); !commit.ok()) {
     fail_group(commit, "store_commit_failed");
     return;
@@ -1189,13 +1240,30 @@ Status SqliteStore::InsertAuditRows(Connection& conn) {
     KURA_RETURN_IF_ERROR(insert.Run());
     for (const std::string& patient : row.patient_ids) {
       Stmt link(conn, Sql::kInsertAuditPatient);
-      link.BindText(1, patient);
-      link.BindInt64(2, static_cast<int64_t>(row.sequence));
+      link.BindInt64(1, static_cast<int64_t>(row.sequence));
+      link.BindText(2, patient);
       KURA_RETURN_IF_ERROR(link.Run());
+      ++unfolded_audit_links_;
     }
   }
   for (const AuditNode& node : audit_nodes_) KURA_RETURN_IF_ERROR(InsertAuditNode(conn, node));
   return Status();
+}
+
+// Moves the links written since the last fold into the patient-major audit_patients, inside the
+// group's transaction. A failed fold only leaves them where they are (searches read both
+// tables), so it is rolled back on its own and retried after as many links again.
+Status SqliteStore::FoldAuditPatients(Connection& conn) {
+  const int64_t links = unfolded_audit_links_;
+  unfolded_audit_links_ = 0;
+  KURA_RETURN_IF_ERROR(Stmt(conn, Sql::kSavepoint).Run());
+  Status folded = Stmt(conn, Sql::kFoldAuditPatients).Run();
+  if (folded.ok()) folded = Stmt(conn, Sql::kAdvanceAuditPatientFold).Run();
+  if (folded.ok()) return Stmt(conn, Sql::kRelease).Run();
+  log::Error("store_audit_fold_failed", {{"links", links}, {"detail", folded.internal_detail()}});
+  if (!conn.InTransaction()) return folded;  // SQLite rolled the whole group back.
+  KURA_RETURN_IF_ERROR(Stmt(conn, Sql::kRollbackTo).Run());
+  return Stmt(conn, Sql::kRelease).Run();
 }
 
 Status SqliteStore::InsertAuditTail(Connection& conn, const AuditTransactionTail& tail) {
@@ -1582,7 +1650,11 @@ StatusOr<AuditPage> SqliteStore::SearchAudit(const AuditQuery& q) {
   if (q.since_us) sql += " AND time_us >= ?6";
   if (q.until_us) sql += " AND time_us < ?7";
   if (!q.patient_id.empty()) {
-    sql += " AND seq IN (SELECT seq FROM audit_patients WHERE patient = ?8)";
+    // The folded links, then those of records since the last fold.
+    sql +=
+        " AND seq IN (SELECT seq FROM audit_patients WHERE patient = ?8 UNION ALL "
+        "SELECT seq FROM audit_record_patients WHERE patient = ?8 AND "
+        "seq > (SELECT through_seq FROM audit_patient_fold))";
   }
   sql += " ORDER BY seq DESC LIMIT ?9";
 
@@ -1706,6 +1778,11 @@ Status ApplyAuditPrune(Conn& conn, const AuditPrune& prune) {
       if (row) following = next.Text(0);
     }
     patient = std::move(following);
+  }
+  {
+    Stmt drop(conn, Sql::kPruneAuditRecordPatients);
+    drop.BindInt64(1, first);
+    KURA_RETURN_IF_ERROR(drop.Run());
   }
   {
     Stmt drop(conn, Sql::kPruneAuditRows);
