@@ -313,6 +313,29 @@ class CrudTests(FhirTestCase):
         finally:
             conn.close()
 
+    def test_large_responses_on_a_kept_connection(self):
+        # Above 16 KiB the server writes header and body as one buffer: each answer must still
+        # be whole, with every header, and the connection must stay usable after it.
+        for size in (15_000, 17_000, 60_000):  # The module allows bodies up to 64 KiB.
+            text = "x" * size
+            c = self.create(observation(text))
+            rid = self.created_id(c)
+            conn = self.srv.connection()
+            try:
+                for _ in range(3):
+                    g = self.srv.request("GET", f"{FHIR}/Observation/{rid}", conn=conn)
+                    self.assertStatus(g, 200)
+                    self.assertEqual(g.json()["valueString"], text)
+                    self.assertEqual(int(g.header("Content-Length")), len(g.body))
+                    self.assertEqual(g.header("ETag"), 'W/"1"')
+                    self.assertEqual(g.header("X-Content-Type-Options"), "nosniff")
+                    self.assertIsNotNone(g.header("X-Request-Id"))
+                    self.assertFalse(g.will_close)
+                m = self.srv.request("GET", f"{FHIR}/metadata", conn=conn)
+                self.assertStatus(m, 200)
+            finally:
+                conn.close()
+
 
 class HistoryTests(FhirTestCase):
     """Each test uses its own server so that system/type history is fully known."""

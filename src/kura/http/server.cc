@@ -10,6 +10,7 @@
 #include <boost/beast/ssl.hpp>
 #include <mutex>
 #include <set>
+#include <sstream>
 #include <thread>
 
 #include "kura/base/log.h"
@@ -86,6 +87,26 @@ std::string_view MessageFor(HttpStatus status) {
     default:
       return "malformed HTTP request";
   }
+}
+
+// Sends `response`. beast's TLS stream joins a message's header and body into one write only up
+// to 16 KiB; a larger answer (a page of search results) would send its header as a TLS record and
+// a TCP segment of its own, so it goes out as one buffer instead. Past 1 MiB the extra record does
+// not matter and copying the body would.
+asio::awaitable<boost::system::error_code> WriteResponse(TlsStream& stream, Response& response) {
+  constexpr size_t kJoinedByBeast = 16 * 1024 - 1024;  // Leaves room for the header.
+  constexpr size_t kLargestJoined = 1024 * 1024;
+  if (response.body().size() <= kJoinedByBeast || response.body().size() > kLargestJoined) {
+    auto [ec, n] = co_await beast_http::async_write(stream, response, kNoThrow);
+    co_return ec;
+  }
+  std::ostringstream header;
+  header << response.base();  // Start line, fields and the blank line.
+  std::string wire = std::move(header).str();
+  wire.reserve(wire.size() + response.body().size());
+  wire += response.body();
+  auto [ec, n] = co_await asio::async_write(stream, asio::buffer(wire), kNoThrow);
+  co_return ec;
 }
 
 // Answers an error found while reading the request (before any handler ran) and closes.
@@ -235,7 +256,7 @@ asio::awaitable<void> Serve(std::shared_ptr<Server::State> s, std::shared_ptr<Co
     AddSecurityHeaders(response);
     response.prepare_payload();
     beast::get_lowest_layer(stream).expires_after(o.write_timeout);
-    auto [wec, wn] = co_await beast_http::async_write(stream, response, kNoThrow);
+    const boost::system::error_code wec = co_await WriteResponse(stream, response);
     LogRequest(ctx, head, response.result_int());
     if (wec || !keep_alive) break;
   }
