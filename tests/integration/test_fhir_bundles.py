@@ -582,6 +582,37 @@ class TransactionTests(BundleTestCase):
         self.assertEqual(self.req("GET", f"{FHIR}/Patient/{pid}").status, 410)
         self.post_bundle(bundle("transaction", entry("DELETE", f"Patient?{query}")))
 
+    def test_if_none_exist_on_a_plain_create(self):
+        mrn = "MRN" + random_marker("")[:10]
+        ident = {"identifier": [{"system": "urn:kura:test:mrn", "value": mrn}]}
+        condition = {"If-None-Exist": f"identifier=urn:kura:test:mrn|{mrn}"}
+        # No match: created.
+        r = self.req("POST", f"{FHIR}/Patient", patient("Once", **ident), headers=condition)
+        self.assertStatus(r, 201)
+        pid = r.json()["id"]
+        before = version_count(self.srv.db_path)
+        # One match: 200 with that resource, its location and ETag, and nothing written.
+        r = self.req("POST", f"{FHIR}/Patient", patient("Twice", **ident), headers=condition)
+        self.assertStatus(r, 200)
+        self.assertEqual(r.json()["id"], pid)
+        self.assertEqual(r.json()["name"][0]["family"], "Once")
+        self.assertIn(f"/Patient/{pid}/_history/1", r.header("Location"))
+        self.assertEqual(r.header("ETag"), 'W/"1"')
+        self.assertEqual(version_count(self.srv.db_path), before)
+        # Two matches: 412. Unknown parameters and an invalid body: 400. Nothing written.
+        self.create(patient("Other", **ident))
+        before = version_count(self.srv.db_path)
+        r = self.req("POST", f"{FHIR}/Patient", patient("Third", **ident), headers=condition)
+        self.assertStatus(r, 412)
+        self.assertEqual(r.json()["issue"][0]["code"], "multiple-matches")
+        r = self.req("POST", f"{FHIR}/Patient", patient("Third"),
+                     headers={"If-None-Exist": "nonsense=1"})
+        self.assertStatus(r, 400)
+        r = self.req("POST", f"{FHIR}/Patient", {"resourceType": "Patient", "bogus": 1},
+                     headers={"If-None-Exist": "nonsense=1"})
+        self.assertStatus(r, 400)
+        self.assertEqual(version_count(self.srv.db_path), before)
+
     def test_conditional_operations_with_several_matches_or_bad_criteria_fail(self):
         tag = "T" + random_marker("")[:10]
         for _ in range(2):

@@ -431,6 +431,20 @@ class FhirApi::Handlers {
     }
     StatusOr<fhir::ResourceDocument> resource = ReadBody(ctx, type, std::nullopt);
     if (!resource.ok()) co_return ErrorResponse(resource.status(), ctx);
+    // Conditional create (http.html#ccreate): a resource matching If-None-Exist is answered with
+    // 200 and nothing is written; more than one match is 412.
+    if (std::string_view condition = ctx.request["If-None-Exist"]; !condition.empty()) {
+      StatusOr<std::vector<std::string>> ids = co_await FindMatchingIds(type, condition);
+      if (!ids.ok()) co_return ErrorResponse(ids.status(), ctx);
+      if (ids->size() > 1) co_return ErrorResponse(SeveralMatches(ids->size()), ctx);
+      if (ids->size() == 1) {
+        StatusOr<store::ResourceVersion> existing = co_await ReadCurrent(type, ids->front());
+        if (!existing.ok()) co_return ErrorResponse(existing.status(), ctx);
+        NoteVersion(note, *existing);
+        note.details.emplace_back("fhir.if-none-exist", "matched");
+        co_return WriteResponse(ctx, HttpStatus::ok, *existing);
+      }
+    }
     StatusOr<store::ResourceVersion> version =
         MakeVersion(*resource, type, TimeOrderedUuid(Clock::System().Now()), 1, note);
     if (!version.ok()) co_return ErrorResponse(version.status(), ctx);
@@ -794,6 +808,15 @@ class FhirApi::Handlers {
   // Bundle. Returns the ids of the current `type` resources that match `query` (the raw,
   // percent-encoded query string of a search url), at most kMaxBundleSearchMatches. Unknown
   // parameters are refused here: a condition that is silently ignored would match too much.
+  // A condition that must match at most one resource matched `count`.
+  static Status SeveralMatches(size_t count) {
+    return FailedPreconditionError("the condition matches more than one resource")
+        .WithDetail({"multiple-matches",
+                     "the condition matches " + std::to_string(count) +
+                         " resources; it must match at most one",
+                     ""});
+  }
+
   asio::awaitable<StatusOr<std::vector<std::string>>> FindMatchingIds(const std::string& type,
                                                                       std::string_view query) {
     std::string text(query);
@@ -956,13 +979,7 @@ class FhirApi::Handlers {
       co_return;
     }
     if (ids->size() > 1) {
-      FailEntry(w,
-                FailedPreconditionError("the condition matches more than one resource")
-                    .WithDetail({"multiple-matches",
-                                 "the condition matches " + std::to_string(ids->size()) +
-                                     " resources; it must match at most one",
-                                 ""}),
-                create ? "request.ifNoneExist" : "request.url");
+      FailEntry(w, SeveralMatches(ids->size()), create ? "request.ifNoneExist" : "request.url");
       co_return;
     }
     if (ids->size() == 1) {
