@@ -613,6 +613,46 @@ class TransactionTests(BundleTestCase):
         self.assertStatus(r, 400)
         self.assertEqual(version_count(self.srv.db_path), before)
 
+    def test_conditional_update_and_delete_on_plain_urls(self):
+        mrn = "MRN" + random_marker("")[:10]
+        ident = {"identifier": [{"system": "urn:kura:test:mrn", "value": mrn}]}
+        url = f"{FHIR}/Patient?identifier=urn:kura:test:mrn|{mrn}"
+        # No match: PUT creates (201) under a new id.
+        r = self.req("PUT", url, patient("First", **ident))
+        self.assertStatus(r, 201)
+        pid = r.json()["id"]
+        # One match: PUT updates it (200, next version); a stale If-Match is 412.
+        r = self.req("PUT", url, patient("Second", **ident))
+        self.assertStatus(r, 200)
+        self.assertEqual(r.json()["id"], pid)
+        self.assertEqual(r.header("ETag"), 'W/"2"')
+        r = self.req("PUT", url, patient("Third", **ident), headers={"If-Match": 'W/"1"'})
+        self.assertStatus(r, 412)
+        self.assertEqual(self.req("GET", f"{FHIR}/Patient/{pid}").json()["name"][0]["family"],
+                         "Second")
+        # Criteria are required and unknown parameters refused; nothing is written.
+        before = version_count(self.srv.db_path)
+        for bad in (f"{FHIR}/Patient", f"{FHIR}/Patient?nonsense=1"):
+            with self.subTest(url=bad):
+                self.assertStatus(self.req("PUT", bad, patient("X", **ident)), 400)
+                self.assertStatus(self.req("DELETE", bad), 400)
+        # Several matches: 412 for both.
+        self.create(patient("Other", **ident))
+        self.assertStatus(self.req("PUT", url, patient("Fourth", **ident)), 412)
+        self.assertStatus(self.req("DELETE", url), 412)
+        self.assertEqual(version_count(self.srv.db_path), before + 1)
+        # One match: DELETE removes it; no match: 204 and nothing written.
+        other = f"{FHIR}/Patient?identifier=urn:kura:test:mrn|{mrn}&family=Other"
+        r = self.req("DELETE", other)
+        self.assertStatus(r, 204)
+        self.assertEqual(r.header("ETag"), 'W/"2"')
+        self.assertStatus(self.req("GET", f"{FHIR}/Patient/{pid}"), 200)
+        before = version_count(self.srv.db_path)
+        self.assertStatus(self.req("DELETE", other), 204)
+        self.assertEqual(version_count(self.srv.db_path), before)
+        # AuditEvent stays read-only.
+        self.assertStatus(self.req("DELETE", f"{FHIR}/AuditEvent?_id=x"), 501)
+
     def test_conditional_operations_with_several_matches_or_bad_criteria_fail(self):
         tag = "T" + random_marker("")[:10]
         for _ in range(2):

@@ -781,15 +781,16 @@ class MethodNotAllowedTests(FhirTestCase):
 
     def test_405_with_allow(self):
         cases = [("DELETE", f"{FHIR}/metadata", {"GET"}), ("POST", f"{FHIR}/metadata", {"GET"}),
-                 ("PUT", f"{FHIR}/Patient", {"GET", "POST"}),
-                 ("DELETE", f"{FHIR}/Patient", {"GET", "POST"}),
+                 # PUT and DELETE on a type are conditional update and delete.
+                 ("PATCH", f"{FHIR}/Patient", {"GET", "POST", "PUT", "DELETE"}),
                  ("POST", f"{FHIR}/Patient/x/_history", {"GET"}),
                  ("DELETE", f"{FHIR}/Patient/x/_history/1", {"GET"}),
                  ("PUT", f"{FHIR}/_history", {"GET"}),
                  ("POST", "/healthz", {"GET"})]
         for method, path, allowed in cases:
             with self.subTest(method=method, path=path):
-                r = self.req(method, path, patient("x") if method in ("POST", "PUT") else None)
+                r = self.req(method, path,
+                             patient("x") if method in ("POST", "PUT", "PATCH") else None)
                 self.assertOperationOutcome(r, 405)
                 allow = {m.strip() for m in (r.header("Allow") or "").split(",") if m.strip()}
                 self.assertEqual(allow, allowed)

@@ -420,15 +420,9 @@ class FhirApi::Handlers {
   }
 
   asio::awaitable<Response> Create(RequestContext& ctx, AuditNote& note) {
-    std::optional<Response> denied = co_await Admit(ctx, note);
-    if (denied) co_return std::move(*denied);
     std::string type(ctx.params.Get("type"));
-    note.resource_type = type.substr(0, 64);
-    if (Status s = CheckType(type); !s.ok()) co_return ErrorResponse(s, ctx);
-    if (Status s = RefuseAuditEventWrite(type); !s.ok()) co_return ErrorResponse(s, ctx);
-    if (!IsJsonMedia(ctx.request[bh::field::content_type])) {
-      co_return UnsupportedMedia(ctx, "the request body must be application/fhir+json");
-    }
+    std::optional<Response> refused = co_await AdmitWrite(ctx, note, type, nullptr, true);
+    if (refused) co_return std::move(*refused);
     StatusOr<fhir::ResourceDocument> resource = ReadBody(ctx, type, std::nullopt);
     if (!resource.ok()) co_return ErrorResponse(resource.status(), ctx);
     // Conditional create (http.html#ccreate): a resource matching If-None-Exist is answered with
@@ -455,26 +449,43 @@ class FhirApi::Handlers {
   }
 
   asio::awaitable<Response> Update(RequestContext& ctx, AuditNote& note) {
-    std::optional<Response> denied = co_await Admit(ctx, note);
-    if (denied) co_return std::move(*denied);
     std::string type(ctx.params.Get("type"));
     std::string id(ctx.params.Get("id"));
-    NoteTarget(note, type, id);
-    if (Status s = CheckType(type); !s.ok()) co_return ErrorResponse(s, ctx);
-    if (Status s = RefuseAuditEventWrite(type); !s.ok()) co_return ErrorResponse(s, ctx);
+    std::optional<Response> refused = co_await AdmitWrite(ctx, note, type, &id, true);
+    if (refused) co_return std::move(*refused);
     if (Status s = CheckId(id); !s.ok()) co_return ErrorResponse(s, ctx);
-    if (!IsJsonMedia(ctx.request[bh::field::content_type])) {
-      co_return UnsupportedMedia(ctx, "the request body must be application/fhir+json");
-    }
-    std::optional<int64_t> if_match;
-    if (auto h = ctx.request[bh::field::if_match]; !h.empty()) {
-      if_match = ParseETag(h);
-      if (!if_match) {
-        co_return ErrorResponse(InvalidArgumentError("If-Match must be an ETag like W/\"1\""), ctx);
-      }
-    }
+    StatusOr<std::optional<int64_t>> if_match = IfMatch(ctx);
+    if (!if_match.ok()) co_return ErrorResponse(if_match.status(), ctx);
     StatusOr<fhir::ResourceDocument> resource = ReadBody(ctx, type, id);
     if (!resource.ok()) co_return ErrorResponse(resource.status(), ctx);
+    Response r = co_await WriteUpdate(ctx, note, type, id, *resource, *if_match);
+    co_return r;
+  }
+
+  // Conditional update (http.html#cond-update), PUT [type]?criteria: the one match is updated,
+  // no match creates, several are 412. The body's id, if any, is replaced as on a create, as in
+  // a Bundle entry.
+  asio::awaitable<Response> ConditionalUpdate(RequestContext& ctx, AuditNote& note) {
+    std::string type(ctx.params.Get("type"));
+    std::optional<Response> refused = co_await AdmitWrite(ctx, note, type, nullptr, true);
+    if (refused) co_return std::move(*refused);
+    StatusOr<std::optional<int64_t>> if_match = IfMatch(ctx);
+    if (!if_match.ok()) co_return ErrorResponse(if_match.status(), ctx);
+    StatusOr<fhir::ResourceDocument> resource = ReadBody(ctx, type, std::nullopt);
+    if (!resource.ok()) co_return ErrorResponse(resource.status(), ctx);
+    StatusOr<std::optional<std::string>> match = co_await SingleMatch(type, ctx.query);
+    if (!match.ok()) co_return ErrorResponse(match.status(), ctx);
+    const std::string id = match->value_or(TimeOrderedUuid(Clock::System().Now()));
+    NoteTarget(note, type, id);
+    Response r = co_await WriteUpdate(ctx, note, type, id, *resource, *if_match);
+    co_return r;
+  }
+
+  // Writes `resource` as the next version of (type, id): 200, or 201 when it did not exist.
+  asio::awaitable<Response> WriteUpdate(RequestContext& ctx, AuditNote& note,
+                                        const std::string& type, const std::string& id,
+                                        const fhir::ResourceDocument& resource,
+                                        std::optional<int64_t> if_match) {
     bool existed = false;
     NextVersion next = [&](const StatusOr<store::ResourceVersion>& current,
                            HttpStatus& status) -> StatusOr<std::optional<store::ResourceVersion>> {
@@ -483,7 +494,7 @@ class FhirApi::Handlers {
       status = existed ? HttpStatus::ok : HttpStatus::created;
       KURA_RETURN_IF_ERROR(CheckIfMatch(if_match, current_version));
       KURA_ASSIGN_OR_RETURN(store::ResourceVersion v,
-                            MakeVersion(*resource, type, id, current_version + 1, note));
+                            MakeVersion(resource, type, id, current_version + 1, note));
       return std::optional<store::ResourceVersion>(std::move(v));
     };
     StatusOr<std::optional<store::ResourceVersion>> written =
@@ -492,15 +503,79 @@ class FhirApi::Handlers {
     co_return WriteResponse(ctx, existed ? HttpStatus::ok : HttpStatus::created, **written);
   }
 
-  asio::awaitable<Response> Delete(RequestContext& ctx, AuditNote& note) {
+  // The start of every write: admits the caller, notes the target (`id` null for a type-level
+  // write) and refuses what RefuseWrite refuses. nullopt when the write may go on.
+  asio::awaitable<std::optional<Response>> AdmitWrite(RequestContext& ctx, AuditNote& note,
+                                                      const std::string& type,
+                                                      const std::string* id, bool body) {
     std::optional<Response> denied = co_await Admit(ctx, note);
-    if (denied) co_return std::move(*denied);
+    if (denied) co_return denied;
+    if (id != nullptr) {
+      NoteTarget(note, type, *id);
+    } else {
+      note.resource_type = type.substr(0, 64);
+    }
+    co_return RefuseWrite(ctx, type, body);
+  }
+
+  // The answer refusing a write to `type` (unknown, or AuditEvent; with `body`, a body that is
+  // not FHIR JSON), or nullopt.
+  std::optional<Response> RefuseWrite(const RequestContext& ctx, const std::string& type,
+                                      bool body) {
+    if (Status s = CheckType(type); !s.ok()) return ErrorResponse(s, ctx);
+    if (Status s = RefuseAuditEventWrite(type); !s.ok()) return ErrorResponse(s, ctx);
+    if (body && !IsJsonMedia(ctx.request[bh::field::content_type])) {
+      return UnsupportedMedia(ctx, "the request body must be application/fhir+json");
+    }
+    return std::nullopt;
+  }
+
+  // The version If-Match names, if the header is there.
+  static StatusOr<std::optional<int64_t>> IfMatch(const RequestContext& ctx) {
+    auto h = ctx.request[bh::field::if_match];
+    if (h.empty()) return std::optional<int64_t>();
+    std::optional<int64_t> version = ParseETag(h);
+    if (!version) return InvalidArgumentError("If-Match must be an ETag like W/\"1\"");
+    return version;
+  }
+
+  // The one current resource of `type` matching `query`, nullopt when none, 412 when several.
+  asio::awaitable<StatusOr<std::optional<std::string>>> SingleMatch(const std::string& type,
+                                                                    std::string_view query) {
+    StatusOr<std::vector<std::string>> ids = co_await FindMatchingIds(type, query);
+    if (!ids.ok()) co_return ids.status();
+    if (ids->size() > 1) co_return SeveralMatches(ids->size());
+    if (ids->empty()) co_return std::optional<std::string>();
+    co_return std::optional<std::string>(std::move(ids->front()));
+  }
+
+  asio::awaitable<Response> Delete(RequestContext& ctx, AuditNote& note) {
     std::string type(ctx.params.Get("type"));
     std::string id(ctx.params.Get("id"));
-    NoteTarget(note, type, id);
-    if (Status s = CheckType(type); !s.ok()) co_return ErrorResponse(s, ctx);
-    if (Status s = RefuseAuditEventWrite(type); !s.ok()) co_return ErrorResponse(s, ctx);
+    std::optional<Response> refused = co_await AdmitWrite(ctx, note, type, &id, false);
+    if (refused) co_return std::move(*refused);
     if (Status s = CheckId(id); !s.ok()) co_return ErrorResponse(s, ctx);
+    Response r = co_await WriteDelete(ctx, note, type, id);
+    co_return r;
+  }
+
+  // Conditional delete, DELETE [type]?criteria: the one match is deleted, no match is 204 with
+  // nothing written (as a second delete of one resource is), several are 412.
+  asio::awaitable<Response> ConditionalDelete(RequestContext& ctx, AuditNote& note) {
+    std::string type(ctx.params.Get("type"));
+    std::optional<Response> refused = co_await AdmitWrite(ctx, note, type, nullptr, false);
+    if (refused) co_return std::move(*refused);
+    StatusOr<std::optional<std::string>> match = co_await SingleMatch(type, ctx.query);
+    if (!match.ok()) co_return ErrorResponse(match.status(), ctx);
+    if (!match->has_value()) co_return Response{HttpStatus::no_content, ctx.request.version()};
+    NoteTarget(note, type, **match);
+    Response r = co_await WriteDelete(ctx, note, type, **match);
+    co_return r;
+  }
+
+  // Deletes (type, id): 204, with the marker's ETag when one was written.
+  asio::awaitable<Response> WriteDelete(RequestContext& ctx, AuditNote& note,
+                                        const std::string& type, const std::string& id) {
     NextVersion next = [&](const StatusOr<store::ResourceVersion>& current,
                            HttpStatus& status) -> StatusOr<std::optional<store::ResourceVersion>> {
       status = HttpStatus::no_content;
@@ -1709,7 +1784,9 @@ void FhirApi::RegisterRoutes(http::Router& router) {
   router.Add(V::post, "/fhir/R4/{type}/_search", audited(&Handlers::Search, act::kSearch));
   router.Add(V::post, "/fhir/R4/{type}", audited(&Handlers::Create, act::kCreate));
   router.Add(V::get, "/fhir/R4/{type}/{id}", audited(&Handlers::Read, act::kRead));
+  router.Add(V::put, "/fhir/R4/{type}", audited(&Handlers::ConditionalUpdate, act::kUpdate));
   router.Add(V::put, "/fhir/R4/{type}/{id}", audited(&Handlers::Update, act::kUpdate));
+  router.Add(V::delete_, "/fhir/R4/{type}", audited(&Handlers::ConditionalDelete, act::kDelete));
   router.Add(V::delete_, "/fhir/R4/{type}/{id}", audited(&Handlers::Delete, act::kDelete));
   router.Add(V::patch, "/fhir/R4/{type}/{id}", audited(&Handlers::Patch, act::kPatch));
 }
