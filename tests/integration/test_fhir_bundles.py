@@ -628,6 +628,9 @@ class TransactionTests(BundleTestCase):
         self.assertEqual(r.header("ETag"), 'W/"2"')
         r = self.req("PUT", url, patient("Third", **ident), headers={"If-Match": 'W/"1"'})
         self.assertStatus(r, 412)
+        # A body id must be the match's.
+        r = self.req("PUT", url, patient("Third", id="someone-else", **ident))
+        self.assertStatus(r, 400)
         self.assertEqual(self.req("GET", f"{FHIR}/Patient/{pid}").json()["name"][0]["family"],
                          "Second")
         # Criteria are required and unknown parameters refused; nothing is written.
@@ -650,6 +653,12 @@ class TransactionTests(BundleTestCase):
         before = version_count(self.srv.db_path)
         self.assertStatus(self.req("DELETE", other), 204)
         self.assertEqual(version_count(self.srv.db_path), before)
+        # No match with an id in the body: created under that id (update as create).
+        fresh = "cond-" + random_marker("")[:12]
+        r = self.req("PUT", f"{FHIR}/Patient?identifier=urn:kura:test:mrn|{fresh}",
+                     patient("Fresh", id=fresh))
+        self.assertStatus(r, 201)
+        self.assertEqual(r.json()["id"], fresh)
         # AuditEvent stays read-only.
         self.assertStatus(self.req("DELETE", f"{FHIR}/AuditEvent?_id=x"), 501)
 

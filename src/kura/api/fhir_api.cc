@@ -463,8 +463,7 @@ class FhirApi::Handlers {
   }
 
   // Conditional update (http.html#cond-update), PUT [type]?criteria: the one match is updated,
-  // no match creates, several are 412. The body's id, if any, is replaced as on a create, as in
-  // a Bundle entry.
+  // no match creates, several are 412.
   asio::awaitable<Response> ConditionalUpdate(RequestContext& ctx, AuditNote& note) {
     std::string type(ctx.params.Get("type"));
     std::optional<Response> refused = co_await AdmitWrite(ctx, note, type, nullptr, true);
@@ -475,7 +474,23 @@ class FhirApi::Handlers {
     if (!resource.ok()) co_return ErrorResponse(resource.status(), ctx);
     StatusOr<std::optional<std::string>> match = co_await SingleMatch(type, ctx.query);
     if (!match.ok()) co_return ErrorResponse(match.status(), ctx);
-    const std::string id = match->value_or(TimeOrderedUuid(Clock::System().Now()));
+    // An id in the body must be the match's; with no match it names the resource to create
+    // (update as create), else the server assigns one.
+    const fhir::JsonMember* body_id = resource->Find("id");
+    std::string id;
+    if (match->has_value()) {
+      if (body_id != nullptr && body_id->string_value != **match) {
+        co_return ErrorResponse(
+            InvalidArgumentError("the resource id does not match the resource the criteria found"),
+            ctx);
+      }
+      id = **match;
+    } else if (body_id != nullptr && body_id->string_value) {
+      if (Status s = CheckId(*body_id->string_value); !s.ok()) co_return ErrorResponse(s, ctx);
+      id = *body_id->string_value;
+    } else {
+      id = TimeOrderedUuid(Clock::System().Now());
+    }
     NoteTarget(note, type, id);
     Response r = co_await WriteUpdate(ctx, note, type, id, *resource, *if_match);
     co_return r;
