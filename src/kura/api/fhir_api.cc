@@ -480,9 +480,7 @@ class FhirApi::Handlers {
     std::string id;
     if (match->has_value()) {
       if (body_id != nullptr && body_id->string_value != **match) {
-        co_return ErrorResponse(
-            InvalidArgumentError("the resource id does not match the resource the criteria found"),
-            ctx);
+        co_return ErrorResponse(BodyIdMismatch(type), ctx);
       }
       id = **match;
     } else if (body_id != nullptr && body_id->string_value) {
@@ -898,6 +896,12 @@ class FhirApi::Handlers {
   // Bundle. Returns the ids of the current `type` resources that match `query` (the raw,
   // percent-encoded query string of a search url), at most kMaxBundleSearchMatches. Unknown
   // parameters are refused here: a condition that is silently ignored would match too much.
+  // A conditional update's body names another resource than the one its condition found.
+  static Status BodyIdMismatch(const std::string& type) {
+    return InvalidArgumentError("the resource id does not match the resource the condition found")
+        .WithDetail({"invalid", "", type + ".id"});
+  }
+
   // A condition that must match at most one resource matched `count`.
   static Status SeveralMatches(size_t count) {
     return FailedPreconditionError("the condition matches more than one resource")
@@ -1108,11 +1112,7 @@ class FhirApi::Handlers {
       if (w.conditional) {
         const fhir::JsonMember* body_id = doc->Find("id");
         if (body_id != nullptr && body_id->string_value && *body_id->string_value != w.id) {
-          return FailEntry(w,
-                           InvalidArgumentError("the resource id does not match the resource "
-                                                "the condition found")
-                               .WithDetail({"invalid", "", w.type + ".id"}),
-                           "resource");
+          return FailEntry(w, BodyIdMismatch(w.type), "resource");
         }
       }
       w.resource = std::move(*doc);
