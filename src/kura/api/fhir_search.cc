@@ -72,8 +72,14 @@ std::string SearchsetBundle(Json links, std::optional<int64_t> total, std::strin
   std::string out = fhir::SerializeJson(head);
   if (entries.empty()) return out;
   out.pop_back();  // Reopen the object to append entries without re-parsing stored payloads.
-  out += ",\"entry\":[";
   const std::string base = std::string(fhir_base) + "/";
+  size_t size = out.size() + 16;
+  for (const SearchsetEntry& e : entries) {
+    size += e.version->payload.size() + base.size() + e.version->type.size() +
+            e.version->id.size() + 64;
+  }
+  out.reserve(size);  // One allocation for a page of results, not one per doubling.
+  out += ",\"entry\":[";
   for (size_t i = 0; i < entries.size(); ++i) {
     const store::ResourceVersion& v = *entries[i].version;
     if (i > 0) out += ',';
