@@ -204,6 +204,46 @@ class SearchTest(SharedServerTestCase):
         self.assertEqual(r.status, 200, r.text)
         self.assertTrue(r.json()["records"], "no audit record of the search")
 
+    def test_everything_pages_stay_correct_while_the_record_changes(self):
+        # A patient of its own with six Observations, read two at a time. After the first page,
+        # one of its entries is deleted and a resource that sorts first is added: keyset pages
+        # neither skip nor repeat the others.
+        r = self.srv.request("POST", f"{FHIR}/Patient", {"resourceType": "Patient"})
+        self.assertEqual(r.status, 201, r.text)
+        pid = r.json()["id"]
+        ids = []
+        for i in range(6):
+            c = self.srv.request("POST", f"{FHIR}/Observation",
+                                 obs(pid, "8867-4", 60 + i, "2024-06-01T00:00:00Z"))
+            self.assertEqual(c.status, 201, c.text)
+            ids.append(c.json()["id"])
+
+        def page(url):
+            b = self.srv.request("GET", url[url.index("/fhir/R4"):]).json()
+            links = {l["relation"]: l["url"] for l in b["link"]}
+            return [e["resource"]["id"] for e in b["entry"]], links
+
+        first, links = page(f"{FHIR}/Patient/{pid}/$everything?_type=Observation&_count=2")
+        self.assertEqual(first, sorted(ids)[:2])
+        self.assertNotIn("previous", links)
+        self.assertEqual(self.srv.request("DELETE", f"{FHIR}/Observation/{first[0]}").status, 204)
+        added = self.srv.request("POST", f"{FHIR}/AllergyIntolerance", {
+            "resourceType": "AllergyIntolerance", "patient": {"reference": f"Patient/{pid}"}})
+        self.assertEqual(added.status, 201, added.text)
+        seen = list(first)
+        while "next" in links:
+            got, links = page(links["next"])
+            seen += got
+        self.assertEqual(seen, sorted(ids))
+        # Back from the last page: the pages before it, in order, without the deleted one.
+        back = []
+        while "previous" in links:
+            got, links = page(links["previous"])
+            back = got + back
+        self.assertEqual(back, sorted(ids)[1:4])
+        self.assertEqual(self.srv.request(
+            "GET", f"{FHIR}/Patient/{pid}/$everything?_page=bm90LWEtdG9rZW4").status, 400)
+
     def test_patient_everything(self):
         pid = self.patients[0]
         other = self.srv.request("POST", f"{FHIR}/Observation", dict(

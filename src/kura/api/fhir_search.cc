@@ -1,7 +1,7 @@
 // FHIR search: parse, compile, run, page, include, and the searchset Bundle; see fhir_search.h.
 #include "kura/api/fhir_search.h"
 
-#include <charconv>
+#include <deque>
 #include <set>
 
 #include "kura/api/responses.h"
@@ -442,12 +442,15 @@ std::vector<const fhir::SearchParamDef*> CompartmentParams(std::string_view type
 struct FhirSearch::EverythingPage {
   std::vector<store::ResourceVersion> resources;
   int64_t total = 0;
-  bool more = false;
+  bool more_after = false;   // Members after the page's last.
+  bool more_before = false;  // Members before the page's first.
 };
 
 StatusOr<FhirSearch::EverythingPage> FhirSearch::RunEverything(
     const std::string& patient_id, const std::vector<std::string>& types,
-    std::optional<TimePoint> since, int64_t offset, int64_t count) {
+    std::optional<TimePoint> since,
+    const std::optional<std::pair<std::string, std::string>>& position, bool backward,
+    int64_t count) {
   KURA_ASSIGN_OR_RETURN(store::ResourceVersion patient, store_.ReadCurrent("Patient", patient_id));
   if (patient.deleted) return GoneError("the patient was deleted");
   auto wanted = [&](std::string_view type) {
@@ -479,22 +482,43 @@ StatusOr<FhirSearch::EverythingPage> FhirSearch::RunEverything(
       }
     }
   }
+  // Keyset paging: a page is the `count` members after (or before) a (type, id), so members
+  // created or deleted meanwhile shift no other member between pages.
   EverythingPage page;
-  int64_t index = 0;
-  for (const auto& [type, id] : members) {
+  std::deque<store::ResourceVersion> window;  // Backward: the last `count` before the position.
+  for (const auto& key : members) {
+    const auto& [type, id] = key;
     StatusOr<store::ResourceVersion> v =
         type == "Patient" && id == patient_id ? patient : store_.ReadCurrent(type, id);
     if (!v.ok() && v.status().code() == StatusCode::kNotFound) continue;
     if (!v.ok()) return v.status();
     if (v->deleted || (since && v->last_updated < *since)) continue;
     ++page.total;
-    if (index++ < offset) continue;
-    if (static_cast<int64_t>(page.resources.size()) == count) {
-      page.more = true;
-      continue;
+    if (backward) {
+      if (key >= *position) {
+        page.more_after = true;
+        continue;
+      }
+      window.push_back(std::move(*v));
+      if (static_cast<int64_t>(window.size()) > count) {
+        window.pop_front();
+        page.more_before = true;
+      }
+    } else {
+      if (position && key <= *position) {
+        page.more_before = true;
+        continue;
+      }
+      if (static_cast<int64_t>(page.resources.size()) == count) {
+        page.more_after = true;
+        continue;
+      }
+      page.resources.push_back(std::move(*v));
     }
-    page.resources.push_back(std::move(*v));
   }
+  if (backward)
+    page.resources.assign(std::make_move_iterator(window.begin()),
+                          std::make_move_iterator(window.end()));
   return page;
 }
 
@@ -503,18 +527,23 @@ asio::awaitable<Response> FhirSearch::Everything(
     std::vector<std::pair<std::string, std::string>> params) {
   note.resource_type = "Patient";
   note.resource_id = patient_id;
-  // A paging token stands for the request it was made for, plus an offset.
-  int64_t offset = 0;
+  // A paging token stands for the request it was made for, plus a (type, id) position and a
+  // direction.
+  std::optional<std::pair<std::string, std::string>> position;
+  bool backward = false;
+  std::string page_token;
   for (const auto& [name, value] : params) {
     if (name != "_page") continue;
     std::optional<OpenedToken> token = OpenToken(page_key_, value);
-    if (!token || token->type != "Patient/" + patient_id + "/$everything") {
+    const size_t slash = token ? token->cursor.id.find('/') : std::string::npos;
+    if (!token || token->type != "Patient/" + patient_id + "/$everything" ||
+        slash == std::string::npos) {
       co_return ErrorResponse(BadPageToken(), ctx);
     }
+    page_token = value;
     params = std::move(token->params);
-    offset = 0;
-    std::from_chars(token->cursor.id.data(), token->cursor.id.data() + token->cursor.id.size(),
-                    offset);
+    position.emplace(token->cursor.id.substr(0, slash), token->cursor.id.substr(slash + 1));
+    backward = token->backward;
     break;
   }
   std::vector<std::string> types;
@@ -558,7 +587,7 @@ asio::awaitable<Response> FhirSearch::Everything(
     }
     canonical.emplace_back(name, value);
   }
-  auto run = [&] { return RunEverything(patient_id, types, since, offset, count); };
+  auto run = [&] { return RunEverything(patient_id, types, since, position, backward, count); };
   StatusOr<EverythingPage> page = co_await http::RunBlocking(pool_, std::move(run));
   if (!page.ok()) {
     co_return ErrorResponse(page.status().code() == StatusCode::kNotFound
@@ -572,16 +601,16 @@ asio::awaitable<Response> FhirSearch::Everything(
   fhir::SearchRequest request;  // The links' path and parameters, and what a token is bound to.
   request.type = "Patient/" + patient_id + "/$everything";
   request.canonical_params = std::move(canonical);
-  auto link_at = [&](int64_t at) {
-    return Link(request, PageToken(request, store::IndexCursor{{}, std::to_string(at)}, false));
+  auto link_from = [&](const store::ResourceVersion& v, bool back) {
+    return Link(request, PageToken(request, store::IndexCursor{{}, v.type + "/" + v.id}, back));
   };
   Json links = Json::array();
-  links.push_back(
-      {{"relation", "self"}, {"url", offset == 0 ? Link(request, "") : link_at(offset)}});
-  if (page->more) links.push_back({{"relation", "next"}, {"url", link_at(offset + count)}});
-  if (offset > 0) {
-    links.push_back(
-        {{"relation", "previous"}, {"url", link_at(std::max<int64_t>(0, offset - count))}});
+  links.push_back({{"relation", "self"}, {"url", Link(request, page_token)}});
+  if (page->more_after && !page->resources.empty()) {
+    links.push_back({{"relation", "next"}, {"url", link_from(page->resources.back(), false)}});
+  }
+  if (page->more_before && !page->resources.empty()) {
+    links.push_back({{"relation", "previous"}, {"url", link_from(page->resources.front(), true)}});
   }
   std::vector<SearchsetEntry> entries;
   entries.reserve(page->resources.size());

@@ -96,10 +96,14 @@ class FhirSearch {
                                                   const store::IndexQuery& query, bool paged,
                                                   bool backward);
   struct EverythingPage;
-  StatusOr<EverythingPage> RunEverything(const std::string& patient_id,
-                                         const std::vector<std::string>& types,
-                                         std::optional<TimePoint> since, int64_t offset,
-                                         int64_t count);
+  // A page of the patient's record in (type, id) order: the `count` members after `position`
+  // (before it when `backward`), the whole record's size, and whether members lie beyond the page
+  // on either side.
+  StatusOr<EverythingPage> RunEverything(
+      const std::string& patient_id, const std::vector<std::string>& types,
+      std::optional<TimePoint> since,
+      const std::optional<std::pair<std::string, std::string>>& position, bool backward,
+      int64_t count);
   std::string PageToken(const fhir::SearchRequest& request, const store::IndexCursor& cursor,
                         bool backward) const;
   // The URL of `request` (its type, or "Patient/x/$everything"): with its canonical parameters,
