@@ -485,6 +485,36 @@ StatusOr<FhirSearch::EverythingPage> FhirSearch::RunEverything(
   // Keyset paging: a page is the `count` members after (or before) a (type, id), so members
   // created or deleted meanwhile shift no other member between pages.
   EverythingPage page;
+  if (!since) {
+    // Every member counts (the index holds current, live resources only), so the page is a slice
+    // of the ordered keys and only its members are read.
+    const std::vector<std::pair<std::string, std::string>> keys(members.begin(), members.end());
+    page.total = static_cast<int64_t>(keys.size());
+    size_t begin = 0;
+    size_t end = 0;
+    if (backward) {
+      end =
+          static_cast<size_t>(std::lower_bound(keys.begin(), keys.end(), *position) - keys.begin());
+      begin = end > static_cast<size_t>(count) ? end - static_cast<size_t>(count) : 0;
+    } else {
+      begin = position ? static_cast<size_t>(std::upper_bound(keys.begin(), keys.end(), *position) -
+                                             keys.begin())
+                       : 0;
+      end = std::min(keys.size(), begin + static_cast<size_t>(count));
+    }
+    page.more_before = begin > 0;
+    page.more_after = end < keys.size();
+    for (size_t i = begin; i < end; ++i) {
+      const auto& [type, id] = keys[i];
+      StatusOr<store::ResourceVersion> v =
+          type == "Patient" && id == patient_id ? patient : store_.ReadCurrent(type, id);
+      // Deleted since the index was read: the page is one shorter.
+      if (!v.ok() && v.status().code() == StatusCode::kNotFound) continue;
+      if (!v.ok()) return v.status();
+      if (!v->deleted) page.resources.push_back(std::move(*v));
+    }
+    return page;
+  }
   std::deque<store::ResourceVersion> window;  // Backward: the last `count` before the position.
   for (const auto& key : members) {
     const auto& [type, id] = key;
