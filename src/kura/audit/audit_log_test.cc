@@ -26,6 +26,7 @@ using store::ResourceVersion;
 using store::SqliteStore;
 using store::WriteBatch;
 using testing::kOrigin;
+using testing::ModifyRecordByteSql;
 using testing::Tamper;
 
 ResourceVersion Resource(std::string id, int64_t version) {
@@ -388,9 +389,7 @@ class AuditLogTamperTest : public AuditLogTest {
 };
 
 TEST_F(AuditLogTamperTest, ModifiedRecordBytes) {
-  Tamper(db_path(),
-         "UPDATE audit_log SET record = substr(record, 1, 30) || x'00' || "
-         "substr(record, 32) WHERE seq = 12");
+  Tamper(db_path(), ModifyRecordByteSql(12));
   VerificationReport report = Verify();
   EXPECT_TRUE(HasIssue(report, IssueKind::kModified)) << report.Summary();
   EXPECT_EQ(report.FirstBadSequence(), 12u);

@@ -21,6 +21,7 @@ namespace {
 using store::AuditRow;
 using store::WriteBatch;
 using testing::kOrigin;
+using testing::ModifyRecordByteSql;
 using testing::Tamper;
 
 constexpr int64_t kFirstEventUs = 1700000000000000;  // SampleRecord(i) is 1 ms after (i - 1).
@@ -343,9 +344,7 @@ TEST_F(AuditPruneTest, StopsBetweenStepsWhenAskedTo) {
 
 TEST_F(AuditPruneTest, RefusesToPruneRecordsThatDoNotVerify) {
   AppendEvents(0, 30);
-  Tamper(db_path(),
-         "UPDATE audit_log SET record = substr(record, 1, 30) || x'00' || "
-         "substr(record, 32) WHERE seq = 5");
+  Tamper(db_path(), ModifyRecordByteSql(5));
   auto result = log_->Prune(TimeOf(20));
   EXPECT_EQ(result.status().code(), StatusCode::kDataLoss);
   // The evidence stays: nothing was deleted, no anchor was signed.
@@ -383,9 +382,7 @@ class AuditPruneTamperTest : public AuditPruneTest {
 };
 
 TEST_F(AuditPruneTamperTest, ModifiedRetainedRecord) {
-  Tamper(db_path(),
-         "UPDATE audit_log SET record = substr(record, 1, 30) || x'00' || "
-         "substr(record, 32) WHERE seq = 33");
+  Tamper(db_path(), ModifyRecordByteSql(33));
   VerificationReport report = Verify();
   EXPECT_TRUE(HasIssue(report, IssueKind::kModified)) << report.Summary();
   EXPECT_EQ(report.FirstBadSequence(), 33u);

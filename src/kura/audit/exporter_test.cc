@@ -43,6 +43,7 @@ using store::SqliteStore;
 using store::WriteBatch;
 using testing::kOrigin;
 using testing::Listener;
+using testing::ModifyRecordByteSql;
 using testing::RsyslogReceiver;
 using testing::Tamper;
 using testing::TestPki;
@@ -556,10 +557,8 @@ TEST_F(ExporterTest, ATamperedRowStallsEverySinkThereUntilItOpensAgain) {
   OpenLog();
   ASSERT_TRUE(receiver_->Start(Listener::kTcp, nullptr));
   Append(30);  // Checkpoints at 10, 20, 30.
-  Tamper(db_path(),
-         "CREATE TABLE saved AS SELECT record FROM audit_log WHERE seq = 13;"
-         "UPDATE audit_log SET record = substr(record, 1, 30) || x'00' || substr(record, 32) "
-         "WHERE seq = 13");
+  Tamper(db_path(), "CREATE TABLE saved AS SELECT record FROM audit_log WHERE seq = 13;" +
+                        ModifyRecordByteSql(13));
   StderrCapture capture;
   AuditExporterOptions options = BaseOptions();
   options.syslog = SyslogSink(false);
@@ -613,7 +612,7 @@ TEST_F(ExporterTest, ATamperedRowStallsEverySinkThereUntilItOpensAgain) {
 
 struct Tampering {
   const char* name;
-  const char* sql;
+  std::string sql;
   uint64_t stalls_at;
   const char* reason;
 };
@@ -647,10 +646,7 @@ TEST_P(ExporterTamperTest, StallsAtTheFirstBadSequence) {
 
 INSTANTIATE_TEST_SUITE_P(
     Tamperings, ExporterTamperTest,
-    ::testing::Values(Tampering{"Modified",
-                                "UPDATE audit_log SET record = substr(record, 1, 30) || x'00' || "
-                                "substr(record, 32) WHERE seq = 12",
-                                12, "unreadable"},
+    ::testing::Values(Tampering{"Modified", ModifyRecordByteSql(12), 12, "unreadable"},
                       // Whole rows swapped: each decrypts and matches its leaf hash, but names
                       // another sequence.
                       Tampering{"Reordered",
