@@ -896,7 +896,14 @@ class BundleShapeTests(BundleTestCase):
         self.assertEqual({i["code"] for i in rest["interaction"]},
                          {"transaction", "batch", "history-system"})
         for r in rest["resource"]:
-            self.assertIn("patch", {i["code"] for i in r["interaction"]}, r["type"])
+            codes = {i["code"] for i in r["interaction"]}
+            if r["type"] == "AuditEvent":  # A read-only projection of the audit log.
+                self.assertEqual(codes, {"read", "vread", "search-type"})
+                self.assertEqual(r["conditionalRead"], "not-supported")
+                self.assertFalse(r["conditionalCreate"] or r["conditionalUpdate"])
+                continue
+            self.assertIn("patch", codes, r["type"])
+            self.assertEqual(r["conditionalRead"], "not-match", r["type"])
         self.assertNotIn("patch are not", rest["documentation"])
         self.assertIn("JSON Patch", rest["documentation"])
 

@@ -162,6 +162,27 @@ class CrudTests(FhirTestCase):
         self.assertEqual(r.header("Last-Modified"), c.header("Last-Modified"))
         self.assertTrue(r.header("Content-Type").startswith("application/fhir+json"))
 
+    def test_conditional_read_with_if_none_match(self):
+        rid = self.created_id(self.create(observation("etag")))
+        url = f"{FHIR}/Observation/{rid}"
+        for header in ('W/"1"', '"1"', '*', 'W/"7", W/"1"'):
+            with self.subTest(if_none_match=header):
+                r = self.req("GET", url, headers={"If-None-Match": header})
+                self.assertEqual(r.status, 304)
+                self.assertEqual(r.body, b"")
+                self.assertEqual(r.header("ETag"), 'W/"1"')
+                self.assertIsNotNone(r.header("Last-Modified"))
+        for header in ('W/"2"', 'junk', ''):
+            with self.subTest(if_none_match=header):
+                r = self.req("GET", url, headers={"If-None-Match": header} if header else None)
+                self.assertStatus(r, 200)
+                self.assertEqual(r.json()["id"], rid)
+        update = dict(observation("etag 2"), id=rid)
+        self.assertStatus(self.req("PUT", url, update), 200)
+        r = self.req("GET", url, headers={"If-None-Match": 'W/"1"'})
+        self.assertStatus(r, 200)
+        self.assertEqual(r.header("ETag"), 'W/"2"')
+
     def test_read_missing_is_404(self):
         r = self.req("GET", f"{FHIR}/Patient/{uuid.uuid4()}")
         self.assertOperationOutcome(r, 404, code="not-found")

@@ -114,6 +114,20 @@ std::optional<int64_t> ParseETag(std::string_view etag) {
   return http::ParsePositiveInteger(etag);
 }
 
+// Whether an If-None-Match header (a list of entity tags, or "*") names `version`: a conditional
+// read (http.html#cread) then answers 304. Tags compare weakly, as RFC 9110 asks for GET.
+bool IfNoneMatchNames(std::string_view header, int64_t version) {
+  while (!header.empty()) {
+    const size_t comma = header.find(',');
+    std::string_view tag = header.substr(0, comma);
+    header = comma == std::string_view::npos ? std::string_view() : header.substr(comma + 1);
+    while (!tag.empty() && tag.front() == ' ') tag.remove_prefix(1);
+    while (!tag.empty() && tag.back() == ' ') tag.remove_suffix(1);
+    if (tag == "*" || ParseETag(tag) == version) return true;
+  }
+  return false;
+}
+
 }  // namespace
 
 Json BuildCapabilityStatement(const FhirApiOptions& options) {
@@ -151,22 +165,26 @@ Json BuildCapabilityStatement(const FhirApiOptions& options) {
   Json resources = Json::array();
   for (std::string_view type : fhir::R4ResourceTypes()) {
     const bool searchable = fhir::IsSearchableResourceType(type);
+    // AuditEvent is a read-only projection of the audit log: one version per record, no history,
+    // no writes, no conditional reads.
+    const bool writable = type != "AuditEvent";
     Json r = Json::object();
     r["type"] = std::string(type);
     Json interactions = Json::array();
     for (const char* code : {"read", "vread", "update", "patch", "delete", "history-instance",
                              "history-type", "create"}) {
-      interactions.push_back({{"code", code}});
+      const bool read_only = std::string_view(code) == "read" || std::string_view(code) == "vread";
+      if (writable || read_only) interactions.push_back({{"code", code}});
     }
     if (searchable) interactions.push_back({{"code", "search-type"}});
     r["interaction"] = std::move(interactions);
-    r["versioning"] = "versioned-update";
-    r["readHistory"] = true;
-    r["updateCreate"] = true;
-    r["conditionalCreate"] = searchable;
-    r["conditionalRead"] = "not-supported";
-    r["conditionalUpdate"] = searchable;
-    r["conditionalDelete"] = searchable ? "single" : "not-supported";
+    r["versioning"] = writable ? "versioned-update" : "no-version";
+    r["readHistory"] = writable;
+    r["updateCreate"] = writable;
+    r["conditionalCreate"] = writable && searchable;
+    r["conditionalRead"] = writable ? "not-match" : "not-supported";
+    r["conditionalUpdate"] = writable && searchable;
+    r["conditionalDelete"] = writable && searchable ? "single" : "not-supported";
     if (searchable) {
       Json includes = Json::array();
       Json params = Json::array();
@@ -704,6 +722,12 @@ class FhirApi::Handlers {
                               ctx);
     }
     NoteVersion(note, *v);
+    if (!v->deleted && IfNoneMatchNames(ctx.request[bh::field::if_none_match], v->version)) {
+      Response r{HttpStatus::not_modified, ctx.request.version()};
+      r.set(bh::field::etag, ETagFor(v->version));
+      r.set(bh::field::last_modified, FormatHttpDate(v->last_updated));
+      co_return r;
+    }
     co_return ReadResponse(ctx, *v);
   }
 
