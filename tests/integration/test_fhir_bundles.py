@@ -900,6 +900,7 @@ class BundleShapeTests(BundleTestCase):
             if r["type"] == "AuditEvent":  # A read-only projection of the audit log.
                 self.assertEqual(codes, {"read", "vread", "search-type"})
                 self.assertEqual(r["conditionalRead"], "not-supported")
+                self.assertEqual(r["versioning"], "versioned")  # Version 1 only, vread included.
                 self.assertFalse(r["conditionalCreate"] or r["conditionalUpdate"])
                 continue
             self.assertIn("patch", codes, r["type"])

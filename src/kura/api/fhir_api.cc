@@ -178,7 +178,7 @@ Json BuildCapabilityStatement(const FhirApiOptions& options) {
     }
     if (searchable) interactions.push_back({{"code", "search-type"}});
     r["interaction"] = std::move(interactions);
-    r["versioning"] = writable ? "versioned-update" : "no-version";
+    r["versioning"] = writable ? "versioned-update" : "versioned";
     r["readHistory"] = writable;
     r["updateCreate"] = writable;
     r["conditionalCreate"] = writable && searchable;
