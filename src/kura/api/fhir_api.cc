@@ -446,11 +446,10 @@ class FhirApi::Handlers {
     // Conditional create (http.html#ccreate): a resource matching If-None-Exist is answered with
     // 200 and nothing is written; more than one match is 412.
     if (std::string_view condition = ctx.request["If-None-Exist"]; !condition.empty()) {
-      StatusOr<std::vector<std::string>> ids = co_await FindMatchingIds(type, condition);
-      if (!ids.ok()) co_return ErrorResponse(ids.status(), ctx);
-      if (ids->size() > 1) co_return ErrorResponse(SeveralMatches(ids->size()), ctx);
-      if (ids->size() == 1) {
-        StatusOr<store::ResourceVersion> existing = co_await ReadCurrent(type, ids->front());
+      StatusOr<std::optional<std::string>> match = co_await SingleMatch(type, condition);
+      if (!match.ok()) co_return ErrorResponse(match.status(), ctx);
+      if (match->has_value()) {
+        StatusOr<store::ResourceVersion> existing = co_await ReadCurrent(type, **match);
         if (!existing.ok()) co_return ErrorResponse(existing.status(), ctx);
         NoteVersion(note, *existing);
         note.details.emplace_back("fhir.if-none-exist", "matched");

@@ -488,24 +488,22 @@ StatusOr<FhirSearch::EverythingPage> FhirSearch::RunEverything(
   if (!since) {
     // Every member counts (the index holds current, live resources only), so the page is a slice
     // of the ordered keys and only its members are read.
-    const std::vector<std::pair<std::string, std::string>> keys(members.begin(), members.end());
-    page.total = static_cast<int64_t>(keys.size());
-    size_t begin = 0;
-    size_t end = 0;
+    page.total = static_cast<int64_t>(members.size());
+    auto begin = members.begin();
+    auto end = members.begin();
     if (backward) {
-      end =
-          static_cast<size_t>(std::lower_bound(keys.begin(), keys.end(), *position) - keys.begin());
-      begin = end > static_cast<size_t>(count) ? end - static_cast<size_t>(count) : 0;
+      end = members.lower_bound(*position);
+      begin = end;
+      for (int64_t n = 0; n < count && begin != members.begin(); ++n) --begin;
     } else {
-      begin = position ? static_cast<size_t>(std::upper_bound(keys.begin(), keys.end(), *position) -
-                                             keys.begin())
-                       : 0;
-      end = std::min(keys.size(), begin + static_cast<size_t>(count));
+      begin = position ? members.upper_bound(*position) : members.begin();
+      end = begin;
+      for (int64_t n = 0; n < count && end != members.end(); ++n) ++end;
     }
-    page.more_before = begin > 0;
-    page.more_after = end < keys.size();
-    for (size_t i = begin; i < end; ++i) {
-      const auto& [type, id] = keys[i];
+    page.more_before = begin != members.begin();
+    page.more_after = end != members.end();
+    for (auto it = begin; it != end; ++it) {
+      const auto& [type, id] = *it;
       StatusOr<store::ResourceVersion> v =
           type == "Patient" && id == patient_id ? patient : store_.ReadCurrent(type, id);
       // Deleted since the index was read: the page is one shorter.
