@@ -18,6 +18,7 @@
 #include "kura/audit/json_lines_sink.h"
 #include "kura/audit/record.h"
 #include "kura/base/log.h"
+#include "kura/base/thread_name.h"
 
 namespace kura::audit {
 namespace {
@@ -288,7 +289,10 @@ class AuditExporter::Impl {
 
   Status StartThread() {
     try {
-      thread_ = std::thread([this] { Run(); });
+      thread_ = std::thread([this] {
+        NameThisThread("kura-export");
+        Run();
+      });
     } catch (const std::system_error& e) {
       return ResourceExhaustedError("cannot start the audit exporter",
                                     std::string("audit exporter thread: ") + e.what());

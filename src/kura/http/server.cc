@@ -15,6 +15,7 @@
 
 #include "kura/base/log.h"
 #include "kura/base/random.h"
+#include "kura/base/thread_name.h"
 #include "kura/http/security_headers.h"
 
 namespace kura::http {
@@ -409,7 +410,11 @@ kura::Status Server::Run() {
   int threads = s->options.io_threads > 0 ? s->options.io_threads
                                           : std::max(1u, std::thread::hardware_concurrency());
   std::vector<std::thread> workers;
-  for (int i = 1; i < threads; ++i) workers.emplace_back([s] { s->ioc.run(); });
+  for (int i = 1; i < threads; ++i)
+    workers.emplace_back([s] {
+      NameThisThread("kura-io");
+      s->ioc.run();
+    });
   s->ioc.run();
   for (auto& t : workers) t.join();
   log::Info("shutdown_complete");

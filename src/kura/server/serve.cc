@@ -22,6 +22,7 @@
 #include "kura/auth/api_token_authenticator.h"
 #include "kura/base/config.h"
 #include "kura/base/log.h"
+#include "kura/base/thread_name.h"
 #include "kura/crypto/local_key_file.h"
 #include "kura/fhir/data_register.h"
 #include "kura/fhir/resource.h"
@@ -77,7 +78,10 @@ class PeriodicTask {
  public:
   using Task = std::function<void(const std::function<bool()>& keep_going)>;
   PeriodicTask(std::chrono::milliseconds period, Task task)
-      : period_(period), task_(std::move(task)), thread_([this] { Run(); }) {}
+      : period_(period), task_(std::move(task)), thread_([this] {
+          NameThisThread("kura-periodic");
+          Run();
+        }) {}
   ~PeriodicTask() {
     {
       std::lock_guard<std::mutex> lock(mu_);
@@ -310,6 +314,10 @@ int Serve(const cli::ServeArgs& args) {
   store::RecordCacheStats cache = cached.Stats();
   log::Info("store_closed", {{"transactions", writer.transactions},
                              {"writes", writer.writes},
+                             {"writer_idle_us", writer.idle_us},
+                             {"writer_run_us", writer.run_us},
+                             {"writer_commit_us", writer.commit_us},
+                             {"writer_report_us", writer.report_us},
                              {"cache_hits", cache.hits},
                              {"cache_misses", cache.misses},
                              {"cache_entries", cache.entries}});

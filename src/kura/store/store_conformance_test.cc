@@ -1552,6 +1552,7 @@ TEST_F(SqliteStoreTest, AFullDatabaseFailsOnlyTheCommitThatDoesNotFit) {
 }
 
 TEST_F(SqliteStoreTest, WriterStatsCountEveryQueuedWrite) {
+  const auto opening = std::chrono::steady_clock::now();
   StatusOr<std::unique_ptr<SqliteStore>> opened = SqliteStore::Open(Options(path_));
   ASSERT_THAT(opened, IsOk());
   SqliteStore& store = **opened;
@@ -1574,6 +1575,14 @@ TEST_F(SqliteStoreTest, WriterStatsCountEveryQueuedWrite) {
   EXPECT_EQ(stats.writes, kThreads * kCommits + 1);
   EXPECT_GE(stats.transactions, 1);
   EXPECT_LE(stats.transactions, stats.writes);
+  // Every group ran a durable COMMIT (an fsync takes well over a microsecond), and the writer's
+  // time adds up to no more than the time it has existed.
+  EXPECT_GT(stats.commit_us, 0);
+  EXPECT_GT(stats.idle_us, 0);
+  const int64_t lived_us = std::chrono::duration_cast<std::chrono::microseconds>(
+                               std::chrono::steady_clock::now() - opening)
+                               .count();
+  EXPECT_LE(stats.idle_us + stats.run_us + stats.commit_us + stats.report_us, lived_us);
 }
 
 TEST_F(SqliteStoreTest, TheWalIsCheckpointedAndStaysBoundedUnderSustainedWrites) {

@@ -10,6 +10,7 @@
 #include <array>
 #include <bit>
 #include <cerrno>
+#include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <functional>
@@ -21,6 +22,7 @@
 #include <utility>
 
 #include "kura/base/log.h"
+#include "kura/base/thread_name.h"
 #include "kura/store/memory_search_index.h"
 
 namespace kura::store {
@@ -1035,8 +1037,14 @@ StatusOr<std::unique_ptr<SqliteStore>> SqliteStore::Open(const SqliteOptions& op
                         Connection::Open(options.path, Connection::Role::kCheckpointer));
   SqliteStore* raw = store.get();
   sqlite3_wal_hook(writer.db(), &SqliteStore::OnWalCommit, raw);
-  store->checkpoint_thread_ = std::thread([raw] { raw->CheckpointLoop(); });
-  store->writer_thread_ = std::thread([raw] { raw->WriterLoop(); });
+  store->checkpoint_thread_ = std::thread([raw] {
+    NameThisThread("kura-checkpoint");
+    raw->CheckpointLoop();
+  });
+  store->writer_thread_ = std::thread([raw] {
+    NameThisThread("kura-writer");
+    raw->WriterLoop();
+  });
   return store;
 }
 
@@ -1107,6 +1115,13 @@ Status SqliteStore::RunAndWait(std::function<Status(Connection&)> work) {
 void SqliteStore::WriterLoop() {
   std::vector<PendingWrite> group;
   std::vector<Status> statuses;
+  auto mark = std::chrono::steady_clock::now();
+  auto since = [&mark] {
+    const auto now = std::chrono::steady_clock::now();
+    const auto us = std::chrono::duration_cast<std::chrono::microseconds>(now - mark).count();
+    mark = now;
+    return static_cast<int64_t>(us);
+  };
   while (true) {
     group.clear();
     {
@@ -1120,13 +1135,21 @@ void SqliteStore::WriterLoop() {
         write_queue_.pop_front();
       }
     }
+    idle_us_.fetch_add(since(), std::memory_order_relaxed);
     statuses.assign(group.size(), Status());
-    RunGroup(group, statuses);
+    bool committing = false;  // A group failing before COMMIT counts as running.
+    RunGroup(group, statuses, [&] {
+      run_us_.fetch_add(since(), std::memory_order_relaxed);
+      committing = true;
+    });
+    (committing ? commit_us_ : run_us_).fetch_add(since(), std::memory_order_relaxed);
     for (size_t i = 0; i < group.size(); ++i) group[i].finish(std::move(statuses[i]));
+    report_us_.fetch_add(since(), std::memory_order_relaxed);
   }
 }
 
-void SqliteStore::RunGroup(std::vector<PendingWrite>& group, std::vector<Status>& statuses) {
+void SqliteStore::RunGroup(std::vector<PendingWrite>& group, std::vector<Status>& statuses,
+                           const std::function<void()>& committing) {
   Connection& conn = *writer_conn_;
   AuditAppender* const appender = audit_appender_.load(std::memory_order_acquire);
   bool audit_open = false;  // BeginTransaction ran; EndTransaction must follow.
@@ -1215,6 +1238,7 @@ void SqliteStore::RunGroup(std::vector<PendingWrite>& group, std::vector<Status>
       return;
     }
   }
+  committing();
   if (Status commit = Stmt(conn, Sql::kCommit).Run(); !commit.ok()) {
     fail_group(commit, "store_commit_failed");
     return;
@@ -1283,6 +1307,10 @@ SqliteWriterStats SqliteStore::WriterStats() const {
   stats.transactions = transactions_.load(std::memory_order_relaxed);
   stats.writes = writes_.load(std::memory_order_relaxed);
   stats.checkpoints = checkpoints_.load(std::memory_order_relaxed);
+  stats.idle_us = idle_us_.load(std::memory_order_relaxed);
+  stats.run_us = run_us_.load(std::memory_order_relaxed);
+  stats.commit_us = commit_us_.load(std::memory_order_relaxed);
+  stats.report_us = report_us_.load(std::memory_order_relaxed);
   return stats;
 }
 

@@ -34,6 +34,7 @@
 #include <cstdint>
 #include <deque>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <thread>
@@ -63,6 +64,12 @@ struct SqliteWriterStats {
   int64_t transactions = 0;  // Group transactions attempted (each one durable commit, one fsync).
   int64_t writes = 0;        // Queued writes (commits, key and token inserts) they carried.
   int64_t checkpoints = 0;   // WAL checkpoints run by the checkpoint thread.
+  // Where the writer thread's time went, in microseconds of wall time: waiting for work, running
+  // a group's units, in COMMIT (writing the WAL and its fsync) and reporting results.
+  int64_t idle_us = 0;
+  int64_t run_us = 0;
+  int64_t commit_us = 0;
+  int64_t report_us = 0;
 };
 
 class SqliteStore final : public Store, public AuditLogStore {
@@ -151,7 +158,9 @@ class SqliteStore final : public Store, public AuditLogStore {
   // Open: builds search_index_ from every current resource's search_rows.
   Status LoadSearchIndex();
   // Runs `group` in one transaction on the writer connection, setting each member's status.
-  void RunGroup(std::vector<PendingWrite>& group, std::vector<Status>& statuses);
+  // `committing` runs just before COMMIT (not when the group fails earlier).
+  void RunGroup(std::vector<PendingWrite>& group, std::vector<Status>& statuses,
+                const std::function<void()>& committing);
   // Writer thread: inserts audit_rows_ and audit_nodes_, then a transaction's audit tail.
   Status InsertAuditRows(Connection& conn);
   Status InsertAuditTail(Connection& conn, const AuditTransactionTail& tail);
@@ -173,6 +182,10 @@ class SqliteStore final : public Store, public AuditLogStore {
   std::thread writer_thread_;
   std::atomic<int64_t> transactions_{0};
   std::atomic<int64_t> writes_{0};
+  std::atomic<int64_t> idle_us_{0};
+  std::atomic<int64_t> run_us_{0};
+  std::atomic<int64_t> commit_us_{0};
+  std::atomic<int64_t> report_us_{0};
   std::atomic<AuditAppender*> audit_appender_{nullptr};
   std::vector<AuditRow> audit_rows_;  // Writer thread only: reused per draft.
   // Writer thread only: links written to audit_record_patients since the last fold (an estimate:
