@@ -4,6 +4,8 @@
 #include <openssl/evp.h>
 
 #include <memory>
+#include <mutex>
+#include <vector>
 
 #include "kura/base/random.h"
 #include "kura/crypto/hash.h"
@@ -43,6 +45,49 @@ Status DecryptionFailed(std::string internal_detail) {
   return DataLossError("decryption failed", std::move(internal_detail));
 }
 
+// Contexts keyed once, for encryption or for decryption; each use only sets a new nonce.
+// A context comes back only after a successful operation, so no half-finished state is reused.
+class AeadKey::ContextPool {
+ public:
+  // A context for `key` (always the owning AeadKey's), from the pool or new.
+  CtxPtr Take(bool encrypt, const SecretBytes& key) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      std::vector<CtxPtr>& free = encrypt ? encrypting_ : decrypting_;
+      if (!free.empty()) {
+        CtxPtr ctx = std::move(free.back());
+        free.pop_back();
+        return ctx;
+      }
+    }
+    CtxPtr ctx(EVP_CIPHER_CTX_new());
+    if (!ctx || EVP_CipherInit_ex2(ctx.get(), Aes256Gcm(), key.ExposeSecretForCrypto().data(),
+                                   nullptr, encrypt ? 1 : 0, nullptr) != 1) {
+      return nullptr;
+    }
+    return ctx;
+  }
+
+  void Give(CtxPtr ctx, bool encrypt) {
+    std::lock_guard<std::mutex> lock(mu_);
+    std::vector<CtxPtr>& free = encrypt ? encrypting_ : decrypting_;
+    // Enough for every thread that encrypts or decrypts at once; the rest are freed (and wiped).
+    if (free.size() < kMaxIdle) free.push_back(std::move(ctx));
+  }
+
+ private:
+  static constexpr size_t kMaxIdle = 16;
+  std::mutex mu_;
+  std::vector<CtxPtr> encrypting_;  // Guarded by mu_.
+  std::vector<CtxPtr> decrypting_;  // Guarded by mu_.
+};
+
+AeadKey::AeadKey(uint64_t key_id, SecretBytes key)
+    : key_id_(key_id), key_(std::move(key)), contexts_(std::make_unique<ContextPool>()) {}
+AeadKey::AeadKey(AeadKey&&) noexcept = default;
+AeadKey& AeadKey::operator=(AeadKey&&) noexcept = default;
+AeadKey::~AeadKey() = default;
+
 StatusOr<AeadKey> AeadKey::Create(uint64_t key_id, SecretBytes key) {
   if (key.size() != kAesKeyBytes) return InvalidArgumentError("AES-256-GCM keys are 32 bytes");
   if (Aes256Gcm() == nullptr) return InternalError("internal error", "AES-256-GCM unavailable");
@@ -59,11 +104,9 @@ StatusOr<std::string> AeadKey::Encrypt(std::string_view plaintext,
   PutBigEndian64(key_id_, p + 1);
   uint8_t* nonce = p + 9;
   RandomFill({nonce, kGcmNonceBytes});
-  CtxPtr ctx(EVP_CIPHER_CTX_new());
+  CtxPtr ctx = contexts_->Take(/*encrypt=*/true, key_);
   int len = 0;
-  if (!ctx ||
-      EVP_EncryptInit_ex2(ctx.get(), Aes256Gcm(), key_.ExposeSecretForCrypto().data(), nonce,
-                          nullptr) != 1 ||
+  if (!ctx || EVP_EncryptInit_ex2(ctx.get(), nullptr, nullptr, nonce, nullptr) != 1 ||
       (!associated_data.empty() &&
        EVP_EncryptUpdate(ctx.get(), nullptr, &len, U8(associated_data),
                          static_cast<int>(associated_data.size())) != 1)) {
@@ -80,6 +123,7 @@ StatusOr<std::string> AeadKey::Encrypt(std::string_view plaintext,
           1) {
     return InternalError("internal error", "AES-GCM finalize failed");
   }
+  contexts_->Give(std::move(ctx), /*encrypt=*/true);
   return out;
 }
 
@@ -93,11 +137,9 @@ StatusOr<std::string> AeadKey::Decrypt(std::string_view record,
   const uint8_t* ct = U8(record) + kRecordHeaderBytes;
   size_t ct_len = record.size() - kRecordOverheadBytes;
   std::string out(ct_len, '\0');
-  CtxPtr ctx(EVP_CIPHER_CTX_new());
+  CtxPtr ctx = contexts_->Take(/*encrypt=*/false, key_);
   int len = 0;
-  if (!ctx ||
-      EVP_DecryptInit_ex2(ctx.get(), Aes256Gcm(), key_.ExposeSecretForCrypto().data(), nonce,
-                          nullptr) != 1 ||
+  if (!ctx || EVP_DecryptInit_ex2(ctx.get(), nullptr, nullptr, nonce, nullptr) != 1 ||
       (!associated_data.empty() &&
        EVP_DecryptUpdate(ctx.get(), nullptr, &len, U8(associated_data),
                          static_cast<int>(associated_data.size())) != 1)) {
@@ -115,6 +157,7 @@ StatusOr<std::string> AeadKey::Decrypt(std::string_view record,
     SecureWipe(out.data(), out.size());
     return DecryptionFailed("AES-GCM tag mismatch");
   }
+  contexts_->Give(std::move(ctx), /*encrypt=*/false);
   return out;
 }
 

@@ -5,11 +5,14 @@
 //   | ciphertext | tag (16 bytes)
 // The associated data is not stored; the caller passes the same bytes to Decrypt, so a record
 // moved to another row (other tenant, type, id or version) fails authentication. Decrypt checks
-// the record names this key. Thread-safe: Encrypt and Decrypt are const and share no state.
+// the record names this key. Thread-safe: Encrypt and Decrypt are const; they share only a
+// mutex-guarded pool of OpenSSL contexts that already hold the key schedule (expanding the key
+// cost a third of decrypting a 1 KB record), which is wiped when the key goes.
 #pragma once
 
 #include <array>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <span>
 #include <string>
@@ -32,8 +35,9 @@ class AeadKey {
   // InvalidArgument unless `key` is 32 bytes.
   static StatusOr<AeadKey> Create(uint64_t key_id, SecretBytes key);
 
-  AeadKey(AeadKey&&) = default;
-  AeadKey& operator=(AeadKey&&) = default;
+  AeadKey(AeadKey&&) noexcept;
+  AeadKey& operator=(AeadKey&&) noexcept;
+  ~AeadKey();
 
   uint64_t key_id() const { return key_id_; }
 
@@ -47,9 +51,11 @@ class AeadKey {
   std::array<uint8_t, 32> Mac(std::string_view data) const;
 
  private:
-  AeadKey(uint64_t key_id, SecretBytes key) : key_id_(key_id), key_(std::move(key)) {}
+  class ContextPool;
+  AeadKey(uint64_t key_id, SecretBytes key);
   uint64_t key_id_;
   SecretBytes key_;
+  std::unique_ptr<ContextPool> contexts_;
 };
 
 // The key id a record names, or nullopt when it is not a well-formed v1 record.

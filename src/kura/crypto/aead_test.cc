@@ -2,7 +2,10 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <string>
+#include <thread>
+#include <vector>
 
 namespace kura::crypto {
 namespace {
@@ -64,11 +67,53 @@ TEST(AeadKeyTest, EveryTamperingFailsWithOneMessage) {
     EXPECT_EQ(out.status().code(), StatusCode::kDataLoss);
     EXPECT_EQ(out.status().message(), "decryption failed");
   }
-  EXPECT_FALSE(k.Decrypt(rec, "other aad").ok());           // moved to another row
+  EXPECT_FALSE(k.Decrypt(rec, "other aad").ok());                      // moved to another row
   EXPECT_FALSE(k.Decrypt(rec.substr(0, rec.size() - 1), "aad").ok());  // truncated
   EXPECT_FALSE(k.Decrypt("", "aad").ok());
   AeadKey other = MakeKey(1, std::string(32, 'o'));
   EXPECT_FALSE(other.Decrypt(rec, "aad").ok());  // same id, wrong key
+}
+
+// Contexts are kept keyed and reused: reuse after a failure, with and without associated data,
+// after a move, and from several threads at once must behave exactly as fresh contexts.
+TEST(AeadKeyTest, ReusedContextsKeepEveryOperationIndependent) {
+  AeadKey k = MakeKey(7, std::string(32, 'k'));
+  std::string rec = *k.Encrypt("first", "aad");
+  std::string bad = rec;
+  bad.back() ^= 0x01;
+  EXPECT_FALSE(k.Decrypt(bad, "aad").ok());
+  EXPECT_EQ(*k.Decrypt(rec, "aad"), "first");  // After a failed tag check.
+  std::string no_aad = *k.Encrypt("second", "");
+  EXPECT_EQ(*k.Decrypt(no_aad, ""), "second");
+  EXPECT_FALSE(k.Decrypt(no_aad, "aad").ok());  // No AAD left over from the last use.
+  EXPECT_EQ(*k.Decrypt(rec, "aad"), "first");
+  EXPECT_EQ(*k.Decrypt(std::string(*k.Encrypt("", "aad")), "aad"), "");
+
+  AeadKey moved = std::move(k);
+  EXPECT_EQ(*moved.Decrypt(rec, "aad"), "first");
+  AeadKey other = MakeKey(7, std::string(32, 'o'));
+  EXPECT_FALSE(other.Decrypt(rec, "aad").ok());  // Pools are per key.
+  moved = std::move(other);
+  EXPECT_FALSE(moved.Decrypt(rec, "aad").ok());  // The assigned key's pool came along.
+
+  AeadKey shared = MakeKey(8, std::string(32, 's'));
+  std::vector<std::thread> threads;
+  std::atomic<int> failures{0};
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 500; ++i) {
+        const std::string plain = "record " + std::to_string(t) + "/" + std::to_string(i);
+        const std::string aad = "aad " + std::to_string(i % 3);
+        StatusOr<std::string> sealed = shared.Encrypt(plain, aad);
+        StatusOr<std::string> opened =
+            sealed.ok() ? shared.Decrypt(*sealed, aad) : StatusOr<std::string>(sealed.status());
+        if (!opened.ok() || *opened != plain) failures.fetch_add(1);
+        if (sealed.ok() && shared.Decrypt(*sealed, aad + "!").ok()) failures.fetch_add(1);
+      }
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
+  EXPECT_EQ(failures.load(), 0);
 }
 
 TEST(AeadKeyTest, RejectsWrongKeySize) {
