@@ -15,11 +15,12 @@ import base64
 import json
 import re
 import sqlite3
+import threading
 import unittest
 from contextlib import closing
 
 from harness import FHIR, KuraServer, KuraTestCase, SharedServerTestCase, observation, \
-    random_marker
+    random_marker, run_threads
 
 BASE_URL = "https://kura.test:9443"  # KURA_SERVER_PUBLIC_BASE_URL for these servers
 JSON_PATCH = "application/json-patch+json"
@@ -612,6 +613,46 @@ class TransactionTests(BundleTestCase):
                      headers={"If-None-Exist": "nonsense=1"})
         self.assertStatus(r, 400)
         self.assertEqual(version_count(self.srv.db_path), before)
+
+    def test_racing_conditional_writes_create_once(self):
+        # Many clients at once, each on its own connection: plain If-None-Exist creates,
+        # transactions with ifNoneExist and conditional PUTs, all for one identifier. Without
+        # serialization several find no match and several create.
+        mrn = "MRN" + random_marker("")[:10]
+        ident = {"identifier": [{"system": "urn:kura:test:mrn", "value": mrn}]}
+        query = f"identifier=urn:kura:test:mrn|{mrn}"
+        statuses, lock = [], threading.Lock()
+
+        def client(n):
+            conn = self.srv.connection()
+            try:
+                if n % 3 == 0:
+                    r = self.srv.request("POST", f"{FHIR}/Patient", patient(f"P{n}", **ident),
+                                         headers={"If-None-Exist": query}, conn=conn)
+                    status = r.status
+                elif n % 3 == 1:
+                    bundle = {"resourceType": "Bundle", "type": "transaction", "entry": [
+                        entry("POST", "Patient", patient(f"T{n}", **ident), ifNoneExist=query)]}
+                    r = self.srv.request("POST", FHIR, bundle, conn=conn)
+                    status = r.status
+                    if status == 200:
+                        status = int(r.json()["entry"][0]["response"]["status"][:3])
+                else:
+                    r = self.srv.request("PUT", f"{FHIR}/Patient?{query}",
+                                         patient(f"U{n}", **ident), conn=conn)
+                    status = r.status
+                with lock:
+                    statuses.append(status)
+            finally:
+                conn.close()
+
+        self.assertEqual([repr(e) for e in run_threads(client, 24, 120)], [])
+        self.assertEqual(len(statuses), 24)
+        self.assertEqual(statuses.count(201), 1, statuses)
+        self.assertTrue(set(statuses) <= {200, 201}, statuses)
+        r = self.req("GET", f"{FHIR}/Patient?{query}&_summary=count")
+        self.assertStatus(r, 200)
+        self.assertEqual(r.json()["total"], 1)
 
     def test_conditional_update_and_delete_on_plain_urls(self):
         mrn = "MRN" + random_marker("")[:10]

@@ -445,7 +445,12 @@ class FhirApi::Handlers {
     if (!resource.ok()) co_return ErrorResponse(resource.status(), ctx);
     // Conditional create (http.html#ccreate): a resource matching If-None-Exist is answered with
     // 200 and nothing is written; more than one match is 412.
+    // Held until the create is committed (or the match answered), so a concurrent conditional
+    // write of this type sees it.
+    ConditionalWriteLocks::Held held;
     if (std::string_view condition = ctx.request["If-None-Exist"]; !condition.empty()) {
+      std::vector<std::string> locked_types{type};
+      held = co_await api_.conditional_locks_.Acquire(std::move(locked_types));
       StatusOr<std::optional<std::string>> match = co_await SingleMatch(type, condition);
       if (!match.ok()) co_return ErrorResponse(match.status(), ctx);
       if (match->has_value()) {
@@ -489,6 +494,9 @@ class FhirApi::Handlers {
     if (!if_match.ok()) co_return ErrorResponse(if_match.status(), ctx);
     StatusOr<fhir::ResourceDocument> resource = ReadBody(ctx, type, std::nullopt);
     if (!resource.ok()) co_return ErrorResponse(resource.status(), ctx);
+    std::vector<std::string> locked_types{type};
+    ConditionalWriteLocks::Held held =
+        co_await api_.conditional_locks_.Acquire(std::move(locked_types));
     StatusOr<std::optional<std::string>> match = co_await SingleMatch(type, ctx.query);
     if (!match.ok()) co_return ErrorResponse(match.status(), ctx);
     // An id in the body must be the match's; with no match it names the resource to create
@@ -595,6 +603,9 @@ class FhirApi::Handlers {
     std::string type(ctx.params.Get("type"));
     std::optional<Response> refused = co_await AdmitWrite(ctx, note, type, nullptr, false);
     if (refused) co_return std::move(*refused);
+    std::vector<std::string> locked_types{type};
+    ConditionalWriteLocks::Held held =
+        co_await api_.conditional_locks_.Acquire(std::move(locked_types));
     StatusOr<std::optional<std::string>> match = co_await SingleMatch(type, ctx.query);
     if (!match.ok()) co_return ErrorResponse(match.status(), ctx);
     if (!match->has_value()) co_return Response{HttpStatus::no_content, ctx.request.version()};
@@ -1072,6 +1083,22 @@ class FhirApi::Handlers {
     if (w.method == fhir::EntryMethod::kPost && !e.if_none_exist) {
       w.id = TimeOrderedUuid(Clock::System().Now());
     }
+  }
+
+  // The types of a Bundle's conditional writes (ifNoneExist creates; PUT, PATCH and DELETE by
+  // `Type?query`), whose locks the Bundle holds from resolving its conditions to its commit.
+  static std::vector<std::string> ConditionalWriteTypes(const fhir::Bundle& bundle) {
+    std::vector<std::string> types;
+    for (const fhir::BundleEntry& e : bundle.entries) {
+      if (!e.method || e.target.type.empty()) continue;
+      const bool create = *e.method == fhir::EntryMethod::kPost && e.if_none_exist.has_value();
+      const bool by_query =
+          (*e.method == fhir::EntryMethod::kPut || *e.method == fhir::EntryMethod::kPatch ||
+           *e.method == fhir::EntryMethod::kDelete) &&
+          e.target.kind == fhir::EntryTarget::Kind::kType;
+      if (create || by_query) types.push_back(e.target.type);
+    }
+    return types;
   }
 
   static bool NeedsSearch(const EntryWork& w) {
@@ -1572,6 +1599,9 @@ class FhirApi::Handlers {
     std::vector<EntryWork> works(n);
     for (size_t i = 0; i < n; ++i) works[i].entry = &bundle.entries[i];
     const std::vector<size_t> order = fhir::ProcessingOrder(bundle);
+    std::vector<std::string> locked_types = ConditionalWriteTypes(bundle);
+    ConditionalWriteLocks::Held held =
+        co_await api_.conditional_locks_.Acquire(std::move(locked_types));
     std::optional<size_t> failed = co_await ResolveEntries(works, order, note, true);
     if (failed) co_return TransactionFailed(ctx, note, works[*failed]);
 
@@ -1670,6 +1700,9 @@ class FhirApi::Handlers {
     std::vector<EntryWork> works(n);
     for (size_t i = 0; i < n; ++i) works[i].entry = &bundle.entries[i];
     const std::vector<size_t> order = fhir::ProcessingOrder(bundle);
+    std::vector<std::string> locked_types = ConditionalWriteTypes(bundle);
+    ConditionalWriteLocks::Held held =
+        co_await api_.conditional_locks_.Acquire(std::move(locked_types));
     (void)co_await ResolveEntries(works, order, note, false);
     auto prepare = [&](size_t k) { PrepareEntry(works[order[k]], nullptr); };
     co_await ParallelFor(order.size(), std::move(prepare));

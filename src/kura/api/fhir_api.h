@@ -12,6 +12,7 @@
 #include <memory>
 #include <string>
 
+#include "kura/api/conditional_locks.h"
 #include "kura/api/fhir_search.h"
 #include "kura/api/request_gate.h"
 #include "kura/auth/api_token_authenticator.h"
@@ -59,7 +60,8 @@ class FhirApi {
   RequestGate& gate_;
   FhirSearch& search_;
   const fhir::DataRegister& register_;
-  AuditApi* audit_events_;  // Serves AuditEvent reads and searches; may be null.
+  AuditApi* audit_events_;                   // Serves AuditEvent reads and searches; may be null.
+  ConditionalWriteLocks conditional_locks_;  // Held from a condition's check to its commit.
 };
 
 // The CapabilityStatement this server publishes (exposed for tests).
