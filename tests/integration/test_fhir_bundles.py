@@ -654,6 +654,42 @@ class TransactionTests(BundleTestCase):
         self.assertStatus(r, 200)
         self.assertEqual(r.json()["total"], 1)
 
+    def test_conditional_patch_on_a_plain_url(self):
+        mrn = "MRN" + random_marker("")[:10]
+        ident = {"identifier": [{"system": "urn:kura:test:mrn", "value": mrn}]}
+        url = f"{FHIR}/Patient?identifier=urn:kura:test:mrn|{mrn}"
+        ops = [{"op": "replace", "path": "/active", "value": False}]
+        # No match: 404, nothing written.
+        r = self.patch(url, ops)
+        self.assertStatus(r, 404)
+        self.assertEqual(r.json()["resourceType"], "OperationOutcome")
+        # One match: patched as an update of it (200, next version, If-Match honoured).
+        pid = self.create(patient("Patched", active=True, **ident))
+        r = self.patch(url, ops)
+        self.assertStatus(r, 200)
+        self.assertEqual(r.json()["id"], pid)
+        self.assertIs(r.json()["active"], False)
+        self.assertEqual(r.header("ETag"), 'W/"2"')
+        r = self.patch(url, ops, headers={"If-Match": 'W/"1"'})
+        self.assertStatus(r, 412)
+        # A patch that cannot be applied is 422; the wrong media type 415 naming JSON Patch.
+        r = self.patch(url, [{"op": "remove", "path": "/birthDate"}])
+        self.assertStatus(r, 422)
+        r = self.req("PATCH", url, ops)
+        self.assertStatus(r, 415)
+        self.assertEqual(r.header("Accept-Patch"), JSON_PATCH)
+        # Criteria are required to be known; several matches are 412. Nothing written by these.
+        r = self.patch(f"{FHIR}/Patient?nonsense=1", ops)
+        self.assertStatus(r, 400)
+        self.create(patient("Other", **ident))
+        before = version_count(self.srv.db_path)
+        r = self.patch(url, ops)
+        self.assertStatus(r, 412)
+        self.assertEqual(r.json()["issue"][0]["code"], "multiple-matches")
+        self.assertEqual(version_count(self.srv.db_path), before)
+        r = self.req("GET", f"{FHIR}/Patient/{pid}")
+        self.assertEqual(r.header("ETag"), 'W/"2"')
+
     def test_conditional_update_and_delete_on_plain_urls(self):
         mrn = "MRN" + random_marker("")[:10]
         ident = {"identifier": [{"system": "urn:kura:test:mrn", "value": mrn}]}

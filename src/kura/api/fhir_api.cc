@@ -635,20 +635,14 @@ class FhirApi::Handlers {
     co_return r;
   }
 
-  // PATCH [type]/[id] with a JSON Patch (RFC 6902): the patch applies to the current version and
-  // the result is processed as an update of it (http.html#patch). 400 for a malformed patch, 422
-  // when it cannot be applied (a failed test, a missing path, a server-owned member changed) or
-  // the result is not a valid resource, 412 on an If-Match mismatch, 404/410 when there is
-  // nothing to patch.
-  asio::awaitable<Response> Patch(RequestContext& ctx, AuditNote& note) {
-    std::optional<Response> denied = co_await Admit(ctx, note);
-    if (denied) co_return std::move(*denied);
-    std::string type(ctx.params.Get("type"));
-    std::string id(ctx.params.Get("id"));
-    NoteTarget(note, type, id);
-    if (Status s = CheckType(type); !s.ok()) co_return ErrorResponse(s, ctx);
-    if (Status s = RefuseAuditEventWrite(type); !s.ok()) co_return ErrorResponse(s, ctx);
-    if (Status s = CheckId(id); !s.ok()) co_return ErrorResponse(s, ctx);
+  struct PatchRequest {
+    fhir::JsonPatch patch;
+    std::optional<int64_t> if_match;
+  };
+
+  // Reads a PATCH's JSON Patch document and If-Match into `out`; the refusal when they are not
+  // acceptable (a wrong media type names the one accepted in Accept-Patch).
+  std::optional<Response> ReadPatch(const RequestContext& ctx, PatchRequest& out) {
     std::string_view media = ctx.request[bh::field::content_type];
     if (BaseMediaType(media) != kJsonPatchMedia) {
       Response r = UnsupportedMedia(
@@ -657,18 +651,60 @@ class FhirApi::Handlers {
                      "application/json-patch+json"
                    : "the request body must be a JSON Patch (application/json-patch+json)");
       r.set("Accept-Patch", kJsonPatchMedia);
-      co_return r;
+      return r;
     }
-    std::optional<int64_t> if_match;
-    if (auto h = ctx.request[bh::field::if_match]; !h.empty()) {
-      if_match = ParseETag(h);
-      if (!if_match) {
-        co_return ErrorResponse(InvalidArgumentError("If-Match must be an ETag like W/\"1\""), ctx);
-      }
-    }
+    StatusOr<std::optional<int64_t>> if_match = IfMatch(ctx);
+    if (!if_match.ok()) return ErrorResponse(if_match.status(), ctx);
     StatusOr<fhir::JsonPatch> patch =
         fhir::ParseJsonPatch(ctx.request.body(), {.max_depth = api_.options_.max_json_depth});
-    if (!patch.ok()) co_return ErrorResponse(patch.status(), ctx);
+    if (!patch.ok()) return ErrorResponse(patch.status(), ctx);
+    out.patch = std::move(*patch);
+    out.if_match = *if_match;
+    return std::nullopt;
+  }
+
+  // PATCH [type]/[id] with a JSON Patch (RFC 6902): the patch applies to the current version and
+  // the result is processed as an update of it (http.html#patch). 400 for a malformed patch, 422
+  // when it cannot be applied (a failed test, a missing path, a server-owned member changed) or
+  // the result is not a valid resource, 412 on an If-Match mismatch, 404/410 when there is
+  // nothing to patch.
+  asio::awaitable<Response> Patch(RequestContext& ctx, AuditNote& note) {
+    std::string type(ctx.params.Get("type"));
+    std::string id(ctx.params.Get("id"));
+    std::optional<Response> refused = co_await AdmitWrite(ctx, note, type, &id, false);
+    if (refused) co_return std::move(*refused);
+    if (Status s = CheckId(id); !s.ok()) co_return ErrorResponse(s, ctx);
+    PatchRequest request;
+    if (std::optional<Response> bad = ReadPatch(ctx, request)) co_return std::move(*bad);
+    Response r = co_await WritePatch(ctx, note, type, id, request);
+    co_return r;
+  }
+
+  // Conditional patch, PATCH [type]?criteria: the one match is patched, no match is 404, several
+  // are 412 (as a conditional PATCH entry in a Bundle).
+  asio::awaitable<Response> ConditionalPatch(RequestContext& ctx, AuditNote& note) {
+    std::string type(ctx.params.Get("type"));
+    std::optional<Response> refused = co_await AdmitWrite(ctx, note, type, nullptr, false);
+    if (refused) co_return std::move(*refused);
+    PatchRequest request;
+    if (std::optional<Response> bad = ReadPatch(ctx, request)) co_return std::move(*bad);
+    std::vector<std::string> locked_types{type};
+    ConditionalWriteLocks::Held held =
+        co_await api_.conditional_locks_.Acquire(std::move(locked_types));
+    StatusOr<std::optional<std::string>> match = co_await SingleMatch(type, ctx.query);
+    if (!match.ok()) co_return ErrorResponse(match.status(), ctx);
+    if (!match->has_value()) {
+      co_return ErrorResponse(NotFoundError("the condition matches no resource"), ctx);
+    }
+    NoteTarget(note, type, **match);
+    Response r = co_await WritePatch(ctx, note, type, **match, request);
+    co_return r;
+  }
+
+  // Applies `request` to the current version of (type, id) and writes the result: 200.
+  asio::awaitable<Response> WritePatch(RequestContext& ctx, AuditNote& note,
+                                       const std::string& type, const std::string& id,
+                                       const PatchRequest& request) {
     bool unprocessable = false;
     NextVersion next = [&](const StatusOr<store::ResourceVersion>& current,
                            HttpStatus& status) -> StatusOr<std::optional<store::ResourceVersion>> {
@@ -679,8 +715,8 @@ class FhirApi::Handlers {
       }
       NoteVersion(note, *current);
       if (current->deleted) return GoneError("the resource was deleted");
-      KURA_RETURN_IF_ERROR(CheckIfMatch(if_match, current->version));
-      StatusOr<fhir::ResourceDocument> patched = PatchedResource(*patch, *current);
+      KURA_RETURN_IF_ERROR(CheckIfMatch(request.if_match, current->version));
+      StatusOr<fhir::ResourceDocument> patched = PatchedResource(request.patch, *current);
       if (!patched.ok()) {
         unprocessable = true;
         return patched.status();
@@ -1859,6 +1895,7 @@ void FhirApi::RegisterRoutes(http::Router& router) {
   router.Add(V::put, "/fhir/R4/{type}/{id}", audited(&Handlers::Update, act::kUpdate));
   router.Add(V::delete_, "/fhir/R4/{type}", audited(&Handlers::ConditionalDelete, act::kDelete));
   router.Add(V::delete_, "/fhir/R4/{type}/{id}", audited(&Handlers::Delete, act::kDelete));
+  router.Add(V::patch, "/fhir/R4/{type}", audited(&Handlers::ConditionalPatch, act::kPatch));
   router.Add(V::patch, "/fhir/R4/{type}/{id}", audited(&Handlers::Patch, act::kPatch));
 }
 
