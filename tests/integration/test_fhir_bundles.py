@@ -654,6 +654,35 @@ class TransactionTests(BundleTestCase):
         self.assertStatus(r, 200)
         self.assertEqual(r.json()["total"], 1)
 
+    def test_conditional_put_entry_with_a_body_id_and_no_match_creates_under_it(self):
+        # As the plain PUT [type]?criteria does (update as create); references to the entry's
+        # fullUrl then point at that id.
+        mrn = "MRN" + random_marker("")[:10]
+        ident = {"identifier": [{"system": "urn:kura:test:mrn", "value": mrn}]}
+        chosen = "chosen-" + random_marker("")[:12]
+        full_url = "urn:uuid:8d0c1d53-5e8a-4c36-9f3e-1b2a3c4d5e6f"
+        r = self.post_bundle(bundle(
+            "transaction",
+            entry("PUT", f"Patient?identifier=urn:kura:test:mrn|{mrn}",
+                  patient("Named", id=chosen, **ident), full_url=full_url),
+            entry("POST", "Observation",
+                  observation("ref", subject={"reference": full_url}))))
+        put, post = (e["response"] for e in r.json()["entry"])
+        self.assertEqual(put["status"], "201 Created")
+        self.assertIn(f"/Patient/{chosen}/_history/1", put["location"])
+        oid = post["location"].split("/Observation/")[1].split("/")[0]
+        stored = self.req("GET", f"{FHIR}/Observation/{oid}").json()
+        self.assertEqual(stored["subject"]["reference"], f"Patient/{chosen}")
+        self.assertEqual(self.req("GET", f"{FHIR}/Patient/{chosen}").json()["name"][0]["family"],
+                         "Named")
+        # An invalid body id is refused for the entry, with nothing written.
+        before = version_count(self.srv.db_path)
+        r = self.post_bundle(bundle(
+            "transaction",
+            entry("PUT", f"Patient?identifier=urn:kura:test:mrn|other{mrn}",
+                  patient("Bad", id="not a valid id"))), status=400)
+        self.assertEqual(version_count(self.srv.db_path), before)
+
     def test_conditional_patch_on_a_plain_url(self):
         mrn = "MRN" + random_marker("")[:10]
         ident = {"identifier": [{"system": "urn:kura:test:mrn", "value": mrn}]}

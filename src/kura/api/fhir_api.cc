@@ -1137,6 +1137,21 @@ class FhirApi::Handlers {
     return types;
   }
 
+  // The `id` a resource's JSON text names, nullopt when none (or when the text is not a resource:
+  // its intake reports that later); InvalidArgument for an id that is not a valid FHIR id.
+  StatusOr<std::optional<std::string>> BodyIdOf(std::string_view resource) const {
+    StatusOr<fhir::ResourceDocument> doc =
+        fhir::ParseResourceDocument(resource, {.max_depth = api_.options_.max_json_depth});
+    if (!doc.ok()) return std::optional<std::string>();
+    const fhir::JsonMember* id = doc->Find("id");
+    if (id == nullptr || !id->string_value) return std::optional<std::string>();
+    if (!fhir::IsValidId(*id->string_value)) {
+      return InvalidArgumentError("invalid id")
+          .WithDetail({"value", "the resource id must match [A-Za-z0-9\\-\\.]{1,64}", ""});
+    }
+    return std::optional<std::string>(*id->string_value);
+  }
+
   static bool NeedsSearch(const EntryWork& w) {
     if (w.done) return false;
     return w.conditional || w.IsSearch() ||
@@ -1165,8 +1180,17 @@ class FhirApi::Handlers {
     if (ids->size() == 1) {
       w.id = ids->front();
       w.no_op = create;  // A conditional create that matched reports the match.
-    } else if (create || w.method == fhir::EntryMethod::kPut) {
+    } else if (create) {
       w.id = TimeOrderedUuid(Clock::System().Now());  // No match: create.
+    } else if (w.method == fhir::EntryMethod::kPut) {
+      // No match: create, under the body's id when it names one (update as create), as the
+      // plain PUT [type]?criteria does. Read here, before the id is used to rewrite references.
+      StatusOr<std::optional<std::string>> body_id = BodyIdOf(e.resource);
+      if (!body_id.ok()) {
+        FailEntry(w, body_id.status(), "resource.id");
+        co_return;
+      }
+      w.id = body_id->has_value() ? std::move(**body_id) : TimeOrderedUuid(Clock::System().Now());
     } else if (w.method == fhir::EntryMethod::kDelete) {
       w.no_op = true;  // Nothing matched: nothing to delete.
     } else {
