@@ -4,6 +4,7 @@ and the audit record of a search."""
 
 import json
 import os
+import time
 import unittest
 import urllib.parse
 
@@ -277,6 +278,43 @@ class SearchTest(SharedServerTestCase):
         self.assertEqual(r.status, 200, r.text)
         self.assertTrue(r.json()["records"])
         self.srv.request("DELETE", f"{FHIR}/Observation/{other.json()['id']}")
+
+    def test_everything_since_returns_exactly_what_changed(self):
+        r = self.srv.request("POST", f"{FHIR}/Patient", {"resourceType": "Patient"})
+        self.assertEqual(r.status, 201, r.text)
+        pid = r.json()["id"]
+
+        def create(code):
+            c = self.srv.request("POST", f"{FHIR}/Observation",
+                                 obs(pid, code, 1, "2024-05-01T00:00:00Z"))
+            self.assertEqual(c.status, 201, c.text)
+            return c.json()
+
+        old = create("1111-1")
+        time.sleep(0.01)
+        cut = create("2222-2")
+        since = cut["meta"]["lastUpdated"]
+        time.sleep(0.01)
+        later = create("3333-3")
+        updated = self.srv.request("PUT", f"{FHIR}/Observation/{old['id']}",
+                                   dict(obs(pid, "1111-1", 2, "2024-05-01T00:00:00Z"),
+                                        id=old["id"]))
+        self.assertEqual(updated.status, 200, updated.text)
+        url = f"{FHIR}/Patient/{pid}/$everything?_since={urllib.parse.quote(since)}"
+        b = self.srv.request("GET", url).json()
+        got = sorted(e["resource"]["id"] for e in b["entry"])
+        # The Patient and nothing else older than the cut; the cut itself counts (>=).
+        self.assertEqual(got, sorted([old["id"], cut["id"], later["id"]]))
+        self.assertEqual(b["total"], 3)
+        self.assertEqual(next(e for e in b["entry"] if e["resource"]["id"] == old["id"])
+                         ["resource"]["meta"]["versionId"], "2")
+        # Paged, the same members in (type, id) order.
+        page = self.srv.request("GET", url + "&_count=2").json()
+        self.assertEqual(len(page["entry"]), 2)
+        self.assertEqual(page["total"], 3)
+        nxt = {l["relation"]: l["url"] for l in page["link"]}["next"]
+        rest = self.srv.request("GET", nxt[nxt.index("/fhir/R4"):]).json()
+        self.assertEqual(sorted(e["resource"]["id"] for e in page["entry"] + rest["entry"]), got)
 
     def test_no_name_or_identifier_in_the_database_file(self):
         self.srv.stop()

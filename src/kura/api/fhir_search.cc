@@ -456,6 +456,11 @@ StatusOr<FhirSearch::EverythingPage> FhirSearch::RunEverything(
   auto wanted = [&](std::string_view type) {
     return types.empty() || std::find(types.begin(), types.end(), type) != types.end();
   };
+  // With _since, members come from the index already narrowed to what changed since then, where
+  // the data register keeps _lastUpdated in clear.
+  auto since_indexed = [&](std::string_view type) {
+    return register_.Classify(type, "_lastUpdated") == fhir::IndexClass::kClear;
+  };
   // Every member, in (type, id) order: the pages are slices of one order.
   std::set<std::pair<std::string, std::string>> members;
   if (wanted("Patient")) members.emplace("Patient", patient_id);
@@ -475,6 +480,18 @@ StatusOr<FhirSearch::EverythingPage> FhirSearch::RunEverything(
       clause.any_of.push_back(std::move(m));
       q.all_of.push_back(std::move(clause));
       if (fhir::ExpressionPicksCompartment(type, def->expression)) q.compartment = patient_id;
+      if (since && since_indexed(type)) {
+        // Only what may have changed since: the index's last-updated range ends at or after it
+        // (a millisecond wide, so the exact test below still runs on each candidate read).
+        store::IndexClause changed;
+        changed.param = "_lastUpdated";
+        store::IndexMatch after;
+        after.range_any.push_back({store::RangeCondition{
+            store::RangeCondition::Column::kHigh, store::RangeCondition::Op::kGreaterOrEqual,
+            static_cast<double>(since->time_since_epoch().count())}});
+        changed.any_of.push_back(std::move(after));
+        q.all_of.push_back(std::move(changed));
+      }
       KURA_ASSIGN_OR_RETURN(store::IndexPage hits, store_.Search(q));
       for (store::IndexHit& hit : hits.hits) members.emplace(std::string(type), std::move(hit.id));
       if (members.size() > static_cast<size_t>(kMaxEverythingResources)) {
