@@ -74,6 +74,11 @@ StatusOr<DataRegister> DataRegister::Parse(std::string_view toml_text) {
       reg.entries_[name] = *c;
     }
   }
+  for (std::string_view type : SearchableResourceTypes()) {
+    for (const SearchParamDef& def : SearchParamsFor(type)) {
+      reg.known_.emplace(TypeParam(type, def.code), reg.ClassifyByRules(type, def.code));
+    }
+  }
   return reg;
 }
 
@@ -91,6 +96,11 @@ const DataRegister& DataRegister::Default() {
 }
 
 IndexClass DataRegister::Classify(std::string_view type, std::string_view param) const {
+  if (auto it = known_.find(TypeParam(type, param)); it != known_.end()) return it->second;
+  return ClassifyByRules(type, param);
+}
+
+IndexClass DataRegister::ClassifyByRules(std::string_view type, std::string_view param) const {
   std::string key;
   key.reserve(type.size() + param.size() + 1);
   key.append(type).append(".").append(param);

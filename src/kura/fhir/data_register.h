@@ -3,9 +3,13 @@
 // keyed hashes that match by equality, `none` ones not at all. Immutable once loaded; thread-safe.
 #pragma once
 
+#include <cstddef>
+#include <functional>
 #include <map>
 #include <string>
 #include <string_view>
+#include <unordered_map>
+#include <utility>
 
 #include "kura/base/status.h"
 
@@ -27,9 +31,22 @@ class DataRegister {
   IndexClass Classify(std::string_view type, std::string_view param) const;
 
  private:
+  using TypeParam = std::pair<std::string_view, std::string_view>;
+  struct TypeParamHash {
+    size_t operator()(const TypeParam& k) const {
+      return std::hash<std::string_view>{}(k.first) * 31 + std::hash<std::string_view>{}(k.second);
+    }
+  };
+  // The rule itself (entries, then defaults); Classify answers from `known_` when it can.
+  IndexClass ClassifyByRules(std::string_view type, std::string_view param) const;
+
   IndexClass default_class_ = IndexClass::kClear;
   IndexClass default_string_class_ = IndexClass::kBlind;
   std::map<std::string, IndexClass, std::less<>> entries_;
+  // Every searchable type's standard parameters, classified once at Parse: extraction asks for
+  // each value of each write, and the rule builds two keys and walks the map twice. The views
+  // point into the static R4 tables.
+  std::unordered_map<TypeParam, IndexClass, TypeParamHash> known_;
 };
 
 // The text of config/data-register.toml as shipped (for `kura init` and docs).

@@ -162,6 +162,24 @@ TEST(DataRegister, ShippedDefaultsKeepPersonalValuesBlind) {
   EXPECT_EQ(reg.Classify("Patient", "_text"), IndexClass::kNone);
 }
 
+// Standard parameters are answered from a table built at Parse; the rules must come out the
+// same there as for parameters outside the R4 tables, whatever storage the names come in.
+TEST(DataRegister, TypeEntriesBeatWildcardsForStandardAndOtherParameters) {
+  StatusOr<DataRegister> reg = DataRegister::Parse(
+      "[search]\n\"*.code\" = \"blind\"\n\"Observation.code\" = \"none\"\n"
+      "\"*.custom\" = \"blind\"\n\"Patient.custom\" = \"clear\"\n");
+  ASSERT_TRUE(reg.ok());
+  const std::string observation = std::string("Obser") + "vation";  // Not the table's storage.
+  const std::string code = std::string("co") + "de";
+  EXPECT_EQ(reg->Classify(observation, code), IndexClass::kNone);
+  EXPECT_EQ(reg->Classify("Condition", "code"), IndexClass::kBlind);
+  EXPECT_EQ(reg->Classify("Patient", "custom"), IndexClass::kClear);
+  EXPECT_EQ(reg->Classify("Observation", "custom"), IndexClass::kBlind);
+  EXPECT_EQ(reg->Classify("Observation", "not-a-parameter"), IndexClass::kClear);  // default
+  EXPECT_EQ(reg->Classify("Patient", "family"), IndexClass::kBlind);               // default_string
+  EXPECT_EQ(reg->Classify("Observation", "date"), IndexClass::kClear);
+}
+
 TEST(DataRegister, ParseRejectsBadEntries) {
   EXPECT_TRUE(DataRegister::Parse("[search]\n\"Patient.name\" = \"clear\"\n").ok());
   EXPECT_EQ(DataRegister::Parse("[search]\n\"Patient.name\" = \"secret\"\n").status().code(),
