@@ -8,6 +8,7 @@
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <chrono>
+#include <utility>
 
 namespace kura::api {
 namespace asio = boost::asio;
@@ -54,6 +55,7 @@ asio::awaitable<ConditionalWriteLocks::Held> ConditionalWriteLocks::Acquire(
 }
 
 asio::awaitable<void> ConditionalWriteLocks::AcquireOne(const std::string& type) {
+  const asio::any_io_executor executor = co_await asio::this_coro::executor;
   std::shared_ptr<Waiter> waiter;
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -62,7 +64,7 @@ asio::awaitable<void> ConditionalWriteLocks::AcquireOne(const std::string& type)
       slot.held = true;
       co_return;
     }
-    waiter = std::make_shared<Waiter>(co_await asio::this_coro::executor);
+    waiter = std::make_shared<Waiter>(executor);
     slot.waiting.push_back(waiter);
   }
   while (true) {
