@@ -330,7 +330,8 @@ class AuditVerifyTests(KuraTestCase):
         self.execute(data,
                      ("DELETE FROM audit_log WHERE seq >= ?", (cut,)),
                      ("DELETE FROM audit_patients WHERE seq >= ?", (cut,)),
-                     ("DELETE FROM audit_record_patients WHERE seq >= ?", (cut,)),
+                     ("DELETE FROM audit_actors WHERE seq >= ?", (cut,)),
+                     ("DELETE FROM audit_time_blocks WHERE last_seq >= ?", (cut,)),
                      ("DELETE FROM audit_statements WHERE kind = 0 AND tree_size > ?", (cut,)))
         report = self.assert_finding(data, "truncated", cut,
                                      extra=("--checkpoints", self.sink_copy()))

@@ -140,25 +140,32 @@ class AuditLogFixture : public ::testing::Test {
     return false;
   }
 
-  // Reopens the store folding patient links into audit_patients every `links` links.
-  void ReopenFoldingEvery(int links) {
+  // Reopens the store folding the audit search indexes every `records` records.
+  void ReopenFoldingEvery(int records) {
     Close();
-    store_options_.audit_patient_fold_links = links;
+    store_options_.audit_index_fold_records = records;
     Open();
+  }
+
+  // The sequences SearchAudit finds for `query`, newest first, read `page_size` at a time.
+  std::vector<uint64_t> SearchSequences(store::AuditQuery query, int64_t page_size = 1000) {
+    query.limit = page_size;
+    std::vector<uint64_t> out;
+    while (true) {
+      auto page = store_->SearchAudit(query);
+      EXPECT_TRUE(page.ok()) << page.status().message();
+      if (!page.ok()) return out;
+      for (const store::AuditRow& row : page->rows) out.push_back(row.sequence);
+      if (page->next_before_sequence == 0) return out;
+      query.before_sequence = page->next_before_sequence;
+    }
   }
 
   // The sequences SearchAudit finds for `patient`, newest first.
   std::vector<uint64_t> SearchPatient(const std::string& patient) {
     store::AuditQuery query;
     query.patient_id = patient;
-    query.limit = 1000;
-    auto page = store_->SearchAudit(query);
-    EXPECT_TRUE(page.ok());
-    std::vector<uint64_t> out;
-    if (page.ok()) {
-      for (const store::AuditRow& row : page->rows) out.push_back(row.sequence);
-    }
-    return out;
+    return SearchSequences(std::move(query));
   }
 
   // The events in [from, to) that touch `patient`, newest first.
@@ -172,8 +179,8 @@ class AuditLogFixture : public ::testing::Test {
     return out;
   }
 
-  // The last record whose patient links are folded into audit_patients.
-  int64_t FoldedThrough() const { return QueryInt("SELECT through_seq FROM audit_patient_fold"); }
+  // The last record filed into the folded audit search indexes.
+  int64_t FoldedThrough() const { return QueryInt("SELECT through_seq FROM audit_index_fold"); }
 
   // The first integer column of the first row `sql` returns on the database file, or -1.
   int64_t QueryInt(const std::string& sql) const {

@@ -280,54 +280,234 @@ TEST_F(AuditLogTest, SearchFiltersOnTheClearIndexColumnsNewestFirst) {
   EXPECT_FALSE(want.empty());
 }
 
-// Links go to audit_record_patients in sequence order and are folded into the patient-major
-// audit_patients in batches; searches and reads see every link wherever it is.
-TEST_F(AuditLogTest, PatientLinksAreFoldedInBatchesAndFoundOnBothSidesOfTheFold) {
-  ReopenFoldingEvery(7);
-  AppendEvents(0, 40);
-  const int64_t folded = FoldedThrough();
-  EXPECT_GT(folded, 0);
-  EXPECT_LT(folded, 39);
-  EXPECT_EQ(QueryInt("SELECT COUNT(*) FROM audit_patients"),
-            QueryInt("SELECT COUNT(*) FROM audit_record_patients WHERE seq <= " +
-                     std::to_string(folded)));
-  EXPECT_EQ(QueryInt("SELECT COUNT(*) FROM audit_patients WHERE seq > " + std::to_string(folded)),
-            0);
-
-  for (const AuditRow& row : AllRows()) {
-    std::vector<std::string> want = Event(row.sequence).patient_compartments;
-    std::sort(want.begin(), want.end());
-    want.erase(std::unique(want.begin(), want.end()), want.end());
-    EXPECT_EQ(row.patient_ids, want) << row.sequence;
+// What SearchAudit must answer for `query` over `events` (event i has sequence i), newest first.
+std::vector<uint64_t> Expected(const std::vector<AuditRecord>& events,
+                               const store::AuditQuery& query) {
+  std::vector<uint64_t> out;
+  for (uint64_t i = events.size(); i-- > 0;) {
+    const AuditRecord& r = events[i];
+    const auto& patients = r.patient_compartments;
+    if (!query.actor.empty() && r.actor.id != query.actor) continue;
+    if (!query.category.empty() && r.category != query.category) continue;
+    if (!query.action.empty() && r.action != query.action) continue;
+    if (query.outcome && static_cast<int>(r.outcome) != *query.outcome) continue;
+    if (query.since_us && r.time_us < *query.since_us) continue;
+    if (query.until_us && r.time_us >= *query.until_us) continue;
+    if (!query.patient_id.empty() &&
+        std::find(patients.begin(), patients.end(), query.patient_id) == patients.end()) {
+      continue;
+    }
+    if (query.before_sequence != 0 && i >= query.before_sequence) continue;
+    out.push_back(i);
   }
-  for (const std::string patient : {"pat-0", "pat-3", "pat-12"}) {
-    EXPECT_EQ(SearchPatient(patient), EventsTouching(patient, 0, 40)) << patient;
-  }
-
-  // A reopened store counts the links still to fold and goes on from there.
-  Close();
-  Open();
-  AppendEvents(40, 10);
-  EXPECT_GT(FoldedThrough(), folded);
-  EXPECT_EQ(QueryInt("SELECT COUNT(*) FROM audit_record_patients"),
-            QueryInt("SELECT COUNT(*) FROM audit_patients") +
-                QueryInt("SELECT COUNT(*) FROM audit_record_patients WHERE seq > "
-                         "(SELECT through_seq FROM audit_patient_fold)"));
+  return out;
 }
 
-// Migration 7 copies a version-6 database's links (all in audit_patients) into
-// audit_record_patients and marks them folded.
-TEST_F(AuditLogTest, MigrationSevenKeepsEveryPatientLinkOfAVersionSixLog) {
-  ReopenFoldingEvery(1);  // Every link folded, as version 6 wrote them.
-  AppendEvents(0, 20);
+// Queries over every filter and their combinations, for the events Scrambled() makes.
+std::vector<store::AuditQuery> SampleQueries() {
+  constexpr int64_t kBase = 1700000000000000;
+  std::vector<store::AuditQuery> queries(16);
+  queries[1].patient_id = "pat-3";
+  queries[2].patient_id = "pat-12";
+  queries[3].actor = "acct-2";
+  queries[4].actor = "acct-4";
+  queries[4].patient_id = "pat-0";
+  queries[5].since_us = kBase + 10'000;
+  queries[6].until_us = kBase + 25'000;
+  queries[7].since_us = kBase + 12'000;
+  queries[7].until_us = kBase + 30'000;
+  queries[8].actor = "acct-1";
+  queries[8].since_us = kBase + 5'000;
+  queries[8].until_us = kBase + 33'000;
+  queries[9].patient_id = "pat-1";
+  queries[9].until_us = kBase + 20'000;
+  queries[10].action = "read";
+  queries[10].outcome = static_cast<int>(Outcome::kSuccess);
+  queries[11].category = "fhir";
+  queries[11].before_sequence = 30;
+  queries[12].actor = "acct-3";
+  queries[12].before_sequence = 20;
+  queries[13].since_us = kBase + 1'000'000;  // After every event.
+  queries[14].until_us = kBase;              // Before every event.
+  queries[15].patient_id = "pat-2";
+  queries[15].action = "search";
+  queries[15].since_us = kBase + 8'000;
+  return queries;
+}
+
+// Events whose times are out of sequence order, as concurrent requests give them.
+std::vector<AuditRecord> Scrambled(uint64_t count) {
+  std::vector<AuditRecord> events;
+  for (uint64_t i = 0; i < count; ++i) {
+    AuditRecord r = testing::SampleRecord(i);
+    r.sequence = 0;
+    r.time_us = 1700000000000000 + static_cast<int64_t>((i * 17) % count) * 1000;
+    events.push_back(std::move(r));
+  }
+  return events;
+}
+
+class AuditIndexFoldTest : public AuditLogTest {
+ protected:
+  void Append(const std::vector<AuditRecord>& events, uint64_t from, uint64_t to) {
+    for (uint64_t i = from; i < to; ++i) {
+      WriteBatch batch;
+      batch.audit = AuditLog::Draft(events[i]);
+      ASSERT_TRUE(store_->Commit(std::move(batch)).ok());
+    }
+  }
+
+  // Every sample query, whole and in pages of 3, against what the events say.
+  void ExpectSearchesMatch(const std::vector<AuditRecord>& events) {
+    const std::vector<store::AuditQuery> queries = SampleQueries();
+    for (size_t q = 0; q < queries.size(); ++q) {
+      const std::vector<uint64_t> want = Expected(events, queries[q]);
+      EXPECT_EQ(SearchSequences(queries[q]), want) << "query " << q;
+      EXPECT_EQ(SearchSequences(queries[q], 3), want) << "query " << q << " paged";
+    }
+    for (const AuditRow& row : AllRows()) {
+      std::vector<std::string> want = events[row.sequence].patient_compartments;
+      std::sort(want.begin(), want.end());
+      want.erase(std::unique(want.begin(), want.end()), want.end());
+      EXPECT_EQ(row.patient_ids, want) << row.sequence;
+    }
+  }
+
+  // The folded indexes hold exactly the records up to FoldedThrough(), and the time blocks cover
+  // them without gaps, each with its records' earliest and latest time.
+  void ExpectFoldedIndexesComplete(const std::vector<AuditRecord>& events) {
+    const int64_t folded = FoldedThrough();
+    int64_t links = 0;
+    for (int64_t i = 0; i <= folded; ++i) {
+      std::set<std::string> unique(events[i].patient_compartments.begin(),
+                                   events[i].patient_compartments.end());
+      links += static_cast<int64_t>(unique.size());
+    }
+    EXPECT_EQ(QueryInt("SELECT COUNT(*) FROM audit_patients"), links);
+    EXPECT_EQ(QueryInt("SELECT COUNT(*) FROM audit_actors"), folded + 1);
+    EXPECT_EQ(QueryInt("SELECT IFNULL(MAX(seq), -1) FROM audit_patients"), folded);
+    EXPECT_EQ(QueryInt("SELECT IFNULL(MAX(seq), -1) FROM audit_actors"), folded);
+    EXPECT_EQ(QueryInt("SELECT COUNT(*) FROM audit_actors x JOIN audit_log a ON a.seq = x.seq "
+                       "WHERE a.actor = x.actor"),
+              folded + 1);
+    EXPECT_EQ(QueryInt("SELECT IFNULL(MIN(first_seq), 0) FROM audit_time_blocks"), 0);
+    EXPECT_EQ(QueryInt("SELECT IFNULL(MAX(last_seq), -1) FROM audit_time_blocks"), folded);
+    EXPECT_EQ(QueryInt("SELECT COUNT(*) FROM audit_time_blocks b WHERE first_seq > 0 AND NOT "
+                       "EXISTS (SELECT 1 FROM audit_time_blocks p WHERE p.last_seq = "
+                       "b.first_seq - 1)"),
+              0);
+    EXPECT_EQ(QueryInt("SELECT COUNT(*) FROM audit_time_blocks b WHERE min_time_us != (SELECT "
+                       "MIN(time_us) FROM audit_log WHERE seq BETWEEN b.first_seq AND "
+                       "b.last_seq) OR max_time_us != (SELECT MAX(time_us) FROM audit_log "
+                       "WHERE seq BETWEEN b.first_seq AND b.last_seq)"),
+              0);
+  }
+
+  // Turns the database back into what version 7 wrote: patient links in audit_record_patients,
+  // those up to `folded_through` also in audit_patients, the actor and time indexes on
+  // audit_log itself.
+  void DowngradeToVersionSeven(int64_t folded_through) {
+    Close();
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(db_path().c_str(), &db), SQLITE_OK);
+    const std::string downgrade = R"sql(
+CREATE TABLE audit_record_patients(
+  seq INTEGER NOT NULL, patient TEXT NOT NULL, PRIMARY KEY(seq, patient)) WITHOUT ROWID;
+INSERT INTO audit_record_patients SELECT a.seq, p.value FROM audit_log a, json_each(a.patients) p;
+CREATE TABLE audit_patient_fold(id INTEGER PRIMARY KEY CHECK(id = 1), through_seq INTEGER NOT NULL);
+INSERT INTO audit_patient_fold VALUES(1, )sql" +
+                                  std::to_string(folded_through) +
+                                  R"sql();
+DELETE FROM audit_patients WHERE seq > (SELECT through_seq FROM audit_patient_fold);
+DROP TABLE audit_actors;
+DROP TABLE audit_time_blocks;
+DROP TABLE audit_index_fold;
+ALTER TABLE audit_log DROP COLUMN patients;
+CREATE INDEX audit_log_time ON audit_log(time_us);
+CREATE INDEX audit_log_actor ON audit_log(actor, seq);
+DELETE FROM schema_migrations WHERE version = 8;
+)sql";
+    char* error = nullptr;
+    EXPECT_EQ(sqlite3_exec(db, downgrade.c_str(), nullptr, nullptr, &error), SQLITE_OK)
+        << (error != nullptr ? error : "");
+    sqlite3_free(error);
+    sqlite3_close(db);
+  }
+};
+
+// Records go to audit_log alone; every few records the writer files them into audit_patients,
+// audit_actors and one audit_time_blocks row. Searches on every filter, paged or not, and reads
+// see every record on either side of the fold.
+TEST_F(AuditIndexFoldTest, IndexesAreFoldedInBatchesAndSearchesSeeBothSidesOfTheFold) {
+  ReopenFoldingEvery(7);
+  const std::vector<AuditRecord> events = Scrambled(50);
+  Append(events, 0, 40);
+  EXPECT_EQ(FoldedThrough(), 34);  // Five folds of seven.
+  EXPECT_EQ(QueryInt("SELECT COUNT(*) FROM audit_time_blocks"), 5);
+  ExpectFoldedIndexesComplete(events);
+  std::vector<AuditRecord> appended(events.begin(), events.begin() + 40);
+  ExpectSearchesMatch(appended);
+
+  // A reopened store counts the records still to fold (35..39) and goes on from there.
   Close();
-  const int64_t links = QueryInt("SELECT COUNT(*) FROM audit_patients");
-  ASSERT_GT(links, 20);
+  Open();
+  Append(events, 40, 50);
+  EXPECT_EQ(FoldedThrough(), 48);
+  ExpectFoldedIndexesComplete(events);
+  ExpectSearchesMatch(events);
+  EXPECT_TRUE(Verify().ok());
+}
+
+// The same answers with nothing folded yet and with everything folded.
+TEST_F(AuditIndexFoldTest, SearchesAreTheSameUnfoldedAndFolded) {
+  const std::vector<AuditRecord> events = Scrambled(30);
+  Append(events, 0, 30);
+  EXPECT_EQ(FoldedThrough(), -1);
+  ExpectSearchesMatch(events);
+  ReopenFoldingEvery(1);
+  AppendEvents(30, 1);  // The fold at this commit takes all 31 records.
+  EXPECT_EQ(FoldedThrough(), 30);
+  std::vector<AuditRecord> all = events;
+  all.push_back(Event(30));
+  ExpectFoldedIndexesComplete(all);
+  ExpectSearchesMatch(all);
+}
+
+// Migration 8 moves a version-7 database's patient links into audit_log.patients, folds the links
+// version 7 had not folded yet, and builds the actor index and the time blocks of every record.
+TEST_F(AuditIndexFoldTest, MigrationEightFoldsEveryIndexOfAVersionSevenLog) {
+  ReopenFoldingEvery(7);
+  const std::vector<AuditRecord> events = Scrambled(36);
+  Append(events, 0, 30);
+  DowngradeToVersionSeven(13);
+  ASSERT_GT(QueryInt("SELECT COUNT(*) FROM audit_record_patients WHERE seq > 13"), 0);
+  store_options_ = {};
+  Open();
+  EXPECT_EQ(QueryInt("SELECT MAX(version) FROM schema_migrations"), 8);
+  EXPECT_EQ(QueryInt("SELECT COUNT(*) FROM sqlite_schema WHERE name IN ('audit_record_patients', "
+                     "'audit_patient_fold', 'audit_log_time', 'audit_log_actor')"),
+            0);
+  EXPECT_EQ(FoldedThrough(), 29);
+  std::vector<AuditRecord> migrated(events.begin(), events.begin() + 30);
+  ExpectFoldedIndexesComplete(migrated);
+  ExpectSearchesMatch(migrated);
+  Append(events, 30, 36);
+  ExpectSearchesMatch(events);
+  EXPECT_TRUE(Verify().ok());
+}
+
+// A version-6 database kept every link in audit_patients; migrations 7 and 8 keep them all.
+TEST_F(AuditIndexFoldTest, MigrationsKeepEveryPatientLinkOfAVersionSixLog) {
+  const std::vector<AuditRecord> events = Scrambled(25);
+  Append(events, 0, 20);
+  DowngradeToVersionSeven(19);
   {
     sqlite3* db = nullptr;
     ASSERT_EQ(sqlite3_open(db_path().c_str(), &db), SQLITE_OK);
     ASSERT_EQ(sqlite3_exec(db,
-                           "DROP TABLE audit_record_patients; DROP TABLE audit_patient_fold; "
+                           "INSERT OR IGNORE INTO audit_patients SELECT patient, seq FROM "
+                           "audit_record_patients; DROP TABLE audit_record_patients; "
+                           "DROP TABLE audit_patient_fold; "
                            "DELETE FROM schema_migrations WHERE version = 7",
                            nullptr, nullptr, nullptr),
               SQLITE_OK);
@@ -335,12 +515,13 @@ TEST_F(AuditLogTest, MigrationSevenKeepsEveryPatientLinkOfAVersionSixLog) {
   }
   store_options_ = {};
   Open();
-  EXPECT_EQ(QueryInt("SELECT MAX(version) FROM schema_migrations"), 7);
-  EXPECT_EQ(QueryInt("SELECT COUNT(*) FROM audit_record_patients"), links);
+  EXPECT_EQ(QueryInt("SELECT MAX(version) FROM schema_migrations"), 8);
   EXPECT_EQ(FoldedThrough(), 19);
-  for (const AuditRow& row : AllRows()) EXPECT_FALSE(row.patient_ids.empty()) << row.sequence;
-  AppendEvents(20, 5);
-  EXPECT_EQ(SearchPatient("pat-2"), EventsTouching("pat-2", 0, 25));
+  std::vector<AuditRecord> migrated(events.begin(), events.begin() + 20);
+  ExpectFoldedIndexesComplete(migrated);
+  ExpectSearchesMatch(migrated);
+  Append(events, 20, 25);
+  ExpectSearchesMatch(events);
   EXPECT_TRUE(Verify().ok());
 }
 
@@ -415,7 +596,7 @@ TEST_F(AuditLogTamperTest, InsertedRecord) {
          "UPDATE audit_log SET seq = -seq - 1 WHERE seq >= 15;"
          "UPDATE audit_log SET seq = -seq WHERE seq < 0;"
          "INSERT INTO audit_log SELECT 15, time_us, category, action, outcome, actor, record, "
-         "leaf_hash, chain_hash FROM audit_log WHERE seq = 3;");
+         "leaf_hash, chain_hash, patients FROM audit_log WHERE seq = 3;");
   VerificationReport report = Verify();
   EXPECT_FALSE(report.ok());
   EXPECT_EQ(report.FirstBadSequence(), 15u) << report.Summary();

@@ -138,26 +138,37 @@ TEST_F(AuditPruneTest, DeletesWhatIsOlderThanTheCutoffAndTheRestStillVerifies) {
   EXPECT_FALSE(gone->has_value());
 }
 
-TEST_F(AuditPruneTest, PatientLinksOfPrunedRecordsGoToo) {
-  // Folds every 19 links: at the prune, links on both sides of it are in both tables, and the
-  // latest records' links only in audit_record_patients.
+TEST_F(AuditPruneTest, FoldedIndexEntriesOfPrunedRecordsGoToo) {
+  // Folds every 19 records: at the prune, the folded indexes hold records on both sides of it,
+  // and the latest records are not folded yet.
   ReopenFoldingEvery(19);
   AppendEvents(0, 60);
   const int64_t folded = FoldedThrough();
-  ASSERT_GT(folded, 25);
-  ASSERT_LT(folded, 59);
-  for (std::string table : {"audit_patients", "audit_record_patients"}) {
+  ASSERT_EQ(folded, 56);
+  for (std::string table : {"audit_patients", "audit_actors"}) {
     ASSERT_GT(QueryInt("SELECT COUNT(*) FROM " + table + " WHERE seq < 25"), 0) << table;
   }
+  ASSERT_EQ(QueryInt("SELECT COUNT(*) FROM audit_time_blocks"), 3);
   Prune(TimeOf(25));
-  for (std::string table : {"audit_patients", "audit_record_patients"}) {
+  for (std::string table : {"audit_patients", "audit_actors"}) {
     EXPECT_EQ(QueryInt("SELECT COUNT(*) FROM " + table + " WHERE seq < 25"), 0) << table;
     EXPECT_GT(QueryInt("SELECT COUNT(*) FROM " + table + " WHERE seq >= 25"), 0) << table;
   }
+  // The block of records 0..18 is gone; that of 19..37 still bounds the records left in it.
+  EXPECT_EQ(QueryInt("SELECT MIN(first_seq) FROM audit_time_blocks"), 19);
+  EXPECT_EQ(QueryInt("SELECT COUNT(*) FROM audit_time_blocks"), 2);
   const std::vector<uint64_t> want = EventsTouching("pat-1", 25, 60);
   EXPECT_EQ(SearchPatient("pat-1"), want);
   ASSERT_FALSE(want.empty());
   EXPECT_GT(want.front(), static_cast<uint64_t>(folded));
+  store::AuditQuery by_actor;
+  by_actor.actor = "acct-3";
+  by_actor.since_us = kFirstEventUs + 20 * 1000;
+  std::vector<uint64_t> want_actor;
+  for (uint64_t i = 60; i-- > 25;) {
+    if (i % 5 == 3) want_actor.push_back(i);
+  }
+  EXPECT_EQ(SearchSequences(by_actor), want_actor);
 }
 
 TEST_F(AuditPruneTest, IsIdempotentAndWritesNothingWhenNothingIsOldEnough) {

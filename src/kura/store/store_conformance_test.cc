@@ -1463,8 +1463,12 @@ INSERT INTO search_index VALUES('Observation', 'o1', 'date', '', '', 100, 199, '
 INSERT INTO search_index VALUES('Observation', 'o2', 'code', '8480-6', 'http://loinc.org', 0, 0, 'p9');
 INSERT INTO search_index VALUES('Observation', 'o2', 'name', X'00ff', X'', 0, 0, 'p9');
 DROP TABLE search_rows;
-DROP TABLE audit_record_patients;
-DROP TABLE audit_patient_fold;
+DROP TABLE audit_actors;
+DROP TABLE audit_time_blocks;
+DROP TABLE audit_index_fold;
+ALTER TABLE audit_log DROP COLUMN patients;
+CREATE INDEX audit_log_time ON audit_log(time_us);
+CREATE INDEX audit_log_actor ON audit_log(actor, seq);
 DELETE FROM schema_migrations WHERE version >= 6;
 )sql";
     char* error = nullptr;

@@ -16,6 +16,7 @@
 #include <functional>
 #include <future>
 #include <limits>
+#include <nlohmann/json.hpp>
 #include <set>
 #include <string>
 #include <type_traits>
@@ -76,7 +77,16 @@ namespace {
 //   (FoldAuditPatients) and audit_patient_fold.through_seq says how far: links of later records are
 //   only in audit_record_patients. Writing each link straight into audit_patients dirtied one
 //   B-tree page per distinct patient per group commit.
-constexpr std::array<const char*, 7> kMigrations = {
+//
+// Version 8: every audit search index is folded, so a group commit appends to audit_log alone.
+//   audit_log.patients holds a record's patient ids (a JSON array of strings); audit_log_time,
+//   audit_log_actor and audit_record_patients are gone. Every audit_index_fold.through_seq
+//   advance (FoldAuditIndexes) files the records since the last one into audit_patients and
+//   audit_actors (actor, seq), and adds one audit_time_blocks row with their first and last seq
+//   and their earliest and latest time. A search reads the folded indexes up to through_seq and
+//   the few records after it row by row. Writing three secondary B-trees per record dirtied about
+//   eight of a group commit's twenty WAL pages.
+constexpr std::array<const char*, 8> kMigrations = {
     R"sql(
 CREATE TABLE resource_versions(
   seq INTEGER PRIMARY KEY,
@@ -185,6 +195,37 @@ CREATE TABLE audit_patient_fold(
 INSERT INTO audit_patient_fold(id, through_seq)
   SELECT 1, IFNULL((SELECT MAX(seq) FROM audit_log), -1);
 )sql",
+    R"sql(
+ALTER TABLE audit_log ADD COLUMN patients TEXT NOT NULL DEFAULT '[]';
+UPDATE audit_log SET patients = (
+    SELECT json_group_array(patient) FROM (
+      SELECT patient FROM audit_record_patients r WHERE r.seq = audit_log.seq ORDER BY patient))
+  WHERE seq IN (SELECT seq FROM audit_record_patients);
+INSERT OR IGNORE INTO audit_patients(patient, seq)
+  SELECT patient, seq FROM audit_record_patients
+  WHERE seq > (SELECT through_seq FROM audit_patient_fold) ORDER BY patient, seq;
+CREATE TABLE audit_actors(
+  actor TEXT NOT NULL,
+  seq INTEGER NOT NULL,
+  PRIMARY KEY(actor, seq)) WITHOUT ROWID;
+INSERT INTO audit_actors(actor, seq) SELECT actor, seq FROM audit_log ORDER BY actor, seq;
+CREATE TABLE audit_time_blocks(
+  first_seq INTEGER PRIMARY KEY,
+  last_seq INTEGER NOT NULL,
+  min_time_us INTEGER NOT NULL,
+  max_time_us INTEGER NOT NULL);
+INSERT INTO audit_time_blocks(first_seq, last_seq, min_time_us, max_time_us)
+  SELECT MIN(seq), MAX(seq), MIN(time_us), MAX(time_us) FROM audit_log GROUP BY seq / 2048;
+CREATE TABLE audit_index_fold(
+  id INTEGER PRIMARY KEY CHECK(id = 1),
+  through_seq INTEGER NOT NULL);
+INSERT INTO audit_index_fold(id, through_seq)
+  SELECT 1, IFNULL((SELECT MAX(seq) FROM audit_log), -1);
+DROP TABLE audit_record_patients;
+DROP TABLE audit_patient_fold;
+DROP INDEX audit_log_time;
+DROP INDEX audit_log_actor;
+)sql",
 };
 // The schema version after which MoveIndexRowsToSearchRows runs.
 constexpr int64_t kSearchRowsMigration = 6;
@@ -225,16 +266,16 @@ enum class Sql {
   kInsertApiToken,
   kFindApiToken,
   kInsertAuditRow,
-  kInsertAuditPatient,
-  kUnfoldedAuditPatients,
+  kUnfoldedAuditRecords,
   kFoldAuditPatients,
-  kAdvanceAuditPatientFold,
+  kFoldAuditActors,
+  kFoldAuditTimeBlock,
+  kAdvanceAuditIndexFold,
   kInsertAuditNode,
   kUpsertAuditState,
   kInsertAuditStatement,
   kReadAuditState,
   kReadAuditRows,
-  kReadAuditPatients,
   kReadAuditLeaf,
   kReadAuditNode,
   kReadAuditStatements,
@@ -251,7 +292,10 @@ enum class Sql {
   kFirstAuditPatient,
   kNextAuditPatient,
   kPruneAuditPatient,
-  kPruneAuditRecordPatients,
+  kFirstAuditActor,
+  kNextAuditActor,
+  kPruneAuditActor,
+  kPruneAuditTimeBlocks,
   kPruneAuditRows,
   kPruneAuditStatements,
   kPruneAuditNodes,
@@ -270,7 +314,7 @@ struct SqlText {
 #define KURA_VERSION_COLUMNS "type, id, version, last_updated, deleted, compartment, payload, seq"
 // Result columns of the audit row queries, shared by ReadAuditRow() and the audit search.
 #define KURA_AUDIT_COLUMNS \
-  "seq, time_us, category, action, outcome, actor, record, leaf_hash, chain_hash"
+  "seq, time_us, category, action, outcome, actor, record, leaf_hash, chain_hash, patients"
 
 // History statements share their parameter numbers: ?1 before seq, ?2 since, ?3 row limit,
 // ?4 type, ?5 id.
@@ -321,20 +365,25 @@ constexpr std::array<SqlText, static_cast<size_t>(Sql::kCount)> kSql = {{
      "SELECT name, role, created_at, revoked FROM api_tokens WHERE token_hash = ?1"},
     {"insert_audit_row",
      "INSERT INTO audit_log(seq, time_us, category, action, outcome, actor, record, leaf_hash, "
-     "chain_hash) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"},
-    {"insert_audit_patient",
-     "INSERT OR IGNORE INTO audit_record_patients(seq, patient) VALUES(?1, ?2)"},
-    {"unfolded_audit_patients",
-     "SELECT COUNT(*) FROM audit_record_patients "
-     "WHERE seq > (SELECT through_seq FROM audit_patient_fold)"},
-    // In patient order, so each patient's links land in its part of the B-tree together.
+     "chain_hash, patients) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"},
+    {"unfolded_audit_records",
+     "SELECT COUNT(*) FROM audit_log WHERE seq > (SELECT through_seq FROM audit_index_fold)"},
+    // In key order, so each patient's and each actor's entries land in its part of the B-tree
+    // together.
     {"fold_audit_patients",
-     "INSERT OR IGNORE INTO audit_patients(patient, seq) SELECT patient, seq "
-     "FROM audit_record_patients WHERE seq > (SELECT through_seq FROM audit_patient_fold) "
-     "ORDER BY patient, seq"},
-    {"advance_audit_patient_fold",
-     "UPDATE audit_patient_fold SET through_seq = "
-     "(SELECT IFNULL(MAX(seq), through_seq) FROM audit_record_patients)"},
+     "INSERT OR IGNORE INTO audit_patients(patient, seq) SELECT p.value, a.seq "
+     "FROM audit_log a, json_each(a.patients) p "
+     "WHERE a.seq > (SELECT through_seq FROM audit_index_fold) ORDER BY 1, 2"},
+    {"fold_audit_actors",
+     "INSERT OR IGNORE INTO audit_actors(actor, seq) SELECT actor, seq FROM audit_log "
+     "WHERE seq > (SELECT through_seq FROM audit_index_fold) ORDER BY actor, seq"},
+    {"fold_audit_time_block",
+     "INSERT INTO audit_time_blocks(first_seq, last_seq, min_time_us, max_time_us) "
+     "SELECT MIN(seq), MAX(seq), MIN(time_us), MAX(time_us) FROM audit_log "
+     "WHERE seq > (SELECT through_seq FROM audit_index_fold) HAVING COUNT(*) > 0"},
+    {"advance_audit_index_fold",
+     "UPDATE audit_index_fold SET through_seq = "
+     "(SELECT IFNULL(MAX(seq), through_seq) FROM audit_log)"},
     {"insert_audit_node",
      "INSERT OR REPLACE INTO audit_nodes(level, idx, hash) VALUES(?1, ?2, ?3)"},
     {"upsert_audit_state",
@@ -346,8 +395,6 @@ constexpr std::array<SqlText, static_cast<size_t>(Sql::kCount)> kSql = {{
     {"read_audit_state", "SELECT state FROM audit_state WHERE id = 1"},
     {"read_audit_rows",
      "SELECT " KURA_AUDIT_COLUMNS " FROM audit_log WHERE seq >= ?1 ORDER BY seq LIMIT ?2"},
-    {"read_audit_patients",
-     "SELECT patient FROM audit_record_patients WHERE seq = ?1 ORDER BY patient"},
     // A pruned record's leaf hash lives on as a level-0 node when proofs still need it.
     {"read_audit_leaf",
      "SELECT leaf_hash FROM audit_log WHERE seq = ?1 "
@@ -380,13 +427,17 @@ constexpr std::array<SqlText, static_cast<size_t>(Sql::kCount)> kSql = {{
     {"lowest_audit_cursor",
      "SELECT sink, next_seq FROM audit_cursors ORDER BY next_seq, sink LIMIT 1"},
     {"latest_audit_anchor", "SELECT MAX(tree_size) FROM audit_statements WHERE kind = 1"},
-    // audit_patients is keyed (patient, seq): visiting each patient and deleting a seq range
-    // there uses the key, where "seq < ?" alone would scan every link ever kept.
+    // audit_patients and audit_actors are keyed (key, seq): visiting each key and deleting a seq
+    // range there uses the key, where "seq < ?" alone would scan every entry ever kept.
     {"first_audit_patient", "SELECT MIN(patient) FROM audit_patients"},
     {"next_audit_patient",
      "SELECT patient FROM audit_patients WHERE patient > ?1 ORDER BY patient LIMIT 1"},
     {"prune_audit_patient", "DELETE FROM audit_patients WHERE patient = ?1 AND seq < ?2"},
-    {"prune_audit_record_patients", "DELETE FROM audit_record_patients WHERE seq < ?1"},
+    {"first_audit_actor", "SELECT MIN(actor) FROM audit_actors"},
+    {"next_audit_actor", "SELECT actor FROM audit_actors WHERE actor > ?1 ORDER BY actor LIMIT 1"},
+    {"prune_audit_actor", "DELETE FROM audit_actors WHERE actor = ?1 AND seq < ?2"},
+    // A block that keeps some records keeps its bounds: they still cover what is left.
+    {"prune_audit_time_blocks", "DELETE FROM audit_time_blocks WHERE last_seq < ?1"},
     {"prune_audit_rows", "DELETE FROM audit_log WHERE seq < ?1"},
     {"prune_audit_statements", "DELETE FROM audit_statements WHERE tree_size < ?1"},
     {"prune_audit_nodes", "DELETE FROM audit_nodes WHERE level = ?1 AND idx < ?2"},
@@ -707,8 +758,26 @@ ResourceVersion ReadVersionRow(const Stmt& row) {
   return v;
 }
 
-// Reads a row laid out as KURA_AUDIT_COLUMNS (patient ids are filled separately).
-AuditRow ReadAuditRow(const Stmt& row) {
+// audit_log.patients: the ids as a JSON array of strings (SQLite's json_each reads it to fold).
+std::string EncodePatientIds(const std::vector<std::string>& ids) {
+  return nlohmann::json(ids).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+StatusOr<std::vector<std::string>> DecodePatientIds(std::string_view text) {
+  nlohmann::json parsed = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+  std::vector<std::string> ids;
+  if (!parsed.is_array()) return DataLossError("audit row patients are not a JSON array");
+  ids.reserve(parsed.size());
+  for (const nlohmann::json& id : parsed) {
+    if (!id.is_string()) return DataLossError("audit row patients are not a JSON array");
+    ids.push_back(id.get<std::string>());
+  }
+  std::sort(ids.begin(), ids.end());
+  return ids;
+}
+
+// Reads a row laid out as KURA_AUDIT_COLUMNS.
+StatusOr<AuditRow> ReadAuditRow(const Stmt& row) {
   AuditRow r;
   r.sequence = static_cast<uint64_t>(row.Int64(0));
   r.time_us = row.Int64(1);
@@ -719,6 +788,7 @@ AuditRow ReadAuditRow(const Stmt& row) {
   r.sealed = row.Blob(6);
   r.leaf_hash = row.Blob(7);
   r.chain_hash = row.Blob(8);
+  KURA_ASSIGN_OR_RETURN(r.patient_ids, DecodePatientIds(row.Text(9)));
   return r;
 }
 
@@ -746,8 +816,6 @@ auto ReadAllRows(Stmt& query, Read read)
     out.push_back(read(query));
   }
 }
-
-std::string ReadFirstText(const Stmt& row) { return row.Text(0); }
 
 template <typename Conn>
 Status InsertAuditNode(Conn& conn, const AuditNode& node) {
@@ -998,8 +1066,8 @@ StatusOr<std::unique_ptr<SqliteStore>> SqliteStore::Open(const SqliteOptions& op
   if (options.checkpoint_wal_pages < 1) {
     return InvalidArgumentError("checkpoint_wal_pages must be at least 1");
   }
-  if (options.audit_patient_fold_links < 1) {
-    return InvalidArgumentError("audit_patient_fold_links must be at least 1");
+  if (options.audit_index_fold_records < 1) {
+    return InvalidArgumentError("audit_index_fold_records must be at least 1");
   }
   KURA_RETURN_IF_ERROR(PrepareDatabaseFiles(options.path));
 
@@ -1016,9 +1084,9 @@ StatusOr<std::unique_ptr<SqliteStore>> SqliteStore::Open(const SqliteOptions& op
   }
   KURA_RETURN_IF_ERROR(store->LoadSearchIndex());
   {
-    Stmt unfolded(writer, Sql::kUnfoldedAuditPatients);
+    Stmt unfolded(writer, Sql::kUnfoldedAuditRecords);
     KURA_ASSIGN_OR_RETURN(bool row, unfolded.Step());
-    if (row) store->unfolded_audit_links_ = unfolded.Int64(0);
+    if (row) store->unfolded_audit_records_ = unfolded.Int64(0);
   }
   // SQLite already created these with the database file's mode; make sure anyway.
   KURA_RETURN_IF_ERROR(ChmodOwnerOnlyIfExists(WithSuffix(options.path, "-wal")));
@@ -1232,8 +1300,8 @@ void SqliteStore::RunGroup(std::vector<PendingWrite>& group, std::vector<Status>
       return;
     }
   }
-  if (unfolded_audit_links_ >= options_.audit_patient_fold_links) {
-    if (Status folded = FoldAuditPatients(conn); !folded.ok()) {
+  if (unfolded_audit_records_ >= options_.audit_index_fold_records) {
+    if (Status folded = FoldAuditIndexes(conn); !folded.ok()) {
       fail_group(folded, "store_group_aborted");
       return;
     }
@@ -1261,30 +1329,30 @@ Status SqliteStore::InsertAuditRows(Connection& conn) {
     insert.BindBlob(7, row.sealed);
     insert.BindBlob(8, row.leaf_hash);
     insert.BindBlob(9, row.chain_hash);
+    const std::string patients = EncodePatientIds(row.patient_ids);
+    insert.BindText(10, patients);
     KURA_RETURN_IF_ERROR(insert.Run());
-    for (const std::string& patient : row.patient_ids) {
-      Stmt link(conn, Sql::kInsertAuditPatient);
-      link.BindInt64(1, static_cast<int64_t>(row.sequence));
-      link.BindText(2, patient);
-      KURA_RETURN_IF_ERROR(link.Run());
-      ++unfolded_audit_links_;
-    }
+    ++unfolded_audit_records_;
   }
   for (const AuditNode& node : audit_nodes_) KURA_RETURN_IF_ERROR(InsertAuditNode(conn, node));
   return Status();
 }
 
-// Moves the links written since the last fold into the patient-major audit_patients, inside the
-// group's transaction. A failed fold only leaves them where they are (searches read both
-// tables), so it is rolled back on its own and retried after as many links again.
-Status SqliteStore::FoldAuditPatients(Connection& conn) {
-  const int64_t links = unfolded_audit_links_;
-  unfolded_audit_links_ = 0;
+// Files the records written since the last fold into the folded audit indexes (audit_patients,
+// audit_actors, one audit_time_blocks row), inside the group's transaction. A failed fold only
+// leaves them unfolded (searches read those row by row), so it is rolled back on its own and
+// retried after as many records again.
+Status SqliteStore::FoldAuditIndexes(Connection& conn) {
+  const int64_t records = unfolded_audit_records_;
+  unfolded_audit_records_ = 0;
   KURA_RETURN_IF_ERROR(Stmt(conn, Sql::kSavepoint).Run());
   Status folded = Stmt(conn, Sql::kFoldAuditPatients).Run();
-  if (folded.ok()) folded = Stmt(conn, Sql::kAdvanceAuditPatientFold).Run();
+  if (folded.ok()) folded = Stmt(conn, Sql::kFoldAuditActors).Run();
+  if (folded.ok()) folded = Stmt(conn, Sql::kFoldAuditTimeBlock).Run();
+  if (folded.ok()) folded = Stmt(conn, Sql::kAdvanceAuditIndexFold).Run();
   if (folded.ok()) return Stmt(conn, Sql::kRelease).Run();
-  log::Error("store_audit_fold_failed", {{"links", links}, {"detail", folded.internal_detail()}});
+  log::Error("store_audit_fold_failed",
+             {{"records", records}, {"detail", folded.internal_detail()}});
   if (!conn.InTransaction()) return folded;  // SQLite rolled the whole group back.
   KURA_RETURN_IF_ERROR(Stmt(conn, Sql::kRollbackTo).Run());
   return Stmt(conn, Sql::kRelease).Run();
@@ -1601,27 +1669,19 @@ StatusOr<std::optional<std::string>> SqliteStore::ReadAuditStateOn(Connection& c
   return std::optional<std::string>(query.Blob(0));
 }
 
-Status SqliteStore::ReadAuditPatients(Connection& conn, std::vector<AuditRow>& rows) {
-  for (AuditRow& r : rows) {
-    Stmt query(conn, Sql::kReadAuditPatients);
-    query.BindInt64(1, static_cast<int64_t>(r.sequence));
-    KURA_ASSIGN_OR_RETURN(r.patient_ids, ReadAllRows(query, ReadFirstText));
-  }
-  return Status();
-}
-
 StatusOr<std::vector<AuditRow>> SqliteStore::ReadAuditRows(uint64_t from_sequence, size_t limit) {
   if (limit == 0 || from_sequence > kMaxSequence) return std::vector<AuditRow>();
   ReaderLease lease(*this);
   std::vector<AuditRow> rows;
-  {
-    Stmt query(lease.conn(), Sql::kReadAuditRows);
-    query.BindInt64(1, static_cast<int64_t>(from_sequence));
-    query.BindInt64(2, static_cast<int64_t>(std::min<uint64_t>(limit, kMaxSequence)));
-    KURA_ASSIGN_OR_RETURN(rows, ReadAllRows(query, ReadAuditRow));
+  Stmt query(lease.conn(), Sql::kReadAuditRows);
+  query.BindInt64(1, static_cast<int64_t>(from_sequence));
+  query.BindInt64(2, static_cast<int64_t>(std::min<uint64_t>(limit, kMaxSequence)));
+  while (true) {
+    KURA_ASSIGN_OR_RETURN(bool row, query.Step());
+    if (!row) return rows;
+    KURA_ASSIGN_OR_RETURN(AuditRow read, ReadAuditRow(query));
+    rows.push_back(std::move(read));
   }
-  KURA_RETURN_IF_ERROR(ReadAuditPatients(lease.conn(), rows));
-  return rows;
 }
 
 StatusOr<std::optional<std::string>> SqliteStore::ReadAuditNode(int level, uint64_t index) {
@@ -1669,22 +1729,53 @@ StatusOr<std::vector<AuditStatement>> SqliteStore::ReadAuditCheckpointsAfter(uin
 StatusOr<AuditPage> SqliteStore::SearchAudit(const AuditQuery& q) {
   if (q.limit < 1) return InvalidArgumentError("audit search limit must be at least 1");
   // Fixed fragments with fixed parameter numbers: the text varies with which filters are set,
-  // never with their values.
-  std::string sql = "SELECT " KURA_AUDIT_COLUMNS " FROM audit_log WHERE seq < ?1";
-  if (!q.actor.empty()) sql += " AND actor = ?2";
-  if (!q.category.empty()) sql += " AND category = ?3";
-  if (!q.action.empty()) sql += " AND action = ?4";
-  if (q.outcome) sql += " AND outcome = ?5";
-  if (q.since_us) sql += " AND time_us >= ?6";
-  if (q.until_us) sql += " AND time_us < ?7";
+  // never with their values. Two parts in one statement, so they read one snapshot: the records
+  // after the last fold, filtered row by row (at most about audit_index_fold_records of them),
+  // and the folded ones, reached through audit_patients or audit_actors when those filters are
+  // set and narrowed to a sequence range by the time blocks. Each part yields its rows in
+  // descending sequence order, so SQLite merges them and stops at the limit.
+  constexpr std::string_view kFolded = "(SELECT through_seq FROM audit_index_fold)";
+  std::string row_filters;
+  if (!q.actor.empty()) row_filters += " AND a.actor = ?2";
+  if (!q.category.empty()) row_filters += " AND a.category = ?3";
+  if (!q.action.empty()) row_filters += " AND a.action = ?4";
+  if (q.outcome) row_filters += " AND a.outcome = ?5";
+  if (q.since_us) row_filters += " AND a.time_us >= ?6";
+  if (q.until_us) row_filters += " AND a.time_us < ?7";
+
+  std::string sql = "SELECT " KURA_AUDIT_COLUMNS " FROM audit_log a WHERE a.seq > ";
+  sql += kFolded;
+  sql += " AND a.seq < ?1";
+  sql += row_filters;
   if (!q.patient_id.empty()) {
-    // The folded links, then those of records since the last fold.
-    sql +=
-        " AND seq IN (SELECT seq FROM audit_patients WHERE patient = ?8 UNION ALL "
-        "SELECT seq FROM audit_record_patients WHERE patient = ?8 AND "
-        "seq > (SELECT through_seq FROM audit_patient_fold))";
+    sql += " AND EXISTS (SELECT 1 FROM json_each(a.patients) WHERE value = ?8)";
   }
-  sql += " ORDER BY seq DESC LIMIT ?9";
+  // The folded part's first column is its driving key, so that index delivers the order.
+  std::string key = "a.seq";
+  std::string from = "audit_log a WHERE 1";
+  if (!q.patient_id.empty()) {
+    key = "d.seq";
+    from = "audit_patients d JOIN audit_log a ON a.seq = d.seq WHERE d.patient = ?8";
+  } else if (!q.actor.empty()) {
+    key = "d.seq";
+    from = "audit_actors d JOIN audit_log a ON a.seq = d.seq WHERE d.actor = ?2";
+  }
+  sql += " UNION ALL SELECT " + key +
+         ", a.time_us, a.category, a.action, a.outcome, a.actor, a.record, a.leaf_hash, "
+         "a.chain_hash, a.patients FROM " +
+         from + row_filters;
+  // One bound, so SQLite can use it as the range end.
+  sql += " AND " + key + " <= MIN(" + std::string(kFolded) + ", ?1 - 1";
+  if (q.until_us) {
+    sql += ", IFNULL((SELECT MAX(last_seq) FROM audit_time_blocks WHERE min_time_us < ?7), -1)";
+  }
+  sql += ")";
+  if (q.since_us) {
+    sql += " AND " + key +
+           " >= IFNULL((SELECT MIN(first_seq) FROM audit_time_blocks WHERE max_time_us >= ?6), " +
+           std::string(kFolded) + " + 1)";
+  }
+  sql += " ORDER BY 1 DESC LIMIT ?9";
 
   ReaderLease lease(*this);
   AuditPage page;
@@ -1709,10 +1800,10 @@ StatusOr<AuditPage> SqliteStore::SearchAudit(const AuditQuery& q) {
         page.next_before_sequence = page.rows.back().sequence;
         break;
       }
-      page.rows.push_back(ReadAuditRow(query));
+      KURA_ASSIGN_OR_RETURN(AuditRow read, ReadAuditRow(query));
+      page.rows.push_back(std::move(read));
     }
   }
-  KURA_RETURN_IF_ERROR(ReadAuditPatients(lease.conn(), page.rows));
   return page;
 }
 
@@ -1762,6 +1853,35 @@ StatusOr<std::optional<uint64_t>> SqliteStore::FindFirstAuditSequenceSince(int64
 
 namespace {
 
+// Deletes the entries below `first` of a folded index keyed (key, seq), one key range per key
+// (see next_audit_patient): "seq < ?" alone would scan every entry ever kept.
+template <typename Conn>
+Status PruneKeyedAuditIndex(Conn& conn, Sql first_key, Sql next_key, Sql prune_key, int64_t first) {
+  std::optional<std::string> key;
+  {
+    Stmt lowest(conn, first_key);
+    KURA_ASSIGN_OR_RETURN(bool row, lowest.Step());
+    if (row && !lowest.IsNull(0)) key = lowest.Text(0);
+  }
+  while (key) {
+    {
+      Stmt drop(conn, prune_key);
+      drop.BindText(1, *key);
+      drop.BindInt64(2, first);
+      KURA_RETURN_IF_ERROR(drop.Run());
+    }
+    std::optional<std::string> following;
+    {
+      Stmt next(conn, next_key);
+      next.BindText(1, *key);  // Bound without a copy: `key` must not change meanwhile.
+      KURA_ASSIGN_OR_RETURN(bool row, next.Step());
+      if (row) following = next.Text(0);
+    }
+    key = std::move(following);
+  }
+  return Status();
+}
+
 // Writer thread, inside the prune's savepoint: everything PruneAudit deletes and stores, after
 // checking that no export cursor and no other prune stands in the way.
 template <typename Conn>
@@ -1784,31 +1904,12 @@ Status ApplyAuditPrune(Conn& conn, const AuditPrune& prune) {
                           "stored anchor at " + std::to_string(latest.Int64(0)));
     }
   }
-  // Patient links, one key range per patient (see next_audit_patient).
-  std::optional<std::string> patient;
+  KURA_RETURN_IF_ERROR(PruneKeyedAuditIndex(conn, Sql::kFirstAuditPatient, Sql::kNextAuditPatient,
+                                            Sql::kPruneAuditPatient, first));
+  KURA_RETURN_IF_ERROR(PruneKeyedAuditIndex(conn, Sql::kFirstAuditActor, Sql::kNextAuditActor,
+                                            Sql::kPruneAuditActor, first));
   {
-    Stmt lowest(conn, Sql::kFirstAuditPatient);
-    KURA_ASSIGN_OR_RETURN(bool row, lowest.Step());
-    if (row && !lowest.IsNull(0)) patient = lowest.Text(0);
-  }
-  while (patient) {
-    {
-      Stmt drop(conn, Sql::kPruneAuditPatient);
-      drop.BindText(1, *patient);
-      drop.BindInt64(2, first);
-      KURA_RETURN_IF_ERROR(drop.Run());
-    }
-    std::optional<std::string> following;
-    {
-      Stmt next(conn, Sql::kNextAuditPatient);
-      next.BindText(1, *patient);  // Bound without a copy: `patient` must not change meanwhile.
-      KURA_ASSIGN_OR_RETURN(bool row, next.Step());
-      if (row) following = next.Text(0);
-    }
-    patient = std::move(following);
-  }
-  {
-    Stmt drop(conn, Sql::kPruneAuditRecordPatients);
+    Stmt drop(conn, Sql::kPruneAuditTimeBlocks);
     drop.BindInt64(1, first);
     KURA_RETURN_IF_ERROR(drop.Run());
   }

@@ -53,10 +53,10 @@ struct SqliteOptions {
   int read_connections = 8;           // Size of the read pool, >= 1.
   int group_commit_max_batch = 1024;  // Most queued writes one durable commit takes, >= 1.
   int checkpoint_wal_pages = 8192;    // WAL size (pages) that wakes the checkpoint thread, >= 1.
-  // Audit patient links written since the last fold into the patient-major audit_patients table
-  // at which the writer folds them (in the commit that passes it), >= 1. A patient search scans
-  // at most about this many links besides its index range.
-  int audit_patient_fold_links = 2048;
+  // Audit records written since the last fold at which the writer files them into the folded
+  // search indexes (in the commit that passes it), >= 1. An audit search reads at most about this
+  // many records row by row besides its index ranges.
+  int audit_index_fold_records = 2048;
 };
 
 // Counters of the writer since Open, for metrics and benchmarks.
@@ -164,10 +164,8 @@ class SqliteStore final : public Store, public AuditLogStore {
   // Writer thread: inserts audit_rows_ and audit_nodes_, then a transaction's audit tail.
   Status InsertAuditRows(Connection& conn);
   Status InsertAuditTail(Connection& conn, const AuditTransactionTail& tail);
-  Status FoldAuditPatients(Connection& conn);
+  Status FoldAuditIndexes(Connection& conn);
   StatusOr<std::optional<std::string>> ReadAuditStateOn(Connection& conn);
-  // Reader: fills the patient ids of rows just read.
-  Status ReadAuditPatients(Connection& conn, std::vector<AuditRow>& rows);
 
   Connection* AcquireReader();
   void ReleaseReader(Connection* conn);
@@ -188,9 +186,9 @@ class SqliteStore final : public Store, public AuditLogStore {
   std::atomic<int64_t> report_us_{0};
   std::atomic<AuditAppender*> audit_appender_{nullptr};
   std::vector<AuditRow> audit_rows_;  // Writer thread only: reused per draft.
-  // Writer thread only: links written to audit_record_patients since the last fold (an estimate:
-  // links of rolled-back groups count too, and other processes' are not seen).
-  int64_t unfolded_audit_links_ = 0;
+  // Writer thread only: audit records written since the last fold (an estimate: records of
+  // rolled-back groups count too, and other processes' are not seen).
+  int64_t unfolded_audit_records_ = 0;
   std::vector<AuditNode> audit_nodes_;  // Writer thread only.
   // The search index of current resources. Writer thread: the changes of the running group's
   // successful units (views into their batches), applied once the group is durable.
