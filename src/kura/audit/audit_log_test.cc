@@ -16,6 +16,7 @@
 #include "kura/audit/audit_log_fixture.h"
 #include "kura/audit/tamper_util.h"
 #include "kura/audit/test_util.h"
+#include "kura/store/sqlite/schema_test_util.h"
 #include "kura/store/sqlite/sqlite_store.h"
 
 namespace kura::audit {
@@ -408,30 +409,33 @@ class AuditIndexFoldTest : public AuditLogTest {
   // audit_log itself.
   void DowngradeToVersionSeven(int64_t folded_through) {
     Close();
-    sqlite3* db = nullptr;
-    ASSERT_EQ(sqlite3_open(db_path().c_str(), &db), SQLITE_OK);
-    const std::string downgrade = R"sql(
+    Tamper(db_path(), R"sql(
 CREATE TABLE audit_record_patients(
   seq INTEGER NOT NULL, patient TEXT NOT NULL, PRIMARY KEY(seq, patient)) WITHOUT ROWID;
 INSERT INTO audit_record_patients SELECT a.seq, p.value FROM audit_log a, json_each(a.patients) p;
 CREATE TABLE audit_patient_fold(id INTEGER PRIMARY KEY CHECK(id = 1), through_seq INTEGER NOT NULL);
 INSERT INTO audit_patient_fold VALUES(1, )sql" +
-                                  std::to_string(folded_through) +
-                                  R"sql();
+                          std::to_string(folded_through) + R"sql();
 DELETE FROM audit_patients WHERE seq > (SELECT through_seq FROM audit_patient_fold);
-DROP TABLE audit_actors;
-DROP TABLE audit_time_blocks;
-DROP TABLE audit_index_fold;
-ALTER TABLE audit_log DROP COLUMN patients;
-CREATE INDEX audit_log_time ON audit_log(time_us);
-CREATE INDEX audit_log_actor ON audit_log(actor, seq);
 DELETE FROM schema_migrations WHERE version = 8;
-)sql";
-    char* error = nullptr;
-    EXPECT_EQ(sqlite3_exec(db, downgrade.c_str(), nullptr, nullptr, &error), SQLITE_OK)
-        << (error != nullptr ? error : "");
-    sqlite3_free(error);
-    sqlite3_close(db);
+)sql" + std::string(store::testing::kUndoSchemaEightSql));
+  }
+
+  // Opens the downgraded database with the default options and checks that the migrations made
+  // the first `migrated` events a log whose indexes are all folded and whose searches are right,
+  // and that the log carries on with the rest of `events`.
+  void ExpectMigratedLog(const std::vector<AuditRecord>& events, size_t migrated) {
+    store_options_ = {};
+    Open();
+    EXPECT_EQ(QueryInt("SELECT MAX(version) FROM schema_migrations"), 8);
+    EXPECT_EQ(FoldedThrough(), static_cast<int64_t>(migrated) - 1);
+    const std::vector<AuditRecord> before(events.begin(),
+                                          events.begin() + static_cast<ptrdiff_t>(migrated));
+    ExpectFoldedIndexesComplete(before);
+    ExpectSearchesMatch(before);
+    Append(events, migrated, events.size());
+    ExpectSearchesMatch(events);
+    EXPECT_TRUE(Verify().ok());
   }
 };
 
@@ -473,6 +477,38 @@ TEST_F(AuditIndexFoldTest, SearchesAreTheSameUnfoldedAndFolded) {
   ExpectSearchesMatch(all);
 }
 
+// Patient ids that need escaping in audit_log.patients, or are not ASCII, read back as written
+// and are found before and after the fold. One that is not UTF-8 never gets there: the record is
+// refused and nothing is written.
+TEST_F(AuditIndexFoldTest, PatientIdsOfAnyTextReadBackAndAreFound) {
+  const std::vector<std::string> ids = {"quote\"back\\slash", "tab\there", "p\xc3\xa4tient"};
+  std::vector<AuditRecord> events = Scrambled(3);
+  for (size_t i = 0; i < ids.size(); ++i) events[i].patient_compartments = {ids[i]};
+  Append(events, 0, 3);
+  {
+    AuditRecord bad = Event(3);
+    bad.patient_compartments = {std::string("bad\xff", 4)};
+    WriteBatch batch;
+    batch.audit = AuditLog::Draft(bad);
+    EXPECT_FALSE(store_->Commit(std::move(batch)).ok());
+  }
+  const std::vector<AuditRow> rows = AllRows();
+  ASSERT_EQ(rows.size(), 3u);
+  for (size_t i = 0; i < ids.size(); ++i) {
+    EXPECT_EQ(rows[i].patient_ids, std::vector{ids[i]}) << i;
+  }
+  for (bool folded : {false, true}) {
+    if (folded) {
+      ReopenFoldingEvery(1);
+      AppendEvents(3, 1);
+      ASSERT_EQ(FoldedThrough(), 3);
+    }
+    for (size_t i = 0; i < ids.size(); ++i) {
+      EXPECT_EQ(SearchPatient(ids[i]), std::vector<uint64_t>{i}) << i << " folded " << folded;
+    }
+  }
+}
+
 // Migration 8 moves a version-7 database's patient links into audit_log.patients, folds the links
 // version 7 had not folded yet, and builds the actor index and the time blocks of every record.
 TEST_F(AuditIndexFoldTest, MigrationEightFoldsEveryIndexOfAVersionSevenLog) {
@@ -481,19 +517,10 @@ TEST_F(AuditIndexFoldTest, MigrationEightFoldsEveryIndexOfAVersionSevenLog) {
   Append(events, 0, 30);
   DowngradeToVersionSeven(13);
   ASSERT_GT(QueryInt("SELECT COUNT(*) FROM audit_record_patients WHERE seq > 13"), 0);
-  store_options_ = {};
-  Open();
-  EXPECT_EQ(QueryInt("SELECT MAX(version) FROM schema_migrations"), 8);
+  ExpectMigratedLog(events, 30);
   EXPECT_EQ(QueryInt("SELECT COUNT(*) FROM sqlite_schema WHERE name IN ('audit_record_patients', "
                      "'audit_patient_fold', 'audit_log_time', 'audit_log_actor')"),
             0);
-  EXPECT_EQ(FoldedThrough(), 29);
-  std::vector<AuditRecord> migrated(events.begin(), events.begin() + 30);
-  ExpectFoldedIndexesComplete(migrated);
-  ExpectSearchesMatch(migrated);
-  Append(events, 30, 36);
-  ExpectSearchesMatch(events);
-  EXPECT_TRUE(Verify().ok());
 }
 
 // A version-6 database kept every link in audit_patients; migrations 7 and 8 keep them all.
@@ -501,28 +528,11 @@ TEST_F(AuditIndexFoldTest, MigrationsKeepEveryPatientLinkOfAVersionSixLog) {
   const std::vector<AuditRecord> events = Scrambled(25);
   Append(events, 0, 20);
   DowngradeToVersionSeven(19);
-  {
-    sqlite3* db = nullptr;
-    ASSERT_EQ(sqlite3_open(db_path().c_str(), &db), SQLITE_OK);
-    ASSERT_EQ(sqlite3_exec(db,
-                           "INSERT OR IGNORE INTO audit_patients SELECT patient, seq FROM "
-                           "audit_record_patients; DROP TABLE audit_record_patients; "
-                           "DROP TABLE audit_patient_fold; "
-                           "DELETE FROM schema_migrations WHERE version = 7",
-                           nullptr, nullptr, nullptr),
-              SQLITE_OK);
-    sqlite3_close(db);
-  }
-  store_options_ = {};
-  Open();
-  EXPECT_EQ(QueryInt("SELECT MAX(version) FROM schema_migrations"), 8);
-  EXPECT_EQ(FoldedThrough(), 19);
-  std::vector<AuditRecord> migrated(events.begin(), events.begin() + 20);
-  ExpectFoldedIndexesComplete(migrated);
-  ExpectSearchesMatch(migrated);
-  Append(events, 20, 25);
-  ExpectSearchesMatch(events);
-  EXPECT_TRUE(Verify().ok());
+  Tamper(db_path(),
+         "INSERT OR IGNORE INTO audit_patients SELECT patient, seq FROM audit_record_patients; "
+         "DROP TABLE audit_record_patients; DROP TABLE audit_patient_fold; "
+         "DELETE FROM schema_migrations WHERE version = 7");
+  ExpectMigratedLog(events, 20);
 }
 
 TEST_F(AuditLogTest, ExportCursorsAreDurable) {

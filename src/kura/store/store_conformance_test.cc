@@ -32,6 +32,7 @@
 
 #include "kura/store/caching_store.h"
 #include "kura/store/search_index_rows.h"
+#include "kura/store/sqlite/schema_test_util.h"
 #include "kura/store/sqlite/sqlite_store.h"
 #include "kura/store/store.h"
 
@@ -1451,7 +1452,7 @@ TEST_F(SqliteStoreTest, MovesVersionFiveSearchRowsIntoOneValuePerResource) {
     // Back to version 5 by hand: the table and index as that version created them.
     sqlite3* db = nullptr;
     ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
-    const char* downgrade = R"sql(
+    const std::string downgrade = R"sql(
 CREATE TABLE search_index(
   type TEXT NOT NULL, id TEXT NOT NULL, param TEXT NOT NULL, key BLOB NOT NULL,
   key2 BLOB NOT NULL, low REAL NOT NULL, high REAL NOT NULL,
@@ -1463,16 +1464,10 @@ INSERT INTO search_index VALUES('Observation', 'o1', 'date', '', '', 100, 199, '
 INSERT INTO search_index VALUES('Observation', 'o2', 'code', '8480-6', 'http://loinc.org', 0, 0, 'p9');
 INSERT INTO search_index VALUES('Observation', 'o2', 'name', X'00ff', X'', 0, 0, 'p9');
 DROP TABLE search_rows;
-DROP TABLE audit_actors;
-DROP TABLE audit_time_blocks;
-DROP TABLE audit_index_fold;
-ALTER TABLE audit_log DROP COLUMN patients;
-CREATE INDEX audit_log_time ON audit_log(time_us);
-CREATE INDEX audit_log_actor ON audit_log(actor, seq);
 DELETE FROM schema_migrations WHERE version >= 6;
-)sql";
+)sql" + std::string(testing::kUndoSchemaEightSql);
     char* error = nullptr;
-    EXPECT_EQ(sqlite3_exec(db, downgrade, nullptr, nullptr, &error), SQLITE_OK)
+    EXPECT_EQ(sqlite3_exec(db, downgrade.c_str(), nullptr, nullptr, &error), SQLITE_OK)
         << (error != nullptr ? error : "");
     sqlite3_free(error);
     sqlite3_close(db);

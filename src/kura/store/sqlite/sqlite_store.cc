@@ -759,8 +759,18 @@ ResourceVersion ReadVersionRow(const Stmt& row) {
 }
 
 // audit_log.patients: the ids as a JSON array of strings (SQLite's json_each reads it to fold).
+// Written on the writer thread for every record, so without building a JSON tree. The audit log
+// refuses a record whose text is not UTF-8, so escaping is all the ids need.
 std::string EncodePatientIds(const std::vector<std::string>& ids) {
-  return nlohmann::json(ids).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  std::string out = "[";
+  for (const std::string& id : ids) {
+    if (out.size() > 1) out += ',';
+    out += '"';
+    log::AppendJsonEscaped(out, id);
+    out += '"';
+  }
+  out += ']';
+  return out;
 }
 
 StatusOr<std::vector<std::string>> DecodePatientIds(std::string_view text) {
@@ -805,15 +815,32 @@ AuditStatement ReadAuditStatementRow(const Stmt& row) {
 // Sequences travel as SQLite's signed 64-bit integers.
 constexpr uint64_t kMaxSequence = static_cast<uint64_t>(std::numeric_limits<int64_t>::max());
 
-// Steps `query` to its end and returns read(row) for every row, in order.
+// What a row reader gives per row: its result, or the value inside its StatusOr.
+template <typename T>
+struct RowValue {
+  using type = T;
+};
+template <typename T>
+struct RowValue<StatusOr<T>> {
+  using type = T;
+};
+
+// Steps `query` to its end and returns read(row) for every row, in order; a reader that returns
+// a StatusOr stops it at its first error.
 template <typename Read>
 auto ReadAllRows(Stmt& query, Read read)
-    -> StatusOr<std::vector<std::invoke_result_t<Read, const Stmt&>>> {
-  std::vector<std::invoke_result_t<Read, const Stmt&>> out;
+    -> StatusOr<std::vector<typename RowValue<std::invoke_result_t<Read, const Stmt&>>::type>> {
+  using Result = std::invoke_result_t<Read, const Stmt&>;
+  std::vector<typename RowValue<Result>::type> out;
   while (true) {
     KURA_ASSIGN_OR_RETURN(bool row, query.Step());
     if (!row) return out;
-    out.push_back(read(query));
+    if constexpr (std::is_same_v<Result, typename RowValue<Result>::type>) {
+      out.push_back(read(query));
+    } else {
+      KURA_ASSIGN_OR_RETURN(auto value, read(query));
+      out.push_back(std::move(value));
+    }
   }
 }
 
@@ -1672,16 +1699,10 @@ StatusOr<std::optional<std::string>> SqliteStore::ReadAuditStateOn(Connection& c
 StatusOr<std::vector<AuditRow>> SqliteStore::ReadAuditRows(uint64_t from_sequence, size_t limit) {
   if (limit == 0 || from_sequence > kMaxSequence) return std::vector<AuditRow>();
   ReaderLease lease(*this);
-  std::vector<AuditRow> rows;
   Stmt query(lease.conn(), Sql::kReadAuditRows);
   query.BindInt64(1, static_cast<int64_t>(from_sequence));
   query.BindInt64(2, static_cast<int64_t>(std::min<uint64_t>(limit, kMaxSequence)));
-  while (true) {
-    KURA_ASSIGN_OR_RETURN(bool row, query.Step());
-    if (!row) return rows;
-    KURA_ASSIGN_OR_RETURN(AuditRow read, ReadAuditRow(query));
-    rows.push_back(std::move(read));
-  }
+  return ReadAllRows(query, ReadAuditRow);
 }
 
 StatusOr<std::optional<std::string>> SqliteStore::ReadAuditNode(int level, uint64_t index) {
@@ -1734,7 +1755,7 @@ StatusOr<AuditPage> SqliteStore::SearchAudit(const AuditQuery& q) {
   // and the folded ones, reached through audit_patients or audit_actors when those filters are
   // set and narrowed to a sequence range by the time blocks. Each part yields its rows in
   // descending sequence order, so SQLite merges them and stops at the limit.
-  constexpr std::string_view kFolded = "(SELECT through_seq FROM audit_index_fold)";
+  const std::string folded = "(SELECT through_seq FROM audit_index_fold)";
   std::string row_filters;
   if (!q.actor.empty()) row_filters += " AND a.actor = ?2";
   if (!q.category.empty()) row_filters += " AND a.category = ?3";
@@ -1743,9 +1764,8 @@ StatusOr<AuditPage> SqliteStore::SearchAudit(const AuditQuery& q) {
   if (q.since_us) row_filters += " AND a.time_us >= ?6";
   if (q.until_us) row_filters += " AND a.time_us < ?7";
 
-  std::string sql = "SELECT " KURA_AUDIT_COLUMNS " FROM audit_log a WHERE a.seq > ";
-  sql += kFolded;
-  sql += " AND a.seq < ?1";
+  std::string sql =
+      "SELECT " KURA_AUDIT_COLUMNS " FROM audit_log a WHERE a.seq > " + folded + " AND a.seq < ?1";
   sql += row_filters;
   if (!q.patient_id.empty()) {
     sql += " AND EXISTS (SELECT 1 FROM json_each(a.patients) WHERE value = ?8)";
@@ -1765,7 +1785,7 @@ StatusOr<AuditPage> SqliteStore::SearchAudit(const AuditQuery& q) {
          "a.chain_hash, a.patients FROM " +
          from + row_filters;
   // One bound, so SQLite can use it as the range end.
-  sql += " AND " + key + " <= MIN(" + std::string(kFolded) + ", ?1 - 1";
+  sql += " AND " + key + " <= MIN(" + folded + ", ?1 - 1";
   if (q.until_us) {
     sql += ", IFNULL((SELECT MAX(last_seq) FROM audit_time_blocks WHERE min_time_us < ?7), -1)";
   }
@@ -1773,7 +1793,7 @@ StatusOr<AuditPage> SqliteStore::SearchAudit(const AuditQuery& q) {
   if (q.since_us) {
     sql += " AND " + key +
            " >= IFNULL((SELECT MIN(first_seq) FROM audit_time_blocks WHERE max_time_us >= ?6), " +
-           std::string(kFolded) + " + 1)";
+           folded + " + 1)";
   }
   sql += " ORDER BY 1 DESC LIMIT ?9";
 

@@ -1,0 +1,19 @@
+// Test-only: SQL that undoes a schema migration on a database file, for the tests that open a
+// database an older version wrote and check what the migration makes of it.
+#pragma once
+
+namespace kura::store::testing {
+
+// Schema 8's tables, column and dropped indexes back as version 7 had them. Patient links of
+// version 7 (audit_record_patients, audit_patient_fold) and the schema_migrations row are left to
+// the caller, since each test wants them in its own state.
+inline constexpr const char* kUndoSchemaEightSql = R"sql(
+DROP TABLE audit_actors;
+DROP TABLE audit_time_blocks;
+DROP TABLE audit_index_fold;
+ALTER TABLE audit_log DROP COLUMN patients;
+CREATE INDEX audit_log_time ON audit_log(time_us);
+CREATE INDEX audit_log_actor ON audit_log(actor, seq);
+)sql";
+
+}  // namespace kura::store::testing
