@@ -7,7 +7,8 @@
 # Makes a data directory with bench/run.sh (100 Patients, 10,000 Observations), starts the server
 # on it under valgrind --tool=callgrind with instrumentation off, warms it up with 10 reads per
 # client, counts the measured reads with instrumentation on, and prints the instructions of the
-# whole server and of the writer per read. KURA_BINARY picks the server (default build/kura).
+# whole server and of the writer per read. KURA_BINARY picks the server (default build/kura);
+# KURA_CALLGRIND_OUT=FILE keeps the profile for callgrind_annotate.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 BIN="${KURA_BINARY:-$ROOT/build/kura}"
@@ -39,6 +40,7 @@ callgrind_control -i off "$VG_PID" >/dev/null 2>&1
 kill -TERM "$VG_PID"
 wait "$VG_PID" || true
 VG_PID=""
+[[ -n "${KURA_CALLGRIND_OUT:-}" ]] && cp "$WORK/callgrind.out" "$KURA_CALLGRIND_OUT"
 READS=$((CLIENTS * PER_CLIENT))
 callgrind_annotate --inclusive=yes "$WORK/callgrind.out" 2>/dev/null | awk -v reads="$READS" '
   /PROGRAM TOTALS/ { gsub(",", "", $1); total = $1 }
