@@ -35,6 +35,7 @@
 #include "kura/store/caching_store.h"
 #include "kura/store/encrypting_store.h"
 #include "kura/store/sqlite/sqlite_store.h"
+#include "kura/store/sqlite/wal_write_buffer.h"
 
 namespace kura::server {
 namespace {
@@ -311,6 +312,7 @@ int Serve(const cli::ServeArgs& args) {
   // Store callbacks post to the server's executors: finish them while those still exist.
   backend->Close();
   store::SqliteWriterStats writer = backend->WriterStats();
+  store::BufferedWalStats wal = store::GetBufferedWalStats();
   store::RecordCacheStats cache = cached.Stats();
   log::Info("store_closed", {{"transactions", writer.transactions},
                              {"writes", writer.writes},
@@ -318,6 +320,9 @@ int Serve(const cli::ServeArgs& args) {
                              {"writer_run_us", writer.run_us},
                              {"writer_commit_us", writer.commit_us},
                              {"writer_report_us", writer.report_us},
+                             {"wal_frames", wal.frames_written},
+                             {"wal_file_writes", wal.file_writes},
+                             {"temporary_files", wal.temporary_files},
                              {"cache_hits", cache.hits},
                              {"cache_misses", cache.misses},
                              {"cache_entries", cache.entries}});

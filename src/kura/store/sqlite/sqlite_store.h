@@ -13,6 +13,10 @@
 // WAL reaches four times that (sustained writes keep a background checkpoint from ever finishing)
 // does the writer checkpoint itself, which bounds the WAL.
 //
+// Connections open through the buffered-WAL VFS (wal_write_buffer.h), so a commit's WAL frames
+// reach the file in a few writes; the writer keeps its temporary storage (savepoint sub-journals)
+// in memory.
+//
 // The database file and its -wal/-shm companions are created with mode 0600 whatever the umask,
 // and an existing database file is tightened to 0600. Every SQLite failure becomes a Status whose
 // message is "storage error" (client-safe) with the SQLite text only in internal_detail:

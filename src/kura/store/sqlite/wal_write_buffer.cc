@@ -1,0 +1,238 @@
+// The buffered-WAL VFS: a shim over SQLite's default VFS whose WAL files gather appended frames.
+#include "kura/store/sqlite/wal_write_buffer.h"
+
+#include <sqlite3.h>
+
+#include <atomic>
+#include <cstring>
+#include <mutex>
+#include <new>
+#include <vector>
+
+namespace kura::store {
+namespace {
+
+// The default VFS writes at most 128 KiB - 1 bytes per call (it masks larger lengths, so a
+// larger buffer would not be written whole): 30 frames of 4 KiB pages fit below that.
+constexpr size_t kBufferCapacity = 124 * 1024;
+constexpr int kWalHeaderBytes = 32;
+constexpr int kWalFrameHeaderBytes = 24;
+
+sqlite3_vfs* g_real_vfs = nullptr;
+sqlite3_vfs g_vfs;
+std::atomic<int64_t> g_frames_written{0};
+std::atomic<int64_t> g_file_writes{0};
+std::atomic<int64_t> g_temporary_files{0};
+
+// What SQLite allocates for a file of this VFS: this struct, then the default VFS's own file.
+// SQLite hands over raw memory, so xOpen constructs the struct and xClose destroys it.
+struct ShimFile {
+  sqlite3_file base;  // Its pMethods is kShimMethods.
+  sqlite3_file* real = nullptr;
+  bool wal = false;
+  bool commit_page_next = false;  // The last write was the header of a commit frame.
+  sqlite3_int64 pending_offset = 0;
+  std::vector<char> pending;  // WAL only: bytes not yet written, to go at pending_offset.
+};
+
+constexpr size_t kRealFileOffset = (sizeof(ShimFile) + 15) & ~size_t{15};
+
+ShimFile* Shim(sqlite3_file* file) { return reinterpret_cast<ShimFile*>(file); }
+const sqlite3_io_methods& Real(ShimFile* f) { return *f->real->pMethods; }
+
+int Flush(ShimFile* f) {
+  if (f->pending.empty()) return SQLITE_OK;
+  g_file_writes.fetch_add(1, std::memory_order_relaxed);
+  const int rc = Real(f).xWrite(f->real, f->pending.data(), static_cast<int>(f->pending.size()),
+                                f->pending_offset);
+  // On failure SQLite abandons the transaction; its frames must not be written later.
+  f->pending.clear();
+  return rc;
+}
+
+int Close(sqlite3_file* file) {
+  ShimFile* f = Shim(file);
+  const int flushed = Flush(f);
+  const int closed = Real(f).xClose(f->real);
+  f->~ShimFile();
+  return flushed != SQLITE_OK ? flushed : closed;
+}
+
+int Read(sqlite3_file* file, void* out, int amount, sqlite3_int64 offset) {
+  ShimFile* f = Shim(file);
+  if (int rc = Flush(f); rc != SQLITE_OK) return rc;
+  return Real(f).xRead(f->real, out, amount, offset);
+}
+
+int Write(sqlite3_file* file, const void* data, int amount, sqlite3_int64 offset) {
+  ShimFile* f = Shim(file);
+  if (!f->wal) return Real(f).xWrite(f->real, data, amount, offset);
+  // SQLite writes a frame as its header, then its page; a header with a non-zero database size
+  // is a commit frame, and once its page is written the commit's frames are complete.
+  const bool ends_commit = f->commit_page_next;
+  f->commit_page_next = false;
+  if (amount == kWalFrameHeaderBytes && offset >= kWalHeaderBytes) {
+    g_frames_written.fetch_add(1, std::memory_order_relaxed);
+    const auto* header = static_cast<const unsigned char*>(data);
+    f->commit_page_next = (header[4] | header[5] | header[6] | header[7]) != 0;
+  }
+  const size_t size = static_cast<size_t>(amount);
+  const bool follows = !f->pending.empty() &&
+                       offset == f->pending_offset + static_cast<sqlite3_int64>(f->pending.size());
+  if (!follows || f->pending.size() + size > kBufferCapacity) {
+    if (int rc = Flush(f); rc != SQLITE_OK) return rc;
+  }
+  if (size > kBufferCapacity) {
+    g_file_writes.fetch_add(1, std::memory_order_relaxed);
+    return Real(f).xWrite(f->real, data, amount, offset);
+  }
+  if (f->pending.empty()) f->pending_offset = offset;
+  const char* bytes = static_cast<const char*>(data);
+  f->pending.insert(f->pending.end(), bytes, bytes + size);
+  return ends_commit ? Flush(f) : SQLITE_OK;
+}
+
+int Truncate(sqlite3_file* file, sqlite3_int64 size) {
+  ShimFile* f = Shim(file);
+  if (int rc = Flush(f); rc != SQLITE_OK) return rc;
+  return Real(f).xTruncate(f->real, size);
+}
+
+int Sync(sqlite3_file* file, int flags) {
+  ShimFile* f = Shim(file);
+  if (int rc = Flush(f); rc != SQLITE_OK) return rc;
+  return Real(f).xSync(f->real, flags);
+}
+
+int FileSize(sqlite3_file* file, sqlite3_int64* size) {
+  ShimFile* f = Shim(file);
+  if (int rc = Flush(f); rc != SQLITE_OK) return rc;
+  return Real(f).xFileSize(f->real, size);
+}
+
+int Lock(sqlite3_file* file, int level) {
+  ShimFile* f = Shim(file);
+  if (int rc = Flush(f); rc != SQLITE_OK) return rc;
+  return Real(f).xLock(f->real, level);
+}
+
+int Unlock(sqlite3_file* file, int level) {
+  ShimFile* f = Shim(file);
+  if (int rc = Flush(f); rc != SQLITE_OK) return rc;
+  return Real(f).xUnlock(f->real, level);
+}
+
+int CheckReservedLock(sqlite3_file* file, int* out) {
+  ShimFile* f = Shim(file);
+  return Real(f).xCheckReservedLock(f->real, out);
+}
+
+int FileControl(sqlite3_file* file, int op, void* arg) {
+  ShimFile* f = Shim(file);
+  if (int rc = Flush(f); rc != SQLITE_OK) return rc;
+  return Real(f).xFileControl(f->real, op, arg);
+}
+
+int SectorSize(sqlite3_file* file) {
+  ShimFile* f = Shim(file);
+  return Real(f).xSectorSize(f->real);
+}
+
+int DeviceCharacteristics(sqlite3_file* file) {
+  ShimFile* f = Shim(file);
+  return Real(f).xDeviceCharacteristics(f->real);
+}
+
+int ShmMap(sqlite3_file* file, int region, int size, int extend, void volatile** out) {
+  ShimFile* f = Shim(file);
+  if (Real(f).iVersion < 2) return SQLITE_IOERR;
+  return Real(f).xShmMap(f->real, region, size, extend, out);
+}
+
+int ShmLock(sqlite3_file* file, int offset, int n, int flags) {
+  ShimFile* f = Shim(file);
+  if (Real(f).iVersion < 2) return SQLITE_IOERR;
+  return Real(f).xShmLock(f->real, offset, n, flags);
+}
+
+void ShmBarrier(sqlite3_file* file) {
+  ShimFile* f = Shim(file);
+  if (Real(f).iVersion >= 2) Real(f).xShmBarrier(f->real);
+}
+
+int ShmUnmap(sqlite3_file* file, int delete_flag) {
+  ShimFile* f = Shim(file);
+  if (Real(f).iVersion < 2) return SQLITE_OK;
+  return Real(f).xShmUnmap(f->real, delete_flag);
+}
+
+int Fetch(sqlite3_file* file, sqlite3_int64 offset, int amount, void** out) {
+  ShimFile* f = Shim(file);
+  *out = nullptr;
+  if (Real(f).iVersion < 3) return SQLITE_OK;  // No mapping: SQLite reads instead.
+  if (int rc = Flush(f); rc != SQLITE_OK) return rc;
+  return Real(f).xFetch(f->real, offset, amount, out);
+}
+
+int Unfetch(sqlite3_file* file, sqlite3_int64 offset, void* page) {
+  ShimFile* f = Shim(file);
+  if (Real(f).iVersion < 3) return SQLITE_OK;
+  return Real(f).xUnfetch(f->real, offset, page);
+}
+
+const sqlite3_io_methods kShimMethods = {
+    3,  // iVersion
+    Close,       Read,       Write,
+    Truncate,    Sync,       FileSize,
+    Lock,        Unlock,     CheckReservedLock,
+    FileControl, SectorSize, DeviceCharacteristics,
+    ShmMap,      ShmLock,    ShmBarrier,
+    ShmUnmap,    Fetch,      Unfetch,
+};
+
+int Open(sqlite3_vfs*, const char* name, sqlite3_file* file, int flags, int* out_flags) {
+  ShimFile* f = new (file) ShimFile();
+  f->real = reinterpret_cast<sqlite3_file*>(reinterpret_cast<char*>(file) + kRealFileOffset);
+  f->wal = (flags & SQLITE_OPEN_WAL) != 0;
+  if ((flags & (SQLITE_OPEN_SUBJOURNAL | SQLITE_OPEN_TEMP_JOURNAL | SQLITE_OPEN_TEMP_DB |
+                SQLITE_OPEN_TRANSIENT_DB)) != 0) {
+    g_temporary_files.fetch_add(1, std::memory_order_relaxed);
+  }
+  const int rc = g_real_vfs->xOpen(g_real_vfs, name, f->real, flags, out_flags);
+  if (rc != SQLITE_OK || f->real->pMethods == nullptr) {
+    // SQLite does not close a file whose open failed: nothing of ours may stay behind.
+    if (f->real->pMethods != nullptr) f->real->pMethods->xClose(f->real);
+    f->~ShimFile();
+    file->pMethods = nullptr;
+    return rc != SQLITE_OK ? rc : SQLITE_CANTOPEN;
+  }
+  file->pMethods = &kShimMethods;
+  return SQLITE_OK;
+}
+
+void Register() {
+  g_real_vfs = sqlite3_vfs_find(nullptr);
+  if (g_real_vfs == nullptr) return;
+  g_vfs = *g_real_vfs;  // Everything but opening files is the default VFS's.
+  g_vfs.pNext = nullptr;
+  g_vfs.zName = "kura-buffered-wal";
+  g_vfs.szOsFile = static_cast<int>(kRealFileOffset) + g_real_vfs->szOsFile;
+  g_vfs.xOpen = Open;
+  if (sqlite3_vfs_register(&g_vfs, /*makeDflt=*/0) != SQLITE_OK) g_real_vfs = nullptr;
+}
+
+}  // namespace
+
+const char* BufferedWalVfsName() {
+  static std::once_flag once;
+  std::call_once(once, Register);
+  return g_real_vfs != nullptr ? g_vfs.zName : nullptr;
+}
+
+BufferedWalStats GetBufferedWalStats() {
+  return {g_frames_written.load(std::memory_order_relaxed),
+          g_file_writes.load(std::memory_order_relaxed),
+          g_temporary_files.load(std::memory_order_relaxed)};
+}
+
+}  // namespace kura::store
