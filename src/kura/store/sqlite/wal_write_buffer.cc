@@ -7,6 +7,7 @@
 #include <cstring>
 #include <mutex>
 #include <new>
+#include <unordered_map>
 #include <vector>
 
 namespace kura::store {
@@ -29,11 +30,24 @@ std::atomic<int64_t> g_temporary_files{0};
 struct ShimFile {
   sqlite3_file base;  // Its pMethods is kShimMethods.
   sqlite3_file* real = nullptr;
-  bool wal = false;
-  bool commit_page_next = false;  // The last write was the header of a commit frame.
+  // A database file and its connection's WAL point at each other (see Open): the WAL buffers
+  // only while it has its database file, which tells it when the write lock goes.
+  ShimFile* wal = nullptr;         // Database file: its connection's WAL file, once open.
+  ShimFile* db = nullptr;          // WAL file: its connection's database file.
+  const char* wal_name = nullptr;  // Database file: the name its WAL will be opened with.
+  bool commit_page_next = false;   // The last write was the header of a commit frame.
   sqlite3_int64 pending_offset = 0;
   std::vector<char> pending;  // WAL only: bytes not yet written, to go at pending_offset.
 };
+
+// Database files waiting for their WAL, by the WAL name's address: SQLite opens a connection's WAL
+// with exactly the pointer sqlite3_filename_wal() gives for its database file's name, so the
+// address tells connections to the same database apart.
+std::mutex g_links_mu;
+std::unordered_map<const char*, ShimFile*>& Links() {
+  static auto* links = new std::unordered_map<const char*, ShimFile*>();
+  return *links;
+}
 
 constexpr size_t kRealFileOffset = (sizeof(ShimFile) + 15) & ~size_t{15};
 
@@ -53,6 +67,12 @@ int Flush(ShimFile* f) {
 int Close(sqlite3_file* file) {
   ShimFile* f = Shim(file);
   const int flushed = Flush(f);
+  {
+    std::lock_guard<std::mutex> lock(g_links_mu);
+    if (f->wal_name != nullptr) Links().erase(f->wal_name);
+    if (f->wal != nullptr) f->wal->db = nullptr;
+    if (f->db != nullptr) f->db->wal = nullptr;
+  }
   const int closed = Real(f).xClose(f->real);
   f->~ShimFile();
   return flushed != SQLITE_OK ? flushed : closed;
@@ -66,7 +86,7 @@ int Read(sqlite3_file* file, void* out, int amount, sqlite3_int64 offset) {
 
 int Write(sqlite3_file* file, const void* data, int amount, sqlite3_int64 offset) {
   ShimFile* f = Shim(file);
-  if (!f->wal) return Real(f).xWrite(f->real, data, amount, offset);
+  if (f->db == nullptr) return Real(f).xWrite(f->real, data, amount, offset);
   // SQLite writes a frame as its header, then its page; a header with a non-zero database size
   // is a commit frame, and once its page is written the commit's frames are complete.
   const bool ends_commit = f->commit_page_next;
@@ -149,9 +169,20 @@ int ShmMap(sqlite3_file* file, int region, int size, int extend, void volatile**
   return Real(f).xShmMap(f->real, region, size, extend, out);
 }
 
+// SQLite's WAL write lock is shared-memory lock 0 (WAL_WRITE_LOCK in wal.c).
+constexpr int kWalWriteLock = 0;
+
 int ShmLock(sqlite3_file* file, int offset, int n, int flags) {
   ShimFile* f = Shim(file);
   if (Real(f).iVersion < 2) return SQLITE_IOERR;
+  if (f->wal != nullptr && offset <= kWalWriteLock && kWalWriteLock < offset + n &&
+      flags == (SQLITE_SHM_UNLOCK | SQLITE_SHM_EXCLUSIVE)) {
+    // The write transaction is over. A commit left nothing behind (its commit frame flushed);
+    // what is left belongs to a rolled-back one and must never be written: once the lock goes,
+    // another writer (another process) may append its own frames at those offsets.
+    f->wal->pending.clear();
+    f->wal->commit_page_next = false;
+  }
   return Real(f).xShmLock(f->real, offset, n, flags);
 }
 
@@ -193,7 +224,6 @@ const sqlite3_io_methods kShimMethods = {
 int Open(sqlite3_vfs*, const char* name, sqlite3_file* file, int flags, int* out_flags) {
   ShimFile* f = new (file) ShimFile();
   f->real = reinterpret_cast<sqlite3_file*>(reinterpret_cast<char*>(file) + kRealFileOffset);
-  f->wal = (flags & SQLITE_OPEN_WAL) != 0;
   if ((flags & (SQLITE_OPEN_SUBJOURNAL | SQLITE_OPEN_TEMP_JOURNAL | SQLITE_OPEN_TEMP_DB |
                 SQLITE_OPEN_TRANSIENT_DB)) != 0) {
     g_temporary_files.fetch_add(1, std::memory_order_relaxed);
@@ -207,6 +237,17 @@ int Open(sqlite3_vfs*, const char* name, sqlite3_file* file, int flags, int* out
     return rc != SQLITE_OK ? rc : SQLITE_CANTOPEN;
   }
   file->pMethods = &kShimMethods;
+  if (name != nullptr && (flags & (SQLITE_OPEN_MAIN_DB | SQLITE_OPEN_WAL)) != 0) {
+    std::lock_guard<std::mutex> lock(g_links_mu);
+    if ((flags & SQLITE_OPEN_MAIN_DB) != 0) {
+      f->wal_name = sqlite3_filename_wal(name);
+      Links()[f->wal_name] = f;
+    } else if (auto found = Links().find(name); found != Links().end()) {
+      // (A WAL that matches no database file keeps db null and writes through unbuffered.)
+      f->db = found->second;
+      f->db->wal = f;
+    }
+  }
   return SQLITE_OK;
 }
 

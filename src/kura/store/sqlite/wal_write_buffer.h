@@ -7,8 +7,11 @@
 // SQLite syncs the WAL, when the commit frame is written (so readers, which learn of the frames
 // from the shared-memory index only after that, never find them missing even without a sync), when
 // the buffer fills, or before any other operation on the file (read, size, truncate, lock, close).
-// Nothing else changes: the database, the WAL format and the fsyncs are SQLite's own, and other
-// processes open the same files with the default VFS.
+// What is still buffered when the connection gives up the WAL write lock belongs to a rolled-back
+// transaction and is dropped: written later, it could land on frames another writer (another
+// process) appended meanwhile. A WAL the VFS cannot pair with its connection's database file is
+// written through unbuffered. Nothing else changes: the database, the WAL format and the fsyncs
+// are SQLite's own, and other processes open the same files with the default VFS.
 #pragma once
 
 #include <cstdint>

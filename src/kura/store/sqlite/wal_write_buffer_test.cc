@@ -129,5 +129,32 @@ TEST_F(BufferedWalTest, RolledBackAndRestartedLogsStayConsistent) {
   EXPECT_EQ(Text(plain_, "PRAGMA integrity_check"), "ok");
 }
 
+TEST_F(BufferedWalTest, ARolledBackTransactionsFramesNeverOverwriteAnotherWritersCommit) {
+  OpenBoth("FULL");
+  InsertRows(0, 10);
+  // An empty WAL, so that rolling back reads nothing from it (which would flush the buffer early).
+  Exec(plain_, "PRAGMA wal_checkpoint(TRUNCATE)");
+  // A page cache this small spills the transaction's pages into the WAL before it ends: frames
+  // without a commit frame, which stay in the buffer when the transaction rolls back.
+  Exec(buffered_, "PRAGMA cache_size=10");
+  const BufferedWalStats before = GetBufferedWalStats();
+  InsertRows(100, 40, /*commit=*/false);
+  ASSERT_GT(GetBufferedWalStats().frames_written, before.frames_written);
+  // Another writer (the default VFS, as another process would) appends its commit where the
+  // rolled-back frames would have gone.
+  Exec(plain_, "BEGIN");
+  for (int i = 1000; i < 1040; ++i) {
+    Exec(plain_, "INSERT INTO t VALUES(" + std::to_string(i) + ", randomblob(1024))");
+  }
+  Exec(plain_, "COMMIT");
+  // The buffered connection reads (and so touches its WAL file) and writes again: the other
+  // writer's frames must come through intact.
+  EXPECT_EQ(Int(buffered_, "SELECT count(*) FROM t"), 50);
+  InsertRows(10, 5);
+  EXPECT_EQ(Int(plain_, "SELECT count(*) FROM t"), 55);
+  EXPECT_EQ(Int(plain_, "SELECT count(*) FROM t WHERE k >= 1000 AND length(v) = 1024"), 40);
+  EXPECT_EQ(Text(plain_, "PRAGMA integrity_check"), "ok");
+}
+
 }  // namespace
 }  // namespace kura::store
