@@ -78,11 +78,23 @@ int Close(sqlite3_file* file) {
   return flushed != SQLITE_OK ? flushed : closed;
 }
 
-int Read(sqlite3_file* file, void* out, int amount, sqlite3_int64 offset) {
-  ShimFile* f = Shim(file);
-  if (int rc = Flush(f); rc != SQLITE_OK) return rc;
-  return Real(f).xRead(f->real, out, amount, offset);
-}
+// The default VFS's method `kMethod` on the file's own file, either straight or after writing out
+// what the WAL buffer holds (whatever reads, sizes, locks or controls the file must find every
+// frame in it).
+template <auto kMethod>
+struct Forward;
+template <typename R, typename... Args, R (*sqlite3_io_methods::*kMethod)(sqlite3_file*, Args...)>
+struct Forward<kMethod> {
+  static R Call(sqlite3_file* file, Args... args) {
+    ShimFile* f = Shim(file);
+    return (Real(f).*kMethod)(f->real, args...);
+  }
+  static R FlushThenCall(sqlite3_file* file, Args... args) {
+    ShimFile* f = Shim(file);
+    if (int rc = Flush(f); rc != SQLITE_OK) return rc;
+    return (Real(f).*kMethod)(f->real, args...);
+  }
+};
 
 int Write(sqlite3_file* file, const void* data, int amount, sqlite3_int64 offset) {
   ShimFile* f = Shim(file);
@@ -112,69 +124,11 @@ int Write(sqlite3_file* file, const void* data, int amount, sqlite3_int64 offset
   return ends_commit ? Flush(f) : SQLITE_OK;
 }
 
-int Truncate(sqlite3_file* file, sqlite3_int64 size) {
-  ShimFile* f = Shim(file);
-  if (int rc = Flush(f); rc != SQLITE_OK) return rc;
-  return Real(f).xTruncate(f->real, size);
-}
-
-int Sync(sqlite3_file* file, int flags) {
-  ShimFile* f = Shim(file);
-  if (int rc = Flush(f); rc != SQLITE_OK) return rc;
-  return Real(f).xSync(f->real, flags);
-}
-
-int FileSize(sqlite3_file* file, sqlite3_int64* size) {
-  ShimFile* f = Shim(file);
-  if (int rc = Flush(f); rc != SQLITE_OK) return rc;
-  return Real(f).xFileSize(f->real, size);
-}
-
-int Lock(sqlite3_file* file, int level) {
-  ShimFile* f = Shim(file);
-  if (int rc = Flush(f); rc != SQLITE_OK) return rc;
-  return Real(f).xLock(f->real, level);
-}
-
-int Unlock(sqlite3_file* file, int level) {
-  ShimFile* f = Shim(file);
-  if (int rc = Flush(f); rc != SQLITE_OK) return rc;
-  return Real(f).xUnlock(f->real, level);
-}
-
-int CheckReservedLock(sqlite3_file* file, int* out) {
-  ShimFile* f = Shim(file);
-  return Real(f).xCheckReservedLock(f->real, out);
-}
-
-int FileControl(sqlite3_file* file, int op, void* arg) {
-  ShimFile* f = Shim(file);
-  if (int rc = Flush(f); rc != SQLITE_OK) return rc;
-  return Real(f).xFileControl(f->real, op, arg);
-}
-
-int SectorSize(sqlite3_file* file) {
-  ShimFile* f = Shim(file);
-  return Real(f).xSectorSize(f->real);
-}
-
-int DeviceCharacteristics(sqlite3_file* file) {
-  ShimFile* f = Shim(file);
-  return Real(f).xDeviceCharacteristics(f->real);
-}
-
-int ShmMap(sqlite3_file* file, int region, int size, int extend, void volatile** out) {
-  ShimFile* f = Shim(file);
-  if (Real(f).iVersion < 2) return SQLITE_IOERR;
-  return Real(f).xShmMap(f->real, region, size, extend, out);
-}
-
 // SQLite's WAL write lock is shared-memory lock 0 (WAL_WRITE_LOCK in wal.c).
 constexpr int kWalWriteLock = 0;
 
 int ShmLock(sqlite3_file* file, int offset, int n, int flags) {
   ShimFile* f = Shim(file);
-  if (Real(f).iVersion < 2) return SQLITE_IOERR;
   if (f->wal != nullptr && offset <= kWalWriteLock && kWalWriteLock < offset + n &&
       flags == (SQLITE_SHM_UNLOCK | SQLITE_SHM_EXCLUSIVE)) {
     // The write transaction is over. A commit left nothing behind (its commit frame flushed);
@@ -186,39 +140,32 @@ int ShmLock(sqlite3_file* file, int offset, int n, int flags) {
   return Real(f).xShmLock(f->real, offset, n, flags);
 }
 
-void ShmBarrier(sqlite3_file* file) {
-  ShimFile* f = Shim(file);
-  if (Real(f).iVersion >= 2) Real(f).xShmBarrier(f->real);
-}
+template <auto kMethod>
+constexpr auto kCall = Forward<kMethod>::Call;
+template <auto kMethod>
+constexpr auto kFlushThenCall = Forward<kMethod>::FlushThenCall;
 
-int ShmUnmap(sqlite3_file* file, int delete_flag) {
-  ShimFile* f = Shim(file);
-  if (Real(f).iVersion < 2) return SQLITE_OK;
-  return Real(f).xShmUnmap(f->real, delete_flag);
-}
-
-int Fetch(sqlite3_file* file, sqlite3_int64 offset, int amount, void** out) {
-  ShimFile* f = Shim(file);
-  *out = nullptr;
-  if (Real(f).iVersion < 3) return SQLITE_OK;  // No mapping: SQLite reads instead.
-  if (int rc = Flush(f); rc != SQLITE_OK) return rc;
-  return Real(f).xFetch(f->real, offset, amount, out);
-}
-
-int Unfetch(sqlite3_file* file, sqlite3_int64 offset, void* page) {
-  ShimFile* f = Shim(file);
-  if (Real(f).iVersion < 3) return SQLITE_OK;
-  return Real(f).xUnfetch(f->real, offset, page);
-}
-
+// Version 3, as the default unix VFS's files have (Open refuses a file with fewer methods).
 const sqlite3_io_methods kShimMethods = {
-    3,  // iVersion
-    Close,       Read,       Write,
-    Truncate,    Sync,       FileSize,
-    Lock,        Unlock,     CheckReservedLock,
-    FileControl, SectorSize, DeviceCharacteristics,
-    ShmMap,      ShmLock,    ShmBarrier,
-    ShmUnmap,    Fetch,      Unfetch,
+    .iVersion = 3,
+    .xClose = Close,
+    .xRead = kFlushThenCall<&sqlite3_io_methods::xRead>,
+    .xWrite = Write,
+    .xTruncate = kFlushThenCall<&sqlite3_io_methods::xTruncate>,
+    .xSync = kFlushThenCall<&sqlite3_io_methods::xSync>,
+    .xFileSize = kFlushThenCall<&sqlite3_io_methods::xFileSize>,
+    .xLock = kFlushThenCall<&sqlite3_io_methods::xLock>,
+    .xUnlock = kFlushThenCall<&sqlite3_io_methods::xUnlock>,
+    .xCheckReservedLock = kCall<&sqlite3_io_methods::xCheckReservedLock>,
+    .xFileControl = kFlushThenCall<&sqlite3_io_methods::xFileControl>,
+    .xSectorSize = kCall<&sqlite3_io_methods::xSectorSize>,
+    .xDeviceCharacteristics = kCall<&sqlite3_io_methods::xDeviceCharacteristics>,
+    .xShmMap = kCall<&sqlite3_io_methods::xShmMap>,
+    .xShmLock = ShmLock,
+    .xShmBarrier = kCall<&sqlite3_io_methods::xShmBarrier>,
+    .xShmUnmap = kCall<&sqlite3_io_methods::xShmUnmap>,
+    .xFetch = kFlushThenCall<&sqlite3_io_methods::xFetch>,
+    .xUnfetch = kCall<&sqlite3_io_methods::xUnfetch>,
 };
 
 int Open(sqlite3_vfs*, const char* name, sqlite3_file* file, int flags, int* out_flags) {
@@ -229,7 +176,7 @@ int Open(sqlite3_vfs*, const char* name, sqlite3_file* file, int flags, int* out
     g_temporary_files.fetch_add(1, std::memory_order_relaxed);
   }
   const int rc = g_real_vfs->xOpen(g_real_vfs, name, f->real, flags, out_flags);
-  if (rc != SQLITE_OK || f->real->pMethods == nullptr) {
+  if (rc != SQLITE_OK || f->real->pMethods == nullptr || f->real->pMethods->iVersion < 3) {
     // SQLite does not close a file whose open failed: nothing of ours may stay behind.
     if (f->real->pMethods != nullptr) f->real->pMethods->xClose(f->real);
     f->~ShimFile();

@@ -24,7 +24,7 @@ const char* BufferedWalVfsName();
 
 // Process-wide counts of what connections through the VFS did.
 struct BufferedWalStats {
-  int64_t frames_written = 0;   // WAL frames (header and page) SQLite wrote through the VFS.
+  int64_t frames_written = 0;   // WAL frames (header and page) SQLite wrote to buffered WALs.
   int64_t file_writes = 0;      // pwrite() calls they became.
   int64_t temporary_files = 0;  // Temporary files opened (sub-journals, spilled sorts).
 };
