@@ -1,19 +1,109 @@
 // CSPRNG-backed identifiers and encodings via libsodium.
 #include "kura/base/random.h"
 
+#include <pthread.h>
 #include <sodium.h>
 
+#include <algorithm>
 #include <array>
+#include <atomic>
+#include <cstring>
 
 #include "kura/base/secret_bytes.h"
 
 namespace kura {
+namespace {
+
+// Bumped in every forked child, so a child never repeats what its parent's threads draw next.
+std::atomic<uint64_t> fork_generation{0};
+
+void EnsureSodiumAndForkHook() {
+  static const bool ready = [] {
+    const bool sodium = sodium_init() >= 0;
+    pthread_atfork(nullptr, nullptr,
+                   [] { fork_generation.fetch_add(1, std::memory_order_relaxed); });
+    return sodium;
+  }();
+  (void)ready;
+}
+
+class ThreadGenerator {
+ public:
+  ThreadGenerator() = default;
+  ThreadGenerator(const ThreadGenerator&) = delete;
+  ThreadGenerator& operator=(const ThreadGenerator&) = delete;
+  ~ThreadGenerator() { Wipe(); }
+
+  void Fill(std::span<uint8_t> out) {
+    const uint64_t generation = fork_generation.load(std::memory_order_relaxed);
+    if (!seeded_ || generation != generation_ || drawn_since_seed_ >= kReseedAfterBytes) {
+      Reseed(generation);
+    }
+    drawn_since_seed_ += out.size();
+    while (!out.empty()) {
+      if (next_ == block_.size()) Refill();
+      const size_t n = std::min(out.size(), block_.size() - next_);
+      std::memcpy(out.data(), block_.data() + next_, n);
+      sodium_memzero(block_.data() + next_, n);
+      next_ += n;
+      out = out.subspan(n);
+    }
+  }
+
+  uint64_t reseeds() const { return reseeds_; }
+
+ private:
+  static constexpr size_t kReseedAfterBytes = size_t{1} << 20;
+
+  void Reseed(uint64_t generation) {
+    Wipe();
+    randombytes_buf(key_.data(), key_.size());
+    seeded_ = true;
+    generation_ = generation;
+    drawn_since_seed_ = 0;
+    ++reseeds_;
+  }
+
+  void Refill() {
+    randombytes_buf_deterministic(block_.data(), block_.size(), key_.data());
+    std::memcpy(key_.data(), block_.data(), key_.size());
+    sodium_memzero(block_.data(), key_.size());
+    next_ = key_.size();
+  }
+
+  void Wipe() {
+    sodium_memzero(key_.data(), key_.size());
+    sodium_memzero(block_.data(), block_.size());
+    next_ = block_.size();
+  }
+
+  std::array<uint8_t, randombytes_SEEDBYTES> key_{};
+  std::array<uint8_t, 512> block_{};
+  size_t next_ = block_.size();
+  bool seeded_ = false;
+  uint64_t generation_ = 0;
+  uint64_t drawn_since_seed_ = 0;
+  uint64_t reseeds_ = 0;
+};
+
+ThreadGenerator& ThisThreadsGenerator() {
+  thread_local ThreadGenerator generator;
+  return generator;
+}
+
+}  // namespace
 
 void RandomFill(std::span<uint8_t> out) {
-  static const bool ready = sodium_init() >= 0;
-  (void)ready;
+  EnsureSodiumAndForkHook();
+  ThisThreadsGenerator().Fill(out);
+}
+
+void SystemRandomFill(std::span<uint8_t> out) {
+  EnsureSodiumAndForkHook();
   randombytes_buf(out.data(), out.size());
 }
+
+uint64_t RandomGeneratorReseedsOnThisThread() { return ThisThreadsGenerator().reseeds(); }
 
 uint64_t RandomNonZeroUint64() {
   uint64_t value = 0;

@@ -1,5 +1,5 @@
-// Random values from the system CSPRNG (libsodium's randombytes): identifiers and tokens.
-// Thread-safe.
+// Random values: identifiers, tokens and nonces from a per-thread generator seeded by the
+// kernel, key material straight from the kernel. Thread-safe.
 #pragma once
 
 #include <cstdint>
@@ -10,7 +10,17 @@
 
 namespace kura {
 
+// Fills `out` from this thread's generator: ChaCha20 with fast key erasure (libsodium's
+// randombytes_buf_deterministic, the construction of libsodium's own internal generator),
+// keyed from the kernel on first use, again after every 1 MiB drawn and in a forked child.
+// Each refill replaces the key with the first 32 bytes of the new keystream and every byte
+// handed out is wiped from the buffer, so the state never reveals earlier output. A system
+// call costs about a microsecond on a virtual machine, and a request draws several values.
 void RandomFill(std::span<uint8_t> out);
+// Fills `out` straight from the kernel (getrandom): for long-lived key material.
+void SystemRandomFill(std::span<uint8_t> out);
+// How often this thread's generator has been keyed from the kernel (for tests).
+uint64_t RandomGeneratorReseedsOnThisThread();
 // A uniformly random 64-bit value other than 0 (so it can name a key, 0 meaning none).
 uint64_t RandomNonZeroUint64();
 // A random RFC 4122 version-4 UUID in lowercase text form; valid as a FHIR id.

@@ -40,7 +40,7 @@ Status CheckOwnerOnly(const std::filesystem::path& path) {
 
 Status LocalKeyFileProvider::CreateKeyFile(const std::filesystem::path& path) {
   std::array<uint8_t, kAesKeyBytes> key;
-  RandomFill(key);
+  SystemRandomFill(key);
   std::string contents = std::string(kMagic) + "\nkek 1 " + Base64Encode(key) + "\n";
   SecureWipe(key.data(), key.size());
   int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
