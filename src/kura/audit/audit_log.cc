@@ -11,14 +11,17 @@
 namespace kura::audit {
 namespace {
 
-// The drafts AuditLog makes. Records are complete except for their sequence, and their
-// compartment lists are sorted and deduplicated here, on the caller's thread, so the writer
-// thread copies them into the row's patient ids as they are.
+// The drafts AuditLog makes. Records are complete except for their sequence. On the caller's
+// thread, each record's compartment list is sorted and deduplicated (the writer thread copies it
+// into the row's patient ids as it is) and the record is checked and encoded: the single writer
+// only numbers the encoding (AuditChain::AppendEncoded).
 class RecordDraft final : public store::AuditDraft {
  public:
   explicit RecordDraft(std::vector<AuditRecord> records)
-      : records(Normalized(std::move(records))) {}
+      : records(Normalized(std::move(records))), encoded(Encoded(this->records)) {}
   const std::vector<AuditRecord> records;
+  // encoded[i] is records[i] encoded, or why it does not encode.
+  const std::vector<StatusOr<std::string>> encoded;
 
  private:
   static std::vector<AuditRecord> Normalized(std::vector<AuditRecord> records) {
@@ -28,6 +31,13 @@ class RecordDraft final : public store::AuditDraft {
       ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
     }
     return records;
+  }
+  static std::vector<StatusOr<std::string>> Encoded(const std::vector<AuditRecord>& records) {
+    std::vector<StatusOr<std::string>> out;
+    out.reserve(records.size());
+    // The sequence encoded here is a placeholder; the writer sets the real one.
+    for (const AuditRecord& record : records) out.push_back(EncodeAuditRecord(record));
+    return out;
   }
 };
 
@@ -285,8 +295,14 @@ Status AuditLog::Append(const store::AuditDraft& draft, std::vector<store::Audit
     if (level % kKeptNodeLevelStep == 0) nodes.push_back({level, index, HashBytes(hash)});
   };
   Status failed;
-  for (const AuditRecord& record : records->records) {
-    StatusOr<SealedRecord> sealed = chain_.Append(record, keep_node);
+  for (size_t i = 0; i < records->records.size(); ++i) {
+    const AuditRecord& record = records->records[i];
+    const StatusOr<std::string>& encoded = records->encoded[i];
+    if (!encoded.ok()) {
+      failed = encoded.status();
+      break;
+    }
+    StatusOr<SealedRecord> sealed = chain_.AppendEncoded(*encoded, keep_node);
     if (!sealed.ok()) {
       failed = sealed.status();
       break;

@@ -551,6 +551,29 @@ TEST(AuditChainTest, InvalidRecordLeavesStateUnchanged) {
   EXPECT_EQ(chain.head(), before);
 }
 
+TEST(AuditChainTest, AppendingAnEarlierEncodingEqualsAppendingTheRecord) {
+  AuditChain by_record;
+  AuditChain by_encoding;
+  for (int i = 0; i < 9; ++i) {
+    AuditRecord record = SampleRecord(i);
+    record.sequence = 12345;  // Whatever the draft held; the chain numbers it.
+    auto encoded = EncodeAuditRecord(record);
+    ASSERT_TRUE(encoded.ok());
+    auto a = by_record.Append(record);
+    auto b = by_encoding.AppendEncoded(*encoded);
+    ASSERT_TRUE(a.ok() && b.ok());
+    EXPECT_EQ(b->sequence, static_cast<uint64_t>(i));
+    EXPECT_EQ(a->canonical, b->canonical);
+    EXPECT_EQ(a->leaf_hash, b->leaf_hash);
+    EXPECT_EQ(a->chain_hash, b->chain_hash);
+  }
+  EXPECT_EQ(by_record.head(), by_encoding.head());
+  const LogHead before = by_encoding.head();
+  EXPECT_EQ(by_encoding.AppendEncoded("not a record").status().code(),
+            StatusCode::kInvalidArgument);
+  EXPECT_EQ(by_encoding.head(), before);
+}
+
 TEST(AuditChainTest, ChainLinkDefinition) {
   // H_1 = SHA-256("kura-audit-chain-v1" || 0^32 || SHA-256(0x00 || c_0)).
   AuditChain chain;

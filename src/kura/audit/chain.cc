@@ -20,8 +20,14 @@ StatusOr<SealedRecord> AuditChain::Append(AuditRecord record,
                                           const MerkleFrontier::CompletedSubtree& completed) {
   record.sequence = head_.size();
   KURA_ASSIGN_OR_RETURN(std::string canonical, EncodeAuditRecord(record));
+  return AppendEncoded(std::move(canonical), completed);
+}
+
+StatusOr<SealedRecord> AuditChain::AppendEncoded(
+    std::string canonical, const MerkleFrontier::CompletedSubtree& completed) {
+  KURA_RETURN_IF_ERROR(SetEncodedSequence(canonical, head_.size()));
   SealedRecord sealed;
-  sealed.sequence = record.sequence;
+  sealed.sequence = head_.size();
   sealed.leaf_hash = HashLeaf(canonical);
   sealed.chain_hash = ChainNext(head_.chain_head, sealed.leaf_hash);
   sealed.canonical = std::move(canonical);

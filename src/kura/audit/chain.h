@@ -62,6 +62,11 @@ class AuditChain {
   // `completed` sees the Merkle subtrees the record completes (MerkleFrontier::Append).
   [[nodiscard]] StatusOr<SealedRecord> Append(
       AuditRecord record, const MerkleFrontier::CompletedSubtree& completed = nullptr);
+  // The same for a record EncodeAuditRecord encoded earlier, with any sequence: the encoding is
+  // numbered size() (SetEncodedSequence) and appended. InvalidArgument (and no state change)
+  // when `canonical` is not a v1 encoding.
+  [[nodiscard]] StatusOr<SealedRecord> AppendEncoded(
+      std::string canonical, const MerkleFrontier::CompletedSubtree& completed = nullptr);
 
   const LogHead& head() const { return head_; }
   uint64_t size() const { return head_.size(); }

@@ -16,6 +16,8 @@
 namespace kura::audit {
 namespace {
 
+constexpr size_t kSequenceOffset = 1;  // After the format byte.
+
 // ---- Writing ----
 
 class Writer {
@@ -192,7 +194,7 @@ StatusOr<std::string> EncodeAuditRecord(const AuditRecord& record) {
 
   Writer w;
   w.U8(kRecordFormatV1);
-  w.U64(record.sequence);
+  w.U64(record.sequence);  // At kSequenceOffset (SetEncodedSequence).
   w.U64(static_cast<uint64_t>(record.time_us));
   w.Str(record.category);
   w.Str(record.action);
@@ -219,6 +221,17 @@ StatusOr<std::string> EncodeAuditRecord(const AuditRecord& record) {
   std::string out = w.Take();
   if (out.size() > kMaxRecordBytes) return InvalidArgumentError("audit record is too large");
   return out;
+}
+
+Status SetEncodedSequence(std::string& canonical, uint64_t sequence) {
+  if (canonical.size() < kSequenceOffset + 8 ||
+      canonical[0] != static_cast<char>(kRecordFormatV1)) {
+    return InvalidArgumentError("not a canonical v1 audit record");
+  }
+  for (size_t i = 0; i < 8; ++i) {
+    canonical[kSequenceOffset + i] = static_cast<char>(sequence >> (56 - 8 * i));
+  }
+  return Status::Ok();
 }
 
 StatusOr<AuditRecord> DecodeAuditRecord(std::string_view canonical) {

@@ -117,6 +117,12 @@ struct AuditRecord {
 // record exceeds kMaxRecordBytes.
 [[nodiscard]] StatusOr<std::string> EncodeAuditRecord(const AuditRecord& record);
 
+// Numbers a record encoded before its sequence was known: the sequence is a fixed-width field at
+// a fixed offset, so `canonical` becomes exactly what EncodeAuditRecord gives for the record with
+// `sequence`. This lets the request's thread encode and check a record and leaves the single
+// writer only the numbering. InvalidArgument when `canonical` is not a v1 encoding.
+[[nodiscard]] Status SetEncodedSequence(std::string& canonical, uint64_t sequence);
+
 // Parses canonical bytes. DataLoss for anything EncodeAuditRecord cannot have produced: unknown
 // format byte, truncation, trailing bytes, over-long fields, invalid UTF-8, unknown outcome code,
 // unsorted or repeated compartments or detail keys, empty required fields.

@@ -34,6 +34,30 @@ TEST(AuditRecordTest, RoundTripsEveryField) {
   }
 }
 
+TEST(AuditRecordTest, NumberingAnEncodingGivesTheEncodingOfTheNumberedRecord) {
+  for (uint64_t sequence : {uint64_t{0}, uint64_t{1}, uint64_t{0x0102030405060708}, ~uint64_t{0}}) {
+    AuditRecord r = SampleRecord(7);
+    auto placeholder = EncodeAuditRecord(r);
+    ASSERT_TRUE(placeholder.ok()) << placeholder.status().ToString();
+    r.sequence = sequence;
+    auto numbered = EncodeAuditRecord(r);
+    ASSERT_TRUE(numbered.ok());
+    ASSERT_TRUE(SetEncodedSequence(*placeholder, sequence).ok());
+    EXPECT_EQ(Hex(*placeholder), Hex(*numbered)) << sequence;
+    EXPECT_EQ(DecodeAuditRecord(*placeholder)->sequence, sequence);
+  }
+}
+
+TEST(AuditRecordTest, NumberingRefusesWhatIsNotAV1Encoding) {
+  std::string empty;
+  EXPECT_EQ(SetEncodedSequence(empty, 1).code(), StatusCode::kInvalidArgument);
+  std::string short_one = std::string(1, static_cast<char>(kRecordFormatV1)) + "1234567";
+  EXPECT_EQ(SetEncodedSequence(short_one, 1).code(), StatusCode::kInvalidArgument);
+  std::string other_format = std::string(1, '\x02') + std::string(40, '\0');
+  EXPECT_EQ(SetEncodedSequence(other_format, 1).code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(other_format, std::string(1, '\x02') + std::string(40, '\0'));
+}
+
 TEST(AuditRecordTest, EncodingIsCanonicalRegardlessOfSetOrder) {
   AuditRecord a = SampleRecord(3);
   a.patient_compartments = {"p2", "p1", "p2", "p3"};
