@@ -16,9 +16,8 @@ Hash ChainNext(const Hash& previous, const Hash& leaf_hash) {
   return crypto::Sha256(std::string_view(buf.data(), buf.size()));
 }
 
-StatusOr<SealedRecord> AuditChain::Append(AuditRecord record,
+StatusOr<SealedRecord> AuditChain::Append(const AuditRecord& record,
                                           const MerkleFrontier::CompletedSubtree& completed) {
-  record.sequence = head_.size();
   KURA_ASSIGN_OR_RETURN(std::string canonical, EncodeAuditRecord(record));
   return AppendEncoded(std::move(canonical), completed);
 }

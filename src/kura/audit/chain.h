@@ -57,11 +57,12 @@ class AuditChain {
   // Continues a log from a head saved earlier (e.g. read back from the store at start-up).
   explicit AuditChain(LogHead head) : head_(std::move(head)) {}
 
-  // Assigns `record.sequence = size()`, encodes it canonically and advances the chain and the
-  // tree. InvalidArgument (and no state change) when the record does not encode.
-  // `completed` sees the Merkle subtrees the record completes (MerkleFrontier::Append).
+  // Encodes `record` canonically with sequence size() (whatever record.sequence holds) and
+  // advances the chain and the tree. InvalidArgument (and no state change) when the record does
+  // not encode. `completed` sees the Merkle subtrees the record completes
+  // (MerkleFrontier::Append).
   [[nodiscard]] StatusOr<SealedRecord> Append(
-      AuditRecord record, const MerkleFrontier::CompletedSubtree& completed = nullptr);
+      const AuditRecord& record, const MerkleFrontier::CompletedSubtree& completed = nullptr);
   // The same for a record EncodeAuditRecord encoded earlier, with any sequence: the encoding is
   // numbered size() (SetEncodedSequence) and appended. InvalidArgument (and no state change)
   // when `canonical` is not a v1 encoding.

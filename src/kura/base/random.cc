@@ -36,7 +36,7 @@ class ThreadGenerator {
 
   void Fill(std::span<uint8_t> out) {
     const uint64_t generation = fork_generation.load(std::memory_order_relaxed);
-    if (!seeded_ || generation != generation_ || drawn_since_seed_ >= kReseedAfterBytes) {
+    if (generation != generation_ || drawn_since_seed_ >= kReseedAfterBytes) {
       Reseed(generation);
     }
     drawn_since_seed_ += out.size();
@@ -58,7 +58,6 @@ class ThreadGenerator {
   void Reseed(uint64_t generation) {
     Wipe();
     randombytes_buf(key_.data(), key_.size());
-    seeded_ = true;
     generation_ = generation;
     drawn_since_seed_ = 0;
     ++reseeds_;
@@ -80,9 +79,8 @@ class ThreadGenerator {
   std::array<uint8_t, randombytes_SEEDBYTES> key_{};
   std::array<uint8_t, 512> block_{};
   size_t next_ = block_.size();
-  bool seeded_ = false;
   uint64_t generation_ = 0;
-  uint64_t drawn_since_seed_ = 0;
+  uint64_t drawn_since_seed_ = kReseedAfterBytes;  // Not keyed yet: the first Fill keys it.
   uint64_t reseeds_ = 0;
 };
 

@@ -6,6 +6,8 @@
 #include <cstring>
 #include <utility>
 
+#include "kura/base/random.h"
+
 namespace kura {
 namespace {
 bool EnsureSodium() {
@@ -36,7 +38,7 @@ StatusOr<SecretBytes> SecretBytes::CopyFrom(std::span<const uint8_t> bytes) {
 
 StatusOr<SecretBytes> SecretBytes::Random(size_t size) {
   KURA_ASSIGN_OR_RETURN(SecretBytes out, Allocate(size));
-  if (size > 0) randombytes_buf(out.data_, size);
+  if (size > 0) SystemRandomFill({out.data_, size});
   return out;
 }
 
