@@ -267,11 +267,14 @@ class FhirApi::Handlers {
 
   // Parses and checks `text` as a resource of `type` (with `id` on update): every resource that
   // is stored passes here, whether it came as a body, a Bundle entry or the result of a patch.
+  // `utf8_checked`: the text comes from a Bundle ParseBundle already checked.
   StatusOr<fhir::ResourceDocument> CheckResource(std::string_view text, std::string_view type,
-                                                 std::optional<std::string_view> id) const {
+                                                 std::optional<std::string_view> id,
+                                                 bool utf8_checked = false) const {
     KURA_ASSIGN_OR_RETURN(
         fhir::ResourceDocument resource,
-        fhir::ParseResourceDocument(text, {.max_depth = api_.options_.max_json_depth}));
+        fhir::ParseResourceDocument(
+            text, {.max_depth = api_.options_.max_json_depth, .utf8_checked = utf8_checked}));
     KURA_RETURN_IF_ERROR(fhir::CheckIdentity(resource, type, id));
     KURA_RETURN_IF_ERROR(api_.validator_.Validate(resource));
     return resource;
@@ -1214,9 +1217,9 @@ class FhirApi::Handlers {
       if (index != nullptr) {
         StatusOr<std::string> text = index->Rewrite(e);
         if (!text.ok()) return FailEntry(w, text.status(), "resource");
-        doc = CheckResource(*text, w.type, url_id);
+        doc = CheckResource(*text, w.type, url_id, /*utf8_checked=*/true);
       } else {
-        doc = CheckResource(e.resource, w.type, url_id);
+        doc = CheckResource(e.resource, w.type, url_id, /*utf8_checked=*/true);
       }
       if (!doc.ok()) return FailEntry(w, doc.status(), "resource");
       if (w.conditional) {

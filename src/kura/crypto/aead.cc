@@ -83,7 +83,10 @@ class AeadKey::ContextPool {
 };
 
 AeadKey::AeadKey(uint64_t key_id, SecretBytes key)
-    : key_id_(key_id), key_(std::move(key)), contexts_(std::make_unique<ContextPool>()) {}
+    : key_id_(key_id),
+      key_(std::move(key)),
+      contexts_(std::make_unique<ContextPool>()),
+      mac_(std::make_unique<HmacSha256Pool>()) {}
 AeadKey::AeadKey(AeadKey&&) noexcept = default;
 AeadKey& AeadKey::operator=(AeadKey&&) noexcept = default;
 AeadKey::~AeadKey() = default;
@@ -94,7 +97,7 @@ StatusOr<AeadKey> AeadKey::Create(uint64_t key_id, SecretBytes key) {
   return AeadKey(key_id, std::move(key));
 }
 
-std::array<uint8_t, 32> AeadKey::Mac(std::string_view data) const { return HmacSha256(key_, data); }
+std::array<uint8_t, 32> AeadKey::Mac(std::string_view data) const { return mac_->Mac(key_, data); }
 
 StatusOr<std::string> AeadKey::Encrypt(std::string_view plaintext,
                                        std::string_view associated_data) const {

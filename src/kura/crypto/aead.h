@@ -20,6 +20,7 @@
 
 #include "kura/base/secret_bytes.h"
 #include "kura/base/status.h"
+#include "kura/crypto/hash.h"
 
 namespace kura::crypto {
 
@@ -47,7 +48,7 @@ class AeadKey {
   StatusOr<std::string> Decrypt(std::string_view record, std::string_view associated_data) const;
 
   // HMAC-SHA-256 of `data` under this key. Only for keys kept for MAC use alone (the blind-index
-  // scope): a key never both encrypts and MACs.
+  // scope): a key never both encrypts and MACs. Reuses contexts that already hold the key.
   std::array<uint8_t, 32> Mac(std::string_view data) const;
 
  private:
@@ -56,6 +57,7 @@ class AeadKey {
   uint64_t key_id_;
   SecretBytes key_;
   std::unique_ptr<ContextPool> contexts_;
+  std::unique_ptr<HmacSha256Pool> mac_;  // Keyed HMAC contexts, made on demand.
 };
 
 // The key id a record names, or nullopt when it is not a well-formed v1 record.

@@ -7,6 +7,8 @@
 #include <thread>
 #include <vector>
 
+#include "kura/crypto/hash.h"
+
 namespace kura::crypto {
 namespace {
 
@@ -119,6 +121,27 @@ TEST(AeadKeyTest, ReusedContextsKeepEveryOperationIndependent) {
 TEST(AeadKeyTest, RejectsWrongKeySize) {
   auto secret = SecretBytes::Random(16);
   EXPECT_EQ(AeadKey::Create(1, std::move(*secret)).status().code(), StatusCode::kInvalidArgument);
+}
+
+TEST(AeadKeyTest, MacIsHmacSha256UnderTheKeyFromEveryThread) {
+  StatusOr<SecretBytes> raw = SecretBytes::Random(kAesKeyBytes);
+  ASSERT_TRUE(raw.ok());
+  StatusOr<SecretBytes> copy = SecretBytes::CopyFrom(raw->ExposeSecretForCrypto());
+  ASSERT_TRUE(copy.ok());
+  StatusOr<AeadKey> key = AeadKey::Create(7, std::move(*copy));
+  ASSERT_TRUE(key.ok());
+  // The first Mac computes the key schedule; threads racing to it must all see the same one.
+  constexpr int kThreads = 8;
+  std::vector<std::array<uint8_t, 32>> macs(kThreads);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] { macs[t] = key->Mac("kura-blind-v1|name|1|smi"); });
+  }
+  for (std::thread& thread : threads) thread.join();
+  const Sha256Digest expected = HmacSha256(*raw, "kura-blind-v1|name|1|smi");
+  for (const auto& mac : macs) EXPECT_EQ(mac, expected);
+  EXPECT_EQ(key->Mac("other"), HmacSha256(*raw, "other"));
+  EXPECT_NE(key->Mac("other"), expected);
 }
 
 }  // namespace

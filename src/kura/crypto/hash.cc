@@ -1,4 +1,5 @@
-// SHA-256 and HMAC-SHA-256 through OpenSSL, with the algorithms fetched once.
+// SHA-256 and HMAC-SHA-256 through OpenSSL, with the algorithms fetched once and keyed HMAC
+// contexts reused.
 #include "kura/crypto/hash.h"
 
 #include <openssl/core_names.h>
@@ -47,6 +48,45 @@ Sha256Digest HmacSha256(const SecretBytes& key, std::string_view data) {
   EVP_MAC_CTX_free(ctx);
   // Only an allocation failure gets here; a zero MAC would make every blind value match.
   KURA_CHECK(ok);
+  return out;
+}
+
+HmacSha256Pool::~HmacSha256Pool() {
+  for (EVP_MAC_CTX* ctx : idle_) EVP_MAC_CTX_free(ctx);
+}
+
+Sha256Digest HmacSha256Pool::Mac(const SecretBytes& key, std::string_view data) {
+  EVP_MAC_CTX* ctx = nullptr;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!idle_.empty()) {
+      ctx = idle_.back();
+      idle_.pop_back();
+    }
+  }
+  bool ok = false;
+  if (ctx != nullptr) {
+    // A context that has finished a MAC starts the next from the key it holds.
+    ok = EVP_MAC_init(ctx, nullptr, 0, nullptr) == 1;
+  } else {
+    ctx = EVP_MAC_CTX_new(HmacMac());
+    auto k = key.ExposeSecretForCrypto();
+    char digest[] = "SHA256";
+    OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0),
+                           OSSL_PARAM_construct_end()};
+    ok = ctx != nullptr && EVP_MAC_init(ctx, k.data(), k.size(), params) == 1;
+  }
+  Sha256Digest out{};
+  size_t len = 0;
+  ok = ok &&
+       EVP_MAC_update(ctx, reinterpret_cast<const unsigned char*>(data.data()), data.size()) == 1 &&
+       EVP_MAC_final(ctx, out.data(), &len, out.size()) == 1 && len == out.size();
+  if (!ok) {
+    EVP_MAC_CTX_free(ctx);
+    return HmacSha256(key, data);  // Checks, as there: a zero MAC would match everything.
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  idle_.push_back(ctx);
   return out;
 }
 

@@ -1,12 +1,16 @@
-// Known-answer tests for SHA-256 (FIPS 180-2 examples) and HMAC-SHA-256 (RFC 4231).
+// Known-answer tests for SHA-256 (FIPS 180-2 examples) and HMAC-SHA-256 (RFC 4231), and the
+// pooled HMAC's agreement with the one-shot one.
 #include "kura/crypto/hash.h"
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <cstdint>
 #include <string>
+#include <thread>
 #include <vector>
 
+#include "kura/base/random.h"
 #include "kura/base/secret_bytes.h"
 
 namespace kura::crypto {
@@ -46,6 +50,49 @@ TEST(HashTest, HmacSha256Rfc4231Vectors) {
   EXPECT_EQ(Hex(HmacSha256(Key(std::vector<uint8_t>(131, 0xaa)),
                            "Test Using Larger Than Block-Size Key - Hash Key First")),
             "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54");
+}
+
+TEST(HashTest, PooledHmacSha256MatchesRfc4231Vectors) {
+  const SecretBytes jefe = Key({'J', 'e', 'f', 'e'});
+  HmacSha256Pool pool;
+  // The first MAC keys a context, the next ones reuse it: each starts from the key alone.
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(Hex(pool.Mac(jefe, "what do ya want for nothing?")),
+              "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+  }
+  HmacSha256Pool long_key_pool;
+  const SecretBytes long_key = Key(std::vector<uint8_t>(131, 0xaa));
+  for (int i = 0; i < 2; ++i) {
+    EXPECT_EQ(
+        Hex(long_key_pool.Mac(long_key, "Test Using Larger Than Block-Size Key - Hash Key First")),
+        "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54");
+  }
+}
+
+TEST(HashTest, PooledHmacSha256AgreesWithTheOneShotMacAcrossThreads) {
+  StatusOr<SecretBytes> secret = SecretBytes::Random(32);
+  ASSERT_TRUE(secret.ok());
+  HmacSha256Pool pool;
+  std::vector<std::string> values;
+  for (size_t length : {0u, 1u, 55u, 56u, 63u, 64u, 65u, 200u}) {
+    std::string value(length, '\0');
+    RandomFill({reinterpret_cast<uint8_t*>(value.data()), value.size()});
+    values.push_back(value);
+  }
+  // Several threads at once, so the pool holds several contexts, each reused many times.
+  std::atomic<int> mismatches{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&] {
+      for (int round = 0; round < 200; ++round) {
+        for (const std::string& value : values) {
+          if (pool.Mac(*secret, value) != HmacSha256(*secret, value)) ++mismatches;
+        }
+      }
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
+  EXPECT_EQ(mismatches.load(), 0);
 }
 
 }  // namespace

@@ -102,6 +102,10 @@ TEST(ParseBundleTest, RefusesWhatIsNotABatchOrTransaction) {
       {Transaction(R"({"request":{"method":"GET","method":"GET","url":"Patient/1"}})"),
        "duplicate JSON key"},
       {"{\"resourceType\":\"Bundle\",\"type\":\"batch\",\"x\":\"\xc3\"}", "UTF-8"},
+      // Inside an entry's resource too: entries are parsed again without checking UTF-8.
+      {Transaction("{\"resource\":{\"resourceType\":\"Patient\",\"gender\":\"\xed\xa0\x80\"},"
+                   "\"request\":{\"method\":\"POST\",\"url\":\"Patient\"}}"),
+       "UTF-8"},
   };
   for (const Case& c : cases) {
     auto bundle = ParseBundle(c.body, {});

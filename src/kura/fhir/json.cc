@@ -189,10 +189,12 @@ StatusOr<ResourceDocument> ParseResourceDocument(std::string_view body, const Js
   IntakeHandler handler(doc, limits.max_depth);
   rapidjson::MemoryStream stream(body.data(), body.size());
   rapidjson::Reader reader;
-  constexpr unsigned kFlags = rapidjson::kParseValidateEncodingFlag |
-                              rapidjson::kParseIterativeFlag |
-                              rapidjson::kParseNumbersAsStringsFlag;
-  rapidjson::ParseResult result = reader.Parse<kFlags>(stream, handler);
+  constexpr unsigned kFlags =
+      rapidjson::kParseIterativeFlag | rapidjson::kParseNumbersAsStringsFlag;
+  rapidjson::ParseResult result =
+      limits.utf8_checked
+          ? reader.Parse<kFlags>(stream, handler)
+          : reader.Parse<kFlags | rapidjson::kParseValidateEncodingFlag>(stream, handler);
   if (result.IsError()) {
     if (!handler.failure().empty()) return JsonError(handler.failure());
     const std::string at = " (byte " + std::to_string(result.Offset()) + ")";

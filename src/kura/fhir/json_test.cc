@@ -52,6 +52,22 @@ TEST(ParseResourceDocumentTest, StringsAreUnescapedThenMinimallyEscaped) {
   EXPECT_EQ(JsonString("a\"b\\c\x02"), R"("a\"b\\c\u0002")");
 }
 
+TEST(ParseResourceDocumentTest, TextAlreadyCheckedAsUtf8ParsesAlike) {
+  const std::string text =
+      "{\"resourceType\":\"Patient\",\"s\":\"caf\xc3\xa9 \\u00e9 \xf0\x9f\x98\x80\",\"n\":1.50}";
+  auto checked = ParseResourceDocument(text, {});
+  auto trusted = ParseResourceDocument(text, {.utf8_checked = true});
+  ASSERT_TRUE(checked.ok()) << checked.status().ToString();
+  ASSERT_TRUE(trusted.ok()) << trusted.status().ToString();
+  ASSERT_EQ(checked->members.size(), trusted->members.size());
+  for (size_t i = 0; i < checked->members.size(); ++i) {
+    EXPECT_EQ(checked->members[i].key, trusted->members[i].key);
+    EXPECT_EQ(checked->members[i].json, trusted->members[i].json);
+  }
+  // Unchecked text is still checked by default.
+  EXPECT_FALSE(ParseResourceDocument("{\"a\":\"\xc3\x28\"}", {}).ok());
+}
+
 TEST(ParseResourceDocumentTest, MetaMembersAreSeparate) {
   auto doc = ParseResourceDocument(
       R"({"resourceType":"Patient","meta":{"versionId":"7","tag":[{"code":"t"}]},"x":1})", {});
