@@ -31,6 +31,10 @@
 namespace kura::api {
 
 inline constexpr size_t kBlindPrefixChars = 32;  // Longer prefixes match on their first 32.
+// The version of the rows IndexRowsFor makes. Raise it whenever a change makes the same resource
+// under the same register give other rows: stored indexes then no longer match the server's
+// fingerprint, and it refuses to start until `kura fhir reindex` rebuilt them.
+inline constexpr int kSearchIndexFormat = 1;
 
 // The index rows of a resource (its stored JSON); absolute references under `local_base` (this
 // server's FHIR base URL) are indexed as relative ones. InvalidArgument when it cannot be read.

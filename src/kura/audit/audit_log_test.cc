@@ -418,7 +418,8 @@ INSERT INTO audit_patient_fold VALUES(1, )sql" +
                           std::to_string(folded_through) + R"sql();
 DELETE FROM audit_patients WHERE seq > (SELECT through_seq FROM audit_patient_fold);
 DELETE FROM schema_migrations WHERE version = 8;
-)sql" + std::string(store::testing::kUndoSchemaEightSql));
+)sql" + std::string(store::testing::kUndoSchemaNineSql) +
+                          std::string(store::testing::kUndoSchemaEightSql));
   }
 
   // Opens the downgraded database with the default options and checks that the migrations made
@@ -427,7 +428,7 @@ DELETE FROM schema_migrations WHERE version = 8;
   void ExpectMigratedLog(const std::vector<AuditRecord>& events, size_t migrated) {
     store_options_ = {};
     Open();
-    EXPECT_EQ(QueryInt("SELECT MAX(version) FROM schema_migrations"), 8);
+    EXPECT_EQ(QueryInt("SELECT MAX(version) FROM schema_migrations"), SqliteStore::SchemaVersion());
     EXPECT_EQ(FoldedThrough(), static_cast<int64_t>(migrated) - 1);
     const std::vector<AuditRecord> before(events.begin(),
                                           events.begin() + static_cast<ptrdiff_t>(migrated));

@@ -11,6 +11,7 @@
 #include "kura/ops/audit_prune.h"
 #include "kura/ops/audit_verify.h"
 #include "kura/ops/data_dir.h"
+#include "kura/ops/search_reindex.h"
 
 namespace kura::cli {
 namespace {
@@ -24,6 +25,12 @@ std::string Explain(const Status& s) {
     if (c == '\n' || c == '\r') c = ' ';
   }
   return out;
+}
+
+// A command that could not do its work: one line on stderr, exit status 1.
+int CommandFailed(const char* command, const Status& s) {
+  std::fprintf(stderr, "kura %s: %s\n", command, Explain(s).c_str());
+  return 1;
 }
 
 int RunAuditVerify(const ops::AuditVerifyOptions& options, bool json) {
@@ -75,10 +82,7 @@ int RunAuditVerify(const ops::AuditVerifyOptions& options, bool json) {
 int RunAuditPrune(const std::filesystem::path& dir, bool json) {
   StatusOr<audit::AuditPruneResult> run =
       ops::PruneDataDirectoryAuditLog(dir, ProcessEnvironment(), Clock::System());
-  if (!run.ok()) {
-    std::fprintf(stderr, "kura audit prune: %s\n", Explain(run.status()).c_str());
-    return 1;
-  }
+  if (!run.ok()) return CommandFailed("audit prune", run.status());
   if (json) {
     nlohmann::ordered_json doc = {{"records_pruned", run->records_pruned},
                                   {"steps", run->steps},
@@ -97,6 +101,25 @@ int RunAuditPrune(const std::filesystem::path& dir, bool json) {
     std::cout << "Older records kept: " << run->held_back_by << "\n";
   }
   std::cout << std::flush;
+  return 0;
+}
+
+int RunReindex(const std::filesystem::path& dir, bool json) {
+  StatusOr<ops::ReindexResult> run = ops::ReindexDataDirectory(dir, ProcessEnvironment());
+  if (!run.ok()) return CommandFailed("fhir reindex", run.status());
+  if (json) {
+    nlohmann::ordered_json doc = {{"resources", run->resources},
+                                  {"register_fingerprint", run->fingerprint},
+                                  {"previous_register_fingerprint", run->previous_fingerprint}};
+    std::cout << doc.dump() << std::endl;
+    return 0;
+  }
+  std::cout << "Rebuilt the search indexes of " << run->resources
+            << " current resource(s) under data register " << run->fingerprint.substr(0, 16);
+  if (run->previous_fingerprint == run->fingerprint) {
+    std::cout << " (unchanged)";
+  }
+  std::cout << std::endl;
   return 0;
 }
 
@@ -124,6 +147,16 @@ int RunInit(const std::filesystem::path& dir, bool json) {
               << std::endl;
   }
   return 0;
+}
+
+// A subcommand that takes --data-dir (or KURA_DATA_DIR) and --json.
+CLI::App* AddDataDirCommand(CLI::App& parent, const std::string& name,
+                            const std::string& description, std::filesystem::path& data_dir,
+                            bool& json) {
+  CLI::App* command = parent.add_subcommand(name, description);
+  command->add_option("--data-dir", data_dir, "Data directory")->envname("KURA_DATA_DIR");
+  command->add_flag("--json", json, "Print the result as one JSON object");
+  return command;
 }
 
 }  // namespace
@@ -178,12 +211,21 @@ int Main(int argc, char** argv, const ServeCommand& serve) {
                          "Do not append the verify record (for forensic copies)");
   std::filesystem::path prune_dir;
   bool prune_json = false;
-  CLI::App* audit_prune = audit->add_subcommand(
-      "prune",
+  CLI::App* audit_prune = AddDataDirCommand(
+      *audit, "prune",
       "Delete audit records older than audit.retention_days (never what an export sink has not "
-      "received); the server also does this daily");
-  audit_prune->add_option("--data-dir", prune_dir, "Data directory")->envname("KURA_DATA_DIR");
-  audit_prune->add_flag("--json", prune_json, "Print the result as one JSON object");
+      "received); the server also does this daily",
+      prune_dir, prune_json);
+
+  std::filesystem::path reindex_dir;
+  bool reindex_json = false;
+  CLI::App* fhir = app.add_subcommand("fhir", "Maintain the FHIR data");
+  fhir->require_subcommand(1);
+  CLI::App* fhir_reindex = AddDataDirCommand(
+      *fhir, "reindex",
+      "Rebuild every current resource's search indexes under the configured data register (after "
+      "changing it; the server must be stopped)",
+      reindex_dir, reindex_json);
 
   app.add_subcommand("version", "Print the version");
 
@@ -219,6 +261,9 @@ int Main(int argc, char** argv, const ServeCommand& serve) {
   if (audit_prune->parsed() && prune_dir.empty()) {
     return usage("audit prune: --data-dir is required");
   }
+  if (fhir_reindex->parsed() && reindex_dir.empty()) {
+    return usage("fhir reindex: --data-dir is required");
+  }
   if (app.got_subcommand("version")) {
     std::cout << "kura " << kVersion << std::endl;
     return 0;
@@ -240,6 +285,7 @@ int Main(int argc, char** argv, const ServeCommand& serve) {
     return RunAuditVerify(verify_options, verify_json);
   }
   if (audit_prune->parsed()) return RunAuditPrune(prune_dir, prune_json);
+  if (fhir_reindex->parsed()) return RunReindex(reindex_dir, reindex_json);
   return 2;
 }
 

@@ -3,6 +3,9 @@
 
 #include <toml++/toml.h>
 
+#include <algorithm>
+#include <vector>
+
 #include "kura/base/log.h"
 #include "kura/fhir/search_params.h"
 
@@ -98,6 +101,21 @@ const DataRegister& DataRegister::Default() {
 IndexClass DataRegister::Classify(std::string_view type, std::string_view param) const {
   if (auto it = known_.find(TypeParam(type, param)); it != known_.end()) return it->second;
   return ClassifyByRules(type, param);
+}
+
+std::string DataRegister::CanonicalForm() const {
+  std::vector<std::string> lines;
+  lines.reserve(known_.size() + 2);
+  lines.push_back("default=" + std::string(IndexClassName(default_class_)));
+  lines.push_back("default_string=" + std::string(IndexClassName(default_string_class_)));
+  for (const auto& [key, cls] : known_) {
+    lines.push_back(std::string(key.first) + "." + std::string(key.second) + "=" +
+                    std::string(IndexClassName(cls)));
+  }
+  std::sort(lines.begin() + 2, lines.end());
+  std::string out;
+  for (const std::string& line : lines) out += line + "\n";
+  return out;
 }
 
 IndexClass DataRegister::ClassifyByRules(std::string_view type, std::string_view param) const {

@@ -30,6 +30,11 @@ class DataRegister {
   // string parameter (free text), else `default`.
   IndexClass Classify(std::string_view type, std::string_view param) const;
 
+  // The classification as text: the two defaults, then every searchable type's standard
+  // parameters as "Type.param=class" lines in order. Registers that classify alike give equal
+  // text, however their files are written.
+  std::string CanonicalForm() const;
+
  private:
   using TypeParam = std::pair<std::string_view, std::string_view>;
   struct TypeParamHash {

@@ -180,6 +180,25 @@ TEST(DataRegister, TypeEntriesBeatWildcardsForStandardAndOtherParameters) {
   EXPECT_EQ(reg->Classify("Observation", "date"), IndexClass::kClear);
 }
 
+// The canonical form is what the search-index fingerprint covers: the classes, not the file.
+TEST(DataRegister, CanonicalFormFollowsTheClassesNotTheFile) {
+  StatusOr<DataRegister> plain = DataRegister::Parse("[search]\n");
+  StatusOr<DataRegister> restated = DataRegister::Parse(
+      "# family names are free text: blind, as by default\n[search]\n\n\"*.family\"=\"blind\"\n"
+      "\"Patient.not-a-parameter\" = \"clear\"\n");
+  StatusOr<DataRegister> clear_family =
+      DataRegister::Parse("[search]\n\"Patient.family\" = \"clear\"\n");
+  ASSERT_TRUE(plain.ok() && restated.ok() && clear_family.ok());
+  EXPECT_EQ(plain->CanonicalForm(), restated->CanonicalForm());
+  EXPECT_NE(plain->CanonicalForm(), clear_family->CanonicalForm());
+  EXPECT_NE(clear_family->CanonicalForm().find("\nPatient.family=clear\n"), std::string::npos);
+  EXPECT_NE(plain->CanonicalForm().find("\nPatient.family=blind\n"), std::string::npos);
+  const std::string shipped = DataRegister::Default().CanonicalForm();
+  EXPECT_NE(shipped.find("\nPatient.name=blind\n"), std::string::npos);
+  EXPECT_NE(shipped.find("\nObservation.code=clear\n"), std::string::npos);
+  EXPECT_EQ(shipped.rfind("default=clear\ndefault_string=blind\n", 0), 0u);
+}
+
 TEST(DataRegister, ParseRejectsBadEntries) {
   EXPECT_TRUE(DataRegister::Parse("[search]\n\"Patient.name\" = \"clear\"\n").ok());
   EXPECT_EQ(DataRegister::Parse("[search]\n\"Patient.name\" = \"secret\"\n").status().code(),

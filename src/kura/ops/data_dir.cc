@@ -2,11 +2,13 @@
 #include "kura/ops/data_dir.h"
 
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
+#include <utility>
 
 #include "kura/auth/api_token_authenticator.h"
 #include "kura/auth/principal.h"
@@ -153,6 +155,38 @@ Status CheckDataDirectoryPermissions(const Config& config) {
   return Status::Ok();
 }
 
+StatusOr<DataDirectoryLock> DataDirectoryLock::Acquire(const fs::path& data_dir) {
+  const fs::path path = data_dir / "kura.lock";
+  int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (fd < 0) return InternalError("cannot open " + path.string() + ": " + std::strerror(errno));
+  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    const int err = errno;
+    ::close(fd);
+    if (err == EWOULDBLOCK) {
+      return FailedPreconditionError("data directory " + data_dir.string() +
+                                     " is in use by another kura server or command (" +
+                                     path.string() + " is locked); stop it first");
+    }
+    return InternalError("cannot lock " + path.string() + ": " + std::strerror(err));
+  }
+  return DataDirectoryLock(fd);
+}
+
+DataDirectoryLock::~DataDirectoryLock() {
+  if (fd_ >= 0) ::close(fd_);  // Closing the only descriptor releases the lock.
+}
+
+DataDirectoryLock::DataDirectoryLock(DataDirectoryLock&& other) noexcept
+    : fd_(std::exchange(other.fd_, -1)) {}
+
+DataDirectoryLock& DataDirectoryLock::operator=(DataDirectoryLock&& other) noexcept {
+  if (this != &other) {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = std::exchange(other.fd_, -1);
+  }
+  return *this;
+}
+
 audit::AuditRecord CliAuditRecord(std::string_view category, std::string_view action) {
   audit::AuditRecord record;
   record.category = std::string(category);
@@ -169,6 +203,9 @@ StatusOr<OpenedDataDirectory> OpenDataDirectory(const fs::path& data_dir, const 
   OpenedDataDirectory out;
   KURA_ASSIGN_OR_RETURN(out.config, LoadConfig(data_dir, env));
   KURA_RETURN_IF_ERROR(CheckDataDirectoryPermissions(out.config));
+  if (use != DataDirectoryUse::kCommand) {
+    KURA_ASSIGN_OR_RETURN(out.lock, DataDirectoryLock::Acquire(out.config.data_dir));
+  }
   KURA_ASSIGN_OR_RETURN(out.keys, crypto::LocalKeyFileProvider::Load(
                                       ResolvePath(out.config, out.config.keys.key_file)));
   fs::path db_path = ResolvePath(out.config, out.config.storage.sqlite_path);

@@ -1,7 +1,8 @@
 // The data directory: what `kura init` creates and what `kura serve` insists on.
 //
 // Layout (mode 0700): kura.toml (0600), keys/master.key (0600), tls/cert.pem (0644) + tls/key.pem
-// (0600), kura.db (+ -wal, -shm; 0600). Initialization builds everything in a sibling temporary
+// (0600), kura.db (+ -wal, -shm; 0600), kura.lock (0600, empty: the server's and exclusive
+// commands' lock, see DataDirectoryLock). Initialization builds everything in a sibling temporary
 // directory and renames it into place, so a failed init leaves nothing half-made behind.
 //
 // Administrative commands are audited like any access: `kura init` and `kura token create`
@@ -31,9 +32,32 @@ inline constexpr std::string_view kCliActorId = "kura-cli";
 // in details, the only hint of who ran it), time and tenant left for AppendAuditRecord.
 [[nodiscard]] audit::AuditRecord CliAuditRecord(std::string_view category, std::string_view action);
 
+// An exclusive advisory lock (flock) on DIR/kura.lock. The server holds it while it runs, and so
+// do commands that need the directory to themselves (`kura fhir reindex`), so two servers never
+// share a database (each keeps an index and a cache of it in memory) and maintenance never runs
+// under a live server. The kernel drops it when the process ends, however it ends.
+class DataDirectoryLock {
+ public:
+  DataDirectoryLock() = default;
+  // FailedPrecondition naming the directory when another process holds the lock; Internal when
+  // the lock file cannot be opened.
+  static StatusOr<DataDirectoryLock> Acquire(const std::filesystem::path& data_dir);
+  ~DataDirectoryLock();
+  DataDirectoryLock(DataDirectoryLock&& other) noexcept;
+  DataDirectoryLock& operator=(DataDirectoryLock&& other) noexcept;
+  DataDirectoryLock(const DataDirectoryLock&) = delete;
+  DataDirectoryLock& operator=(const DataDirectoryLock&) = delete;
+  bool held() const { return fd_ >= 0; }
+
+ private:
+  explicit DataDirectoryLock(int fd) : fd_(fd) {}
+  int fd_ = -1;
+};
+
 // A data directory opened for the server or an administrative command. Not copyable; movable (the
 // objects the store and the log refer to are heap-allocated and do not move).
 struct OpenedDataDirectory {
+  DataDirectoryLock lock;  // Held for kServer and kExclusive; released last.
   Config config;
   std::unique_ptr<crypto::LocalKeyFileProvider> keys;
   // Opened by AppendCliAuditRecord (or the server). Declared before `db` so that the store is
@@ -42,14 +66,15 @@ struct OpenedDataDirectory {
   std::unique_ptr<store::SqliteStore> db;
 };
 
-// Who opens the directory: the server sizes the store from [storage]; a command needs little.
-enum class DataDirectoryUse { kCommand, kServer };
+// Who opens the directory: the server sizes the store from [storage] and locks the directory; a
+// command needs little, and locks it only when it must not run beside a server (kExclusive).
+enum class DataDirectoryUse { kCommand, kServer, kExclusive };
 
 // Loads the configuration (with `env` overrides), checks permissions, loads the key file and
 // opens the database, which must exist (a missing one after a bad restore must not silently
-// become an empty one). FailedPrecondition for a missing directory, configuration or database and
-// for permissions that are too open; InvalidArgument for a bad configuration; the key provider's
-// and the store's errors otherwise.
+// become an empty one). FailedPrecondition for a missing directory, configuration or database,
+// for permissions that are too open and (kServer, kExclusive) for a directory in use;
+// InvalidArgument for a bad configuration; the key provider's and the store's errors otherwise.
 [[nodiscard]] StatusOr<OpenedDataDirectory> OpenDataDirectory(
     const std::filesystem::path& data_dir, const Environment& env,
     DataDirectoryUse use = DataDirectoryUse::kCommand);

@@ -8,10 +8,8 @@
 #include <charconv>
 #include <condition_variable>
 #include <cstdio>
-#include <fstream>
 #include <mutex>
 #include <optional>
-#include <sstream>
 #include <thread>
 
 #include "kura/api/audit_api.h"
@@ -32,6 +30,7 @@
 #include "kura/ops/audit_access.h"
 #include "kura/ops/audit_prune.h"
 #include "kura/ops/data_dir.h"
+#include "kura/ops/search_reindex.h"
 #include "kura/store/caching_store.h"
 #include "kura/store/encrypting_store.h"
 #include "kura/store/sqlite/sqlite_store.h"
@@ -203,6 +202,13 @@ int Serve(const cli::ServeArgs& args) {
   if (!listen.ok()) return Fail(listen.status());
   store::SqliteStore* backend = dir->db.get();
   crypto::LocalKeyFileProvider* keys = dir->keys.get();
+  // The data register: the one compiled in, or the operator's copy. Search rows built under
+  // another one are not served (ops/search_reindex.h).
+  StatusOr<fhir::DataRegister> data_register = ops::LoadDataRegister(*config);
+  if (!data_register.ok()) return Fail(data_register.status());
+  if (Status s = ops::CheckSearchIndexFingerprint(*backend, *data_register); !s.ok()) {
+    return Fail(s);
+  }
   // The audit log opens before anything can be served: without it every request would fail.
   auto opened_audit = ops::OpenAuditLog(*backend, *keys, *config, Clock::System());
   if (!opened_audit.ok()) return Fail(opened_audit.status());
@@ -242,23 +248,9 @@ int Serve(const cli::ServeArgs& args) {
                            .max_page_size = config->fhir.history_max_page_size},
                           *backend, audit_log->key_lookup, audit_log->log->origin(),
                           audit_log->log->verifier_key(), gate, blocking);
-  // The data register: the one compiled in, or the operator's copy.
-  std::optional<fhir::DataRegister> custom_register;
-  if (!config->fhir.data_register_file.empty()) {
-    std::ifstream in(ResolvePath(*config, config->fhir.data_register_file), std::ios::binary);
-    std::stringstream text;
-    text << in.rdbuf();
-    StatusOr<fhir::DataRegister> parsed = in ? fhir::DataRegister::Parse(text.str())
-                                             : StatusOr<fhir::DataRegister>(FailedPreconditionError(
-                                                   "cannot read fhir.data_register_file"));
-    if (!parsed.ok()) return Fail(parsed.status());
-    custom_register = std::move(*parsed);
-  }
-  const fhir::DataRegister& data_register =
-      custom_register ? *custom_register : fhir::DataRegister::Default();
   StatusOr<std::unique_ptr<api::FhirSearch>> search =
       api::FhirSearch::Create({.public_base_url = base, .limits = {}, .max_included = 1000}, store,
-                              data_register, blocking);
+                              *data_register, blocking);
   if (!search.ok()) return Fail(search.status());
   api::FhirApi fhir_api(
       {.public_base_url = base,
@@ -267,7 +259,7 @@ int Serve(const cli::ServeArgs& args) {
        .history_page_size = config->fhir.history_page_size,
        .history_max_page_size = config->fhir.history_max_page_size,
        .max_bundle_entries = static_cast<size_t>(config->fhir.max_bundle_entries)},
-      store, gate, validator, blocking, **search, data_register, &audit_api);
+      store, gate, validator, blocking, **search, *data_register, &audit_api);
   http::Router router;
   audit_api.RegisterRoutes(router);
   fhir_api.RegisterRoutes(router);

@@ -55,12 +55,19 @@ std::string EncryptingStore::BlindValue(const crypto::AeadKey& key, std::string_
 
 namespace {
 
+bool HasBlindRows(const std::vector<IndexEntry>& rows) {
+  for (const IndexEntry& e : rows) {
+    if (e.blind) return true;
+  }
+  return false;
+}
+
 bool HasBlindRows(const WriteBatch& batch) {
   for (const ResourceVersion& v : batch.resources) {
-    if (v.deleted) continue;
-    for (const IndexEntry& e : v.index) {
-      if (e.blind) return true;
-    }
+    if (!v.deleted && HasBlindRows(v.index)) return true;
+  }
+  for (const IndexRewrite& r : batch.index_rewrites) {
+    if (HasBlindRows(r.index)) return true;
   }
   return false;
 }
@@ -101,13 +108,18 @@ Status EncryptingStore::SealAll(WriteBatch& batch, const EntryKeys& keys) {
       continue;
     }
     KURA_RETURN_IF_ERROR(Seal(v, *keys.sealing[i]));
-    for (IndexEntry& e : v.index) {
-      if (!e.blind) continue;
-      e.key = BlindValue(*keys.blind, e.param, 1, e.key);
-      e.key2 = e.key2.empty() ? std::string() : BlindValue(*keys.blind, e.param, 2, e.key2);
-    }
+    BlindRows(v.index, keys.blind.get());
   }
+  for (IndexRewrite& r : batch.index_rewrites) BlindRows(r.index, keys.blind.get());
   return Status::Ok();
+}
+
+void EncryptingStore::BlindRows(std::vector<IndexEntry>& rows, const crypto::AeadKey* key) {
+  for (IndexEntry& e : rows) {
+    if (!e.blind) continue;
+    e.key = BlindValue(*key, e.param, 1, e.key);
+    e.key2 = e.key2.empty() ? std::string() : BlindValue(*key, e.param, 2, e.key2);
+  }
 }
 
 Status EncryptingStore::BlindQuery(IndexQuery& query, const crypto::AeadKey& key) {

@@ -66,6 +66,8 @@ class EncryptingStore final : public ForwardingStore {
   StatusOr<EntryKeys> SealingKeys(const WriteBatch& batch, KeySource source);
   Status Seal(ResourceVersion& v, const crypto::AeadKey& key);
   Status SealAll(WriteBatch& batch, const EntryKeys& keys);
+  // Replaces each blind row's values by their keyed hashes; `key` is set whenever one is blind.
+  static void BlindRows(std::vector<IndexEntry>& rows, const crypto::AeadKey* key);
   Status Open(ResourceVersion& v);
   Status BlindQuery(IndexQuery& query, const crypto::AeadKey& key);
   // Open() with a cached key only; nullopt when the key is not cached.

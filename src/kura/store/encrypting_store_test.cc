@@ -20,6 +20,21 @@ namespace {
 
 class EncryptingStoreTest : public ::testing::Test {
  protected:
+  // Closes the store (which checkpoints and removes the WAL) and checks that neither the database
+  // nor a WAL left behind holds any of `needles`.
+  void CloseAndExpectInNoFile(const std::vector<std::string>& needles) {
+    backend_->Close();
+    encrypted_.reset();
+    backend_.reset();
+    for (const char* file : {"kura.db", "kura.db-wal"}) {
+      if (!std::filesystem::exists(dir_ / file)) continue;
+      const std::string bytes = FileBytes(dir_ / file);
+      for (const std::string& needle : needles) {
+        EXPECT_EQ(bytes.find(needle), std::string::npos) << file << ": " << needle;
+      }
+    }
+  }
+
   void SetUp() override {
     dir_ = std::filesystem::temp_directory_path() /
            ("kura-enc-" + std::to_string(::getpid()) + "-" +
@@ -265,6 +280,28 @@ TEST_F(EncryptingStoreTest, WrongMasterKeyCannotOpenData) {
   EXPECT_EQ(encrypted_->ReadCurrent("Patient", "p").status().message(), "decryption failed");
 }
 
+// The Patients whose `param` row equals key (and key2, when given) in `store`.
+std::vector<std::string> PatientIdsWhere(Store& store, std::string param, std::string key,
+                                         std::optional<std::string> key2, bool blind) {
+  IndexQuery q;
+  q.type = "Patient";
+  IndexClause c;
+  c.param = std::move(param);
+  c.blind = blind;
+  IndexMatch m;
+  m.key = std::move(key);
+  m.key2 = std::move(key2);
+  c.any_of.push_back(m);
+  q.all_of.push_back(c);
+  std::vector<std::string> ids;
+  StatusOr<IndexPage> page = store.Search(q);
+  EXPECT_TRUE(page.ok()) << page.status().ToString();
+  if (page.ok()) {
+    for (const IndexHit& hit : page->hits) ids.push_back(hit.id);
+  }
+  return ids;
+}
+
 TEST_F(EncryptingStoreTest, BlindIndexRowsReachTheBackendOnlyAsKeyedHashes) {
   const std::string marker = "markerblindzq";
   ResourceVersion v = Version("Patient", "p1", 1, "p1", "{}");
@@ -274,26 +311,7 @@ TEST_F(EncryptingStoreTest, BlindIndexRowsReachTheBackendOnlyAsKeyedHashes) {
   Write(std::move(v));
   Write(Version("Patient", "p2", 1, "p2", "{}"));
 
-  auto search = [&](Store& store, std::string param, std::string key,
-                    std::optional<std::string> key2, bool blind) {
-    IndexQuery q;
-    q.type = "Patient";
-    IndexClause c;
-    c.param = std::move(param);
-    c.blind = blind;
-    IndexMatch m;
-    m.key = std::move(key);
-    m.key2 = std::move(key2);
-    c.any_of.push_back(m);
-    q.all_of.push_back(c);
-    std::vector<std::string> ids;
-    auto page = store.Search(q);
-    EXPECT_TRUE(page.ok()) << page.status().ToString();
-    if (page.ok()) {
-      for (const IndexHit& hit : page->hits) ids.push_back(hit.id);
-    }
-    return ids;
-  };
+  auto search = PatientIdsWhere;
   EXPECT_EQ(search(*encrypted_, "name", marker, std::nullopt, true),
             std::vector<std::string>{"p1"});
   EXPECT_EQ(search(*encrypted_, "identifier", "12345", "urn:oid:1.2", true),
@@ -315,14 +333,39 @@ TEST_F(EncryptingStoreTest, BlindIndexRowsReachTheBackendOnlyAsKeyedHashes) {
   prefix.all_of.push_back(c);
   EXPECT_EQ(encrypted_->Search(prefix).status().code(), StatusCode::kInvalidArgument);
 
-  backend_->Close();
-  encrypted_.reset();
-  backend_.reset();
-  for (const char* file : {"kura.db", "kura.db-wal"}) {
-    if (!std::filesystem::exists(dir_ / file)) continue;
-    EXPECT_EQ(FileBytes(dir_ / file).find(marker), std::string::npos) << file;
-    EXPECT_EQ(FileBytes(dir_ / file).find("urn:oid:1.2"), std::string::npos) << file;
+  CloseAndExpectInNoFile({marker, "urn:oid:1.2"});
+}
+
+// A reindex that makes a parameter blind: the rewritten rows are hashed like a new version's, and
+// the clear values they replace are in neither file afterwards (secure delete).
+TEST_F(EncryptingStoreTest, IndexRewritesAreBlindedAndLeaveNoOldValueBehind) {
+  const std::string marker = "markerrewritezq";
+  ResourceVersion v = Version("Patient", "p1", 1, "p1", "{}");
+  v.index = {IndexEntry{"name", marker, "", std::nullopt, std::nullopt, false}};
+  // Enough rows to need overflow pages, which the shorter rewrite frees: without secure delete,
+  // freed pages keep their bytes.
+  for (int i = 0; i < 400; ++i) {
+    v.index.push_back(
+        IndexEntry{"name", marker + std::to_string(i), "", std::nullopt, std::nullopt, false});
   }
+  Write(std::move(v));
+  auto ids = [&marker](Store& store, bool blind) {
+    return PatientIdsWhere(store, "name", marker, std::nullopt, blind);
+  };
+  ASSERT_EQ(ids(*backend_, false), std::vector<std::string>{"p1"});
+
+  WriteBatch batch;
+  batch.index_rewrites.push_back(
+      IndexRewrite{"Patient",
+                   "p1",
+                   1,
+                   "p1",
+                   {IndexEntry{"name", marker, "", std::nullopt, std::nullopt, true}}});
+  ASSERT_TRUE(encrypted_->Commit(std::move(batch)).ok());
+  EXPECT_EQ(ids(*encrypted_, true), std::vector<std::string>{"p1"});
+  EXPECT_TRUE(ids(*backend_, false).empty());
+
+  CloseAndExpectInNoFile({marker});
 }
 
 }  // namespace

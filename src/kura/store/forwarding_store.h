@@ -26,6 +26,9 @@ class ForwardingStore : public Store {
   StatusOr<HistoryPage> History(const HistoryQuery& query) override {
     return backend_.History(query);
   }
+  StatusOr<std::vector<CurrentResource>> ListCurrent(const CurrentListQuery& query) override {
+    return backend_.ListCurrent(query);
+  }
   StatusOr<IndexPage> Search(const IndexQuery& query) override { return backend_.Search(query); }
   std::optional<StatusOr<ResourceVersion>> ReadCurrentIfCached(std::string_view type,
                                                                std::string_view id) override {
@@ -47,6 +50,12 @@ class ForwardingStore : public Store {
   }
   StatusOr<StoredDataKey> InsertDataKeyIfAbsent(const StoredDataKey& key) override {
     return backend_.InsertDataKeyIfAbsent(key);
+  }
+  StatusOr<std::optional<std::string>> ReadIndexFingerprint() override {
+    return backend_.ReadIndexFingerprint();
+  }
+  Status WriteIndexFingerprint(std::string_view fingerprint) override {
+    return backend_.WriteIndexFingerprint(fingerprint);
   }
   Status PutApiToken(const ApiToken& token) override { return backend_.PutApiToken(token); }
   StatusOr<std::optional<ApiToken>> FindApiToken(std::string_view token_hash) override {

@@ -45,10 +45,22 @@ struct ResourceVersion {
   std::vector<IndexEntry> index;
 };
 
+// New search-index rows for a current resource, without a new version: what `kura fhir reindex`
+// writes after the data register changed.
+struct IndexRewrite {
+  std::string type;
+  std::string id;
+  int64_t version = 0;  // Must be the current version, and not a delete marker.
+  std::string compartment;
+  std::vector<IndexEntry> index;  // Replaces the resource's rows (search_index.h).
+};
+
 // One atomic unit of writes.
 struct WriteBatch {
   // Each must have version == current version of (type, id) + 1 (1 when it never existed).
   std::vector<ResourceVersion> resources;
+  // Index rows replaced in the same commit; a (type, id) may not also be in `resources`.
+  std::vector<IndexRewrite> index_rewrites;
   // The audit record(s) of this unit, committed in the same transaction (audit_log_store.h).
   // A batch may carry only this (a read's record): it is then durable when the commit reports.
   std::shared_ptr<const AuditDraft> audit;
@@ -65,6 +77,19 @@ struct HistoryQuery {
   std::optional<TimePoint> since;  // Only versions with last_updated >= since.
   int64_t before_sequence = 0;     // Paging cursor: only sequence < this; 0 = from the newest.
   int64_t limit = 50;
+};
+
+// A page of current (not deleted) resources in (type, id) order, for whole-store maintenance.
+struct CurrentListQuery {
+  std::string after_type;  // Start after (after_type, after_id); both empty: from the first.
+  std::string after_id;
+  int64_t limit = 500;
+};
+
+struct CurrentResource {
+  std::string type;
+  std::string id;
+  int64_t version = 0;
 };
 
 struct HistoryPage {
@@ -120,6 +145,8 @@ class Store {
   virtual StatusOr<ResourceVersion> ReadVersion(std::string_view type, std::string_view id,
                                                 int64_t version) = 0;
   virtual StatusOr<HistoryPage> History(const HistoryQuery& query) = 0;
+  // Current, not deleted resources after the query's position, at most query.limit (>= 1).
+  virtual StatusOr<std::vector<CurrentResource>> ListCurrent(const CurrentListQuery& query) = 0;
   // The current, not deleted resources of query.type whose index rows match (search_index.h), in
   // the query's order. InvalidArgument for a query the backend cannot run (a prefix match on a
   // blind clause, an empty type).
@@ -152,6 +179,11 @@ class Store {
   virtual StatusOr<std::optional<StoredDataKey>> FindDataKeyByScope(std::string_view scope) = 0;
   virtual StatusOr<std::optional<StoredDataKey>> FindDataKeyById(uint64_t key_id) = 0;
   virtual StatusOr<StoredDataKey> InsertDataKeyIfAbsent(const StoredDataKey& key) = 0;
+
+  // Which data register (and index format) the stored search-index rows were built under: an
+  // opaque fingerprint, nullopt until first written. The write is durable.
+  virtual StatusOr<std::optional<std::string>> ReadIndexFingerprint() = 0;
+  virtual Status WriteIndexFingerprint(std::string_view fingerprint) = 0;
 
   // Credentials. PutApiToken is durable; AlreadyExists when the hash exists.
   virtual Status PutApiToken(const ApiToken& token) = 0;

@@ -1357,6 +1357,90 @@ TEST_P(SearchConformanceTest, IndexSurvivesReopen) {
               ElementsAre("o3", "o4"));
 }
 
+TEST_P(SearchConformanceTest, IndexRewritesReplaceRowsWithoutANewVersion) {
+  LoadObservations();
+  WriteBatch batch;
+  batch.index_rewrites.push_back(
+      IndexRewrite{"Observation", "o1", 1, "", {KeyRow("code", "REWRITTEN")}});
+  batch.index_rewrites.push_back(IndexRewrite{"Patient", "p2", 1, "", {}});
+  ASSERT_THAT(store().Commit(std::move(batch)), IsOk());
+  EXPECT_THAT(Ids(IndexSearch("Observation", {Clause("code", {KeyIs("REWRITTEN")})})),
+              ElementsAre("o1"));
+  EXPECT_THAT(Ids(IndexSearch("Observation", {Clause("code", {KeyIs("8867-4")})})),
+              ElementsAre("o3", "o4"));
+  EXPECT_THAT(Ids(IndexSearch("Patient", {Clause("name", {KeyIs("bob")})})), ElementsAre());
+  // No version was written: o1 is still at version 1, and history has its one entry.
+  StatusOr<ResourceVersion> o1 = store().ReadCurrent("Observation", "o1");
+  ASSERT_THAT(o1, IsOk());
+  EXPECT_EQ(o1->version, 1);
+  HistoryQuery history;
+  history.type = "Observation";
+  history.id = "o1";
+  StatusOr<HistoryPage> page = store().History(history);
+  ASSERT_THAT(page, IsOk());
+  EXPECT_EQ(page->versions.size(), 1u);
+  Reopen();
+  EXPECT_THAT(Ids(IndexSearch("Observation", {Clause("code", {KeyIs("REWRITTEN")})})),
+              ElementsAre("o1"));
+}
+
+TEST_P(SearchConformanceTest, IndexRewritesOfStaleOrDeletedVersionsAreAbortedAndWriteNothing) {
+  LoadObservations();
+  MustCommit({DeleteMarker("Observation", "o2", 2)});
+  for (IndexRewrite stale : {IndexRewrite{"Observation", "o1", 2, "", {KeyRow("code", "X")}},
+                             IndexRewrite{"Observation", "o2", 2, "", {KeyRow("code", "X")}},
+                             IndexRewrite{"Observation", "none", 1, "", {KeyRow("code", "X")}}}) {
+    WriteBatch batch;
+    batch.index_rewrites.push_back(
+        IndexRewrite{"Observation", "o3", 1, "", {KeyRow("code", "X")}});  // Fine alone.
+    batch.index_rewrites.push_back(std::move(stale));
+    EXPECT_THAT(store().Commit(std::move(batch)), StatusIs(StatusCode::kAborted));
+  }
+  EXPECT_THAT(Ids(IndexSearch("Observation", {Clause("code", {KeyIs("X")})})), ElementsAre());
+  // One resource twice in a batch, as a version and a rewrite, is malformed.
+  WriteBatch twice = Batch({Indexed("Observation", "o3", 2, {KeyRow("code", "Y")})});
+  twice.index_rewrites.push_back(IndexRewrite{"Observation", "o3", 2, "", {}});
+  EXPECT_THAT(store().Commit(std::move(twice)), StatusIs(StatusCode::kInvalidArgument));
+}
+
+TEST_P(SearchConformanceTest, ListCurrentPagesThroughLiveResourcesInOrder) {
+  LoadObservations();
+  MustCommit({DeleteMarker("Observation", "o2", 2)});
+  MustCommit({Indexed("Observation", "o1", 2, {KeyRow("code", "8480-6")})});
+  std::vector<std::string> seen;
+  CurrentListQuery query;
+  query.limit = 2;
+  for (int pages = 0; pages < 10; ++pages) {
+    StatusOr<std::vector<CurrentResource>> page = store().ListCurrent(query);
+    ASSERT_THAT(page, IsOk());
+    if (page->empty()) break;
+    EXPECT_LE(page->size(), 2u);
+    for (const CurrentResource& r : *page) {
+      seen.push_back(r.type + "/" + r.id + "@" + std::to_string(r.version));
+    }
+    query.after_type = page->back().type;
+    query.after_id = page->back().id;
+  }
+  EXPECT_THAT(seen, ElementsAre("Observation/o1@2", "Observation/o3@1", "Observation/o4@1",
+                                "Patient/p1@1", "Patient/p2@1"));
+  query = CurrentListQuery();
+  query.limit = 0;
+  EXPECT_THAT(store().ListCurrent(query), StatusIs(StatusCode::kInvalidArgument));
+}
+
+TEST_P(StoreConformanceTest, IndexFingerprintIsAbsentUntilWrittenAndDurable) {
+  StatusOr<std::optional<std::string>> none = store().ReadIndexFingerprint();
+  ASSERT_THAT(none, IsOk());
+  EXPECT_EQ(*none, std::nullopt);
+  ASSERT_THAT(store().WriteIndexFingerprint("first"), IsOk());
+  ASSERT_THAT(store().WriteIndexFingerprint("second"), IsOk());
+  Reopen();
+  StatusOr<std::optional<std::string>> stored = store().ReadIndexFingerprint();
+  ASSERT_THAT(stored, IsOk());
+  EXPECT_EQ(*stored, std::optional<std::string>("second"));
+  EXPECT_THAT(store().WriteIndexFingerprint(""), StatusIs(StatusCode::kInvalidArgument));
+}
+
 INSTANTIATE_TEST_SUITE_P(
     Backends, StoreConformanceTest,
     ::testing::Values(Backend{"Sqlite", SqliteFactory(8, 1024)},
@@ -1483,7 +1567,8 @@ INSERT INTO search_index VALUES('Observation', 'o2', 'code', '8480-6', 'http://l
 INSERT INTO search_index VALUES('Observation', 'o2', 'name', X'00ff', X'', 0, 0, 'p9');
 DROP TABLE search_rows;
 DELETE FROM schema_migrations WHERE version >= 6;
-)sql" + std::string(testing::kUndoSchemaEightSql);
+)sql" + std::string(testing::kUndoSchemaNineSql) +
+                                  std::string(testing::kUndoSchemaEightSql);
     char* error = nullptr;
     EXPECT_EQ(sqlite3_exec(db, downgrade.c_str(), nullptr, nullptr, &error), SQLITE_OK)
         << (error != nullptr ? error : "");

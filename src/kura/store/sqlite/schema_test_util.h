@@ -4,6 +4,12 @@
 
 namespace kura::store::testing {
 
+// Schema 9 undone, its schema_migrations row included: tests that go back further start here.
+inline constexpr const char* kUndoSchemaNineSql = R"sql(
+DROP TABLE index_state;
+DELETE FROM schema_migrations WHERE version = 9;
+)sql";
+
 // Schema 8's tables, column and dropped indexes back as version 7 had them. Patient links of
 // version 7 (audit_record_patients, audit_patient_fold) and the schema_migrations row are left to
 // the caller, since each test wants them in its own state.

@@ -87,7 +87,11 @@ namespace {
 //   and their earliest and latest time. A search reads the folded indexes up to through_seq and
 //   the few records after it row by row. Writing three secondary B-trees per record dirtied about
 //   eight of a group commit's twenty WAL pages.
-constexpr std::array<const char*, 8> kMigrations = {
+//
+// Version 9: index_state holds the fingerprint of the data register the search_rows were built
+//   under, so the server can refuse to serve stale (or, after a parameter became blind, clear)
+//   index rows until `kura fhir reindex` rebuilt them.
+constexpr std::array<const char*, 9> kMigrations = {
     R"sql(
 CREATE TABLE resource_versions(
   seq INTEGER PRIMARY KEY,
@@ -227,6 +231,11 @@ DROP TABLE audit_patient_fold;
 DROP INDEX audit_log_time;
 DROP INDEX audit_log_actor;
 )sql",
+    R"sql(
+CREATE TABLE index_state(
+  id INTEGER PRIMARY KEY CHECK(id = 1),
+  register_fingerprint TEXT NOT NULL);
+)sql",
 };
 // The schema version after which MoveIndexRowsToSearchRows runs.
 constexpr int64_t kSearchRowsMigration = 6;
@@ -303,6 +312,11 @@ enum class Sql {
   kLoadSearchRows,
   kUpsertSearchRows,
   kDeleteSearchRows,
+  kCurrentState,
+  kListCurrentFirst,
+  kListCurrentAfter,
+  kReadIndexFingerprint,
+  kWriteIndexFingerprint,
   kCount,
 };
 
@@ -448,6 +462,16 @@ constexpr std::array<SqlText, static_cast<size_t>(Sql::kCount)> kSql = {{
      "ON CONFLICT(type, id) DO UPDATE SET compartment = excluded.compartment, "
      "index_rows = excluded.index_rows"},
     {"delete_search_rows", "DELETE FROM search_rows WHERE type = ?1 AND id = ?2"},
+    {"current_state", "SELECT version, deleted FROM resources WHERE type = ?1 AND id = ?2"},
+    {"list_current_first",
+     "SELECT type, id, version FROM resources WHERE deleted = 0 ORDER BY type, id LIMIT ?3"},
+    {"list_current_after",
+     "SELECT type, id, version FROM resources WHERE deleted = 0 AND (type, id) > (?1, ?2) "
+     "ORDER BY type, id LIMIT ?3"},
+    {"read_index_fingerprint", "SELECT register_fingerprint FROM index_state WHERE id = 1"},
+    {"write_index_fingerprint",
+     "INSERT INTO index_state(id, register_fingerprint) VALUES(1, ?1) "
+     "ON CONFLICT(id) DO UPDATE SET register_fingerprint = excluded.register_fingerprint"},
 }};
 
 #undef KURA_VERSION_COLUMNS
@@ -559,8 +583,12 @@ class SqliteStore::Connection {
       // Temporary storage in memory: every write runs in a savepoint, whose sub-journal (the
       // original of each page it changes) otherwise spills to a temporary file past 64 KiB, and
       // a group of creates then cost one file created, written page by page and unlinked.
-      KURA_RETURN_IF_ERROR(conn->ExecScript(
-          "PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON; PRAGMA temp_store=MEMORY"));
+      // Secure delete (Debian's build has it on already; this does not depend on the build):
+      // what a write deletes or replaces is zeroed, so index rows of a class the data register
+      // has since made blind, and old versions' rows, leave no value behind in free space.
+      KURA_RETURN_IF_ERROR(
+          conn->ExecScript("PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON; "
+                           "PRAGMA temp_store=MEMORY; PRAGMA secure_delete=ON"));
     } else if (role == Role::kCheckpointer) {
       KURA_RETURN_IF_ERROR(conn->ExecScript("PRAGMA synchronous=FULL"));
     } else {
@@ -886,6 +914,16 @@ Status ValidateBatch(const WriteBatch& batch) {
     }
     if (r.version < 1) return InvalidArgumentError("resource version must be at least 1");
     if (!r.deleted) KURA_RETURN_IF_ERROR(CheckIndexRows(r.index));
+    if (!seen.emplace(r.type, r.id).second) {
+      return InvalidArgumentError("a resource appears more than once in one batch");
+    }
+  }
+  for (const IndexRewrite& r : batch.index_rewrites) {
+    if (r.type.empty() || r.id.empty()) {
+      return InvalidArgumentError("resource type and id must not be empty");
+    }
+    if (r.version < 1) return InvalidArgumentError("resource version must be at least 1");
+    KURA_RETURN_IF_ERROR(CheckIndexRows(r.index));
     if (!seen.emplace(r.type, r.id).second) {
       return InvalidArgumentError("a resource appears more than once in one batch");
     }
@@ -1481,6 +1519,17 @@ Status WriteBatchRows(Conn& conn, const WriteBatch& batch, CommitResult& result,
     index_changes.push_back(IndexChange{r.type, r.id, r.compartment, r.deleted, &r.index});
     result.sequences.push_back(seq);
   }
+  for (const IndexRewrite& r : batch.index_rewrites) {
+    Stmt query(conn, Sql::kCurrentState);
+    query.BindText(1, r.type);
+    query.BindText(2, r.id);
+    KURA_ASSIGN_OR_RETURN(bool row, query.Step());
+    if (!row || query.Int64(0) != r.version || query.Int64(1) != 0) {
+      return AbortedError("version conflict", "index rewrite of a version that is not current");
+    }
+    KURA_RETURN_IF_ERROR(UpsertSearchRows(conn, r.type, r.id, r.compartment, r.index));
+    index_changes.push_back(IndexChange{r.type, r.id, r.compartment, false, &r.index});
+  }
   return Status();
 }
 
@@ -1499,7 +1548,7 @@ void SqliteStore::CommitAsync(WriteBatch batch, CommitCallback done) {
     done(std::move(valid));
     return;
   }
-  if (batch.resources.empty()) {
+  if (batch.resources.empty() && batch.index_rewrites.empty()) {
     if (batch.audit == nullptr) {
       done(CommitResult{});
       return;
@@ -1558,6 +1607,43 @@ StatusOr<ResourceVersion> SqliteStore::ReadVersion(std::string_view type, std::s
   KURA_ASSIGN_OR_RETURN(bool row, query.Step());
   if (!row) return NotFoundError("resource version not found");
   return ReadVersionRow(query);
+}
+
+StatusOr<std::vector<CurrentResource>> SqliteStore::ListCurrent(const CurrentListQuery& q) {
+  if (q.limit < 1) return InvalidArgumentError("list limit must be at least 1");
+  const bool from_start = q.after_type.empty() && q.after_id.empty();
+  ReaderLease lease(*this);
+  Stmt query(lease.conn(), from_start ? Sql::kListCurrentFirst : Sql::kListCurrentAfter);
+  if (!from_start) {
+    query.BindText(1, q.after_type);
+    query.BindText(2, q.after_id);
+  }
+  query.BindInt64(3, q.limit);
+  std::vector<CurrentResource> out;
+  while (true) {
+    KURA_ASSIGN_OR_RETURN(bool row, query.Step());
+    if (!row) break;
+    out.push_back(CurrentResource{query.Text(0), query.Text(1), query.Int64(2)});
+  }
+  return out;
+}
+
+StatusOr<std::optional<std::string>> SqliteStore::ReadIndexFingerprint() {
+  ReaderLease lease(*this);
+  Stmt query(lease.conn(), Sql::kReadIndexFingerprint);
+  KURA_ASSIGN_OR_RETURN(bool row, query.Step());
+  if (!row) return std::optional<std::string>();
+  return std::optional<std::string>(query.Text(0));
+}
+
+Status SqliteStore::WriteIndexFingerprint(std::string_view fingerprint) {
+  if (fingerprint.empty()) return InvalidArgumentError("index fingerprint must not be empty");
+  const std::function<Status(Connection&)> work = [fingerprint](Connection& conn) -> Status {
+    Stmt write(conn, Sql::kWriteIndexFingerprint);
+    write.BindText(1, fingerprint);
+    return write.Run();
+  };
+  return RunAndWait(work);
 }
 
 StatusOr<IndexPage> SqliteStore::Search(const IndexQuery& q) { return search_index_.Search(q); }

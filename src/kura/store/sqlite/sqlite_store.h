@@ -15,7 +15,7 @@
 //
 // Connections open through the buffered-WAL VFS (wal_write_buffer.h), so a commit's WAL frames
 // reach the file in a few writes; the writer keeps its temporary storage (savepoint sub-journals)
-// in memory.
+// in memory, and deletes securely (freed content is zeroed, not left in free pages).
 //
 // The database file and its -wal/-shm companions are created with mode 0600 whatever the umask,
 // and an existing database file is tightened to 0600. Every SQLite failure becomes a Status whose
@@ -104,6 +104,7 @@ class SqliteStore final : public Store, public AuditLogStore {
   StatusOr<ResourceVersion> ReadVersion(std::string_view type, std::string_view id,
                                         int64_t version) override;
   StatusOr<HistoryPage> History(const HistoryQuery& query) override;
+  StatusOr<std::vector<CurrentResource>> ListCurrent(const CurrentListQuery& query) override;
   StatusOr<IndexPage> Search(const IndexQuery& query) override;
   // Answers from the in-memory index (a shared lock, no database access) unless the search would
   // examine more than 20,000 candidates.
@@ -112,6 +113,9 @@ class SqliteStore final : public Store, public AuditLogStore {
   StatusOr<std::optional<StoredDataKey>> FindDataKeyByScope(std::string_view scope) override;
   StatusOr<std::optional<StoredDataKey>> FindDataKeyById(uint64_t key_id) override;
   StatusOr<StoredDataKey> InsertDataKeyIfAbsent(const StoredDataKey& key) override;
+
+  StatusOr<std::optional<std::string>> ReadIndexFingerprint() override;
+  Status WriteIndexFingerprint(std::string_view fingerprint) override;
 
   Status PutApiToken(const ApiToken& token) override;
   StatusOr<std::optional<ApiToken>> FindApiToken(std::string_view token_hash) override;
