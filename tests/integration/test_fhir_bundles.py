@@ -512,6 +512,51 @@ class TransactionTests(BundleTestCase):
         self.assertEqual(r.json()["issue"][0]["expression"], ["Bundle.entry[0]"])
         self.assertStatus(self.req("GET", f"{FHIR}/Observation/{other}"), 200)
 
+    def test_conditional_read_entries(self):
+        oid = self.create(observation("cread"))
+        current = self.req("GET", f"{FHIR}/Observation/{oid}")
+        last = current.json()["meta"]["lastUpdated"]
+        url = f"Observation/{oid}"
+        b = bundle("batch",
+                   entry("GET", url, ifNoneMatch='W/"1"'),
+                   entry("GET", url, ifNoneMatch='W/"7", *'),
+                   entry("GET", url, ifNoneMatch='W/"2"'),
+                   entry("GET", url, ifModifiedSince=last),
+                   entry("GET", url, ifModifiedSince="2001-01-01T00:00:00Z"),
+                   # ifNoneMatch decides alone when both are given.
+                   entry("GET", url, ifNoneMatch='W/"2"', ifModifiedSince=last),
+                   # A date after the server's clock is not valid: ignored.
+                   entry("GET", url, ifModifiedSince="2999-01-01T00:00:00Z"),
+                   # Only reads of an instance are conditional: a search answers as usual.
+                   entry("GET", f"Observation?_id={oid}", ifNoneMatch="*"))
+        entries = self.response_entries(self.post_bundle(b), "batch-response", 8)
+        statuses = [e["response"]["status"] for e in entries]
+        self.assertEqual(statuses, ["304 Not Modified", "304 Not Modified", "200 OK",
+                                    "304 Not Modified", "200 OK", "200 OK", "200 OK", "200 OK"])
+        for e, status in zip(entries[:7], statuses):
+            self.assertEqual(e["response"]["etag"], 'W/"1"')
+            self.assertEqual(e["response"]["lastModified"], last)
+            self.assertEqual("resource" in e, status == "200 OK", e)
+        self.assertEqual(entries[7]["resource"]["total"], 1)
+        # After an update the old tag and date no longer hold.
+        self.assertStatus(self.req("PUT", f"{FHIR}/{url}", dict(observation("cread 2"), id=oid)),
+                          200)
+        b = bundle("batch", entry("GET", url, ifNoneMatch='W/"1"'),
+                   entry("GET", url, ifModifiedSince=last))
+        entries = self.response_entries(self.post_bundle(b), "batch-response", 2)
+        self.assertEqual([e["response"]["status"] for e in entries], ["200 OK", "200 OK"])
+        self.assertEqual(entries[0]["resource"]["valueString"], "cread 2")
+        # Malformed conditions are the entry's 400, naming the element.
+        b = bundle("batch", entry("GET", url, ifModifiedSince="yesterday"),
+                   entry("GET", url, ifModifiedSince="2020-01-01"),
+                   entry("GET", url, ifNoneMatch=7))
+        entries = self.response_entries(self.post_bundle(b), "batch-response", 3)
+        for e, where in zip(entries, ("request.ifModifiedSince", "request.ifModifiedSince",
+                                      "request")):
+            self.assertEqual(e["response"]["status"], "400 Bad Request")
+            self.assertTrue(any(x.endswith(where) for x in
+                                e["response"]["outcome"]["issue"][0]["expression"]), e)
+
     def test_one_resource_twice_and_shared_full_urls_are_refused(self):
         pid = self.create(patient("Twice"))
         b = bundle("transaction", entry("PUT", f"Patient/{pid}", patient("A", id=pid)),
@@ -1010,7 +1055,7 @@ class BundleShapeTests(BundleTestCase):
                 self.assertFalse(r["conditionalCreate"] or r["conditionalUpdate"])
                 continue
             self.assertIn("patch", codes, r["type"])
-            self.assertEqual(r["conditionalRead"], "not-match", r["type"])
+            self.assertEqual(r["conditionalRead"], "full-support", r["type"])
         self.assertNotIn("patch are not", rest["documentation"])
         self.assertIn("JSON Patch", rest["documentation"])
 

@@ -183,6 +183,33 @@ class CrudTests(FhirTestCase):
         self.assertStatus(r, 200)
         self.assertEqual(r.header("ETag"), 'W/"2"')
 
+    def test_conditional_read_with_if_modified_since(self):
+        created = self.create(observation("ims"))
+        rid = self.created_id(created)
+        url = f"{FHIR}/Observation/{rid}"
+        last_modified = self.req("GET", url).header("Last-Modified")
+        when = email.utils.parsedate_to_datetime(last_modified)
+        rfc850 = when.strftime("%A, %d-%b-%y %H:%M:%S GMT")
+        asctime = when.strftime("%a %b %e %H:%M:%S %Y")
+        for header in (last_modified, rfc850, asctime):
+            with self.subTest(if_modified_since=header):
+                r = self.req("GET", url, headers={"If-Modified-Since": header})
+                self.assertEqual(r.status, 304)
+                self.assertEqual(r.body, b"")
+                self.assertEqual(r.header("ETag"), 'W/"1"')
+                self.assertEqual(r.header("Last-Modified"), last_modified)
+        earlier = email.utils.format_datetime(when - timedelta(seconds=1), usegmt=True)
+        future = email.utils.format_datetime(when + timedelta(days=3650), usegmt=True)
+        for headers in ({"If-Modified-Since": earlier},
+                        {"If-Modified-Since": future},  # Later than the server's clock: invalid.
+                        {"If-Modified-Since": "not a date"},
+                        # If-None-Match decides alone when both are sent.
+                        {"If-None-Match": 'W/"2"', "If-Modified-Since": last_modified}):
+            with self.subTest(headers=headers):
+                r = self.req("GET", url, headers=headers)
+                self.assertStatus(r, 200)
+                self.assertEqual(r.json()["id"], rid)
+
     def test_read_missing_is_404(self):
         r = self.req("GET", f"{FHIR}/Patient/{uuid.uuid4()}")
         self.assertOperationOutcome(r, 404, code="not-found")

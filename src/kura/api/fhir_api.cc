@@ -128,6 +128,19 @@ bool IfNoneMatchNames(std::string_view header, int64_t version) {
   return false;
 }
 
+// Whether a resource last updated at `last_updated` counts as not modified since `since` (RFC 9110
+// 13.1.3): its update time, cut to the resolution the client was shown (whole seconds in
+// Last-Modified, milliseconds in a Bundle entry's lastModified), is not after it. A date later
+// than the server's clock is not valid, and is ignored.
+bool NotModifiedSince(TimePoint last_updated, TimePoint since,
+                      std::chrono::microseconds resolution) {
+  if (since > Clock::System().Now()) return false;
+  const int64_t step = resolution.count();
+  const int64_t us = ToMicros(last_updated);
+  const int64_t floored = us - ((us % step) + step) % step;
+  return floored <= ToMicros(since);
+}
+
 }  // namespace
 
 Json BuildCapabilityStatement(const FhirApiOptions& options) {
@@ -182,7 +195,7 @@ Json BuildCapabilityStatement(const FhirApiOptions& options) {
     r["readHistory"] = writable;
     r["updateCreate"] = writable;
     r["conditionalCreate"] = writable && searchable;
-    r["conditionalRead"] = writable ? "not-match" : "not-supported";
+    r["conditionalRead"] = writable ? "full-support" : "not-supported";
     r["conditionalUpdate"] = writable && searchable;
     r["conditionalDelete"] = writable && searchable ? "single" : "not-supported";
     if (searchable) {
@@ -771,7 +784,15 @@ class FhirApi::Handlers {
                               ctx);
     }
     NoteVersion(note, *v);
-    if (!v->deleted && IfNoneMatchNames(ctx.request[bh::field::if_none_match], v->version)) {
+    // If-Modified-Since counts only without If-None-Match, and is ignored when not a valid date.
+    bool not_modified = false;
+    if (ctx.request.find(bh::field::if_none_match) != ctx.request.end()) {
+      not_modified = IfNoneMatchNames(ctx.request[bh::field::if_none_match], v->version);
+    } else if (std::optional<TimePoint> since =
+                   ParseHttpDate(ctx.request[bh::field::if_modified_since])) {
+      not_modified = NotModifiedSince(v->last_updated, *since, std::chrono::seconds(1));
+    }
+    if (!v->deleted && not_modified) {
       Response r{HttpStatus::not_modified, ctx.request.version()};
       r.set(bh::field::etag, ETagFor(v->version));
       r.set(bh::field::last_modified, FormatHttpDate(v->last_updated));
@@ -1356,6 +1377,16 @@ class FhirApi::Handlers {
     if (v->deleted) return FailEntry(w, GoneError("the resource was deleted"));
     w.version = *v;
     w.status = HttpStatus::ok;
+    // Conditional read of an instance, as on the plain route (ifModifiedSince only without
+    // ifNoneMatch): 304 with the entry's etag and lastModified, and no resource.
+    const fhir::BundleEntry& e = *w.entry;
+    if (e.target.kind != fhir::EntryTarget::Kind::kInstance) return;
+    if (e.if_none_match
+            ? IfNoneMatchNames(*e.if_none_match, v->version)
+            : e.if_modified_since && NotModifiedSince(v->last_updated, *e.if_modified_since,
+                                                      std::chrono::milliseconds(1))) {
+      w.status = HttpStatus::not_modified;
+    }
   }
 
   // Runs a read entry (GET or HEAD). `overlay` holds the versions the transaction writes, by
@@ -1565,7 +1596,9 @@ class FhirApi::Handlers {
       const store::ResourceVersion* v = w.error.ok() && w.version ? &*w.version : nullptr;
       if (v != nullptr) {
         out += "\"fullUrl\":" + fhir::JsonString(base + "/" + v->type + "/" + v->id) + ",";
-        const bool show = w.method == fhir::EntryMethod::kGet || (representation && w.IsWrite());
+        const bool show =
+            (w.method == fhir::EntryMethod::kGet && w.status != HttpStatus::not_modified) ||
+            (representation && w.IsWrite());
         if (show && !v->deleted) out += "\"resource\":" + v->payload + ",";
       } else if (w.error.ok() && !w.search_bundle.empty() && w.method == fhir::EntryMethod::kGet) {
         out += "\"resource\":" + w.search_bundle + ",";

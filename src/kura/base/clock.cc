@@ -56,6 +56,61 @@ std::string FormatHttpDate(TimePoint t) {
   return buf;
 }
 
+namespace {
+
+// 0-11 for "Jan".."Dec" (case as written), -1 otherwise.
+int MonthIndex(std::string_view name) {
+  static constexpr std::string_view kMonths[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                                 "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+  for (int i = 0; i < 12; ++i) {
+    if (name == kMonths[i]) return i;
+  }
+  return -1;
+}
+
+}  // namespace
+
+std::optional<TimePoint> ParseHttpDate(std::string_view text) {
+  if (text.size() < 24 || text.size() > 40) return std::nullopt;
+  const std::string t(text);
+  int day = 0, year = 0, h = 0, mi = 0, s = 0, used = 0;
+  char month[4] = {0};
+  char weekday[10] = {0};
+  if (t.size() == 29 && t[3] == ',') {  // IMF-fixdate: "Sun, 06 Nov 1994 08:49:37 GMT"
+    if (std::sscanf(t.c_str(), "%3[A-Za-z], %2d %3[A-Za-z] %4d %2d:%2d:%2d GMT%n", weekday, &day,
+                    month, &year, &h, &mi, &s, &used) != 7) {
+      return std::nullopt;
+    }
+  } else if (t.find(',') != std::string::npos) {  // RFC 850: "Sunday, 06-Nov-94 08:49:37 GMT"
+    if (std::sscanf(t.c_str(), "%9[A-Za-z], %2d-%3[A-Za-z]-%2d %2d:%2d:%2d GMT%n", weekday, &day,
+                    month, &year, &h, &mi, &s, &used) != 7) {
+      return std::nullopt;
+    }
+    // Two-digit years more than 50 years ahead are in the past (RFC 9110).
+    year += year < 70 ? 2000 : 1900;
+  } else {  // asctime: "Sun Nov  6 08:49:37 1994"
+    if (std::sscanf(t.c_str(), "%3[A-Za-z] %3[A-Za-z] %2d %2d:%2d:%2d %4d%n", weekday, month, &day,
+                    &h, &mi, &s, &year, &used) != 7) {
+      return std::nullopt;
+    }
+  }
+  const int mon = MonthIndex(month);
+  if (used != static_cast<int>(t.size()) || mon < 0 || day < 1 || day > 31 || h > 23 || mi > 59 ||
+      s > 60 || year < 1970) {
+    return std::nullopt;
+  }
+  std::tm tm{};
+  tm.tm_year = year - 1900;
+  tm.tm_mon = mon;
+  tm.tm_mday = day;
+  tm.tm_hour = h;
+  tm.tm_min = mi;
+  tm.tm_sec = s;
+  const std::time_t secs = timegm(&tm);
+  if (tm.tm_mday != day) return std::nullopt;  // 31 Feb and the like, normalized by timegm.
+  return TimePoint(std::chrono::seconds(secs));
+}
+
 int64_t ToMicros(TimePoint t) { return t.time_since_epoch().count(); }
 TimePoint FromMicros(int64_t micros) { return TimePoint(std::chrono::microseconds(micros)); }
 

@@ -37,6 +37,10 @@ std::string FormatInstant(TimePoint t);
 std::string FormatInstantMicros(TimePoint t);
 // "Mon, 01 Jan 2024 00:00:00 GMT" for Last-Modified (RFC 9110 IMF-fixdate).
 std::string FormatHttpDate(TimePoint t);
+// An HTTP-date as RFC 9110 (5.6.7) asks recipients to accept: IMF-fixdate, and the obsolete
+// RFC 850 ("Sunday, 06-Nov-94 08:49:37 GMT") and asctime ("Sun Nov  6 08:49:37 1994") forms;
+// nullopt for anything else. The weekday is not checked against the date.
+std::optional<TimePoint> ParseHttpDate(std::string_view text);
 int64_t ToMicros(TimePoint t);
 // A FHIR instant or dateTime with a zone ("2024-01-01T00:00:00Z", "...+02:00", fractions to the
 // microsecond) or a date ("2024-01-01", midnight UTC); nullopt otherwise.

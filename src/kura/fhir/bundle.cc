@@ -41,7 +41,8 @@ struct EntryFacts {
   bool method_bad = false;  // Present but not a string.
   std::optional<std::string> url;
   bool url_bad = false;
-  bool condition_bad = false;  // ifMatch / ifNoneExist not a string.
+  bool condition_bad = false;  // ifMatch, ifNoneMatch, ifModifiedSince or ifNoneExist not a string.
+  std::optional<std::string> if_modified_since;  // As written; checked at the end.
   enum class Resource : uint8_t { kAbsent, kObject, kOther } resource = Resource::kAbsent;
 };
 
@@ -85,6 +86,7 @@ class BundleHandler {
       return true;
     }
     if (depth_ == 3 && in_entries_) return StartEntry(false);
+    if (depth_ == 5 && in_request_) RequestMemberNotScalar();
     if (depth_ == 4 && InEntry()) {
       const std::string& key = path_[2];
       if (key == "request") {
@@ -131,6 +133,7 @@ class BundleHandler {
     }
     if (depth_ == 3 && in_entries_) return StartEntry(true);
     if (depth_ == 4 && InEntry()) NonObjectMember();
+    if (depth_ == 5 && in_request_) RequestMemberNotScalar();
     return true;
   }
   bool EndArray(rapidjson::SizeType) {
@@ -195,6 +198,20 @@ class BundleHandler {
     }
   }
 
+  // An object or array as the value of a request member: wrong where a string is expected.
+  void RequestMemberNotScalar() {
+    const std::string& key = path_[3];
+    EntryFacts& facts = facts_.back();
+    if (key == "method") {
+      facts.method_bad = true;
+    } else if (key == "url") {
+      facts.url_bad = true;
+    } else if (key == "ifMatch" || key == "ifNoneMatch" || key == "ifModifiedSince" ||
+               key == "ifNoneExist") {
+      facts.condition_bad = true;
+    }
+  }
+
   bool Scalar(ScalarKind kind, std::string_view value) {
     if (depth_ == 0) return Fail("a Bundle must be a JSON object");
     const bool is_string = kind == ScalarKind::kString;
@@ -235,30 +252,26 @@ class BundleHandler {
       const std::string& key = path_[3];
       EntryFacts& facts = facts_.back();
       BundleEntry& entry = bundle_.entries.back();
+      // A string goes where it belongs; anything else marks the member bad.
+      auto take = [&](std::optional<std::string>& target, bool& bad) {
+        if (is_string) {
+          target = std::string(value);
+        } else {
+          bad = true;
+        }
+      };
       if (key == "method") {
-        if (is_string) {
-          facts.method = std::string(value);
-        } else {
-          facts.method_bad = true;
-        }
+        take(facts.method, facts.method_bad);
       } else if (key == "url") {
-        if (is_string) {
-          facts.url = std::string(value);
-        } else {
-          facts.url_bad = true;
-        }
+        take(facts.url, facts.url_bad);
       } else if (key == "ifMatch") {
-        if (is_string) {
-          entry.if_match = std::string(value);
-        } else {
-          facts.condition_bad = true;
-        }
+        take(entry.if_match, facts.condition_bad);
       } else if (key == "ifNoneExist") {
-        if (is_string) {
-          entry.if_none_exist = std::string(value);
-        } else {
-          facts.condition_bad = true;
-        }
+        take(entry.if_none_exist, facts.condition_bad);
+      } else if (key == "ifNoneMatch") {
+        take(entry.if_none_match, facts.condition_bad);
+      } else if (key == "ifModifiedSince") {
+        take(facts.if_modified_since, facts.condition_bad);
       }
     }
     return true;
@@ -357,7 +370,19 @@ Status CheckEntry(BundleEntry& entry, const EntryFacts& facts, std::string_view 
     return EntryProblem(i, "request.url", "request.url is missing or not a string", "required");
   }
   if (facts.condition_bad) {
-    return EntryProblem(i, "request", "request.ifMatch and request.ifNoneExist must be strings");
+    return EntryProblem(i, "request",
+                        "request.ifMatch, ifNoneMatch, ifModifiedSince and ifNoneExist must be "
+                        "strings");
+  }
+  if (facts.if_modified_since) {
+    // An instant: a time with its zone, not just a date.
+    if (facts.if_modified_since->find('T') != std::string::npos) {
+      entry.if_modified_since = ParseInstant(*facts.if_modified_since);
+    }
+    if (!entry.if_modified_since) {
+      return EntryProblem(i, "request.ifModifiedSince",
+                          "request.ifModifiedSince must be a FHIR instant", "value");
+    }
   }
   entry.url = *facts.url;
   StatusOr<EntryTarget> target = ParseEntryUrl(entry.url, base);

@@ -25,6 +25,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "kura/base/clock.h"
 #include "kura/base/status.h"
 #include "kura/fhir/json.h"
 
@@ -75,6 +76,11 @@ struct BundleEntry {
   EntryTarget target;                 // request.url split (when it parsed).
   std::optional<std::string> if_match;
   std::optional<std::string> if_none_exist;
+  // Conditional read (GET and HEAD of an instance; ignored elsewhere, as HTTP does): 304 when
+  // ifNoneMatch names the current version, or else when it was not modified after
+  // ifModifiedSince (a FHIR instant).
+  std::optional<std::string> if_none_match;
+  std::optional<TimePoint> if_modified_since;
   // The resource's JSON text as it appears in the body (a view into it); empty when none.
   std::string_view resource;
   std::string resource_type;      // Its resourceType when that is a string; else "".

@@ -189,6 +189,16 @@ TEST(ParseBundleTest, EntryProblemsAreRecordedPerEntry) {
        "must be a string"},
       {R"({"request":{"method":"PUT","url":"Patient/1","ifMatch":2},"resource":{}})",
        "Bundle.entry[1].request", "must be strings"},
+      {R"({"request":{"method":"GET","url":"Patient/1","ifNoneMatch":["*"]}})",
+       "Bundle.entry[1].request", "must be strings"},
+      {R"({"request":{"method":{"m":"GET"},"url":"Patient/1"}})", "Bundle.entry[1].request.method",
+       "not a string"},
+      {R"({"request":{"method":"GET","url":["Patient/1"]}})", "Bundle.entry[1].request.url",
+       "not a string"},
+      {R"({"request":{"method":"GET","url":"Patient/1","ifModifiedSince":"2020-01-01"}})",
+       "Bundle.entry[1].request.ifModifiedSince", "must be a FHIR instant"},
+      {R"({"request":{"method":"GET","url":"Patient/1","ifModifiedSince":"2020-01-01T25:00:00Z"}})",
+       "Bundle.entry[1].request.ifModifiedSince", "must be a FHIR instant"},
   };
   for (const Case& c : cases) {
     std::string body = Transaction(R"({"request":{"method":"GET","url":"Patient/0"}},)" + c.entry +
@@ -205,6 +215,22 @@ TEST(ParseBundleTest, EntryProblemsAreRecordedPerEntry) {
     EXPECT_NE(Diagnostics(problem).find(c.why), std::string::npos)
         << c.entry << " -> " << Diagnostics(problem);
   }
+}
+
+TEST(ParseBundleTest, KeepsConditionalReadConditions) {
+  const std::string body =
+      Transaction(R"({"request":{"method":"GET","url":"Patient/1","ifNoneMatch":"W/\"3\"",
+                                 "ifModifiedSince":"2024-05-06T07:08:09.123+02:00"}},
+                     {"request":{"method":"GET","url":"Patient/2"}})",
+                  "batch");
+  auto bundle = ParseBundle(body, {});
+  ASSERT_TRUE(bundle.ok()) << bundle.status().ToString();
+  const BundleEntry& e = bundle->entries[0];
+  ASSERT_TRUE(e.problem.ok()) << e.problem.ToString();
+  EXPECT_EQ(e.if_none_match, "W/\"3\"");
+  EXPECT_EQ(e.if_modified_since, ParseInstant("2024-05-06T05:08:09.123Z"));
+  EXPECT_FALSE(bundle->entries[1].if_none_match.has_value());
+  EXPECT_FALSE(bundle->entries[1].if_modified_since.has_value());
 }
 
 TEST(ParseEntryUrlTest, SplitsRelativeUrls) {
