@@ -1226,6 +1226,42 @@ class ExportTests(AuditTestCase):
             self.assertRegex(line, r"^<\d+>1 \S+ \S+ kura \S+ \S+ - CEF:0\|Kura\|Kura\|")
         self.assertTrue(any(CEF_CHECKPOINT.search(line) for line in rx.lines()))
 
+    def test_a_removed_sink_is_listed_and_can_be_forgotten(self):
+        sink = os.path.join(self.root, "audit.jsonl")
+        env = {"KURA_AUDIT_JSON_LINES_FILE": sink}
+        srv = self.server(env)
+        self.traffic(srv)
+        self.assertEqual(srv.stop(signal.SIGTERM), 0, srv.log_text())
+        data = ["--data-dir", srv.data_dir]
+
+        def sinks(env):
+            res = run_cli(["audit", "sinks", *data, "--json"], env=env)
+            self.assertEqual(res.returncode, 0, res.stderr)
+            return json.loads(res.stdout)
+        listed = sinks(env)
+        self.assertEqual([(x["name"], x["configured"]) for x in listed], [("json-lines", True)])
+        self.assertEqual(listed[0]["next_sequence"], max_audit_seq(srv.db_path) + 1)
+        # Still configured: refused, and nothing is written.
+        before = max_audit_seq(srv.db_path)
+        res = run_cli(["audit", "forget-sink", *data, "--name", "json-lines"], env=env)
+        self.assertEqual(res.returncode, 1)
+        self.assertIn("configured in kura.toml", res.stderr)
+        self.assertEqual(max_audit_seq(srv.db_path), before)
+        # Removed from the configuration: listed as such, then forgotten (and audited).
+        self.assertEqual([(x["name"], x["configured"]) for x in sinks({})],
+                         [("json-lines", False)])
+        res = run_cli(["audit", "forget-sink", *data, "--name", "json-lines"])
+        self.assertEqual(res.returncode, 0, res.stderr)
+        self.assertIn("Forgot audit sink json-lines", res.stdout)
+        self.assertEqual(sinks({}), [])
+        self.assertEqual(max_audit_seq(srv.db_path), before + 1)
+        res = run_cli(["audit", "forget-sink", *data, "--name", "json-lines"])
+        self.assertEqual(res.returncode, 1)
+        self.assertIn("no audit sink json-lines", res.stderr)
+        res = run_cli(["audit", "forget-sink", *data])
+        self.assertEqual(res.returncode, 2)
+        self.assertIn("--name", res.stderr)
+
     def test_json_lines_file_is_a_verifiable_copy(self):
         sink = os.path.join(self.root, "audit.jsonl")
         srv = self.server({"KURA_AUDIT_JSON_LINES_FILE": sink,

@@ -543,6 +543,19 @@ TEST_F(AuditLogTest, ExportCursorsAreDurable) {
   Open();
   EXPECT_EQ(*store_->ReadAuditCursor("syslog"), 42u);
   EXPECT_EQ(*store_->ReadAuditCursor("file"), 0u);
+  // Deleting names the ones that existed, and is durable too.
+  ASSERT_TRUE(store_->WriteAuditCursor("syslog/checkpoints", 40).ok());
+  ASSERT_TRUE(store_->WriteAuditCursor("json-lines", 7).ok());
+  StatusOr<int64_t> deleted = store_->DeleteAuditCursors({"syslog", "syslog/checkpoints", "file"});
+  ASSERT_TRUE(deleted.ok()) << deleted.status().ToString();
+  EXPECT_EQ(*deleted, 2);
+  Close();
+  Open();
+  StatusOr<std::vector<store::AuditCursor>> left = store_->ReadAuditCursors();
+  ASSERT_TRUE(left.ok());
+  ASSERT_EQ(left->size(), 1u);
+  EXPECT_EQ((*left)[0].name, "json-lines");
+  EXPECT_EQ((*left)[0].next_sequence, 7u);
 }
 
 TEST_F(AuditLogTest, CheckpointsAfterATreeSizeComeAscendingWithoutPruneAnchors) {

@@ -104,6 +104,53 @@ int RunAuditPrune(const std::filesystem::path& dir, bool json) {
   return 0;
 }
 
+nlohmann::ordered_json SinkJson(const ops::AuditSinkPosition& sink) {
+  auto number = [](const std::optional<uint64_t>& n) {
+    return n ? nlohmann::ordered_json(*n) : nlohmann::ordered_json();
+  };
+  return {{"name", sink.name},
+          {"configured", sink.configured},
+          {"next_sequence", number(sink.next_sequence)},
+          {"checkpoint_tree_size", number(sink.checkpoint_tree_size)}};
+}
+
+int RunAuditSinks(const std::filesystem::path& dir, bool json) {
+  StatusOr<std::vector<ops::AuditSinkPosition>> sinks =
+      ops::ListAuditSinks(dir, ProcessEnvironment());
+  if (!sinks.ok()) return CommandFailed("audit sinks", sinks.status());
+  if (json) {
+    nlohmann::ordered_json doc = nlohmann::ordered_json::array();
+    for (const ops::AuditSinkPosition& sink : *sinks) doc.push_back(SinkJson(sink));
+    std::cout << doc.dump() << std::endl;
+    return 0;
+  }
+  if (sinks->empty()) std::cout << "No audit export sink is configured or has a position\n";
+  for (const ops::AuditSinkPosition& sink : *sinks) {
+    std::cout << sink.name << (sink.configured ? " (configured)" : " (not configured)")
+              << ": next record "
+              << (sink.next_sequence ? std::to_string(*sink.next_sequence) : "none yet")
+              << ", last checkpoint "
+              << (sink.checkpoint_tree_size ? std::to_string(*sink.checkpoint_tree_size)
+                                            : "none yet")
+              << "\n";
+  }
+  std::cout << std::flush;
+  return 0;
+}
+
+int RunForgetSink(const std::filesystem::path& dir, const std::string& name, bool json) {
+  StatusOr<ops::AuditSinkPosition> was = ops::ForgetAuditSink(dir, ProcessEnvironment(), name);
+  if (!was.ok()) return CommandFailed("audit forget-sink", was.status());
+  if (json) {
+    std::cout << SinkJson(*was).dump() << std::endl;
+    return 0;
+  }
+  std::cout << "Forgot audit sink " << was->name << " (it had reached record "
+            << (was->next_sequence ? std::to_string(*was->next_sequence) : "none") << ")"
+            << std::endl;
+  return 0;
+}
+
 int RunReindex(const std::filesystem::path& dir, bool json) {
   StatusOr<ops::ReindexResult> run = ops::ReindexDataDirectory(dir, ProcessEnvironment());
   if (!run.ok()) return CommandFailed("fhir reindex", run.status());
@@ -217,6 +264,22 @@ int Main(int argc, char** argv, const ServeCommand& serve) {
       "received); the server also does this daily",
       prune_dir, prune_json);
 
+  std::filesystem::path sinks_dir;
+  bool sinks_json = false;
+  CLI::App* audit_sinks = AddDataDirCommand(
+      *audit, "sinks",
+      "List the audit export sinks: how far each got, and whether kura.toml still configures it",
+      sinks_dir, sinks_json);
+  std::filesystem::path forget_dir;
+  bool forget_json = false;
+  std::string forget_name;
+  CLI::App* audit_forget = AddDataDirCommand(
+      *audit, "forget-sink",
+      "Remove the stored position of an export sink that is no longer configured, so retention "
+      "stops keeping records for it",
+      forget_dir, forget_json);
+  audit_forget->add_option("--name", forget_name, "The sink (as `kura audit sinks` lists it)");
+
   std::filesystem::path reindex_dir;
   bool reindex_json = false;
   CLI::App* fhir = app.add_subcommand("fhir", "Maintain the FHIR data");
@@ -261,6 +324,12 @@ int Main(int argc, char** argv, const ServeCommand& serve) {
   if (audit_prune->parsed() && prune_dir.empty()) {
     return usage("audit prune: --data-dir is required");
   }
+  if (audit_sinks->parsed() && sinks_dir.empty()) {
+    return usage("audit sinks: --data-dir is required");
+  }
+  if (audit_forget->parsed() && (forget_dir.empty() || forget_name.empty())) {
+    return usage("audit forget-sink: --data-dir and --name are required");
+  }
   if (fhir_reindex->parsed() && reindex_dir.empty()) {
     return usage("fhir reindex: --data-dir is required");
   }
@@ -285,6 +354,8 @@ int Main(int argc, char** argv, const ServeCommand& serve) {
     return RunAuditVerify(verify_options, verify_json);
   }
   if (audit_prune->parsed()) return RunAuditPrune(prune_dir, prune_json);
+  if (audit_sinks->parsed()) return RunAuditSinks(sinks_dir, sinks_json);
+  if (audit_forget->parsed()) return RunForgetSink(forget_dir, forget_name, forget_json);
   if (fhir_reindex->parsed()) return RunReindex(reindex_dir, reindex_json);
   return 2;
 }

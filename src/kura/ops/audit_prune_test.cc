@@ -20,6 +20,19 @@ class AuditPruneCommandTest : public testing::DataDirTest {
  protected:
   AuditPruneCommandTest() : DataDirTest("kura-ops-prune") {}
 
+  // The stored audit rows of `action`.
+  std::vector<store::AuditRow> RowsOfAction(std::string_view action) {
+    auto opened = OpenDataDirectory(dir_, {});
+    EXPECT_TRUE(opened.ok()) << opened.status().message();
+    if (!opened.ok()) return {};
+    store::AuditQuery query;
+    query.action = std::string(action);
+    auto page = opened->db->SearchAudit(query);
+    EXPECT_TRUE(page.ok()) << page.status().message();
+    opened->db->Close();
+    return page.ok() ? page->rows : std::vector<store::AuditRow>();
+  }
+
   // Appends `count` records written now and has them signed, with `clock` as the log's clock.
   void AppendSigned(int count, FakeClock& clock) {
     auto opened = OpenDataDirectory(dir_, {});
@@ -69,19 +82,60 @@ TEST_F(AuditPruneCommandTest, PrunesWhatRetentionAllowsAndVerifyStillPasses) {
   EXPECT_EQ(verified->report.records_checked, 1u);  // The prune record.
   EXPECT_TRUE(verified->recorded);
 
-  auto opened = OpenDataDirectory(dir_, {});
-  ASSERT_TRUE(opened.ok());
-  store::AuditQuery query;
-  query.action = "prune";
-  auto page = opened->db->SearchAudit(query);
-  ASSERT_TRUE(page.ok());
-  ASSERT_EQ(page->rows.size(), 1u);
-  EXPECT_EQ(page->rows[0].actor, kCliActorId);
-  opened->db->Close();
+  std::vector<store::AuditRow> rows = RowsOfAction("prune");
+  ASSERT_EQ(rows.size(), 1u);
+  EXPECT_EQ(rows[0].actor, kCliActorId);
 
   auto again = PruneDataDirectoryAuditLog(dir_, {}, later);
   ASSERT_TRUE(again.ok()) << again.status().ToString();
   EXPECT_EQ(again->steps, 0u);
+}
+
+// A sink removed from kura.toml keeps its cursor, which holds retention back until the sink is
+// forgotten; forgetting is refused while the sink is configured, and audited.
+TEST_F(AuditPruneCommandTest, AForgottenSinkNoLongerHoldsRetentionBack) {
+  FakeClock later(Clock::System().Now() + std::chrono::hours(24) * 2557);
+  AppendSigned(5, later);  // Records 0-5, signed at 6.
+  {
+    auto opened = OpenDataDirectory(dir_, {});
+    ASSERT_TRUE(opened.ok());
+    ASSERT_TRUE(opened->db->WriteAuditCursor("syslog", 2).ok());
+    ASSERT_TRUE(opened->db->WriteAuditCursor("syslog/checkpoints", 0).ok());
+    opened->db->Close();
+  }
+  auto held = PruneDataDirectoryAuditLog(dir_, {}, later);
+  ASSERT_TRUE(held.ok()) << held.status().ToString();
+  EXPECT_EQ(held->first_retained_sequence, 0u);
+  EXPECT_EQ(held->held_back_by, "export cursor syslog/checkpoints");
+
+  const Environment configured = {{"KURA_AUDIT_SYSLOG_URL", "tcp://127.0.0.1:9"}};
+  auto listed = ListAuditSinks(dir_, configured);
+  ASSERT_TRUE(listed.ok()) << listed.status().ToString();
+  ASSERT_EQ(listed->size(), 1u);
+  EXPECT_EQ((*listed)[0].name, "syslog");
+  EXPECT_TRUE((*listed)[0].configured);
+  EXPECT_EQ((*listed)[0].next_sequence, 2u);
+  EXPECT_EQ((*listed)[0].checkpoint_tree_size, 0u);
+  EXPECT_EQ(ForgetAuditSink(dir_, configured, "syslog").status().code(),
+            StatusCode::kFailedPrecondition);
+  EXPECT_EQ(ForgetAuditSink(dir_, {}, "json-lines").status().code(), StatusCode::kNotFound);
+
+  auto forgotten = ForgetAuditSink(dir_, {}, "syslog");
+  ASSERT_TRUE(forgotten.ok()) << forgotten.status().ToString();
+  EXPECT_FALSE(forgotten->configured);
+  EXPECT_EQ(forgotten->next_sequence, 2u);
+  listed = ListAuditSinks(dir_, {});
+  ASSERT_TRUE(listed.ok());
+  EXPECT_TRUE(listed->empty());
+  EXPECT_EQ(ForgetAuditSink(dir_, {}, "syslog").status().code(), StatusCode::kNotFound);
+
+  auto pruned = PruneDataDirectoryAuditLog(dir_, {}, later);
+  ASSERT_TRUE(pruned.ok()) << pruned.status().ToString();
+  EXPECT_EQ(pruned->first_retained_sequence, 6u);
+  EXPECT_EQ(pruned->held_back_by.find("export cursor"), std::string::npos);
+
+  // The refused and the not-found ones wrote nothing.
+  EXPECT_EQ(RowsOfAction("audit-sink-forget").size(), 1u);
 }
 
 }  // namespace

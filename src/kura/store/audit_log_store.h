@@ -170,6 +170,9 @@ class AuditLogStore {
   virtual Status WriteAuditCursor(std::string_view name, uint64_t next_sequence) = 0;
   // Every stored cursor, by name.
   virtual StatusOr<std::vector<AuditCursor>> ReadAuditCursors() = 0;
+  // Removes the named cursors in one durable write (a sink that is gone for good, whose cursor
+  // would otherwise hold retention back forever); returns how many existed.
+  virtual StatusOr<int64_t> DeleteAuditCursors(const std::vector<std::string>& names) = 0;
 
   // Every kept prune anchor, ascending by first retained sequence (normally at most one: a
   // prune deletes the anchors it supersedes).

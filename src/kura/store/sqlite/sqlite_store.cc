@@ -295,6 +295,7 @@ enum class Sql {
   kReadAuditCursor,
   kWriteAuditCursor,
   kReadAuditCursors,
+  kDeleteAuditCursor,
   kReadAuditAnchors,
   kFirstAuditSequenceSince,
   kLowestAuditCursor,
@@ -431,6 +432,7 @@ constexpr std::array<SqlText, static_cast<size_t>(Sql::kCount)> kSql = {{
      "INSERT INTO audit_cursors(sink, next_seq) VALUES(?1, ?2) "
      "ON CONFLICT(sink) DO UPDATE SET next_seq = excluded.next_seq"},
     {"read_audit_cursors", "SELECT sink, next_seq FROM audit_cursors ORDER BY sink"},
+    {"delete_audit_cursor", "DELETE FROM audit_cursors WHERE sink = ?1"},
     {"read_audit_anchors",
      "SELECT kind, tree_size, time_us, note FROM audit_statements "
      "WHERE kind = 1 ORDER BY tree_size"},
@@ -1937,6 +1939,22 @@ Status SqliteStore::WriteAuditCursor(std::string_view name, uint64_t next_sequen
     return upsert.Run();
   };
   return RunAndWait(work);
+}
+
+StatusOr<int64_t> SqliteStore::DeleteAuditCursors(const std::vector<std::string>& names) {
+  int64_t deleted = 0;
+  const std::function<Status(Connection&)> work = [&names, &deleted](Connection& conn) -> Status {
+    deleted = 0;  // A retried unit starts over.
+    for (const std::string& name : names) {
+      Stmt remove(conn, Sql::kDeleteAuditCursor);
+      remove.BindText(1, name);
+      KURA_RETURN_IF_ERROR(remove.Run());
+      deleted += sqlite3_changes(conn.db());
+    }
+    return Status();
+  };
+  KURA_RETURN_IF_ERROR(RunAndWait(work));
+  return deleted;
 }
 
 StatusOr<std::vector<AuditCursor>> SqliteStore::ReadAuditCursors() {

@@ -132,6 +132,7 @@ class SqliteStore final : public Store, public AuditLogStore {
   StatusOr<uint64_t> ReadAuditCursor(std::string_view name) override;
   Status WriteAuditCursor(std::string_view name, uint64_t next_sequence) override;
   StatusOr<std::vector<AuditCursor>> ReadAuditCursors() override;
+  StatusOr<int64_t> DeleteAuditCursors(const std::vector<std::string>& names) override;
   StatusOr<std::vector<AuditStatement>> ReadAuditPruneAnchors() override;
   StatusOr<std::optional<uint64_t>> FindFirstAuditSequenceSince(int64_t time_us) override;
   Status PruneAudit(const AuditPrune& prune) override;
