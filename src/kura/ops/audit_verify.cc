@@ -72,7 +72,11 @@ StatusOr<AuditVerifyOutcome> VerifyDataDirectoryAuditLog(const AuditVerifyOption
   }
   outcome.external_checkpoints = extra_notes.size();
 
-  KURA_ASSIGN_OR_RETURN(OpenedDataDirectory dir, OpenDataDirectory(options.data_dir, env));
+  // Without a record to append, nothing needs write access: the copy stays as it is.
+  KURA_ASSIGN_OR_RETURN(
+      OpenedDataDirectory dir,
+      OpenDataDirectory(options.data_dir, env,
+                        options.record ? DataDirectoryUse::kCommand : DataDirectoryUse::kReadOnly));
   const std::string& tenant = dir.config.tenant;
   KURA_ASSIGN_OR_RETURN(std::optional<audit::NoteVerifierKey> trusted,
                         LoadCheckpointVerifierKey(*dir.db, *dir.keys, tenant));

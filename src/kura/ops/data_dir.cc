@@ -203,7 +203,7 @@ StatusOr<OpenedDataDirectory> OpenDataDirectory(const fs::path& data_dir, const 
   OpenedDataDirectory out;
   KURA_ASSIGN_OR_RETURN(out.config, LoadConfig(data_dir, env));
   KURA_RETURN_IF_ERROR(CheckDataDirectoryPermissions(out.config));
-  if (use != DataDirectoryUse::kCommand) {
+  if (use == DataDirectoryUse::kServer || use == DataDirectoryUse::kExclusive) {
     KURA_ASSIGN_OR_RETURN(out.lock, DataDirectoryLock::Acquire(out.config.data_dir));
   }
   KURA_ASSIGN_OR_RETURN(out.keys, crypto::LocalKeyFileProvider::Load(
@@ -223,6 +223,7 @@ StatusOr<OpenedDataDirectory> OpenDataDirectory(const fs::path& data_dir, const 
     // Two readers: the audit verifier reads rows while the key lookup reads data keys.
     options.read_connections = 2;
     options.group_commit_max_batch = 1;
+    options.read_only = use == DataDirectoryUse::kReadOnly;
   }
   KURA_ASSIGN_OR_RETURN(out.db, store::SqliteStore::Open(options));
   return out;

@@ -68,7 +68,9 @@ struct OpenedDataDirectory {
 
 // Who opens the directory: the server sizes the store from [storage] and locks the directory; a
 // command needs little, and locks it only when it must not run beside a server (kExclusive).
-enum class DataDirectoryUse { kCommand, kServer, kExclusive };
+// kReadOnly opens the database read-only (SqliteOptions::read_only: not a byte of it or its WAL
+// changes; no migration), for inspecting a copy.
+enum class DataDirectoryUse { kCommand, kServer, kExclusive, kReadOnly };
 
 // Loads the configuration (with `env` overrides), checks permissions, loads the key file and
 // opens the database, which must exist (a missing one after a bad restore must not silently

@@ -1536,6 +1536,76 @@ TEST_F(SqliteStoreTest, RefusesADatabaseWithANewerSchema) {
   EXPECT_EQ(refused.status().message().find(path_.string()), std::string::npos);
 }
 
+namespace {
+
+std::string Bytes(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+std::filesystem::path WithSuffix(const std::filesystem::path& path, const char* suffix) {
+  return path.string() + suffix;
+}
+
+}  // namespace
+
+// A forensic copy taken while the server ran (its WAL still holding commits) is read without
+// changing a byte: no migration, no checkpoint, no WAL removed on close.
+TEST_F(SqliteStoreTest, ReadOnlyOpenChangesNoByteOfTheDatabaseOrItsWal) {
+  const std::filesystem::path copy = dir_ / "copy";
+  std::filesystem::create_directories(copy);
+  {
+    StatusOr<std::unique_ptr<SqliteStore>> store = SqliteStore::Open(Options(path_));
+    ASSERT_THAT(store, IsOk());
+    ASSERT_THAT((*store)->Commit(Batch({Indexed("Observation", "o1", 1, {KeyRow("code", "a")}),
+                                        Res("Patient", "p1", 1)})),
+                IsOk());
+    ASSERT_THAT((*store)->Commit(Batch({Res("Patient", "p1", 2, R"({"v":2})")})), IsOk());
+    ASSERT_TRUE(std::filesystem::exists(WithSuffix(path_, "-wal")));
+    for (const char* suffix : {"", "-wal"}) {
+      std::filesystem::copy_file(WithSuffix(path_, suffix), WithSuffix(copy / "kura.db", suffix));
+    }
+  }
+  const std::filesystem::path db = copy / "kura.db";
+  const std::string db_bytes = Bytes(db);
+  const std::string wal_bytes = Bytes(WithSuffix(db, "-wal"));
+  ASSERT_FALSE(wal_bytes.empty());
+  {
+    SqliteOptions options = Options(db, 2);
+    options.read_only = true;
+    StatusOr<std::unique_ptr<SqliteStore>> store = SqliteStore::Open(options);
+    ASSERT_THAT(store, IsOk());
+    StatusOr<ResourceVersion> p1 = (*store)->ReadCurrent("Patient", "p1");
+    ASSERT_THAT(p1, IsOk());
+    EXPECT_EQ(p1->version, 2);  // The commit only the WAL holds.
+    StatusOr<IndexPage> found =
+        (*store)->Search(IndexSearch("Observation", {Clause("code", {KeyIs("a")})}));
+    ASSERT_THAT(found, IsOk());
+    EXPECT_EQ(found->hits.size(), 1u);
+    EXPECT_THAT((*store)->Commit(Batch({Res("Patient", "p2", 1)})),
+                StatusIs(StatusCode::kFailedPrecondition));
+    EXPECT_THAT((*store)->WriteIndexFingerprint("x"), StatusIs(StatusCode::kFailedPrecondition));
+  }
+  EXPECT_EQ(Bytes(db), db_bytes);
+  EXPECT_EQ(Bytes(WithSuffix(db, "-wal")), wal_bytes);
+
+  // Nothing to open is refused without creating a file; another schema version is refused.
+  SqliteOptions missing = Options(dir_ / "absent.db", 1);
+  missing.read_only = true;
+  EXPECT_THAT(SqliteStore::Open(missing), StatusIs(StatusCode::kFailedPrecondition));
+  EXPECT_FALSE(std::filesystem::exists(dir_ / "absent.db"));
+  {
+    StatusOr<std::unique_ptr<SqliteStore>> store = SqliteStore::Open(Options(path_));
+    ASSERT_THAT(store, IsOk());
+    ASSERT_THAT((*store)->RecordSchemaVersionForTest(SqliteStore::SchemaVersion() + 1), IsOk());
+  }
+  const std::string future_bytes = Bytes(path_);
+  SqliteOptions future = Options(path_, 1);
+  future.read_only = true;
+  EXPECT_THAT(SqliteStore::Open(future), StatusIs(StatusCode::kFailedPrecondition));
+  EXPECT_EQ(Bytes(path_), future_bytes);
+}
+
 // A database of schema version 5 kept one search_index row per value; opening it moves them into
 // one search_rows value per resource, and searches find the same resources.
 TEST_F(SqliteStoreTest, MovesVersionFiveSearchRowsIntoOneValuePerResource) {

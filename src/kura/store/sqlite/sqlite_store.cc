@@ -561,12 +561,13 @@ Status PrepareDatabaseFiles(const std::filesystem::path& path) {
 // connection to one thread at a time.
 class SqliteStore::Connection {
  public:
-  enum class Role { kWriter, kReader, kCheckpointer };
+  // kReadOnly: a connection of a read-only store (SqliteOptions::read_only).
+  enum class Role { kWriter, kReader, kCheckpointer, kReadOnly };
 
   static StatusOr<std::unique_ptr<Connection>> Open(const std::filesystem::path& path, Role role) {
     sqlite3* db = nullptr;
-    int rc = sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
-                             BufferedWalVfsName());
+    const int access = role == Role::kReadOnly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE;
+    int rc = sqlite3_open_v2(path.c_str(), &db, access | SQLITE_OPEN_NOMUTEX, BufferedWalVfsName());
     // The handle exists even when opening failed and must be closed either way.
     std::unique_ptr<Connection> conn(new Connection(db));
     if (rc != SQLITE_OK) return SqliteError(rc, db, "open");
@@ -593,6 +594,8 @@ class SqliteStore::Connection {
                            "PRAGMA temp_store=MEMORY; PRAGMA secure_delete=ON"));
     } else if (role == Role::kCheckpointer) {
       KURA_RETURN_IF_ERROR(conn->ExecScript("PRAGMA synchronous=FULL"));
+    } else if (role == Role::kReadOnly) {
+      KURA_RETURN_IF_ERROR(conn->ExecScript("PRAGMA query_only=1"));
     } else {
       // Readers map the database file: every commit (an audited read is one) makes the other
       // connections drop their page caches, so without a mapping each read the record cache
@@ -1141,6 +1144,7 @@ StatusOr<std::unique_ptr<SqliteStore>> SqliteStore::Open(const SqliteOptions& op
   if (options.audit_index_fold_records < 1) {
     return InvalidArgumentError("audit_index_fold_records must be at least 1");
   }
+  if (options.read_only) return OpenReadOnly(options);
   KURA_RETURN_IF_ERROR(PrepareDatabaseFiles(options.path));
 
   std::unique_ptr<SqliteStore> store(new SqliteStore(options));
@@ -1185,6 +1189,37 @@ StatusOr<std::unique_ptr<SqliteStore>> SqliteStore::Open(const SqliteOptions& op
     NameThisThread("kura-writer");
     raw->WriterLoop();
   });
+  return store;
+}
+
+StatusOr<std::unique_ptr<SqliteStore>> SqliteStore::OpenReadOnly(const SqliteOptions& options) {
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(options.path, ec)) {
+    return FailedPreconditionError("storage error", "no database file to open read-only");
+  }
+  std::unique_ptr<SqliteStore> store(new SqliteStore(options));
+  store->closing_ = true;  // No writer thread: nothing is ever queued.
+  KURA_ASSIGN_OR_RETURN(store->writer_conn_,
+                        Connection::Open(options.path, Connection::Role::kReadOnly));
+  {
+    Connection& conn = *store->writer_conn_;
+    StatusOr<std::string> version = conn.QueryText("SELECT MAX(version) FROM schema_migrations");
+    const std::string known = std::to_string(kMigrations.size());
+    if (!version.ok() || *version != known) {
+      return FailedPreconditionError(
+          "the database is not of this version's schema, and a read-only open cannot migrate it",
+          "schema version " + (version.ok() ? *version : std::string("unknown")) +
+              ", this build knows " + known);
+    }
+  }
+  KURA_RETURN_IF_ERROR(store->LoadSearchIndex());
+  store->readers_.reserve(static_cast<size_t>(options.read_connections));
+  for (int i = 0; i < options.read_connections; ++i) {
+    KURA_ASSIGN_OR_RETURN(std::unique_ptr<Connection> reader,
+                          Connection::Open(options.path, Connection::Role::kReadOnly));
+    store->free_readers_.push_back(reader.get());
+    store->readers_.push_back(std::move(reader));
+  }
   return store;
 }
 
@@ -1240,7 +1275,9 @@ void SqliteStore::Enqueue(PendingWrite write) {
       return;
     }
   }
-  write.finish(UnavailableError("storage error", "the store is closed"));
+  write.finish(options_.read_only
+                   ? FailedPreconditionError("storage error", "the store is open read-only")
+                   : UnavailableError("storage error", "the store is closed"));
 }
 
 Status SqliteStore::RunAndWait(std::function<Status(Connection&)> work) {

@@ -61,6 +61,11 @@ struct SqliteOptions {
   // search indexes (in the commit that passes it), >= 1. An audit search reads at most about this
   // many records row by row besides its index ranges.
   int audit_index_fold_records = 2048;
+  // Opens an existing database for reading only, changing no byte of it or of its WAL: no
+  // migration, no permission change, no writer or checkpoint thread, and no checkpoint when it
+  // closes (for inspecting a forensic copy). Writes fail with FailedPrecondition, and so does
+  // opening a database of another schema version.
+  bool read_only = false;
 };
 
 // Counters of the writer since Open, for metrics and benchmarks.
@@ -154,6 +159,7 @@ class SqliteStore final : public Store, public AuditLogStore {
   struct PendingWrite;  // One queued unit of write work and what to do with its result.
 
   explicit SqliteStore(const SqliteOptions& options);
+  static StatusOr<std::unique_ptr<SqliteStore>> OpenReadOnly(const SqliteOptions& options);
 
   // Queues `write` for the writer thread; finishes it at once with Unavailable after Close().
   void Enqueue(PendingWrite write);
