@@ -1168,13 +1168,7 @@ StatusOr<std::unique_ptr<SqliteStore>> SqliteStore::Open(const SqliteOptions& op
   KURA_RETURN_IF_ERROR(ChmodOwnerOnlyIfExists(WithSuffix(options.path, "-wal")));
   KURA_RETURN_IF_ERROR(ChmodOwnerOnlyIfExists(WithSuffix(options.path, "-shm")));
 
-  store->readers_.reserve(static_cast<size_t>(options.read_connections));
-  for (int i = 0; i < options.read_connections; ++i) {
-    KURA_ASSIGN_OR_RETURN(std::unique_ptr<Connection> reader,
-                          Connection::Open(options.path, Connection::Role::kReader));
-    store->free_readers_.push_back(reader.get());
-    store->readers_.push_back(std::move(reader));
-  }
+  KURA_RETURN_IF_ERROR(store->OpenReaders());
   // The writer never checkpoints (that would hold every queued write behind a database-file
   // fsync); the checkpoint thread does, when the WAL passes checkpoint_wal_pages.
   KURA_ASSIGN_OR_RETURN(store->checkpoint_conn_,
@@ -1213,14 +1207,21 @@ StatusOr<std::unique_ptr<SqliteStore>> SqliteStore::OpenReadOnly(const SqliteOpt
     }
   }
   KURA_RETURN_IF_ERROR(store->LoadSearchIndex());
-  store->readers_.reserve(static_cast<size_t>(options.read_connections));
-  for (int i = 0; i < options.read_connections; ++i) {
-    KURA_ASSIGN_OR_RETURN(std::unique_ptr<Connection> reader,
-                          Connection::Open(options.path, Connection::Role::kReadOnly));
-    store->free_readers_.push_back(reader.get());
-    store->readers_.push_back(std::move(reader));
-  }
+  KURA_RETURN_IF_ERROR(store->OpenReaders());
   return store;
+}
+
+Status SqliteStore::OpenReaders() {
+  const Connection::Role role =
+      options_.read_only ? Connection::Role::kReadOnly : Connection::Role::kReader;
+  readers_.reserve(static_cast<size_t>(options_.read_connections));
+  for (int i = 0; i < options_.read_connections; ++i) {
+    KURA_ASSIGN_OR_RETURN(std::unique_ptr<Connection> reader,
+                          Connection::Open(options_.path, role));
+    free_readers_.push_back(reader.get());
+    readers_.push_back(std::move(reader));
+  }
+  return Status();
 }
 
 Status SqliteStore::LoadSearchIndex() {

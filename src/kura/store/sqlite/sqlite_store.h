@@ -160,6 +160,8 @@ class SqliteStore final : public Store, public AuditLogStore {
 
   explicit SqliteStore(const SqliteOptions& options);
   static StatusOr<std::unique_ptr<SqliteStore>> OpenReadOnly(const SqliteOptions& options);
+  // Open: the pool of `read_connections` read connections.
+  Status OpenReaders();
 
   // Queues `write` for the writer thread; finishes it at once with Unavailable after Close().
   void Enqueue(PendingWrite write);
