@@ -224,6 +224,9 @@ StatusOr<OpenedDataDirectory> OpenDataDirectory(const fs::path& data_dir, const 
     options.read_connections = 2;
     options.group_commit_max_batch = 1;
     options.read_only = use == DataDirectoryUse::kReadOnly;
+    // No command searches resources: reading every search row into memory would cost a large
+    // database seconds and hundreds of MiB per command.
+    options.search_index = false;
   }
   KURA_ASSIGN_OR_RETURN(out.db, store::SqliteStore::Open(options));
   return out;

@@ -1549,6 +1549,30 @@ std::filesystem::path WithSuffix(const std::filesystem::path& path, const char* 
 
 }  // namespace
 
+// Commands open the store without the in-memory search index: searches are refused, writes still
+// keep search_rows, which the next open with the index reads.
+TEST_F(SqliteStoreTest, WithoutTheSearchIndexSearchesAreRefusedAndRowsStillWritten) {
+  {
+    SqliteOptions options = Options(path_, 1);
+    options.search_index = false;
+    StatusOr<std::unique_ptr<SqliteStore>> store = SqliteStore::Open(options);
+    ASSERT_THAT(store, IsOk());
+    ASSERT_THAT((*store)->Commit(Batch({Indexed("Observation", "o1", 1, {KeyRow("code", "a")})})),
+                IsOk());
+    const IndexQuery query = IndexSearch("Observation", {Clause("code", {KeyIs("a")})});
+    EXPECT_THAT((*store)->Search(query), StatusIs(StatusCode::kFailedPrecondition));
+    std::optional<StatusOr<IndexPage>> in_memory = (*store)->SearchIfInMemory(query);
+    ASSERT_TRUE(in_memory.has_value());
+    EXPECT_THAT(*in_memory, StatusIs(StatusCode::kFailedPrecondition));
+  }
+  StatusOr<std::unique_ptr<SqliteStore>> store = SqliteStore::Open(Options(path_));
+  ASSERT_THAT(store, IsOk());
+  StatusOr<IndexPage> found =
+      (*store)->Search(IndexSearch("Observation", {Clause("code", {KeyIs("a")})}));
+  ASSERT_THAT(found, IsOk());
+  EXPECT_EQ(found->hits.size(), 1u);
+}
+
 // A forensic copy taken while the server ran (its WAL still holding commits) is read without
 // changing a byte: no migration, no checkpoint, no WAL removed on close.
 TEST_F(SqliteStoreTest, ReadOnlyOpenChangesNoByteOfTheDatabaseOrItsWal) {

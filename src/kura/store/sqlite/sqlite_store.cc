@@ -1225,6 +1225,7 @@ Status SqliteStore::OpenReaders() {
 }
 
 Status SqliteStore::LoadSearchIndex() {
+  if (!options_.search_index) return Status();
   Connection& conn = *writer_conn_;
   KURA_RETURN_IF_ERROR(conn.ExecScript("BEGIN"));
   Stmt query(conn, Sql::kLoadSearchRows);
@@ -1423,7 +1424,7 @@ void SqliteStore::RunGroup(std::vector<PendingWrite>& group, std::vector<Status>
   }
   if (audit_open) appender->EndTransaction(true);
   // Durable: searches see the group's resources before any of its writers hears back.
-  search_index_.Apply(pending_index_);
+  if (options_.search_index) search_index_.Apply(pending_index_);
   pending_index_.clear();
 }
 
@@ -1686,9 +1687,15 @@ Status SqliteStore::WriteIndexFingerprint(std::string_view fingerprint) {
   return RunAndWait(work);
 }
 
-StatusOr<IndexPage> SqliteStore::Search(const IndexQuery& q) { return search_index_.Search(q); }
+StatusOr<IndexPage> SqliteStore::Search(const IndexQuery& q) {
+  if (!options_.search_index) {
+    return FailedPreconditionError("storage error", "opened without its search index");
+  }
+  return search_index_.Search(q);
+}
 
 std::optional<StatusOr<IndexPage>> SqliteStore::SearchIfInMemory(const IndexQuery& q) {
+  if (!options_.search_index) return Search(q);
   return search_index_.Search(q, kInMemorySearchBudget);
 }
 

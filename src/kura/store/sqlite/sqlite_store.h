@@ -66,6 +66,10 @@ struct SqliteOptions {
   // closes (for inspecting a forensic copy). Writes fail with FailedPrecondition, and so does
   // opening a database of another schema version.
   bool read_only = false;
+  // Builds the in-memory search index at Open (a full read of search_rows: seconds and hundreds
+  // of MiB for a large database). Administrative commands that never search turn it off; Search
+  // then fails with FailedPrecondition, and commits leave the index alone.
+  bool search_index = true;
 };
 
 // Counters of the writer since Open, for metrics and benchmarks.
