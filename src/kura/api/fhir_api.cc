@@ -141,6 +141,16 @@ bool NotModifiedSince(TimePoint last_updated, TimePoint since,
   return floored <= ToMicros(since);
 }
 
+// Whether a conditional read of `v` answers 304, on the plain route and in a Bundle entry alike:
+// If-None-Match decides alone when it is present (RFC 9110 13.2.2), else If-Modified-Since.
+bool ReadNotModified(const store::ResourceVersion& v, std::optional<std::string_view> if_none_match,
+                     std::optional<TimePoint> if_modified_since,
+                     std::chrono::microseconds resolution) {
+  if (v.deleted) return false;
+  if (if_none_match) return IfNoneMatchNames(*if_none_match, v.version);
+  return if_modified_since && NotModifiedSince(v.last_updated, *if_modified_since, resolution);
+}
+
 }  // namespace
 
 Json BuildCapabilityStatement(const FhirApiOptions& options) {
@@ -784,15 +794,15 @@ class FhirApi::Handlers {
                               ctx);
     }
     NoteVersion(note, *v);
-    // If-Modified-Since counts only without If-None-Match, and is ignored when not a valid date.
-    bool not_modified = false;
-    if (ctx.request.find(bh::field::if_none_match) != ctx.request.end()) {
-      not_modified = IfNoneMatchNames(ctx.request[bh::field::if_none_match], v->version);
-    } else if (std::optional<TimePoint> since =
-                   ParseHttpDate(ctx.request[bh::field::if_modified_since])) {
-      not_modified = NotModifiedSince(v->last_updated, *since, std::chrono::seconds(1));
+    // If-Modified-Since is read only without If-None-Match, and ignored when not a valid date.
+    std::optional<std::string_view> if_none_match;
+    std::optional<TimePoint> if_modified_since;
+    if (auto it = ctx.request.find(bh::field::if_none_match); it != ctx.request.end()) {
+      if_none_match = it->value();
+    } else {
+      if_modified_since = ParseHttpDate(ctx.request[bh::field::if_modified_since]);
     }
-    if (!v->deleted && not_modified) {
+    if (ReadNotModified(*v, if_none_match, if_modified_since, std::chrono::seconds(1))) {
       Response r{HttpStatus::not_modified, ctx.request.version()};
       r.set(bh::field::etag, ETagFor(v->version));
       r.set(bh::field::last_modified, FormatHttpDate(v->last_updated));
@@ -1377,14 +1387,11 @@ class FhirApi::Handlers {
     if (v->deleted) return FailEntry(w, GoneError("the resource was deleted"));
     w.version = *v;
     w.status = HttpStatus::ok;
-    // Conditional read of an instance, as on the plain route (ifModifiedSince only without
-    // ifNoneMatch): 304 with the entry's etag and lastModified, and no resource.
+    // Conditional read of an instance, as on the plain route: 304 with the entry's etag and
+    // lastModified, and no resource.
     const fhir::BundleEntry& e = *w.entry;
-    if (e.target.kind != fhir::EntryTarget::Kind::kInstance) return;
-    if (e.if_none_match
-            ? IfNoneMatchNames(*e.if_none_match, v->version)
-            : e.if_modified_since && NotModifiedSince(v->last_updated, *e.if_modified_since,
-                                                      std::chrono::milliseconds(1))) {
+    if (e.target.kind == fhir::EntryTarget::Kind::kInstance &&
+        ReadNotModified(*v, e.if_none_match, e.if_modified_since, std::chrono::milliseconds(1))) {
       w.status = HttpStatus::not_modified;
     }
   }

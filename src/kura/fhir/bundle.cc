@@ -86,7 +86,7 @@ class BundleHandler {
       return true;
     }
     if (depth_ == 3 && in_entries_) return StartEntry(false);
-    if (depth_ == 5 && in_request_) RequestMemberNotScalar();
+    if (depth_ == 5 && in_request_) RequestMember(false, {});
     if (depth_ == 4 && InEntry()) {
       const std::string& key = path_[2];
       if (key == "request") {
@@ -133,7 +133,7 @@ class BundleHandler {
     }
     if (depth_ == 3 && in_entries_) return StartEntry(true);
     if (depth_ == 4 && InEntry()) NonObjectMember();
-    if (depth_ == 5 && in_request_) RequestMemberNotScalar();
+    if (depth_ == 5 && in_request_) RequestMember(false, {});
     return true;
   }
   bool EndArray(rapidjson::SizeType) {
@@ -198,17 +198,31 @@ class BundleHandler {
     }
   }
 
-  // An object or array as the value of a request member: wrong where a string is expected.
-  void RequestMemberNotScalar() {
+  // A member of an entry's request: a string goes where it belongs; anything else (a number, an
+  // object, an array) marks the member bad.
+  void RequestMember(bool is_string, std::string_view value) {
     const std::string& key = path_[3];
     EntryFacts& facts = facts_.back();
+    BundleEntry& entry = bundle_.entries.back();
+    auto take = [&](std::optional<std::string>& target, bool& bad) {
+      if (is_string) {
+        target = std::string(value);
+      } else {
+        bad = true;
+      }
+    };
     if (key == "method") {
-      facts.method_bad = true;
+      take(facts.method, facts.method_bad);
     } else if (key == "url") {
-      facts.url_bad = true;
-    } else if (key == "ifMatch" || key == "ifNoneMatch" || key == "ifModifiedSince" ||
-               key == "ifNoneExist") {
-      facts.condition_bad = true;
+      take(facts.url, facts.url_bad);
+    } else if (key == "ifMatch") {
+      take(entry.if_match, facts.condition_bad);
+    } else if (key == "ifNoneExist") {
+      take(entry.if_none_exist, facts.condition_bad);
+    } else if (key == "ifNoneMatch") {
+      take(entry.if_none_match, facts.condition_bad);
+    } else if (key == "ifModifiedSince") {
+      take(facts.if_modified_since, facts.condition_bad);
     }
   }
 
@@ -248,32 +262,7 @@ class BundleHandler {
       }
       return true;
     }
-    if (depth_ == 4 && in_request_ && InEntry()) {
-      const std::string& key = path_[3];
-      EntryFacts& facts = facts_.back();
-      BundleEntry& entry = bundle_.entries.back();
-      // A string goes where it belongs; anything else marks the member bad.
-      auto take = [&](std::optional<std::string>& target, bool& bad) {
-        if (is_string) {
-          target = std::string(value);
-        } else {
-          bad = true;
-        }
-      };
-      if (key == "method") {
-        take(facts.method, facts.method_bad);
-      } else if (key == "url") {
-        take(facts.url, facts.url_bad);
-      } else if (key == "ifMatch") {
-        take(entry.if_match, facts.condition_bad);
-      } else if (key == "ifNoneExist") {
-        take(entry.if_none_exist, facts.condition_bad);
-      } else if (key == "ifNoneMatch") {
-        take(entry.if_none_match, facts.condition_bad);
-      } else if (key == "ifModifiedSince") {
-        take(facts.if_modified_since, facts.condition_bad);
-      }
-    }
+    if (depth_ == 4 && in_request_ && InEntry()) RequestMember(is_string, value);
     return true;
   }
 

@@ -262,7 +262,7 @@ enum class Sql {
   kRollbackTo,
   kSchemaVersion,
   kInsertMigration,
-  kCurrentVersion,
+  kCurrentState,
   kInsertVersion,
   kUpsertCurrent,
   kReadCurrent,
@@ -313,7 +313,6 @@ enum class Sql {
   kLoadSearchRows,
   kUpsertSearchRows,
   kDeleteSearchRows,
-  kCurrentState,
   kListCurrentFirst,
   kListCurrentAfter,
   kReadIndexFingerprint,
@@ -343,7 +342,7 @@ constexpr std::array<SqlText, static_cast<size_t>(Sql::kCount)> kSql = {{
     {"rollback_to", "ROLLBACK TO w"},
     {"schema_version", "SELECT COALESCE(MAX(version), 0) FROM schema_migrations"},
     {"insert_migration", "INSERT INTO schema_migrations(version, applied_at) VALUES(?1, ?2)"},
-    {"current_version", "SELECT version FROM resources WHERE type = ?1 AND id = ?2"},
+    {"current_state", "SELECT version, deleted FROM resources WHERE type = ?1 AND id = ?2"},
     {"insert_version",
      "INSERT INTO resource_versions(type, id, version, last_updated, deleted, compartment, "
      "payload) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)"},
@@ -464,7 +463,6 @@ constexpr std::array<SqlText, static_cast<size_t>(Sql::kCount)> kSql = {{
      "ON CONFLICT(type, id) DO UPDATE SET compartment = excluded.compartment, "
      "index_rows = excluded.index_rows"},
     {"delete_search_rows", "DELETE FROM search_rows WHERE type = ?1 AND id = ?2"},
-    {"current_state", "SELECT version, deleted FROM resources WHERE type = ?1 AND id = ?2"},
     {"list_current_first",
      "SELECT type, id, version FROM resources WHERE deleted = 0 ORDER BY type, id LIMIT ?3"},
     {"list_current_after",
@@ -1196,14 +1194,14 @@ StatusOr<std::unique_ptr<SqliteStore>> SqliteStore::OpenReadOnly(const SqliteOpt
   KURA_ASSIGN_OR_RETURN(store->writer_conn_,
                         Connection::Open(options.path, Connection::Role::kReadOnly));
   {
-    Connection& conn = *store->writer_conn_;
-    StatusOr<std::string> version = conn.QueryText("SELECT MAX(version) FROM schema_migrations");
-    const std::string known = std::to_string(kMigrations.size());
-    if (!version.ok() || *version != known) {
+    Stmt query(*store->writer_conn_, Sql::kSchemaVersion);
+    StatusOr<bool> row = query.Step();
+    const int64_t version = row.ok() && *row ? query.Int64(0) : -1;
+    if (version != SchemaVersion()) {
       return FailedPreconditionError(
           "the database is not of this version's schema, and a read-only open cannot migrate it",
-          "schema version " + (version.ok() ? *version : std::string("unknown")) +
-              ", this build knows " + known);
+          "schema version " + std::to_string(version) + ", this build knows " +
+              std::to_string(SchemaVersion()));
     }
   }
   KURA_RETURN_IF_ERROR(store->LoadSearchIndex());
@@ -1521,7 +1519,7 @@ Status WriteBatchRows(Conn& conn, const WriteBatch& batch, CommitResult& result,
   for (const ResourceVersion& r : batch.resources) {
     int64_t current = 0;
     {
-      Stmt query(conn, Sql::kCurrentVersion);
+      Stmt query(conn, Sql::kCurrentState);
       query.BindText(1, r.type);
       query.BindText(2, r.id);
       KURA_ASSIGN_OR_RETURN(bool row, query.Step());
