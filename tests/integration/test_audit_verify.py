@@ -320,6 +320,17 @@ class AuditVerifyTests(KuraTestCase):
                      ("UPDATE audit_log SET seq = ? WHERE seq = -1", (b,)))
         self.assert_finding(data, "reordered", a)
 
+    def test_edited_index_columns(self):
+        # Record intact, search columns edited: the record no longer turns up under its actor or
+        # its patients. Verification compares the columns with the sealed record.
+        data = self.fresh_copy()
+        seq = self.middle_seq(data)
+        self.execute(data, ("UPDATE audit_log SET actor = 'kura-cli', patients = '[]' WHERE seq = ?",
+                            (seq,)))
+        report = self.assert_finding(data, "index-mismatch", seq)
+        self.assertEqual([i["kind"] for i in report["issues"]], ["index-mismatch"], report)
+        self.assertIn("actor, patients", report["issues"][0]["reason"], report)
+
     def test_truncated_tail_needs_the_sink_copy(self):
         data = self.fresh_copy()
         stored = self.checkpoints(data)

@@ -56,7 +56,7 @@ void BM_VerifyPerRecord(benchmark::State& state) {
   std::vector<StoredRecord> records;
   for (int64_t i = 0; i < n; ++i) {
     auto sealed = chain.Append(TypicalRecord(i));
-    records.push_back({sealed->sequence, sealed->canonical, sealed->chain_hash});
+    records.push_back({sealed->sequence, sealed->canonical, sealed->chain_hash, std::nullopt});
   }
   auto signer = crypto::Ed25519Signer::Generate();
   VerifyOptions options{.origin = "kura.bench/audit",

@@ -139,6 +139,16 @@ class StoredSubtrees final : public SubtreeHashSource {
   store::AuditLogStore& store_;
 };
 
+RecordIndexColumns IndexColumnsOf(const store::AuditRow& row) {
+  return RecordIndexColumns{.time_us = row.time_us,
+                            .category = row.category,
+                            .action = row.action,
+                            .outcome = row.outcome,
+                            .actor = row.actor,
+                            .patient_ids = row.patient_ids,
+                            .patients_readable = row.patients_readable};
+}
+
 // Feeds stored rows to the verifier, page by page, opening each.
 class StoredRowReader final : public StoredRecordReader {
  public:
@@ -165,6 +175,7 @@ class StoredRowReader final : public StoredRecordReader {
     if (row.chain_hash.size() == kHashBytes) {
       std::memcpy(out.chain_hash.data(), row.chain_hash.data(), kHashBytes);
     }
+    out.index = IndexColumnsOf(row);
     return std::optional<StoredRecord>(std::move(out));
   }
 
@@ -582,7 +593,23 @@ StatusOr<VerificationReport> VerifyStoredLog(store::AuditLogStore& store,
     (std::string_view(note).starts_with(kPruneAnchorMagic) ? anchors : checkpoints).push_back(note);
   }
   StoredRowReader reader(store, key_lookup);
-  return VerifyLog(reader, options, checkpoints, anchors);
+  KURA_ASSIGN_OR_RETURN(VerificationReport report,
+                        VerifyLog(reader, options, checkpoints, anchors));
+  // The records and their columns are checked; what the store folded from the columns is next.
+  StatusOr<std::vector<store::AuditIndexFinding>> findings =
+      store.CheckAuditIndexes(options.max_issues);
+  if (!findings.ok()) {
+    report.AddIssue(
+        {IssueKind::kReadError, std::nullopt,
+         "the audit search indexes could not be checked: " + findings.status().message()},
+        options.max_issues);
+    return report;
+  }
+  for (store::AuditIndexFinding& finding : *findings) {
+    report.AddIssue({IssueKind::kIndexMismatch, finding.sequence, std::move(finding.what)},
+                    options.max_issues);
+  }
+  return report;
 }
 
 namespace {
@@ -597,6 +624,13 @@ StatusOr<AuditRecord> OpenAuditRecord(const store::AuditRow& row,
     return DataLossError(
         "audit record failed its integrity check",
         "row " + std::to_string(row.sequence) + " holds record " + std::to_string(record.sequence));
+  }
+  // The columns a search matched on are outside the seal: a row whose columns were edited would
+  // otherwise be served under a filter its record does not meet.
+  if (!DifferingIndexColumns(IndexColumnsOf(row), record).empty()) {
+    return DataLossError(
+        "audit record failed its integrity check",
+        "the index columns of row " + std::to_string(row.sequence) + " differ from its record");
   }
   return record;
 }

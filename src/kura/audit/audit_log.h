@@ -229,7 +229,10 @@ struct AuditRecordPage {
 
 // Verifies every stored record against the stored checkpoints and prune anchors plus
 // `extra_notes` (signed notes from external sinks; checkpoints and anchors alike). A row that
-// does not decrypt or whose leaf hash does not match its record counts as modified.
+// does not decrypt or whose leaf hash does not match its record counts as modified. Each row's
+// clear index columns are compared with its record, and the store's folded search indexes with
+// the rows (store::AuditLogStore::CheckAuditIndexes): an edit that hides a record from searches
+// is an index mismatch.
 [[nodiscard]] StatusOr<VerificationReport> VerifyStoredLog(
     store::AuditLogStore& store, const AuditKeyLookup& key_lookup, const VerifyOptions& options,
     std::span<const std::string> extra_notes);

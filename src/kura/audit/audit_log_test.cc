@@ -662,5 +662,130 @@ TEST_F(AuditLogTamperTest, RewrittenHistoryWithAForgedCheckpoint) {
   EXPECT_TRUE(HasIssue(report, IssueKind::kBadCheckpoint)) << report.Summary();
 }
 
+// --- Tampering with the search indexes --------------------------------------------------------
+// The clear index columns and the folded indexes are outside the seal and the chain. Editing them
+// leaves every record intact but hides a record from the searches a security officer runs, so
+// verification compares them with the records.
+
+class AuditIndexTamperTest : public AuditLogTest {
+ protected:
+  void SetUp() override {
+    AuditLogTest::SetUp();
+    ReopenFoldingEvery(8);
+    AppendEvents(0, 30);
+    ASSERT_EQ(FoldedThrough(), 23);  // 0..23 folded, 24..29 searched row by row.
+    VerificationReport report = Verify();
+    ASSERT_TRUE(report.ok()) << report.Summary();
+  }
+
+  // The index-mismatch findings of `report`: their sequences (nullopt for none), in order.
+  static std::vector<std::optional<uint64_t>> IndexFindings(const VerificationReport& report) {
+    std::vector<std::optional<uint64_t>> out;
+    for (const VerificationIssue& issue : report.issues) {
+      if (issue.kind == IssueKind::kIndexMismatch) out.push_back(issue.sequence);
+    }
+    return out;
+  }
+
+  // Only index findings, each naming one of `sequences` (each at least once), and nothing about
+  // the records themselves.
+  static void ExpectOnlyIndexFindingsAt(const VerificationReport& report,
+                                        const std::vector<uint64_t>& sequences) {
+    EXPECT_FALSE(report.ok());
+    EXPECT_EQ(report.issue_count, report.issues.size()) << report.Summary();
+    std::vector<uint64_t> named;
+    for (const VerificationIssue& issue : report.issues) {
+      EXPECT_EQ(issue.kind, IssueKind::kIndexMismatch) << report.Summary();
+      ASSERT_TRUE(issue.sequence.has_value()) << report.Summary();
+      named.push_back(*issue.sequence);
+    }
+    std::sort(named.begin(), named.end());
+    named.erase(std::unique(named.begin(), named.end()), named.end());
+    EXPECT_EQ(named, sequences) << report.Summary();
+    EXPECT_EQ(report.records_checked, 30u);
+    EXPECT_EQ(report.checkpoints_matched, 3u);  // The records and their chain are intact.
+  }
+};
+
+TEST_F(AuditIndexTamperTest, AnEditedActorColumnIsFoundOnEitherSideOfTheFold) {
+  // Record 12 (folded) and 27 (not yet) moved to another actor's name.
+  Tamper(db_path(), "UPDATE audit_log SET actor = 'acct-0' WHERE seq IN (12, 27)");
+  VerificationReport report = Verify();
+  ExpectOnlyIndexFindingsAt(report, {12, 27});
+  EXPECT_NE(report.Summary().find("(actor)"), std::string::npos) << report.Summary();
+
+  // A search that the edit steers the record into refuses to serve it.
+  store::AuditQuery query;
+  query.actor = "acct-0";
+  query.limit = 100;
+  auto found = SearchAuditRecords(*store_, lookup(), query);
+  ASSERT_FALSE(found.ok());
+  EXPECT_EQ(found.status().code(), StatusCode::kDataLoss);
+}
+
+TEST_F(AuditIndexTamperTest, EditedPatientsColumnsAreFoundAndAMalformedOneDoesNotStopTheRun) {
+  Tamper(db_path(),
+         "UPDATE audit_log SET patients = '[\"pat-4\"]' WHERE seq = 4;"
+         "UPDATE audit_log SET patients = '[]' WHERE seq = 26;"
+         "UPDATE audit_log SET patients = 'not json' WHERE seq = 28;");
+  VerificationReport report = Verify();
+  ExpectOnlyIndexFindingsAt(report, {4, 26, 28});
+  EXPECT_NE(report.Summary().find("(patients)"), std::string::npos) << report.Summary();
+}
+
+TEST_F(AuditIndexTamperTest, EditedTimeCategoryActionAndOutcomeColumnsAreFound) {
+  Tamper(db_path(),
+         "UPDATE audit_log SET time_us = time_us + 1 WHERE seq = 25;"
+         "UPDATE audit_log SET category = 'system' WHERE seq = 26;"
+         "UPDATE audit_log SET action = 'read' WHERE seq = 28;"  // 28 is a search.
+         "UPDATE audit_log SET outcome = 0 WHERE seq = 21;");    // 21 failed (minor).
+  VerificationReport report = Verify();
+  ExpectOnlyIndexFindingsAt(report, {21, 25, 26, 28});
+  const std::string summary = report.Summary();
+  for (const char* column : {"(time)", "(category)", "(action)", "(outcome)"}) {
+    EXPECT_NE(summary.find(column), std::string::npos) << column << "\n" << summary;
+  }
+}
+
+TEST_F(AuditIndexTamperTest, AFoldedRecordTakenOutOfItsPatientsOrActorsIndexIsFound) {
+  Tamper(db_path(),
+         "DELETE FROM audit_patients WHERE seq = 5 AND patient = 'pat-5';"
+         "DELETE FROM audit_actors WHERE seq = 17;");
+  ExpectOnlyIndexFindingsAt(Verify(), {5, 17});
+}
+
+TEST_F(AuditIndexTamperTest, EntriesPlantedInTheFoldedIndexesAreFound) {
+  Tamper(db_path(),
+         "INSERT INTO audit_patients(patient, seq) VALUES('pat-99', 3);"
+         "INSERT INTO audit_actors(actor, seq) VALUES('acct-9', 7);"
+         // Filed ahead of the fold: the next fold would leave the record's real entries out.
+         "INSERT INTO audit_actors(actor, seq) VALUES('acct-0', 25);");
+  ExpectOnlyIndexFindingsAt(Verify(), {3, 7, 25});
+}
+
+TEST_F(AuditIndexTamperTest, ATimeBlockNarrowedOrCutShortIsFound) {
+  // Records are 1 ms apart: block [0, 7] narrowed to the time of record 0 hides 1..7 from a
+  // time-range search, and block [8, 15] ending at 13 leaves 14 and 15 in none.
+  Tamper(db_path(),
+         "UPDATE audit_time_blocks SET max_time_us = min_time_us WHERE first_seq = 0;"
+         "UPDATE audit_time_blocks SET last_seq = 13 WHERE first_seq = 8;");
+  ExpectOnlyIndexFindingsAt(Verify(), {1, 2, 3, 4, 5, 6, 7, 14, 15});
+}
+
+TEST_F(AuditIndexTamperTest, AMissingOrOverstatedFoldMarkIsFound) {
+  Tamper(db_path(), "UPDATE audit_index_fold SET through_seq = 1000");
+  VerificationReport report = Verify();
+  EXPECT_FALSE(report.ok());
+  ASSERT_FALSE(IndexFindings(report).empty()) << report.Summary();
+  EXPECT_EQ(IndexFindings(report).front(), std::nullopt);
+  EXPECT_NE(report.Summary().find("the log ends at 29"), std::string::npos) << report.Summary();
+
+  Tamper(db_path(), "DELETE FROM audit_index_fold");
+  report = Verify();
+  EXPECT_EQ(IndexFindings(report), (std::vector<std::optional<uint64_t>>{std::nullopt}))
+      << report.Summary();
+  EXPECT_NE(report.Summary().find("would come back empty"), std::string::npos) << report.Summary();
+}
+
 }  // namespace
 }  // namespace kura::audit

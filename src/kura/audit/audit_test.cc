@@ -25,7 +25,7 @@ constexpr char kAttackerSeed[] = "c5aa8df43f9f837bedb7442f31dcb7b166d38535076f09
 constexpr int64_t kStart = 1700000000000000;
 
 StoredRecord ToStored(const SealedRecord& s) {
-  return StoredRecord{s.sequence, s.canonical, s.chain_hash};
+  return StoredRecord{s.sequence, s.canonical, s.chain_hash, std::nullopt};
 }
 
 // A 100-record log, checkpoints every 10 records (sizes 10, 20, ..., 100) as the policy decides.
@@ -105,7 +105,7 @@ class AuditLogTest : public ::testing::Test {
     AuditRecord r = SampleRecord(seq);
     r.actor.id = "attacker";
     r.sequence = seq;
-    StoredRecord out{seq, *EncodeAuditRecord(r), {}};
+    StoredRecord out{seq, *EncodeAuditRecord(r), {}, std::nullopt};
     out.chain_hash = ChainNext(records_[seq - 1].chain_hash, HashLeaf(out.canonical));
     return out;
   }

@@ -39,8 +39,33 @@ std::string_view IssueKindName(IssueKind kind) {
       return "checkpoint-mismatch";
     case IssueKind::kReadError:
       return "read-error";
+    case IssueKind::kIndexMismatch:
+      return "index-mismatch";
   }
   return "unknown";
+}
+
+std::vector<std::string_view> DifferingIndexColumns(const RecordIndexColumns& index,
+                                                    const AuditRecord& record) {
+  std::vector<std::string_view> differing;
+  if (index.time_us != record.time_us) differing.push_back("time");
+  if (index.category != record.category) differing.push_back("category");
+  if (index.action != record.action) differing.push_back("action");
+  if (index.outcome != static_cast<int>(record.outcome)) differing.push_back("outcome");
+  if (index.actor != record.actor.id) differing.push_back("actor");
+  bool patients_agree = index.patients_readable;
+  if (patients_agree) {
+    std::vector<std::string> recorded = record.patient_compartments;
+    std::sort(recorded.begin(), recorded.end());
+    patients_agree = recorded == index.patient_ids;
+  }
+  if (!patients_agree) differing.push_back("patients");
+  return differing;
+}
+
+void VerificationReport::AddIssue(VerificationIssue issue, size_t max_issues) {
+  ++issue_count;
+  if (issues.size() < max_issues) issues.push_back(std::move(issue));
 }
 
 std::optional<uint64_t> VerificationReport::FirstBadSequence() const {
@@ -147,14 +172,11 @@ StatusOr<LogVerifier> LogVerifier::Create(VerifyOptions options,
 }
 
 void LogVerifier::AddIssue(IssueKind kind, std::optional<uint64_t> sequence, std::string reason) {
-  ++report_.issue_count;
   if (kind == IssueKind::kModified || kind == IssueKind::kDeleted || kind == IssueKind::kInserted ||
       kind == IssueKind::kReordered) {
     record_issue_since_checkpoint_ = true;
   }
-  if (report_.issues.size() < options_.max_issues) {
-    report_.issues.push_back(VerificationIssue{kind, sequence, std::move(reason)});
-  }
+  report_.AddIssue(VerificationIssue{kind, sequence, std::move(reason)}, options_.max_issues);
 }
 
 void LogVerifier::Start(std::optional<uint64_t> first_sequence) {
@@ -294,7 +316,8 @@ void LogVerifier::Add(const StoredRecord& record) {
     flagged = true;
   } else if (decoded->sequence != s) {
     AddIssue(IssueKind::kReordered, s,
-             "the record stored at sequence " + Seq(s) + " holds record " + Seq(decoded->sequence));
+             "the record stored at sequence " + Seq(s) + " holds record " + Seq(decoded->sequence) +
+                 " (moved or copied there)");
     flagged = true;
   }
   const Hash computed = ChainNext(head_.chain_head, leaf);
@@ -302,6 +325,21 @@ void LogVerifier::Add(const StoredRecord& record) {
     AddIssue(IssueKind::kModified, s,
              "record " + Seq(s) +
                  " does not match its chain hash (its bytes or its stored hash were changed)");
+    flagged = true;
+  }
+  // Judged against a record that passed the checks above, so one edit is one finding.
+  if (!flagged && record.index) {
+    const std::vector<std::string_view> differing = DifferingIndexColumns(*record.index, *decoded);
+    if (!differing.empty()) {
+      std::string columns;
+      for (std::string_view column : differing) {
+        if (!columns.empty()) columns += ", ";
+        columns += column;
+      }
+      AddIssue(IssueKind::kIndexMismatch, s,
+               "the clear index columns of record " + Seq(s) + " (" + columns +
+                   ") differ from the sealed record: a search on them misses or misfiles it");
+    }
   }
   // Continue from the stored hash so one edit is reported once, not at every later record; the
   // Merkle tree still holds the recomputed leaf, so checkpoints catch re-chained edits.

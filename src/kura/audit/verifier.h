@@ -10,10 +10,11 @@
 // Findings (IssueKind): a record whose bytes or chain hash changed (modified), sequence gaps
 // (deleted), repeated sequences (inserted), records out of place (reordered), a log shorter than
 // a signed checkpoint or anchor (truncated), checkpoints whose signature or syntax is bad (bad
-// checkpoint), and signed checkpoints or anchors the records do not reproduce (checkpoint
-// mismatch: history was rewritten and re-chained). Records after the last checkpoint are only
-// protected by the chain until the next checkpoint; the report counts them (unsigned_tail).
-// The algorithm is specified in docs/formats/audit-log.md, "Verification".
+// checkpoint), signed checkpoints or anchors the records do not reproduce (checkpoint
+// mismatch: history was rewritten and re-chained), and clear index columns that do not say what
+// the sealed record says (index mismatch: a search would miss or misfile the record). Records after
+// the last checkpoint are only protected by the chain until the next checkpoint; the report counts
+// them (unsigned_tail). The algorithm is specified in docs/formats/audit-log.md, "Verification".
 //
 // LogVerifier is thread-compatible (one pass, one thread). VerifyLog is thread-safe.
 #pragma once
@@ -35,11 +36,31 @@
 
 namespace kura::audit {
 
+// The clear columns a store keeps beside a sealed record so that the log can be searched without
+// decrypting it. They are outside the seal and the chain, so only a comparison with the record
+// shows that someone changed them to hide the record from a search.
+struct RecordIndexColumns {
+  int64_t time_us = 0;
+  std::string category;
+  std::string action;
+  int outcome = 0;
+  std::string actor;                     // The actor's id.
+  std::vector<std::string> patient_ids;  // Sorted.
+  bool patients_readable = true;         // False when the stored column did not decode.
+};
+
+// The names of the columns of `index` ("time", "category", "action", "outcome", "actor",
+// "patients") that differ from `record`; empty when they all agree.
+[[nodiscard]] std::vector<std::string_view> DifferingIndexColumns(const RecordIndexColumns& index,
+                                                                  const AuditRecord& record);
+
 // One record as read back from the store.
 struct StoredRecord {
   uint64_t sequence = 0;  // The store's sequence column.
   std::string canonical;
   Hash chain_hash{};  // The stored H_{sequence + 1}.
+  // The row's clear index columns, when the store keeps any; compared with the record.
+  std::optional<RecordIndexColumns> index;
 };
 
 // A cursor over the stored log in ascending sequence order; the store implements it.
@@ -59,6 +80,7 @@ enum class IssueKind {
   kBadCheckpoint,       // A checkpoint or anchor note is malformed, forged or untrusted.
   kCheckpointMismatch,  // A valid signed checkpoint or anchor disagrees with the records.
   kReadError,           // The store could not be read to the end.
+  kIndexMismatch,       // Clear index columns or folded search indexes disagree with a record.
 };
 [[nodiscard]] std::string_view IssueKindName(IssueKind kind);  // "modified", "deleted", ...
 
@@ -88,6 +110,9 @@ struct VerificationReport {
   // Human-readable lines for `kura audit verify`.
   [[nodiscard]] std::string Summary() const;
   [[nodiscard]] nlohmann::ordered_json ToJson() const;
+  // Adds a finding made outside the record stream (the store's folded indexes), keeping at most
+  // `max_issues` of them in `issues` like the verifier does.
+  void AddIssue(VerificationIssue issue, size_t max_issues);
 };
 
 struct VerifyOptions {

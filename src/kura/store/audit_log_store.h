@@ -43,7 +43,10 @@ struct AuditRow {
   std::string action;
   int outcome = 0;
   std::string actor;                     // Actor id (not secret, not PHI).
-  std::vector<std::string> patient_ids;  // Compartments the event touched.
+  std::vector<std::string> patient_ids;  // Compartments the event touched, sorted.
+  // False when the stored patient ids did not decode (then patient_ids is empty); only a row
+  // edited outside Kura has such a column.
+  bool patients_readable = true;
   std::string sealed;
   std::string leaf_hash;   // 32 bytes.
   std::string chain_hash;  // 32 bytes.
@@ -122,6 +125,13 @@ class AuditAppender {
   virtual void EndTransaction(bool committed) = 0;
 };
 
+// Something the search structures derived from the rows' index columns (folded indexes,
+// summaries) say that the columns do not, or leave out what they do say.
+struct AuditIndexFinding {
+  std::optional<uint64_t> sequence;  // The record concerned, when there is one.
+  std::string what;                  // One sentence naming the structure; never a column value.
+};
+
 // Search over the clear index columns, newest first.
 struct AuditQuery {
   std::string actor;       // Exact actor id, or "" for any.
@@ -181,6 +191,12 @@ class AuditLogStore {
   // record is that recent. Event times need not grow with the sequence (clock steps, records
   // drafted before others committed), so this is not "the first record by time".
   virtual StatusOr<std::optional<uint64_t>> FindFirstAuditSequenceSince(int64_t time_us) = 0;
+  // Checks what the backend derived from the rows' index columns for searching against those
+  // columns: every record it covers is found under each of its patients, its actor and its time,
+  // and it names nothing the rows do not. Up to `limit` findings, ascending by sequence. With
+  // the audit layer comparing each row's columns with its sealed record, this shows an edit that
+  // hides a record from searches while leaving the record itself intact.
+  virtual StatusOr<std::vector<AuditIndexFinding>> CheckAuditIndexes(size_t limit) = 0;
   // Applies `prune` in one write transaction, ordered with every other write (never inside a
   // group's half-written state): deletes what AuditPrune says, stores the anchor and the kept
   // leaves, and appends `prune.record` through the attached appender. All or nothing.

@@ -834,7 +834,14 @@ StatusOr<AuditRow> ReadAuditRow(const Stmt& row) {
   r.sealed = row.Blob(6);
   r.leaf_hash = row.Blob(7);
   r.chain_hash = row.Blob(8);
-  KURA_ASSIGN_OR_RETURN(r.patient_ids, DecodePatientIds(row.Text(9)));
+  // A column that does not decode is handed on as such: verification reports the row, where a
+  // read error would end it.
+  StatusOr<std::vector<std::string>> patients = DecodePatientIds(row.Text(9));
+  if (patients.ok()) {
+    r.patient_ids = std::move(*patients);
+  } else {
+    r.patients_readable = false;
+  }
   return r;
 }
 
@@ -2012,6 +2019,92 @@ StatusOr<std::vector<AuditStatement>> SqliteStore::ReadAuditPruneAnchors() {
   ReaderLease lease(*this);
   Stmt query(lease.conn(), Sql::kReadAuditAnchors);
   return ReadAllRows(query, ReadAuditStatementRow);
+}
+
+namespace {
+
+// The checks of CheckAuditIndexes: each query yields the sequences of its findings, ascending.
+// A patients column that is not JSON counts as naming no patient (the audit layer reports the
+// column itself).
+constexpr const char* kAuditFoldThrough = "(SELECT through_seq FROM audit_index_fold)";
+#define KURA_AUDIT_ROW_PATIENTS \
+  "json_each(CASE WHEN json_valid(a.patients) THEN a.patients ELSE '[]' END) p"
+struct AuditIndexCheck {
+  const char* sql;
+  const char* what;  // Follows "record N ".
+};
+const std::array<AuditIndexCheck, 5> kAuditIndexChecks = {{
+    {"SELECT DISTINCT a.seq FROM audit_log a, " KURA_AUDIT_ROW_PATIENTS
+     " WHERE a.seq <= (SELECT through_seq FROM audit_index_fold) AND NOT EXISTS ("
+     "SELECT 1 FROM audit_patients d WHERE d.patient = p.value AND d.seq = a.seq) "
+     "ORDER BY a.seq LIMIT ?1",
+     "is folded, but audit_patients does not file it under every patient its row names"},
+    {"SELECT DISTINCT d.seq FROM audit_patients d WHERE d.seq > "
+     "IFNULL((SELECT through_seq FROM audit_index_fold), -1) OR NOT EXISTS ("
+     "SELECT 1 FROM audit_log a, " KURA_AUDIT_ROW_PATIENTS
+     " WHERE a.seq = d.seq AND p.value = d.patient) ORDER BY d.seq LIMIT ?1",
+     "is filed in audit_patients under a patient its row does not name, or is not folded yet"},
+    {"SELECT a.seq FROM audit_log a WHERE a.seq <= (SELECT through_seq FROM audit_index_fold) "
+     "AND NOT EXISTS (SELECT 1 FROM audit_actors d WHERE d.actor = a.actor AND d.seq = a.seq) "
+     "ORDER BY a.seq LIMIT ?1",
+     "is folded, but audit_actors does not file it under its actor"},
+    {"SELECT DISTINCT d.seq FROM audit_actors d WHERE d.seq > "
+     "IFNULL((SELECT through_seq FROM audit_index_fold), -1) OR NOT EXISTS ("
+     "SELECT 1 FROM audit_log a WHERE a.seq = d.seq AND a.actor = d.actor) "
+     "ORDER BY d.seq LIMIT ?1",
+     "is filed in audit_actors under an actor its row does not name, or is not folded yet"},
+    // Blocks do not overlap, so the one that starts last at or before a record must hold it.
+    {"SELECT a.seq FROM audit_log a WHERE a.seq <= (SELECT through_seq FROM audit_index_fold) "
+     "AND NOT EXISTS (SELECT 1 FROM audit_time_blocks b WHERE b.first_seq = ("
+     "SELECT MAX(first_seq) FROM audit_time_blocks WHERE first_seq <= a.seq) "
+     "AND b.last_seq >= a.seq AND b.min_time_us <= a.time_us AND b.max_time_us >= a.time_us) "
+     "ORDER BY a.seq LIMIT ?1",
+     "is folded, but no audit_time_blocks row covers it and its time"},
+}};
+#undef KURA_AUDIT_ROW_PATIENTS
+
+}  // namespace
+
+StatusOr<std::vector<AuditIndexFinding>> SqliteStore::CheckAuditIndexes(size_t limit) {
+  std::vector<AuditIndexFinding> findings;
+  if (limit == 0) return findings;
+  const int64_t bound = static_cast<int64_t>(std::min<uint64_t>(limit, kMaxSequence));
+  ReaderLease lease(*this);
+  {
+    // Without the fold's row every search finds nothing; past the last record it would keep
+    // the next records out of the patient and actor indexes for good.
+    Stmt fold(lease.conn().db(),
+              std::string("SELECT ") + kAuditFoldThrough + ", (SELECT MAX(seq) FROM audit_log)",
+              "audit_check_fold");
+    KURA_ASSIGN_OR_RETURN(bool row, fold.Step());
+    if (row && fold.IsNull(0)) {
+      // Every folded entry would be reported too; this one finding says it.
+      findings.push_back(
+          {std::nullopt, "audit_index_fold has no row: every audit search would come back empty"});
+      return findings;
+    }
+    if (row && !fold.IsNull(1) && fold.Int64(0) > fold.Int64(1)) {
+      findings.push_back(
+          {std::nullopt, "audit_index_fold says records up to " + std::to_string(fold.Int64(0)) +
+                             " are folded, but the log ends at " + std::to_string(fold.Int64(1))});
+    }
+  }
+  for (const AuditIndexCheck& check : kAuditIndexChecks) {
+    Stmt query(lease.conn().db(), check.sql, "audit_check_index");
+    query.BindInt64(1, bound);
+    while (true) {
+      KURA_ASSIGN_OR_RETURN(bool row, query.Step());
+      if (!row) break;
+      const auto sequence = static_cast<uint64_t>(query.Int64(0));
+      findings.push_back({sequence, "record " + std::to_string(sequence) + " " + check.what});
+    }
+  }
+  std::stable_sort(findings.begin(), findings.end(),
+                   [](const AuditIndexFinding& a, const AuditIndexFinding& b) {
+                     return a.sequence.value_or(0) < b.sequence.value_or(0);
+                   });
+  if (findings.size() > limit) findings.resize(limit);
+  return findings;
 }
 
 StatusOr<std::optional<uint64_t>> SqliteStore::FindFirstAuditSequenceSince(int64_t time_us) {

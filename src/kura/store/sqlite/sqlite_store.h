@@ -145,6 +145,7 @@ class SqliteStore final : public Store, public AuditLogStore {
   StatusOr<std::vector<AuditStatement>> ReadAuditPruneAnchors() override;
   StatusOr<std::optional<uint64_t>> FindFirstAuditSequenceSince(int64_t time_us) override;
   Status PruneAudit(const AuditPrune& prune) override;
+  StatusOr<std::vector<AuditIndexFinding>> CheckAuditIndexes(size_t limit) override;
 
   // writes / transactions is the mean group size. Thread-safe; the two counters are read
   // separately, so they may be one group apart.
