@@ -30,8 +30,8 @@ import unittest
 import urllib.parse
 from contextlib import closing
 
-from harness import FHIR, KuraServer, KuraTestCase, make_temp_root, observation, \
-    random_marker, run_cli
+from harness import FHIR, KuraServer, KuraTestCase, ServerStartError, make_temp_root, \
+    observation, random_marker, run_cli
 
 ADMIN = "bootstrap-admin"  # The actor id of the token `kura init` issues.
 POLL = 0.05
@@ -1303,6 +1303,50 @@ class ExportTests(AuditTestCase):
         report = json.loads(res.stdout)
         self.assertTrue(report["ok"], report)
         self.assertGreater(report["external_checkpoints"], 0, report)
+
+    def test_a_restored_older_database_does_not_continue_into_its_sink_file(self):
+        sink = os.path.join(self.root, "audit.jsonl")
+        srv = self.server({"KURA_AUDIT_JSON_LINES_FILE": sink,
+                           "KURA_AUDIT_CHECKPOINT_EVERY_RECORDS": "4"})
+        self.traffic(srv, n=1)
+        self.assertEqual(srv.stop(signal.SIGTERM), 0, srv.log_text())
+        backup = os.path.join(self.root, "backup")
+        shutil.copytree(srv.data_dir, backup)
+        older = max_audit_seq(srv.db_path) + 1
+        srv.start()
+        self.traffic(srv, n=2, tag="u")
+        self.assertEqual(srv.stop(signal.SIGTERM), 0, srv.log_text())
+        shipped = max_audit_seq(srv.db_path)
+
+        # The restore: the older database, and the file as the SIEM copy kept it.
+        shutil.rmtree(srv.data_dir)
+        shutil.copytree(backup, srv.data_dir)
+        with open(sink, "rb") as f:
+            before = f.read()
+        with self.assertRaises(ServerStartError) as refused:
+            srv.start()
+        message = str(refused.exception)
+        self.assertIn(f"holds record {shipped}, but the database's audit log has {older} records",
+                      message)
+        self.assertIn("move the file aside", message)
+        # Nothing was appended anywhere: no start record, no line in the file.
+        self.assertEqual(max_audit_seq(srv.db_path), older - 1)
+        with open(sink, "rb") as f:
+            self.assertEqual(f.read(), before)
+        # What the message suggests shows the same thing.
+        res = run_cli(["audit", "verify", "--data-dir", srv.data_dir, "--json", "--no-record",
+                       "--checkpoints", sink])
+        self.assertEqual(res.returncode, 1, res.stderr)
+        self.assertIn("truncated", [i["kind"] for i in json.loads(res.stdout)["issues"]])
+
+        os.rename(sink, sink + ".before-restore")
+        srv.start()
+        self.traffic(srv, n=1, tag="v")
+        self.assertEqual(srv.stop(signal.SIGTERM), 0, srv.log_text())
+        # The new file goes on from where the restored database's export stood.
+        with open(sink, encoding="utf-8") as f:
+            first = json.loads(f.readline())
+        self.assertEqual((first["type"], first["sequence"]), ("record", older))
 
     def test_no_phi_in_the_audit_log_or_its_exports(self):
         rx = self.receiver()

@@ -6,9 +6,12 @@
 
 #include <algorithm>
 #include <condition_variable>
+#include <cstring>
 #include <exception>
+#include <fstream>
 #include <limits>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <span>
 #include <string_view>
 #include <system_error>
@@ -715,6 +718,120 @@ StatusOr<std::unique_ptr<AuditExporter>> AuditExporter::Start(store::AuditLogSto
       std::make_unique<Impl>(store, std::move(key_lookup), std::move(options), std::move(sinks));
   KURA_RETURN_IF_ERROR(impl->StartThread());
   return std::unique_ptr<AuditExporter>(new AuditExporter(std::move(impl)));
+}
+
+namespace {
+
+// What the end of a JSON-lines sink file says about the log it copied.
+struct SinkFileTail {
+  std::optional<uint64_t> last_record;         // Sequence of the last record line.
+  std::optional<std::string> last_checkpoint;  // Signed note of the last checkpoint line.
+};
+
+// Scans `file` backwards, complete lines only (a line cut short by a crash is not a line), until
+// both are found or `max_bytes` were read. NotFound when the file does not exist.
+StatusOr<SinkFileTail> ReadSinkFileTail(const std::filesystem::path& file, uint64_t max_bytes) {
+  std::error_code ec;
+  if (!std::filesystem::exists(file, ec)) return NotFoundError("no sink file");
+  std::ifstream in(file, std::ios::binary);
+  if (!in) return FailedPreconditionError("cannot read the audit sink file " + file.string());
+  in.seekg(0, std::ios::end);
+  const auto size = static_cast<uint64_t>(in.tellg());
+  const uint64_t floor = size > max_bytes ? size - max_bytes : 0;
+  constexpr uint64_t kChunk = 1 << 20;
+  SinkFileTail tail;
+  std::string pending;  // Bytes after the earliest newline seen so far, not yet a whole line.
+  bool first_line = true;
+  uint64_t end = size;
+  while (end > floor && !(tail.last_record && tail.last_checkpoint)) {
+    const uint64_t begin = std::max(floor, end >= kChunk ? end - kChunk : 0);
+    std::string chunk(end - begin, '\0');
+    in.seekg(static_cast<std::streamoff>(begin));
+    in.read(chunk.data(), static_cast<std::streamsize>(chunk.size()));
+    if (!in) return FailedPreconditionError("cannot read the audit sink file " + file.string());
+    pending.insert(0, chunk);
+    end = begin;
+    // Lines are whole between two newlines, or from the file's start when it was reached.
+    size_t line_end = pending.size();
+    while (true) {
+      const size_t newline = line_end == 0 ? std::string::npos : pending.rfind('\n', line_end - 1);
+      if (newline == std::string::npos && end > 0) break;
+      const size_t line_begin = newline == std::string::npos ? 0 : newline + 1;
+      const std::string_view line(pending.data() + line_begin, line_end - line_begin);
+      if (first_line) {
+        first_line = false;  // Bytes after the last newline: a line not finished.
+      } else if (!line.empty()) {
+        nlohmann::json parsed = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+        const std::string type =
+            parsed.is_object() && parsed.contains("type") && parsed["type"].is_string()
+                ? parsed["type"].get<std::string>()
+                : "";
+        if (type == "record" && !tail.last_record && parsed.contains("sequence") &&
+            parsed["sequence"].is_number_unsigned()) {
+          tail.last_record = parsed["sequence"].get<uint64_t>();
+        } else if (type == "checkpoint" && !tail.last_checkpoint) {
+          StatusOr<std::string> note = ExtractCheckpointNote(line);
+          if (note.ok()) tail.last_checkpoint = std::move(*note);
+        }
+      }
+      if (newline == std::string::npos) {
+        line_end = 0;
+        break;
+      }
+      line_end = newline;
+    }
+    pending.resize(line_end);
+  }
+  return tail;
+}
+
+Status SinkFileAhead(const std::filesystem::path& file, const std::string& what) {
+  return FailedPreconditionError(
+      "the audit sink file " + file.string() + " " + what +
+      ": the database was restored from an older copy, rolled back or replaced, and its audit log "
+      "would reuse sequence numbers the file already holds. Compare them with `kura audit verify "
+      "--data-dir DIR --checkpoints " +
+      file.string() +
+      "`; to go on with this database, move the file aside (keep it: it is the evidence) so that "
+      "a new one starts");
+}
+
+}  // namespace
+
+Status CheckSinkFileMatchesLog(const std::filesystem::path& file, store::AuditLogStore& store,
+                               const AuditLog& log) {
+  StatusOr<SinkFileTail> tail = ReadSinkFileTail(file, kSinkFileCheckBytes);
+  if (tail.status().code() == StatusCode::kNotFound) return Status();
+  KURA_RETURN_IF_ERROR(tail.status());
+  const uint64_t size = log.committed_size();
+  const std::string records = std::to_string(size) + (size == 1 ? " record" : " records");
+  if (tail->last_record && *tail->last_record >= size) {
+    return SinkFileAhead(file, "holds record " + std::to_string(*tail->last_record) +
+                                   ", but the database's audit log has " + records);
+  }
+  if (!tail->last_checkpoint) return Status();
+  const NoteVerifierKey& key = log.verifier_key();
+  StatusOr<Checkpoint> checkpoint =
+      VerifyCheckpoint(*tail->last_checkpoint, log.origin(), std::span(&key, 1));
+  if (!checkpoint.ok()) {
+    return SinkFileAhead(file, "ends with a checkpoint this log's signing key did not sign");
+  }
+  if (checkpoint->tree_size > size) {
+    return SinkFileAhead(file, "holds a checkpoint of " + std::to_string(checkpoint->tree_size) +
+                                   " records, but the database's audit log has " + records);
+  }
+  if (checkpoint->tree_size == 0) return Status();
+  const uint64_t last = checkpoint->tree_size - 1;
+  KURA_ASSIGN_OR_RETURN(std::vector<store::AuditRow> rows, store.ReadAuditRows(last, 1));
+  // A pruned record cannot be compared; the records after it were checked above.
+  if (rows.empty() || rows.front().sequence != last) return Status();
+  const std::string& stored = rows.front().chain_hash;
+  if (stored.size() != kHashBytes ||
+      std::memcmp(stored.data(), checkpoint->chain_head.data(), kHashBytes) != 0) {
+    return SinkFileAhead(file, "holds a checkpoint of " + std::to_string(checkpoint->tree_size) +
+                                   " records whose chain head differs from the database's");
+  }
+  return Status();
 }
 
 AuditExporter::AuditExporter(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}

@@ -100,6 +100,19 @@ struct AuditSinkStats {
   std::string last_error;              // Client-safe text of the latest failure; "" after success.
 };
 
+// Refuses to continue a log that a JSON-lines sink file has seen further, or differently: the
+// file's last record has a sequence the log has not reached, or its last checkpoint covers more
+// records than the log holds, was not signed by the log's key, or names another chain head than
+// the stored record at its size says. That is what a database restored from an older copy (or
+// replaced by another log) looks like next to the file that kept what had been shipped: the log
+// would go on under sequence numbers the file already holds with other records. Syslog
+// receivers cannot be read back, so only this sink is checked. FailedPrecondition saying what
+// differs and what to do; OK for a missing or empty file, or one that agrees. Reads the file
+// backwards, at most its last kSinkFileCheckBytes.
+inline constexpr uint64_t kSinkFileCheckBytes = uint64_t{64} << 20;
+[[nodiscard]] Status CheckSinkFileMatchesLog(const std::filesystem::path& file,
+                                             store::AuditLogStore& store, const AuditLog& log);
+
 class AuditExporter {
  public:
   // Validates `options` and starts the exporter thread. The first round runs at once, so

@@ -14,6 +14,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <fstream>
 #include <functional>
 #include <map>
 #include <memory>
@@ -549,6 +550,136 @@ TEST_F(ExporterTest, JsonLinesFileGetsRecordsAndVerifiableCheckpointsWhileSyslog
   std::vector<Item> received = ParseJsonLines(
       dir_ / "audit.jsonl", Formatted([](const AuditRecord& r) { return FormatJsonLine(r); }));
   EXPECT_EQ(received, Expected());
+}
+
+// --- 4b. A database behind its sink file -----------------------------------------------------
+// Restoring an older copy of the database leaves the JSON-lines file ahead of it. Going on would
+// number new records with sequences the file already holds for other records.
+
+class SinkFileCheckTest : public ExporterTest {
+ protected:
+  fs::path sink() const { return dir_ / "audit.jsonl"; }
+
+  // Ships the whole log to the file, with its tail signed (`size` records).
+  void ShipAll(uint64_t size) {
+    SignTail();
+    AuditExporterOptions options = BaseOptions();
+    options.json_lines = AuditJsonLinesSinkOptions{.path = sink()};
+    StartExporter(options);
+    ASSERT_TRUE(WaitForCursors(0, size, size));
+    ResetExporter();
+  }
+
+  void CloseLog() {
+    store_->Close();
+    log_.reset();
+    store_.reset();
+  }
+
+  // Copies the database files (with the WAL) from `from` to `to`.
+  void CopyDatabase(const fs::path& from, const fs::path& to) {
+    fs::create_directories(to);
+    for (const char* name : {"kura.db", "kura.db-wal"}) {
+      fs::remove(to / name);
+      if (fs::exists(from / name)) fs::copy_file(from / name, to / name);
+    }
+  }
+
+  Status Check() { return CheckSinkFileMatchesLog(sink(), *store_, *log_); }
+
+  // The check refuses the log, saying `says`.
+  ::testing::AssertionResult Refused(std::string_view says) {
+    const Status status = Check();
+    if (status.code() != StatusCode::kFailedPrecondition) {
+      return ::testing::AssertionFailure() << "not refused: " << status.ToString();
+    }
+    if (status.message().find(says) == std::string::npos) {
+      return ::testing::AssertionFailure() << "refused without saying it: " << status.message();
+    }
+    return ::testing::AssertionSuccess();
+  }
+};
+
+TEST_F(SinkFileCheckTest, ARestoredOlderDatabaseIsRefusedUntilTheFileIsMovedAside) {
+  OpenLog(5);
+  EXPECT_TRUE(Check().ok());  // No file yet.
+  Append(8);
+  ShipAll(8);
+  CloseLog();
+  CopyDatabase(dir_, dir_ / "backup");
+  OpenLog(5);
+  Append(6);
+  ShipAll(14);
+  EXPECT_TRUE(Check().ok()) << Check().ToString();
+  CloseLog();
+
+  CopyDatabase(dir_ / "backup", dir_);  // The restore.
+  OpenLog(5);
+  EXPECT_TRUE(Refused("holds record 13, but the database's audit log has 8 records"));
+  EXPECT_TRUE(Refused("move the file aside"));
+
+  // Records written after the restore, past the file's end: the chain at the file's last
+  // checkpoint (14) is another one.
+  Append(10);
+  EXPECT_TRUE(Refused("checkpoint of 14 records whose chain head differs"));
+
+  fs::rename(sink(), dir_ / "audit.jsonl.before-restore");
+  EXPECT_TRUE(Check().ok());
+}
+
+TEST_F(SinkFileCheckTest, TheLastRecordAndCheckpointAreFoundMegabytesBeforeTheEnd) {
+  OpenLog(5);
+  Append(8);
+  ShipAll(8);
+  CloseLog();
+  {
+    // Lines of other kinds after them, over several read chunks (lines cut by chunk edges).
+    std::ofstream out(sink(), std::ios::binary | std::ios::app);
+    for (int i = 0; i < 130000; ++i) out << R"({"type":"other","n":)" << i << "}\n";
+  }
+  ASSERT_GT(fs::file_size(sink()), size_t{3} << 20);
+  fs::remove(db_path());
+  fs::remove(dir_ / "kura.db-wal");
+  OpenLog(5);  // A new database: no records.
+  EXPECT_TRUE(Refused("holds record 7, but the database's audit log has 0 records"));
+  Append(10);  // Same signing key, other records.
+  EXPECT_TRUE(Refused("checkpoint of 8 records whose chain head differs"));
+}
+
+TEST_F(SinkFileCheckTest, AFileOfAnotherLogIsRefusedAndAnUnfinishedLastLineIsNotRead) {
+  // The other log: another signing key, five records shipped.
+  {
+    auto other_store = SqliteStore::Open({.path = dir_ / "other.db"});
+    ASSERT_TRUE(other_store.ok());
+    auto other = AuditLog::Open(**other_store, key_, lookup(),
+                                testing::SignerFromSeedHex(std::string(64, '3')),
+                                {.origin = std::string(kOrigin), .checkpoint_policy = {}}, clock_);
+    ASSERT_TRUE(other.ok());
+    for (uint64_t i = 0; i < 5; ++i) {
+      WriteBatch batch;
+      batch.audit = AuditLog::Draft(testing::SampleRecord(100 + i));
+      ASSERT_TRUE((*other_store)->Commit(std::move(batch)).ok());
+    }
+    clock_.Advance(std::chrono::hours(2));
+    WriteBatch heartbeat;
+    heartbeat.audit = AuditLog::Heartbeat();
+    ASSERT_TRUE((*other_store)->Commit(std::move(heartbeat)).ok());
+    auto checkpoint = (*other_store)->FindAuditCheckpoint(0);
+    ASSERT_TRUE(checkpoint.ok() && checkpoint->has_value());
+    std::ofstream(sink(), std::ios::binary) << FormatCheckpointJsonLine(
+        (*checkpoint)->note, (*checkpoint)->tree_size, (*checkpoint)->time_us);
+    (*other_store)->Close();
+  }
+  OpenLog(5);
+  Append(8);
+  EXPECT_TRUE(Refused("a checkpoint this log's signing key did not sign"));
+
+  // A crash in the middle of a line leaves it without its newline: not a record.
+  std::ofstream(sink(), std::ios::binary) << R"({"type":"record","sequence":3}
+{"type":"record","sequence":99)";
+  EXPECT_TRUE(Check().ok()) << Check().ToString();
+  std::ofstream(sink(), std::ios::binary | std::ios::app) << "}\n";
+  EXPECT_TRUE(Refused("holds record 99"));
 }
 
 // --- 5. Rows that do not open -----------------------------------------------------------------

@@ -217,6 +217,14 @@ int Serve(const cli::ServeArgs& args) {
   if (!exporter_options.ok()) return Fail(exporter_options.status());
   std::unique_ptr<audit::AuditExporter> exporter;
   if (*exporter_options) {
+    // Before anything is appended: a log that the file has seen further must not go on.
+    if ((*exporter_options)->json_lines) {
+      if (Status s = audit::CheckSinkFileMatchesLog((*exporter_options)->json_lines->path, *backend,
+                                                    *audit_log->log);
+          !s.ok()) {
+        return Fail(s);
+      }
+    }
     auto started =
         audit::AuditExporter::Start(*backend, audit_log->key_lookup, std::move(**exporter_options));
     if (!started.ok()) return Fail(started.status());
