@@ -1035,7 +1035,9 @@ class InclusionProofTests(AuditTestCase):
                 self.assertFalse(verify_inclusion(leaf_hash(bytes(changed)), seq, size, path,
                                                   root))
         self.assertFalse(verify_inclusion(leaf, seq + 1, size, path, root))
-        self.assertFalse(verify_inclusion(leaf, seq, size + 1, path, root))
+        # A tree twice the size needs one more path element. (size + 1 is not always wrong: for
+        # record 5, sizes 7 and 8 take the same steps, 6 standing for the node of 6 and 7.)
+        self.assertFalse(verify_inclusion(leaf, seq, size * 2, path, root))
         self.assertFalse(verify_inclusion(leaf, seq, size, path[:-1], root))
         other = bytearray(root)
         other[0] ^= 0x80
@@ -1293,6 +1295,8 @@ class ExportTests(AuditTestCase):
                          "the file lacks records (the stop record is drained on shutdown)")
         cps = [x for x in got if x["type"] == "checkpoint"]
         self.assertTrue(cps)
+        # A clean stop signs the log up to its stop record, and the file got that checkpoint.
+        self.assertEqual(cps[-1]["tree_size"], max_audit_seq(srv.db_path) + 1, cps[-1])
         for cp in cps:
             _origin, size, _root, _sigs = parse_checkpoint(cp["note"])
             self.assertEqual(size, cp["tree_size"])
@@ -1303,6 +1307,7 @@ class ExportTests(AuditTestCase):
         report = json.loads(res.stdout)
         self.assertTrue(report["ok"], report)
         self.assertGreater(report["external_checkpoints"], 0, report)
+        self.assertEqual(report["unsigned_tail"], 0, report)
 
     def test_a_restored_older_database_does_not_continue_into_its_sink_file(self):
         sink = os.path.join(self.root, "audit.jsonl")

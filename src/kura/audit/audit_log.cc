@@ -17,11 +17,15 @@ namespace {
 // only numbers the encoding (AuditChain::AppendEncoded).
 class RecordDraft final : public store::AuditDraft {
  public:
-  explicit RecordDraft(std::vector<AuditRecord> records)
-      : records(Normalized(std::move(records))), encoded(Encoded(this->records)) {}
+  explicit RecordDraft(std::vector<AuditRecord> records, bool sign_now = false)
+      : records(Normalized(std::move(records))),
+        encoded(Encoded(this->records)),
+        sign_now(sign_now) {}
   const std::vector<AuditRecord> records;
   // encoded[i] is records[i] encoded, or why it does not encode.
   const std::vector<StatusOr<std::string>> encoded;
+  // Its transaction signs a checkpoint over everything unsigned, whatever the policy says.
+  const bool sign_now;
 
  private:
   static std::vector<AuditRecord> Normalized(std::vector<AuditRecord> records) {
@@ -273,6 +277,12 @@ std::shared_ptr<const store::AuditDraft> AuditLog::Draft(std::vector<AuditRecord
   return std::make_shared<RecordDraft>(std::move(records));
 }
 
+std::shared_ptr<const store::AuditDraft> AuditLog::SignedDraft(AuditRecord record) {
+  std::vector<AuditRecord> records;
+  records.push_back(std::move(record));
+  return std::make_shared<RecordDraft>(std::move(records), /*sign_now=*/true);
+}
+
 std::shared_ptr<const store::AuditDraft> AuditLog::Heartbeat() {
   return std::make_shared<RecordDraft>(std::vector<AuditRecord>());
 }
@@ -291,6 +301,7 @@ Status AuditLog::BeginTransaction(const std::optional<std::string>& saved_state)
   }
   transaction_start_ = chain_.head();
   pending_checkpoint_ = last_checkpoint_;
+  sign_requested_ = false;
   return Status::Ok();
 }
 
@@ -298,6 +309,7 @@ Status AuditLog::Append(const store::AuditDraft& draft, std::vector<store::Audit
                         std::vector<store::AuditNode>& nodes) {
   const auto* records = dynamic_cast<const RecordDraft*>(&draft);
   if (records == nullptr) return InvalidArgumentError("not an audit log draft");
+  if (records->sign_now) sign_requested_ = true;
   // All or nothing: a draft whose second record fails leaves no trace of its first.
   LogHead before = chain_.head();
   const size_t rows_before = rows.size();
@@ -345,7 +357,9 @@ Status AuditLog::Append(const store::AuditDraft& draft, std::vector<store::Audit
 StatusOr<store::AuditTransactionTail> AuditLog::FinishTransaction() {
   store::AuditTransactionTail tail;
   const TimePoint now = clock_.Now();
-  if (options_.checkpoint_policy.Due(chain_.size(), now, last_checkpoint_)) {
+  const bool unsigned_records = chain_.size() > last_checkpoint_.tree_size;
+  if (options_.checkpoint_policy.Due(chain_.size(), now, last_checkpoint_) ||
+      (sign_requested_ && unsigned_records)) {
     const Checkpoint checkpoint = CheckpointOf(chain_.head(), options_.origin, now);
     KURA_ASSIGN_OR_RETURN(std::string note, SignCheckpoint(checkpoint, signer_));
     tail.statements.push_back({store::AuditStatement::Kind::kCheckpoint, checkpoint.tree_size,

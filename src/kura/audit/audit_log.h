@@ -126,6 +126,11 @@ class AuditLog final : public store::AuditAppender {
   [[nodiscard]] static std::shared_ptr<const store::AuditDraft> Draft(AuditRecord record);
   [[nodiscard]] static std::shared_ptr<const store::AuditDraft> Draft(
       std::vector<AuditRecord> records);
+  // `record`, and a checkpoint over it and everything before it in the same commit, whatever
+  // the policy's time says. For a record written just before its writer goes away (the server's
+  // stop record, an administrative command): otherwise the log's tail would stay unsigned, and
+  // could be cut off unnoticed, until a server next runs the policy.
+  [[nodiscard]] static std::shared_ptr<const store::AuditDraft> SignedDraft(AuditRecord record);
   // A draft without records: its transaction still runs the checkpoint policy, so a quiet log
   // gets its tail signed (commit one when CheckpointDue says so).
   [[nodiscard]] static std::shared_ptr<const store::AuditDraft> Heartbeat();
@@ -191,6 +196,7 @@ class AuditLog final : public store::AuditAppender {
   LogHead transaction_start_;
   CheckpointMark last_checkpoint_;
   CheckpointMark pending_checkpoint_;
+  bool sign_requested_ = false;  // A SignedDraft is in the open transaction.
   std::string committed_state_;  // The state blob last committed ("" for a log never written).
   std::string pending_state_;
   std::function<void(uint64_t)> on_commit_;

@@ -189,6 +189,31 @@ TEST_F(AuditLogTest, CheckpointsAreSignedEveryNRecordsAndOnHeartbeatsWhenTimeIsU
   EXPECT_EQ(Verify().unsigned_tail, 0u);
 }
 
+TEST_F(AuditLogTest, ASignedDraftLeavesTheLogSignedWhateverThePolicySays) {
+  AppendEvents(0, 13);  // Checkpoint at 10; 10..12 unsigned, the policy's hour not up.
+  EXPECT_EQ(Verify().unsigned_tail, 3u);
+  AppendEvents(13, 2);
+  EXPECT_EQ(Verify().unsigned_tail, 5u);
+  WriteBatch last;
+  last.audit = AuditLog::SignedDraft(Event(15));
+  ASSERT_TRUE(store_->Commit(std::move(last)).ok());
+  auto latest = store_->FindAuditCheckpoint(0);
+  ASSERT_TRUE(latest.ok() && latest->has_value());
+  EXPECT_EQ((*latest)->tree_size, 16u);
+  VerificationReport report = Verify();
+  EXPECT_TRUE(report.ok()) << report.Summary();
+  EXPECT_EQ(report.unsigned_tail, 0u);
+  EXPECT_FALSE(log_->CheckpointDue(clock_.Now() + std::chrono::hours(2)));
+
+  // Nothing unsigned: no second checkpoint of the same size, and later commits follow the policy.
+  AppendEvents(16, 3);
+  auto statements = store_->ReadAuditStatements();
+  ASSERT_TRUE(statements.ok());
+  std::vector<uint64_t> sizes;
+  for (const auto& s : *statements) sizes.push_back(s.tree_size);
+  EXPECT_EQ(sizes, (std::vector<uint64_t>{10, 16}));
+}
+
 TEST_F(AuditLogTest, InclusionProofsVerifyAgainstSignedCheckpoints) {
   Close();
   Open({.every_records = 300, .every = std::chrono::hours(1)});

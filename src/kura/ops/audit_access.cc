@@ -28,11 +28,12 @@ StatusOr<AuditLogAccess> OpenAuditLog(store::SqliteStore& backend,
 }
 
 Status AppendAuditRecord(store::Store& store, audit::AuditRecord record, const Config& config,
-                         const Clock& clock) {
+                         const Clock& clock, AuditTailSigning signing) {
   if (record.time_us == 0) record.time_us = ToMicros(clock.Now());
   if (record.actor.tenant.empty()) record.actor.tenant = config.tenant;
   store::WriteBatch batch;
-  batch.audit = audit::AuditLog::Draft(std::move(record));
+  batch.audit = signing == AuditTailSigning::kNow ? audit::AuditLog::SignedDraft(std::move(record))
+                                                  : audit::AuditLog::Draft(std::move(record));
   return store.Commit(std::move(batch)).status();
 }
 

@@ -28,9 +28,16 @@ struct AuditLogAccess {
                                                     const crypto::KeyProvider& provider,
                                                     const Config& config, const Clock& clock);
 
+// Whether an appended record's commit also signs a checkpoint over the log's unsigned tail.
+enum class AuditTailSigning {
+  kByPolicy,  // When audit.checkpoint_every_records / _seconds says so.
+  kNow,       // Always: the writer goes away after this record (audit::AuditLog::SignedDraft).
+};
+
 // Commits `record` (time, actor tenant filled in when empty) as one audit-only unit: durable
 // when this returns OK.
 [[nodiscard]] Status AppendAuditRecord(store::Store& store, audit::AuditRecord record,
-                                       const Config& config, const Clock& clock);
+                                       const Config& config, const Clock& clock,
+                                       AuditTailSigning signing = AuditTailSigning::kByPolicy);
 
 }  // namespace kura::ops

@@ -172,6 +172,11 @@ TEST_F(AuditVerifyTest, TokenCreateIsAuditedAndFailsClosed) {
   auto token = IssueAdminToken(dir_, "laptop");
   ASSERT_TRUE(token.ok()) << token.status().message();
   EXPECT_EQ(Count("action = 'token-create' AND actor = 'kura-cli'"), 1);
+  // The command's record is signed in its own commit: nothing is left for a server to sign.
+  auto signed_log = Verify(false);
+  ASSERT_TRUE(signed_log.ok()) << signed_log.status().message();
+  EXPECT_TRUE(signed_log->report.ok()) << signed_log->report.Summary();
+  EXPECT_EQ(signed_log->report.unsigned_tail, 0u) << signed_log->report.Summary();
   const std::string tokens = Sql(db(), "SELECT COUNT(*) FROM api_tokens");
 
   // An audit log that cannot be continued: no token.

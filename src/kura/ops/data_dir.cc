@@ -242,7 +242,9 @@ Status AppendCliAuditRecord(OpenedDataDirectory& dir, audit::AuditRecord record)
     if (!access.ok()) return failed(access.status());
     dir.audit.emplace(std::move(*access));
   }
-  Status s = AppendAuditRecord(*dir.db, std::move(record), dir.config, Clock::System());
+  // A command's record is the last its writer adds: it leaves the log signed.
+  Status s = AppendAuditRecord(*dir.db, std::move(record), dir.config, Clock::System(),
+                               AuditTailSigning::kNow);
   if (!s.ok()) return failed(s);
   return Status::Ok();
 }

@@ -302,8 +302,10 @@ int Serve(const cli::ServeArgs& args) {
     run = (*server)->Run();
     blocking.join();
   }
+  // Signed at once: otherwise the records since the last checkpoint stay unsigned until the next
+  // start, and could be cut off unnoticed while the server is down.
   if (Status s = ops::AppendAuditRecord(*backend, SystemRecord(audit::action::kStop, *config),
-                                        *config, Clock::System());
+                                        *config, Clock::System(), ops::AuditTailSigning::kNow);
       !s.ok()) {
     log::Error("audit_append_failed", {{"event", "system.stop"}, {"detail", s.internal_detail()}});
   }
