@@ -127,6 +127,17 @@ class AuditLogFixture : public ::testing::Test {
     return {.origin = std::string(kOrigin), .trusted_keys = {log_->verifier_key()}};
   }
 
+  // The tree sizes of the stored checkpoints and prune anchors, by kind then size.
+  std::vector<uint64_t> StatementSizes() {
+    auto statements = store_->ReadAuditStatements();
+    EXPECT_TRUE(statements.ok());
+    std::vector<uint64_t> sizes;
+    if (statements.ok()) {
+      for (const auto& s : *statements) sizes.push_back(s.tree_size);
+    }
+    return sizes;
+  }
+
   std::vector<store::AuditRow> AllRows() {
     auto rows = store_->ReadAuditRows(0, 1 << 20);
     EXPECT_TRUE(rows.ok());
