@@ -220,6 +220,8 @@ class KuraServer:
                 self.proc.kill()
                 self.proc.wait(10)
             self._reader.join(10)
+            if self.proc.stderr is not None:
+                self.proc.stderr.close()
             raise ServerStartError(f"kura serve did not start (exit {self.proc.returncode}); "
                                    f"stderr:\n" + "\n".join(self.run_logs))
         self._ctx = self.ssl_context()

@@ -1343,6 +1343,27 @@ class ExportTests(AuditTestCase):
                        "--checkpoints", sink])
         self.assertEqual(res.returncode, 1, res.stderr)
         self.assertIn("truncated", [i["kind"] for i in json.loads(res.stdout)["issues"]])
+        # So does a plain verify: it reads the end of the configured file by itself.
+        configured = {"KURA_AUDIT_JSON_LINES_FILE": sink}
+        res = run_cli(["audit", "verify", "--data-dir", srv.data_dir, "--json", "--no-record"],
+                      env=configured)
+        self.assertEqual(res.returncode, 1, res.stderr)
+        report = json.loads(res.stdout)
+        self.assertEqual((report["sink_file"], report["sink_file_found"],
+                          report["sink_file_checkpoint"]), (sink, True, True), report)
+        truncations = [i for i in report["issues"] if i["kind"] == "truncated"]
+        self.assertTrue(truncations, report)
+        self.assertTrue(all(i["sequence"] == older for i in truncations), report)
+        self.assertIn(f"holds record {shipped}", " ".join(i["reason"] for i in truncations))
+        plain = run_cli(["audit", "verify", "--data-dir", srv.data_dir, "--no-record"],
+                        env=configured)
+        self.assertIn(f"JSON-lines audit file {sink}: its latest checkpoint and record checked",
+                      plain.stdout)
+        # The restored database on its own is a sound log.
+        res = run_cli(["audit", "verify", "--data-dir", srv.data_dir, "--json", "--no-record",
+                       "--no-sink-file"], env=configured)
+        self.assertEqual(res.returncode, 0, res.stdout)
+        self.assertIsNone(json.loads(res.stdout)["sink_file"])
 
         os.rename(sink, sink + ".before-restore")
         srv.start()

@@ -722,24 +722,31 @@ StatusOr<std::unique_ptr<AuditExporter>> AuditExporter::Start(store::AuditLogSto
 
 namespace {
 
-// What the end of a JSON-lines sink file says about the log it copied.
-struct SinkFileTail {
-  std::optional<uint64_t> last_record;         // Sequence of the last record line.
-  std::optional<std::string> last_checkpoint;  // Signed note of the last checkpoint line.
-};
+Status SinkFileAhead(const std::filesystem::path& file, const std::string& what) {
+  return FailedPreconditionError(
+      "the audit sink file " + file.string() + " " + what +
+      ": the database was restored from an older copy, rolled back or replaced, and its audit log "
+      "would reuse sequence numbers the file already holds. Compare them with `kura audit verify "
+      "--data-dir DIR --checkpoints " +
+      file.string() +
+      "`; to go on with this database, move the file aside (keep it: it is the evidence) so that "
+      "a new one starts");
+}
 
-// Scans `file` backwards, complete lines only (a line cut short by a crash is not a line), until
-// both are found or `max_bytes` were read. NotFound when the file does not exist.
-StatusOr<SinkFileTail> ReadSinkFileTail(const std::filesystem::path& file, uint64_t max_bytes) {
+}  // namespace
+
+// Scans backwards until both are found or `max_bytes` were read.
+StatusOr<std::optional<JsonLinesFileTail>> ReadJsonLinesFileTail(const std::filesystem::path& file,
+                                                                 uint64_t max_bytes) {
   std::error_code ec;
-  if (!std::filesystem::exists(file, ec)) return NotFoundError("no sink file");
+  if (!std::filesystem::exists(file, ec)) return std::optional<JsonLinesFileTail>();
   std::ifstream in(file, std::ios::binary);
   if (!in) return FailedPreconditionError("cannot read the audit sink file " + file.string());
   in.seekg(0, std::ios::end);
   const auto size = static_cast<uint64_t>(in.tellg());
   const uint64_t floor = size > max_bytes ? size - max_bytes : 0;
   constexpr uint64_t kChunk = 1 << 20;
-  SinkFileTail tail;
+  JsonLinesFileTail tail;
   std::string pending;  // Bytes after the earliest newline seen so far, not yet a whole line.
   bool first_line = true;
   uint64_t end = size;
@@ -782,27 +789,13 @@ StatusOr<SinkFileTail> ReadSinkFileTail(const std::filesystem::path& file, uint6
     }
     pending.resize(line_end);
   }
-  return tail;
+  return std::optional<JsonLinesFileTail>(std::move(tail));
 }
-
-Status SinkFileAhead(const std::filesystem::path& file, const std::string& what) {
-  return FailedPreconditionError(
-      "the audit sink file " + file.string() + " " + what +
-      ": the database was restored from an older copy, rolled back or replaced, and its audit log "
-      "would reuse sequence numbers the file already holds. Compare them with `kura audit verify "
-      "--data-dir DIR --checkpoints " +
-      file.string() +
-      "`; to go on with this database, move the file aside (keep it: it is the evidence) so that "
-      "a new one starts");
-}
-
-}  // namespace
 
 Status CheckSinkFileMatchesLog(const std::filesystem::path& file, store::AuditLogStore& store,
                                const AuditLog& log) {
-  StatusOr<SinkFileTail> tail = ReadSinkFileTail(file, kSinkFileCheckBytes);
-  if (tail.status().code() == StatusCode::kNotFound) return Status();
-  KURA_RETURN_IF_ERROR(tail.status());
+  KURA_ASSIGN_OR_RETURN(std::optional<JsonLinesFileTail> tail, ReadJsonLinesFileTail(file));
+  if (!tail) return Status();
   const uint64_t size = log.committed_size();
   const std::string records = std::to_string(size) + (size == 1 ? " record" : " records");
   if (tail->last_record && *tail->last_record >= size) {

@@ -113,6 +113,17 @@ inline constexpr uint64_t kSinkFileCheckBytes = uint64_t{64} << 20;
 [[nodiscard]] Status CheckSinkFileMatchesLog(const std::filesystem::path& file,
                                              store::AuditLogStore& store, const AuditLog& log);
 
+// What the end of a JSON-lines audit file says about the log it copied, from its complete lines
+// (a line cut short by a crash is not read): the last record's sequence and the last
+// checkpoint's signed note (not verified here), when found within the last `max_bytes`.
+struct JsonLinesFileTail {
+  std::optional<uint64_t> last_record;
+  std::optional<std::string> last_checkpoint;
+};
+// nullopt when the file does not exist; FailedPrecondition when it cannot be read.
+[[nodiscard]] StatusOr<std::optional<JsonLinesFileTail>> ReadJsonLinesFileTail(
+    const std::filesystem::path& file, uint64_t max_bytes = kSinkFileCheckBytes);
+
 class AuditExporter {
  public:
   // Validates `options` and starts the exporter thread. The first round runs at once, so

@@ -47,6 +47,10 @@ int RunAuditVerify(const ops::AuditVerifyOptions& options, bool json) {
     doc["verifier_key"] = out.verifier_key.empty() ? nlohmann::ordered_json()
                                                    : nlohmann::ordered_json(out.verifier_key);
     doc["external_checkpoints"] = out.external_checkpoints;
+    doc["sink_file"] = out.sink_file.empty() ? nlohmann::ordered_json()
+                                             : nlohmann::ordered_json(out.sink_file.string());
+    doc["sink_file_found"] = out.sink_file_found;
+    doc["sink_file_checkpoint"] = out.sink_file_checkpoint;
     doc["recorded"] = out.recorded;
     if (!out.recorded) doc["not_recorded_reason"] = out.not_recorded_reason;
     std::cout << doc.dump() << std::endl;
@@ -58,6 +62,14 @@ int RunAuditVerify(const ops::AuditVerifyOptions& options, bool json) {
     if (!options.checkpoint_files.empty()) {
       std::cout << "External checkpoints: " << out.external_checkpoints << " from "
                 << options.checkpoint_files.size() << " file(s)\n";
+    }
+    if (!out.sink_file.empty()) {
+      std::cout << "JSON-lines audit file " << out.sink_file.string() << ": "
+                << (!out.sink_file_found        ? "not found"
+                    : out.sink_file_checkpoint  ? "its latest checkpoint and record checked"
+                    : out.sink_file_last_record ? "its latest record checked (no checkpoint yet)"
+                                                : "empty")
+                << "\n";
     }
     if (out.recorded) {
       std::cout << "Recorded: a system/verify record was appended to the audit log\n";
@@ -256,6 +268,10 @@ int Main(int argc, char** argv, const ServeCommand& serve) {
                            "repeatable); needed to detect a truncated tail");
   audit_verify->add_flag("--no-record", verify_no_record,
                          "Do not append the verify record (for forensic copies)");
+  bool verify_no_sink_file = false;
+  audit_verify->add_flag("--no-sink-file", verify_no_sink_file,
+                         "Do not check against the end of the configured audit.json_lines_file "
+                         "(checked by default when it exists)");
   std::filesystem::path prune_dir;
   bool prune_json = false;
   CLI::App* audit_prune = AddDataDirCommand(
@@ -351,6 +367,7 @@ int Main(int argc, char** argv, const ServeCommand& serve) {
   }
   if (audit_verify->parsed()) {
     verify_options.record = !verify_no_record;
+    verify_options.use_sink_file = !verify_no_sink_file;
     return RunAuditVerify(verify_options, verify_json);
   }
   if (audit_prune->parsed()) return RunAuditPrune(prune_dir, prune_json);

@@ -6,6 +6,7 @@
 #include "kura/audit/audit_log.h"
 #include "kura/audit/checkpoint.h"
 #include "kura/audit/export_format.h"
+#include "kura/audit/exporter.h"
 #include "kura/crypto/signature.h"
 #include "kura/ops/audit_access.h"
 #include "kura/ops/data_dir.h"
@@ -77,6 +78,19 @@ StatusOr<AuditVerifyOutcome> VerifyDataDirectoryAuditLog(const AuditVerifyOption
       OpenedDataDirectory dir,
       OpenDataDirectory(options.data_dir, env,
                         options.record ? DataDirectoryUse::kCommand : DataDirectoryUse::kReadOnly));
+  if (options.use_sink_file && !dir.config.audit.json_lines_file.empty()) {
+    outcome.sink_file = ResolvePath(dir.config, dir.config.audit.json_lines_file);
+    KURA_ASSIGN_OR_RETURN(std::optional<audit::JsonLinesFileTail> tail,
+                          audit::ReadJsonLinesFileTail(outcome.sink_file));
+    if (tail) {
+      outcome.sink_file_found = true;
+      outcome.sink_file_last_record = tail->last_record;
+      if (tail->last_checkpoint) {
+        extra_notes.push_back(std::move(*tail->last_checkpoint));
+        outcome.sink_file_checkpoint = true;
+      }
+    }
+  }
   const std::string& tenant = dir.config.tenant;
   KURA_ASSIGN_OR_RETURN(std::optional<audit::NoteVerifierKey> trusted,
                         LoadCheckpointVerifierKey(*dir.db, *dir.keys, tenant));
@@ -101,6 +115,14 @@ StatusOr<AuditVerifyOutcome> VerifyDataDirectoryAuditLog(const AuditVerifyOption
   };
   KURA_ASSIGN_OR_RETURN(outcome.report,
                         audit::VerifyStoredLog(*dir.db, key_lookup, verify, extra_notes));
+  // Only committed records are exported, so the file never legitimately holds one the log lacks.
+  if (outcome.sink_file_last_record && *outcome.sink_file_last_record >= outcome.report.tree_size) {
+    outcome.report.AddIssue({audit::IssueKind::kTruncated, outcome.report.tree_size,
+                             "the log ends after " + std::to_string(outcome.report.tree_size) +
+                                 " records but the JSON-lines audit file holds record " +
+                                 std::to_string(*outcome.sink_file_last_record)},
+                            verify.max_issues);
+  }
   if (!trusted) {
     KURA_ASSIGN_OR_RETURN(bool has_statements, HasAuditStatements(*dir.db));
     if (outcome.report.records_checked > 0 || has_statements || !extra_notes.empty()) {

@@ -63,6 +63,11 @@ struct AuditVerifyOptions {
   // Append the verify record when the log verifies. Off for forensic copies, which should stay
   // byte for byte as they were taken.
   bool record = true;
+  // Also check the log against the end of the JSON-lines audit file kura.toml configures
+  // (audit.json_lines_file), when it exists: its latest checkpoint joins the external ones, and
+  // a record in it beyond the log's end is a truncation. Off for a copy checked against a file
+  // that has moved on since the copy was taken.
+  bool use_sink_file = true;
 };
 
 struct AuditVerifyOutcome {
@@ -71,8 +76,14 @@ struct AuditVerifyOutcome {
   // the store holds no signing key.
   std::string verifier_key;
   uint64_t external_checkpoints = 0;  // Notes found in the checkpoint files.
-  bool recorded = false;              // The verify record is durable.
-  std::string not_recorded_reason;    // Why not, when !recorded.
+  // The configured JSON-lines audit file (empty when none is configured or use_sink_file is
+  // off), whether it exists, and what its end held.
+  std::filesystem::path sink_file;
+  bool sink_file_found = false;
+  bool sink_file_checkpoint = false;  // Its latest checkpoint was checked.
+  std::optional<uint64_t> sink_file_last_record;
+  bool recorded = false;            // The verify record is durable.
+  std::string not_recorded_reason;  // Why not, when !recorded.
   // Not OK when the log verified and the verify record could not be written: the command then
   // fails (audit fails closed), although the report itself stands.
   Status record_status;
