@@ -45,6 +45,35 @@ def setUpModule():
             r = srv.request("GET", f"{FHIR}/Observation/{o.json()['id']}")
             assert r.status == 200, r
         assert srv.request("GET", f"{FHIR}/Patient/{pid}").status == 200
+        # Every kind of write, so that the resource tables are compared with all of them:
+        # update, patch, delete, deleting again, a refused update, a conditional create that
+        # finds its match, and a transaction.
+        obs = srv.request("GET", f"{FHIR}/Observation?subject=Patient/{pid}").json()
+        first, second = (e["resource"] for e in obs["entry"][:2])
+        first["status"] = "amended"
+        assert srv.request("PUT", f"{FHIR}/Observation/{first['id']}", first).status == 200
+        patch = [{"op": "replace", "path": "/status", "value": "corrected"}]
+        assert srv.request("PATCH", f"{FHIR}/Observation/{first['id']}", patch,
+                           content_type="application/json-patch+json").status == 200
+        assert srv.request("DELETE", f"{FHIR}/Observation/{second['id']}").status == 204
+        assert srv.request("DELETE", f"{FHIR}/Observation/{second['id']}").status == 204
+        stale = srv.request("PUT", f"{FHIR}/Observation/{first['id']}", first,
+                            headers={"If-Match": 'W/"1"'})
+        assert stale.status == 412, stale
+        tagged = {"resourceType": "Patient", "identifier": [{"system": "urn:x", "value": "t1"}]}
+        assert srv.request("POST", f"{FHIR}/Patient", tagged).status == 201
+        again = srv.request("POST", f"{FHIR}/Patient", tagged,
+                            headers={"If-None-Exist": "identifier=urn:x|t1"})
+        assert again.status == 200, again
+        bundle = {"resourceType": "Bundle", "type": "transaction", "entry": [
+            {"fullUrl": "urn:uuid:8f4c1a5e-0000-4000-8000-000000000001",
+             "resource": {"resourceType": "Patient"},
+             "request": {"method": "POST", "url": "Patient"}},
+            {"resource": dict(first, status="final"),
+             "request": {"method": "PUT", "url": f"Observation/{first['id']}"}},
+            {"request": {"method": "DELETE", "url": f"Patient/{again.json()['id']}"}}]}
+        t = srv.request("POST", FHIR, bundle)
+        assert t.status == 200, t
         rc = srv.stop(signal.SIGTERM)
         assert rc == 0, f"kura serve exited {rc}: {srv.log_text()}"
     except BaseException:
@@ -229,6 +258,12 @@ class AuditVerifyTests(KuraTestCase):
         self.assertGreaterEqual(report["checkpoints_matched"], 3, report)
         self.assertTrue(report["verifier_key"].startswith("kura/default/audit+"), report)
         self.assertTrue(report["recorded"], report)
+        # Every resource ever written was compared with its writes, and all agree.
+        self.assertIsNone(report["resources_not_checked"], report)
+        db = open_db(data)
+        (written,) = db.execute("SELECT COUNT(*) FROM resources").fetchone()
+        db.close()
+        self.assertEqual(report["resources_checked"], written, report)
         after = self.rows(data)
         self.assertEqual(len(after), len(before) + 1)
         self.assertEqual(after[-1][1:], ("system", "verify", "kura-cli"))
@@ -330,6 +365,58 @@ class AuditVerifyTests(KuraTestCase):
         report = self.assert_finding(data, "index-mismatch", seq)
         self.assertEqual([i["kind"] for i in report["issues"]], ["index-mismatch"], report)
         self.assertIn("actor, patients", report["issues"][0]["reason"], report)
+
+    # ---- the resource tables against the writes the log records ---------------------------
+    def resource(self, data_dir, where):
+        """(type, id, version, seq) of the first current resource matching `where`."""
+        db = open_db(data_dir)
+        try:
+            return db.execute("SELECT type, id, version, seq FROM resources WHERE deleted = 0 AND "
+                              + where + " ORDER BY type, id LIMIT 1").fetchone()
+        finally:
+            db.close()
+
+    def test_resource_pointed_back_at_an_older_version(self):
+        data = self.fresh_copy()
+        rtype, rid, version, _seq = self.resource(data, "version >= 3")
+        self.execute(data, ("UPDATE resources SET version = 1, seq = (SELECT seq FROM "
+                            "resource_versions WHERE type = ?1 AND id = ?2 AND version = 1) "
+                            "WHERE type = ?1 AND id = ?2", (rtype, rid)))
+        report = self.assert_finding(data, "resource-mismatch")
+        (issue,) = [i for i in report["issues"] if i["kind"] == "resource-mismatch"]
+        self.assertIn(f"{rtype}/{rid} is current at version 1, but its latest write", issue["reason"])
+        self.assertIn(f"made version {version}", issue["reason"])
+        self.assertEqual([i["kind"] for i in report["issues"]], ["resource-mismatch"], report)
+
+    def test_resource_rows_deleted_undeleted_or_planted(self):
+        with self.subTest("a current row deleted"):
+            data = self.fresh_copy()
+            rtype, rid, _v, _s = self.resource(data, "type = 'Observation'")
+            self.execute(data, ("DELETE FROM resources WHERE type = ? AND id = ?", (rtype, rid)))
+            report = self.assert_finding(data, "resource-mismatch")
+            self.assertIn(f"{rtype}/{rid} has no current version",
+                          " ".join(i["reason"] for i in report["issues"]))
+        with self.subTest("a deleted resource made current again"):
+            data = self.fresh_copy()
+            self.execute(data, ("UPDATE resources SET deleted = 0, version = version - 1, seq = "
+                                "(SELECT v.seq FROM resource_versions v WHERE v.type = "
+                                "resources.type AND v.id = resources.id AND v.version = "
+                                "resources.version - 1) WHERE type = 'Observation' AND "
+                                "deleted = 1",))
+            report = self.assert_finding(data, "resource-mismatch")
+            self.assertIn("deleted it", " ".join(i["reason"] for i in report["issues"]))
+        with self.subTest("a resource no request wrote"):
+            data = self.fresh_copy()
+            self.execute(data, ("INSERT INTO resources(type, id, version, deleted, seq) SELECT "
+                                "type, 'planted', version, 0, seq FROM resources WHERE "
+                                "type = 'Observation' AND deleted = 0 LIMIT 1",))
+            report = self.assert_finding(data, "resource-mismatch")
+            self.assertRegex(" ".join(i["reason"] for i in report["issues"]),
+                             "Observation/planted is current at version [0-9]+, but the audit log "
+                             "records no write of it")
+        with self.subTest("--no-resources leaves them alone"):
+            _res, report = self.verify(data, "--no-resources", expect=0)
+            self.assertEqual(report["resources_not_checked"], "--no-resources")
 
     def test_truncated_tail_needs_the_sink_copy(self):
         data = self.fresh_copy()
@@ -458,11 +545,14 @@ class AuditVerifyTests(KuraTestCase):
                                               observation(f"r{round_}-{i}")), 201)
             _res, report = self.verify(data, expect=0)
             self.assertTrue(report["recorded"], report)
+            # The server's writes would race a comparison of the resource tables.
+            self.assertIn("kura server", report["resources_not_checked"], report)
         # The server goes on after the records this process appended, and so does the log.
         self.assertStatus(srv.request("POST", f"{FHIR}/Observation", observation("after")), 201)
         self.assertEqual(srv.stop(signal.SIGTERM), 0)
         _res, report = self.verify(data, expect=0)
         self.assertEqual(report["records_checked"], len(self.rows(data)) - 1)
+        self.assertIsNone(report["resources_not_checked"], report)
         verify_rows = [r for r in self.rows(data) if r[1:] == ("system", "verify", "kura-cli")]
         self.assertEqual(len(verify_rows), 3)
 

@@ -41,6 +41,8 @@ std::string_view IssueKindName(IssueKind kind) {
       return "read-error";
     case IssueKind::kIndexMismatch:
       return "index-mismatch";
+    case IssueKind::kResourceMismatch:
+      return "resource-mismatch";
   }
   return "unknown";
 }

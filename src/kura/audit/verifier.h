@@ -81,6 +81,7 @@ enum class IssueKind {
   kCheckpointMismatch,  // A valid signed checkpoint or anchor disagrees with the records.
   kReadError,           // The store could not be read to the end.
   kIndexMismatch,       // Clear index columns or folded search indexes disagree with a record.
+  kResourceMismatch,    // The resource tables disagree with the writes the records name.
 };
 [[nodiscard]] std::string_view IssueKindName(IssueKind kind);  // "modified", "deleted", ...
 

@@ -51,6 +51,11 @@ int RunAuditVerify(const ops::AuditVerifyOptions& options, bool json) {
                                              : nlohmann::ordered_json(out.sink_file.string());
     doc["sink_file_found"] = out.sink_file_found;
     doc["sink_file_checkpoint"] = out.sink_file_checkpoint;
+    doc["resources_checked"] = out.resources_checked;
+    doc["resources_unjudged"] = out.resources_unjudged;
+    doc["resources_not_checked"] = out.resources_not_checked.empty()
+                                       ? nlohmann::ordered_json()
+                                       : nlohmann::ordered_json(out.resources_not_checked);
     doc["recorded"] = out.recorded;
     if (!out.recorded) doc["not_recorded_reason"] = out.not_recorded_reason;
     std::cout << doc.dump() << std::endl;
@@ -70,6 +75,17 @@ int RunAuditVerify(const ops::AuditVerifyOptions& options, bool json) {
                     : out.sink_file_last_record ? "its latest record checked (no checkpoint yet)"
                                                 : "empty")
                 << "\n";
+    }
+    if (out.resources_not_checked.empty()) {
+      std::cout << "Resources: " << out.resources_checked
+                << " compared with the writes the log records";
+      if (out.resources_unjudged > 0) {
+        std::cout << "; " << out.resources_unjudged
+                  << " last written before the prune point not judged";
+      }
+      std::cout << "\n";
+    } else {
+      std::cout << "Resources: not compared (" << out.resources_not_checked << ")\n";
     }
     if (out.recorded) {
       std::cout << "Recorded: a system/verify record was appended to the audit log\n";
@@ -269,6 +285,9 @@ int Main(int argc, char** argv, const ServeCommand& serve) {
   audit_verify->add_flag("--no-record", verify_no_record,
                          "Do not append the verify record (for forensic copies)");
   bool verify_no_sink_file = false;
+  bool verify_no_resources = false;
+  audit_verify->add_flag("--no-resources", verify_no_resources,
+                         "Do not compare the resource tables with the writes the log records");
   audit_verify->add_flag("--no-sink-file", verify_no_sink_file,
                          "Do not check against the end of the configured audit.json_lines_file "
                          "(checked by default when it exists)");
@@ -368,6 +387,7 @@ int Main(int argc, char** argv, const ServeCommand& serve) {
   if (audit_verify->parsed()) {
     verify_options.record = !verify_no_record;
     verify_options.use_sink_file = !verify_no_sink_file;
+    verify_options.check_resources = !verify_no_resources;
     return RunAuditVerify(verify_options, verify_json);
   }
   if (audit_prune->parsed()) return RunAuditPrune(prune_dir, prune_json);

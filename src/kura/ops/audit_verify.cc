@@ -1,6 +1,7 @@
 // `kura audit verify`: the verifier key, external checkpoint files and the verification run.
 #include "kura/ops/audit_verify.h"
 
+#include <algorithm>
 #include <fstream>
 
 #include "kura/audit/audit_log.h"
@@ -10,6 +11,7 @@
 #include "kura/crypto/signature.h"
 #include "kura/ops/audit_access.h"
 #include "kura/ops/data_dir.h"
+#include "kura/ops/resource_ledger.h"
 #include "kura/store/data_keyring.h"
 
 namespace kura::ops {
@@ -91,6 +93,19 @@ StatusOr<AuditVerifyOutcome> VerifyDataDirectoryAuditLog(const AuditVerifyOption
       }
     }
   }
+  // Held (shared) to the end of the run, so no server starts writing resources meanwhile.
+  DataDirectoryLock quiet;
+  if (!options.check_resources) {
+    outcome.resources_not_checked = "--no-resources";
+  } else if (StatusOr<DataDirectoryLock> lock =
+                 DataDirectoryLock::AcquireShared(dir.config.data_dir);
+             lock.ok()) {
+    quiet = std::move(*lock);
+  } else {
+    outcome.resources_not_checked =
+        "a kura server or command is using the data directory, and its writes would race the "
+        "comparison; stop it or verify a copy";
+  }
   const std::string& tenant = dir.config.tenant;
   KURA_ASSIGN_OR_RETURN(std::optional<audit::NoteVerifierKey> trusted,
                         LoadCheckpointVerifierKey(*dir.db, *dir.keys, tenant));
@@ -113,8 +128,33 @@ StatusOr<AuditVerifyOutcome> VerifyDataDirectoryAuditLog(const AuditVerifyOption
   const audit::AuditKeyLookup key_lookup = [&keyring](uint64_t key_id) {
     return keyring.KeyById(key_id);
   };
-  KURA_ASSIGN_OR_RETURN(outcome.report,
-                        audit::VerifyStoredLog(*dir.db, key_lookup, verify, extra_notes));
+  ResourceWriteLedger ledger;
+  audit::RecordObserver to_ledger;
+  if (outcome.resources_not_checked.empty()) {
+    to_ledger = [&ledger](const audit::AuditRecord& record) { ledger.Add(record); };
+  }
+  KURA_ASSIGN_OR_RETURN(
+      outcome.report, audit::VerifyStoredLog(*dir.db, key_lookup, verify, extra_notes, to_ledger));
+  const bool read_to_the_end =
+      std::none_of(outcome.report.issues.begin(), outcome.report.issues.end(),
+                   [](const audit::VerificationIssue& issue) {
+                     return issue.kind == audit::IssueKind::kReadError;
+                   });
+  if (outcome.resources_not_checked.empty() && !read_to_the_end) {
+    outcome.resources_not_checked = "the audit log could not be read to the end";
+  }
+  if (outcome.resources_not_checked.empty()) {
+    KURA_ASSIGN_OR_RETURN(
+        ResourceCheck resources,
+        ledger.Compare(*dir.db, outcome.report.first_sequence == 0, verify.max_issues));
+    outcome.resources_checked = resources.resources_checked;
+    outcome.resources_unjudged = resources.resources_unjudged;
+    for (audit::VerificationIssue& issue : resources.issues) {
+      outcome.report.AddIssue(std::move(issue), verify.max_issues);
+    }
+    // Those not kept still count.
+    outcome.report.issue_count += resources.issue_count - resources.issues.size();
+  }
   // Only committed records are exported, so the file never legitimately holds one the log lacks.
   if (outcome.sink_file_last_record && *outcome.sink_file_last_record >= outcome.report.tree_size) {
     outcome.report.AddIssue({audit::IssueKind::kTruncated, outcome.report.tree_size,

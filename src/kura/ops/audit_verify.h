@@ -68,6 +68,10 @@ struct AuditVerifyOptions {
   // a record in it beyond the log's end is a truncation. Off for a copy checked against a file
   // that has moved on since the copy was taken.
   bool use_sink_file = true;
+  // Also compare the resource tables with the writes the log records (ResourceWriteLedger).
+  // Done only while no server or exclusive command uses the directory (their writes would race
+  // the comparison); the run holds the directory's lock shared meanwhile.
+  bool check_resources = true;
 };
 
 struct AuditVerifyOutcome {
@@ -82,6 +86,11 @@ struct AuditVerifyOutcome {
   bool sink_file_found = false;
   bool sink_file_checkpoint = false;  // Its latest checkpoint was checked.
   std::optional<uint64_t> sink_file_last_record;
+  // The resource comparison: how many resources it judged and how many it could not (written
+  // only before the prune point), or why it did not run.
+  uint64_t resources_checked = 0;
+  uint64_t resources_unjudged = 0;
+  std::string resources_not_checked;
   bool recorded = false;            // The verify record is durable.
   std::string not_recorded_reason;  // Why not, when !recorded.
   // Not OK when the log verified and the verify record could not be written: the command then

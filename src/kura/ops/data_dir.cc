@@ -172,6 +172,25 @@ StatusOr<DataDirectoryLock> DataDirectoryLock::Acquire(const fs::path& data_dir)
   return DataDirectoryLock(fd);
 }
 
+StatusOr<DataDirectoryLock> DataDirectoryLock::AcquireShared(const fs::path& data_dir) {
+  const fs::path path = data_dir / "kura.lock";
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0) {
+    if (errno == ENOENT) return DataDirectoryLock();
+    return InternalError("cannot open " + path.string() + ": " + std::strerror(errno));
+  }
+  if (::flock(fd, LOCK_SH | LOCK_NB) != 0) {
+    const int err = errno;
+    ::close(fd);
+    if (err == EWOULDBLOCK) {
+      return FailedPreconditionError("data directory " + data_dir.string() +
+                                     " is in use by a kura server or command");
+    }
+    return InternalError("cannot lock " + path.string() + ": " + std::strerror(err));
+  }
+  return DataDirectoryLock(fd);
+}
+
 DataDirectoryLock::~DataDirectoryLock() {
   if (fd_ >= 0) ::close(fd_);  // Closing the only descriptor releases the lock.
 }

@@ -42,6 +42,11 @@ class DataDirectoryLock {
   // FailedPrecondition naming the directory when another process holds the lock; Internal when
   // the lock file cannot be opened.
   static StatusOr<DataDirectoryLock> Acquire(const std::filesystem::path& data_dir);
+  // The lock shared, for a reader that needs the directory's writers stopped while it reads
+  // (several such readers may hold it together): a server cannot start meanwhile. Never creates
+  // the lock file (a forensic copy stays as it is); without one no server ever ran, and the
+  // returned lock is not held(). FailedPrecondition while a server or an exclusive command runs.
+  static StatusOr<DataDirectoryLock> AcquireShared(const std::filesystem::path& data_dir);
   ~DataDirectoryLock();
   DataDirectoryLock(DataDirectoryLock&& other) noexcept;
   DataDirectoryLock& operator=(DataDirectoryLock&& other) noexcept;

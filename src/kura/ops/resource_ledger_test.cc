@@ -1,0 +1,168 @@
+// The resource tables against the audit log's write records: what agrees, and each way a
+// change behind Kura's back shows.
+#include "kura/ops/resource_ledger.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <memory>
+
+#include "kura/audit/temp_dir_util.h"
+#include "kura/store/sqlite/sqlite_store.h"
+
+namespace kura::ops {
+namespace {
+
+namespace fs = std::filesystem;
+using ::testing::HasSubstr;
+
+class ResourceLedgerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = audit::testing::MakeUniqueTempDir("kura-ledger");
+    ASSERT_FALSE(dir_.empty());
+    auto opened = store::SqliteStore::Open({.path = dir_ / "kura.db", .search_index = false});
+    ASSERT_TRUE(opened.ok()) << opened.status().ToString();
+    store_ = std::move(*opened);
+  }
+
+  void TearDown() override {
+    store_->Close();
+    store_.reset();
+    std::error_code ec;
+    fs::remove_all(dir_, ec);
+  }
+
+  // Writes version `version` of Observation/`id` to the tables only (a delete marker when
+  // `deleted`).
+  void Store(const std::string& id, int64_t version, bool deleted = false) {
+    store::ResourceVersion v;
+    v.type = "Observation";
+    v.id = id;
+    v.version = version;
+    v.deleted = deleted;
+    v.payload = deleted ? "" : "{}";
+    store::WriteBatch batch;
+    batch.resources.push_back(std::move(v));
+    ASSERT_TRUE(store_->Commit(std::move(batch)).ok());
+  }
+
+  // Records that write in the ledger only, as the next record of the log; returns its sequence.
+  uint64_t Log(const std::string& id, int64_t version, std::string_view action) {
+    ledger_.Add(Record(id, version, action));
+    return next_sequence_ - 1;
+  }
+
+  // Both: what a request does.
+  void Write(const std::string& id, int64_t version, bool deleted = false) {
+    Store(id, version, deleted);
+    Log(id, version,
+        deleted ? audit::action::kDelete
+                : (version == 1 ? audit::action::kCreate : audit::action::kUpdate));
+  }
+
+  audit::AuditRecord Record(const std::string& id, int64_t version, std::string_view action) {
+    audit::AuditRecord r;
+    r.sequence = next_sequence_++;
+    r.category = "fhir";
+    r.action = std::string(action);
+    r.outcome = audit::Outcome::kSuccess;
+    r.resource_type = "Observation";
+    r.resource_id = id;
+    r.resource_version = std::to_string(version);
+    return r;
+  }
+
+  ResourceCheck Compare(bool log_complete = true) {
+    auto check = ledger_.Compare(*store_, log_complete, 100);
+    EXPECT_TRUE(check.ok()) << check.status().ToString();
+    return check.ok() ? *check : ResourceCheck{};
+  }
+
+  static std::string Reasons(const ResourceCheck& check) {
+    std::string out;
+    for (const auto& issue : check.issues) out += issue.reason + "\n";
+    return out;
+  }
+
+  fs::path dir_;
+  std::unique_ptr<store::SqliteStore> store_;
+  ResourceWriteLedger ledger_;
+  uint64_t next_sequence_ = 0;
+};
+
+TEST_F(ResourceLedgerTest, TablesThatMatchTheWritesPass) {
+  Write("a", 1);
+  Write("a", 2);
+  Write("b", 1);
+  Write("b", 2, /*deleted=*/true);
+  Write("c", 1);
+  // Records that write nothing are not writes: reads, failures, a version that is not one.
+  ledger_.Add(Record("c", 9, audit::action::kRead));
+  audit::AuditRecord failed = Record("c", 9, audit::action::kUpdate);
+  failed.outcome = audit::Outcome::kMinorFailure;
+  ledger_.Add(failed);
+  audit::AuditRecord unnumbered = Record("c", 0, audit::action::kUpdate);
+  unnumbered.resource_version = "2x";
+  ledger_.Add(unnumbered);
+  // A conditional create that found its match names the existing version.
+  ledger_.Add(Record("a", 2, audit::action::kCreate));
+
+  ResourceCheck check = Compare();
+  EXPECT_EQ(check.issue_count, 0u) << Reasons(check);
+  EXPECT_EQ(check.resources_checked, 3u);  // a, b (deleted), c.
+  EXPECT_EQ(check.resources_unjudged, 0u);
+}
+
+TEST_F(ResourceLedgerTest, EachDisagreementIsNamedWithItsRecord) {
+  Write("behind", 1);
+  const uint64_t rolled_back = Log("behind", 2, audit::action::kUpdate);
+  const uint64_t gone = Log("gone", 1, audit::action::kCreate);
+  Write("planted-later", 1);
+  Store("planted", 1);
+  Write("undeleted", 1);
+  const uint64_t deleted = Log("undeleted", 2, audit::action::kDelete);
+  const uint64_t gone_last = Log("zz-gone", 1, audit::action::kCreate);
+
+  ResourceCheck check = Compare();
+  ASSERT_EQ(check.issue_count, 5u) << Reasons(check);
+  EXPECT_EQ(check.resources_checked, 6u);
+  std::vector<std::optional<uint64_t>> sequences;
+  for (const auto& issue : check.issues) {
+    EXPECT_EQ(issue.kind, audit::IssueKind::kResourceMismatch);
+    sequences.push_back(issue.sequence);
+  }
+  // In (type, id) order.
+  EXPECT_THAT(sequences,
+              ::testing::ElementsAre(rolled_back, gone, std::nullopt, deleted, gone_last));
+  const std::string reasons = Reasons(check);
+  EXPECT_THAT(reasons, HasSubstr("Observation/behind is current at version 1, but its latest "
+                                 "write, record " +
+                                 std::to_string(rolled_back) + ", made version 2"));
+  EXPECT_THAT(reasons, HasSubstr("Observation/gone has no current version, but record " +
+                                 std::to_string(gone) + " wrote version 1"));
+  EXPECT_THAT(reasons, HasSubstr("Observation/planted is current at version 1, but the audit log "
+                                 "records no write of it"));
+  EXPECT_THAT(reasons, HasSubstr("Observation/undeleted is current at version 1, but record " +
+                                 std::to_string(deleted) + " deleted it (version 2)"));
+  EXPECT_THAT(reasons, HasSubstr("Observation/zz-gone has no current version"));
+
+  // After a prune the log no longer knows every resource: one it never names is not judged.
+  ResourceCheck pruned = Compare(/*log_complete=*/false);
+  EXPECT_EQ(pruned.issue_count, 4u) << Reasons(pruned);
+  EXPECT_EQ(pruned.resources_unjudged, 1u);
+}
+
+TEST_F(ResourceLedgerTest, ManyResourcesAreComparedPageByPage) {
+  // More than one page of the store's listing, with a disagreement on the second page.
+  for (int i = 0; i < 2500; ++i) Write("r" + std::to_string(10000 + i), 1);
+  const uint64_t last = Log("r11800", 2, audit::action::kUpdate);
+  ResourceCheck check = Compare();
+  EXPECT_EQ(check.resources_checked, 2500u);
+  ASSERT_EQ(check.issue_count, 1u) << Reasons(check);
+  EXPECT_EQ(check.issues[0].sequence, last);
+}
+
+}  // namespace
+}  // namespace kura::ops
