@@ -83,6 +83,22 @@ def run_cli(args: list, env: Optional[dict] = None, timeout: float = CLI_TIMEOUT
                           cwd=cwd, capture_output=True, text=True, timeout=timeout)
 
 
+def stop_and_verify_audit(srv: "KuraServer", who: str) -> dict:
+    """Stops `srv`; its audit log must then verify, resource tables included. Returns the report."""
+    srv.stop()
+    res = run_cli(["audit", "verify", "--data-dir", srv.data_dir, "--json", "--no-record"],
+                  env=srv.env)
+    try:
+        report = json.loads(res.stdout)
+    except ValueError:
+        report = None
+    if (res.returncode != 0 or not report or not report["ok"]
+            or report["resources_not_checked"] is not None):
+        raise AssertionError(f"{who}: the audit log does not verify after its requests: "
+                             f"{res.stdout} {res.stderr}")
+    return report
+
+
 def make_temp_root(prefix: str = "kura-it-") -> str:
     return tempfile.mkdtemp(prefix=prefix)
 
@@ -609,11 +625,25 @@ class KuraTestCase(unittest.TestCase):
 
 
 class SharedServerTestCase(KuraTestCase):
-    """One server for the whole class, started with the class's `server_env`."""
+    """One server for the whole class, started with the class's `server_env`.
+
+    When the class is done, the server is stopped and `kura audit verify` must find its audit
+    log intact and the resource tables in agreement with every write the log records, whatever
+    the class's requests did. A class that edits the database on purpose sets
+    `verify_audit_at_end = False`.
+    """
 
     server_env: dict = {}
+    verify_audit_at_end: bool = True
 
     @classmethod
     def setUpClass(cls):
         cls.srv = KuraServer(env=cls.server_env)
         cls.addClassCleanup(cls.srv.close)
+
+    @classmethod
+    def tearDownClass(cls):
+        srv = getattr(cls, "srv", None)
+        if cls.verify_audit_at_end and srv is not None and srv.running():
+            stop_and_verify_audit(srv, cls.__name__)
+        super().tearDownClass()

@@ -32,7 +32,7 @@ import unittest
 import urllib.parse
 from pathlib import Path
 
-from harness import FHIR, REPO_ROOT, KuraServer
+from harness import FHIR, REPO_ROOT, KuraServer, stop_and_verify_audit
 
 CORPUS_DIR = REPO_ROOT / "tests" / "fhir_corpus"
 NPM_DIR = Path(os.environ.get("KURA_FHIR_NPM_DIR") or REPO_ROOT / "build" / "npm-fhir")
@@ -242,6 +242,16 @@ class FhirValidationCorpusTest(unittest.TestCase):
         cls.addClassCleanup(cls.srv.close)
         cls.audit_events = itertools.count(1)
         print(f"set-up {time.monotonic() - t0:.0f}s", flush=True)
+
+    @classmethod
+    def tearDownClass(cls):
+        # Thousands of creates, updates and Bundles later, the audit log verifies and every
+        # resource table row agrees with the write it records.
+        if cls.srv.running():
+            report = stop_and_verify_audit(cls.srv, cls.__name__)
+            print(f"audit verified: {report['records_checked']} records, "
+                  f"{report['resources_checked']} resources", flush=True)
+        super().tearDownClass()
 
     # ---- writing and reading back ------------------------------------------------------------
     def submit(self, body: bytes, resource: dict, use_put: bool) -> Outcome:
