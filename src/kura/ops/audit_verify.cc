@@ -101,10 +101,12 @@ StatusOr<AuditVerifyOutcome> VerifyDataDirectoryAuditLog(const AuditVerifyOption
                  DataDirectoryLock::AcquireShared(dir.config.data_dir);
              lock.ok()) {
     quiet = std::move(*lock);
-  } else {
+  } else if (lock.status().code() == StatusCode::kFailedPrecondition) {
     outcome.resources_not_checked =
         "a kura server or command is using the data directory, and its writes would race the "
         "comparison; stop it or verify a copy";
+  } else {
+    outcome.resources_not_checked = lock.status().message();
   }
   const std::string& tenant = dir.config.tenant;
   KURA_ASSIGN_OR_RETURN(std::optional<audit::NoteVerifierKey> trusted,
