@@ -157,8 +157,8 @@ RecordIndexColumns IndexColumnsOf(const store::AuditRow& row) {
 class StoredRowReader final : public StoredRecordReader {
  public:
   StoredRowReader(store::AuditLogStore& store, const AuditKeyLookup& keys,
-                  uint64_t from_sequence = 0, RecordObserver on_record = nullptr)
-      : store_(store), keys_(keys), on_record_(std::move(on_record)), from_(from_sequence) {}
+                  uint64_t from_sequence = 0)
+      : store_(store), keys_(keys), from_(from_sequence) {}
 
   StatusOr<std::optional<StoredRecord>> Next() override {
     if (next_ == page_.size()) {
@@ -176,10 +176,6 @@ class StoredRowReader final : public StoredRecordReader {
     // modified at its sequence and keeps going.
     StatusOr<std::string> canonical = OpenAuditRow(row, keys_);
     if (canonical.ok()) out.canonical = std::move(*canonical);
-    if (on_record_ && canonical.ok()) {
-      StatusOr<AuditRecord> record = DecodeAuditRecord(out.canonical);
-      if (record.ok() && record->sequence == row.sequence) on_record_(*record);
-    }
     if (row.chain_hash.size() == kHashBytes) {
       std::memcpy(out.chain_hash.data(), row.chain_hash.data(), kHashBytes);
     }
@@ -191,7 +187,6 @@ class StoredRowReader final : public StoredRecordReader {
   static constexpr size_t kPageSize = 1024;
   store::AuditLogStore& store_;
   const AuditKeyLookup& keys_;
-  const RecordObserver on_record_;
   std::vector<store::AuditRow> page_;
   size_t next_ = 0;
   uint64_t from_ = 0;
@@ -612,9 +607,9 @@ StatusOr<VerificationReport> VerifyStoredLog(store::AuditLogStore& store,
   for (const std::string& note : extra_notes) {
     (std::string_view(note).starts_with(kPruneAnchorMagic) ? anchors : checkpoints).push_back(note);
   }
-  StoredRowReader reader(store, key_lookup, 0, on_record);
+  StoredRowReader reader(store, key_lookup);
   KURA_ASSIGN_OR_RETURN(VerificationReport report,
-                        VerifyLog(reader, options, checkpoints, anchors));
+                        VerifyLog(reader, options, checkpoints, anchors, on_record));
   // The records and their columns are checked; what the store folded from the columns is next.
   StatusOr<std::vector<store::AuditIndexFinding>> findings =
       store.CheckAuditIndexes(options.max_issues);
@@ -623,6 +618,7 @@ StatusOr<VerificationReport> VerifyStoredLog(store::AuditLogStore& store,
         {IssueKind::kReadError, std::nullopt,
          "the audit search indexes could not be checked: " + findings.status().message()},
         options.max_issues);
+    report.read_failed = true;
     return report;
   }
   for (store::AuditIndexFinding& finding : *findings) {

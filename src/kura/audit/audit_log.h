@@ -238,10 +238,7 @@ struct AuditRecordPage {
 // does not decrypt or whose leaf hash does not match its record counts as modified. Each row's
 // clear index columns are compared with its record, and the store's folded search indexes with
 // the rows (store::AuditLogStore::CheckAuditIndexes): an edit that hides a record from searches
-// is an index mismatch. `on_record`, when set, sees each record that opens, decodes and sits at
-// its own sequence, in sequence order (checks that need the records' content, such as comparing
-// the resource tables with the writes the log recorded, ride on the same pass).
-using RecordObserver = std::function<void(const AuditRecord&)>;
+// is an index mismatch. `on_record` as for VerifyLog.
 [[nodiscard]] StatusOr<VerificationReport> VerifyStoredLog(
     store::AuditLogStore& store, const AuditKeyLookup& key_lookup, const VerifyOptions& options,
     std::span<const std::string> extra_notes, const RecordObserver& on_record = nullptr);

@@ -134,12 +134,14 @@ nlohmann::ordered_json VerificationReport::ToJson() const {
 
 StatusOr<LogVerifier> LogVerifier::Create(VerifyOptions options,
                                           std::span<const std::string> checkpoint_notes,
-                                          std::span<const std::string> anchor_notes) {
+                                          std::span<const std::string> anchor_notes,
+                                          RecordObserver on_record) {
   if (!IsValidOrigin(options.origin)) return InvalidArgumentError("invalid audit log origin");
   if (options.trusted_keys.empty()) {
     return InvalidArgumentError("audit verification needs at least one trusted key");
   }
   LogVerifier v(std::move(options));
+  v.on_record_ = std::move(on_record);
   for (const std::string& note : checkpoint_notes) {
     auto c = VerifyCheckpoint(note, v.options_.origin, v.options_.trusted_keys);
     if (!c.ok()) {
@@ -329,6 +331,7 @@ void LogVerifier::Add(const StoredRecord& record) {
                  " does not match its chain hash (its bytes or its stored hash were changed)");
     flagged = true;
   }
+  if (decoded.ok() && decoded->sequence == s && on_record_) on_record_(*decoded);
   // Judged against a record that passed the checks above, so one edit is one finding.
   if (!flagged && record.index) {
     const std::vector<std::string_view> differing = DifferingIndexColumns(*record.index, *decoded);
@@ -356,6 +359,7 @@ void LogVerifier::AddReadError(const Status& status) {
   AddIssue(IssueKind::kReadError, expected_,
            "the store could not be read from sequence " + Seq(expected_) + ": " + Describe(status));
   read_failed_ = true;
+  report_.read_failed = true;
 }
 
 VerificationReport LogVerifier::Finish() && {
@@ -386,9 +390,10 @@ VerificationReport LogVerifier::Finish() && {
 
 StatusOr<VerificationReport> VerifyLog(StoredRecordReader& reader, const VerifyOptions& options,
                                        std::span<const std::string> checkpoint_notes,
-                                       std::span<const std::string> anchor_notes) {
+                                       std::span<const std::string> anchor_notes,
+                                       const RecordObserver& on_record) {
   KURA_ASSIGN_OR_RETURN(LogVerifier verifier,
-                        LogVerifier::Create(options, checkpoint_notes, anchor_notes));
+                        LogVerifier::Create(options, checkpoint_notes, anchor_notes, on_record));
   while (true) {
     auto next = reader.Next();
     if (!next.ok()) {

@@ -20,6 +20,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <span>
@@ -104,6 +105,7 @@ struct VerificationReport {
   uint64_t checkpoints_unchecked = 0;  // Before the prune point, or after an earlier failure.
   uint64_t latest_checkpoint_size = 0;
   uint64_t unsigned_tail = 0;  // Records after the latest matched checkpoint.
+  bool read_failed = false;    // The store could not be read to the end (a read-error issue).
 
   bool ok() const { return issue_count == 0; }
   // The smallest sequence number any issue names.
@@ -115,6 +117,11 @@ struct VerificationReport {
   // `max_issues` of them in `issues` like the verifier does.
   void AddIssue(VerificationIssue issue, size_t max_issues);
 };
+
+// Sees each record that decodes and sits at its own sequence, in sequence order: checks that
+// need the records' content (such as comparing the resource tables with the writes the log
+// recorded) ride on the verifier's pass instead of decoding every record again.
+using RecordObserver = std::function<void(const AuditRecord&)>;
 
 struct VerifyOptions {
   std::string origin;                         // The log's origin (checkpoint first line).
@@ -131,7 +138,8 @@ class LogVerifier {
   // Create, they become kBadCheckpoint issues.
   [[nodiscard]] static StatusOr<LogVerifier> Create(VerifyOptions options,
                                                     std::span<const std::string> checkpoint_notes,
-                                                    std::span<const std::string> anchor_notes);
+                                                    std::span<const std::string> anchor_notes,
+                                                    RecordObserver on_record = nullptr);
 
   void Add(const StoredRecord& record);
   // Records that the store failed mid-way; Finish still reports what was checked.
@@ -150,6 +158,7 @@ class LogVerifier {
   void AddIssue(IssueKind kind, std::optional<uint64_t> sequence, std::string reason);
 
   VerifyOptions options_;
+  RecordObserver on_record_;
   std::vector<Checkpoint> checkpoints_;  // Verified, sorted by tree size.
   std::vector<PruneAnchor> anchors_;     // Verified, sorted by first sequence.
   size_t next_checkpoint_ = 0;
@@ -169,7 +178,8 @@ class LogVerifier {
 [[nodiscard]] StatusOr<VerificationReport> VerifyLog(StoredRecordReader& reader,
                                                      const VerifyOptions& options,
                                                      std::span<const std::string> checkpoint_notes,
-                                                     std::span<const std::string> anchor_notes);
+                                                     std::span<const std::string> anchor_notes,
+                                                     const RecordObserver& on_record = nullptr);
 // Convenience over records held in memory (tests, small exports).
 [[nodiscard]] StatusOr<VerificationReport> VerifyLog(std::span<const StoredRecord> records,
                                                      const VerifyOptions& options,

@@ -137,25 +137,15 @@ StatusOr<AuditVerifyOutcome> VerifyDataDirectoryAuditLog(const AuditVerifyOption
   }
   KURA_ASSIGN_OR_RETURN(
       outcome.report, audit::VerifyStoredLog(*dir.db, key_lookup, verify, extra_notes, to_ledger));
-  const bool read_to_the_end =
-      std::none_of(outcome.report.issues.begin(), outcome.report.issues.end(),
-                   [](const audit::VerificationIssue& issue) {
-                     return issue.kind == audit::IssueKind::kReadError;
-                   });
-  if (outcome.resources_not_checked.empty() && !read_to_the_end) {
+  if (outcome.resources_not_checked.empty() && outcome.report.read_failed) {
     outcome.resources_not_checked = "the audit log could not be read to the end";
   }
   if (outcome.resources_not_checked.empty()) {
-    KURA_ASSIGN_OR_RETURN(
-        ResourceCheck resources,
-        ledger.Compare(*dir.db, outcome.report.first_sequence == 0, verify.max_issues));
+    KURA_ASSIGN_OR_RETURN(ResourceCheck resources,
+                          ledger.Compare(*dir.db, outcome.report.first_sequence == 0,
+                                         outcome.report, verify.max_issues));
     outcome.resources_checked = resources.resources_checked;
     outcome.resources_unjudged = resources.resources_unjudged;
-    for (audit::VerificationIssue& issue : resources.issues) {
-      outcome.report.AddIssue(std::move(issue), verify.max_issues);
-    }
-    // Those not kept still count.
-    outcome.report.issue_count += resources.issue_count - resources.issues.size();
   }
   // Only committed records are exported, so the file never legitimately holds one the log lacks.
   if (outcome.sink_file_last_record && *outcome.sink_file_last_record >= outcome.report.tree_size) {

@@ -32,13 +32,11 @@ void ResourceWriteLedger::Add(const audit::AuditRecord& record) {
 }
 
 StatusOr<ResourceCheck> ResourceWriteLedger::Compare(store::Store& store, bool log_complete,
+                                                     audit::VerificationReport& into,
                                                      size_t max_issues) const {
   ResourceCheck check;
-  auto report = [&check, max_issues](std::optional<uint64_t> sequence, std::string reason) {
-    ++check.issue_count;
-    if (check.issues.size() < max_issues) {
-      check.issues.push_back({audit::IssueKind::kResourceMismatch, sequence, std::move(reason)});
-    }
+  auto report = [&into, max_issues](std::optional<uint64_t> sequence, std::string reason) {
+    into.AddIssue({audit::IssueKind::kResourceMismatch, sequence, std::move(reason)}, max_issues);
   };
   // Both sides in (type, id) order: the ledger's map and the store's listing.
   auto next = latest_.begin();
@@ -62,23 +60,25 @@ StatusOr<ResourceCheck> ResourceWriteLedger::Compare(store::Store& store, bool l
     for (const store::CurrentResource& current : page) {
       const std::pair<std::string, std::string> key{current.type, current.id};
       not_current_before(&key);
-      const std::string held =
-          Name(key) + " is current at version " + std::to_string(current.version);
+      // Only a disagreement needs it: most resources agree.
+      auto held = [&key, &current] {
+        return Name(key) + " is current at version " + std::to_string(current.version);
+      };
       if (next != latest_.end() && next->first == key) {
         ++check.resources_checked;
         const LatestWrite& write = next->second;
         if (write.deleted) {
-          report(write.sequence, held + ", but record " + std::to_string(write.sequence) +
+          report(write.sequence, held() + ", but record " + std::to_string(write.sequence) +
                                      " deleted it (version " + std::to_string(write.version) + ")");
         } else if (write.version != current.version) {
-          report(write.sequence, held + ", but its latest write, record " +
+          report(write.sequence, held() + ", but its latest write, record " +
                                      std::to_string(write.sequence) + ", made version " +
                                      std::to_string(write.version));
         }
         ++next;
       } else if (log_complete) {
         ++check.resources_checked;
-        report(std::nullopt, held + ", but the audit log records no write of it");
+        report(std::nullopt, held() + ", but the audit log records no write of it");
       } else {
         ++check.resources_unjudged;
       }

@@ -30,9 +30,7 @@
 namespace kura::ops {
 
 struct ResourceCheck {
-  std::vector<audit::VerificationIssue> issues;  // Kind kResourceMismatch, at most max_issues.
-  uint64_t issue_count = 0;                      // Including those not kept.
-  uint64_t resources_checked = 0;                // Current or deleted resources compared.
+  uint64_t resources_checked = 0;   // Current or deleted resources compared.
   uint64_t resources_unjudged = 0;  // Current resources with no write record after a prune.
 };
 
@@ -44,9 +42,11 @@ class ResourceWriteLedger {
 
   size_t size() const { return latest_.size(); }
 
-  // Compares the ledger with the store's current resources. `log_complete`: the log was never
-  // pruned, so a current resource without any write record was added behind Kura's back.
+  // Compares the ledger with the store's current resources, adding each disagreement to
+  // `report` (kind kResourceMismatch, at most `max_issues` kept). `log_complete`: the log was
+  // never pruned, so a current resource without any write record was added behind Kura's back.
   [[nodiscard]] StatusOr<ResourceCheck> Compare(store::Store& store, bool log_complete,
+                                                audit::VerificationReport& report,
                                                 size_t max_issues) const;
 
  private:

@@ -74,13 +74,26 @@ class ResourceLedgerTest : public ::testing::Test {
     return r;
   }
 
-  ResourceCheck Compare(bool log_complete = true) {
-    auto check = ledger_.Compare(*store_, log_complete, 100);
+  // What Compare counted, and the findings it added to a report of its own.
+  struct Checked {
+    std::vector<audit::VerificationIssue> issues;
+    uint64_t issue_count = 0;
+    uint64_t resources_checked = 0;
+    uint64_t resources_unjudged = 0;
+  };
+
+  Checked Compare(bool log_complete = true) {
+    audit::VerificationReport report;
+    auto check = ledger_.Compare(*store_, log_complete, report, 100);
     EXPECT_TRUE(check.ok()) << check.status().ToString();
-    return check.ok() ? *check : ResourceCheck{};
+    if (!check.ok()) return {};
+    return {.issues = std::move(report.issues),
+            .issue_count = report.issue_count,
+            .resources_checked = check->resources_checked,
+            .resources_unjudged = check->resources_unjudged};
   }
 
-  static std::string Reasons(const ResourceCheck& check) {
+  static std::string Reasons(const Checked& check) {
     std::string out;
     for (const auto& issue : check.issues) out += issue.reason + "\n";
     return out;
@@ -109,7 +122,7 @@ TEST_F(ResourceLedgerTest, TablesThatMatchTheWritesPass) {
   // A conditional create that found its match names the existing version.
   ledger_.Add(Record("a", 2, audit::action::kCreate));
 
-  ResourceCheck check = Compare();
+  Checked check = Compare();
   EXPECT_EQ(check.issue_count, 0u) << Reasons(check);
   EXPECT_EQ(check.resources_checked, 3u);  // a, b (deleted), c.
   EXPECT_EQ(check.resources_unjudged, 0u);
@@ -125,7 +138,7 @@ TEST_F(ResourceLedgerTest, EachDisagreementIsNamedWithItsRecord) {
   const uint64_t deleted = Log("undeleted", 2, audit::action::kDelete);
   const uint64_t gone_last = Log("zz-gone", 1, audit::action::kCreate);
 
-  ResourceCheck check = Compare();
+  Checked check = Compare();
   ASSERT_EQ(check.issue_count, 5u) << Reasons(check);
   EXPECT_EQ(check.resources_checked, 6u);
   std::vector<std::optional<uint64_t>> sequences;
@@ -149,7 +162,7 @@ TEST_F(ResourceLedgerTest, EachDisagreementIsNamedWithItsRecord) {
   EXPECT_THAT(reasons, HasSubstr("Observation/zz-gone has no current version"));
 
   // After a prune the log no longer knows every resource: one it never names is not judged.
-  ResourceCheck pruned = Compare(/*log_complete=*/false);
+  Checked pruned = Compare(/*log_complete=*/false);
   EXPECT_EQ(pruned.issue_count, 4u) << Reasons(pruned);
   EXPECT_EQ(pruned.resources_unjudged, 1u);
 }
@@ -158,7 +171,7 @@ TEST_F(ResourceLedgerTest, ManyResourcesAreComparedPageByPage) {
   // More than one page of the store's listing, with a disagreement on the second page.
   for (int i = 0; i < 2500; ++i) Write("r" + std::to_string(10000 + i), 1);
   const uint64_t last = Log("r11800", 2, audit::action::kUpdate);
-  ResourceCheck check = Compare();
+  Checked check = Compare();
   EXPECT_EQ(check.resources_checked, 2500u);
   ASSERT_EQ(check.issue_count, 1u) << Reasons(check);
   EXPECT_EQ(check.issues[0].sequence, last);

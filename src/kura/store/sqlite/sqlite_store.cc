@@ -2042,6 +2042,8 @@ constexpr const char* kAuditFoldedRowsCheck =
     "audit_time_blocks WHERE first_seq <= a.seq) AND b.last_seq >= a.seq AND "
     "b.min_time_us <= a.time_us AND b.max_time_us >= a.time_us) "
     "FROM audit_log a WHERE a.seq <= " KURA_AUDIT_FOLD_THROUGH " ORDER BY a.seq";
+constexpr const char* kAuditFoldState =
+    "SELECT " KURA_AUDIT_FOLD_THROUGH ", (SELECT MAX(seq) FROM audit_log)";
 constexpr const char* kAuditFoldedEntryCounts =
     "SELECT (SELECT COUNT(*) FROM audit_patients), (SELECT COUNT(*) FROM audit_actors)";
 constexpr const char* kAuditStrayPatientEntries =
@@ -2071,9 +2073,7 @@ StatusOr<std::vector<AuditIndexFinding>> SqliteStore::CheckAuditIndexes(size_t l
   {
     // Without the fold's row every search finds nothing; past the last record it would keep
     // the next records out of the patient and actor indexes for good.
-    Stmt fold(lease.conn().db(),
-              "SELECT (SELECT through_seq FROM audit_index_fold), (SELECT MAX(seq) FROM audit_log)",
-              "audit_check_fold");
+    Stmt fold(lease.conn().db(), kAuditFoldState, "audit_check_fold");
     KURA_ASSIGN_OR_RETURN(bool row, fold.Step());
     if (row && fold.IsNull(0)) {
       // Every folded entry would be reported too; this one finding says it.
