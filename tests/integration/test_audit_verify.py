@@ -15,6 +15,7 @@ import shutil
 import signal
 import sqlite3
 import stat
+import time
 import unittest
 
 from harness import FHIR, KuraServer, KuraTestCase, find_bytes_in_tree, make_temp_root, \
@@ -236,6 +237,18 @@ class AuditVerifyTests(KuraTestCase):
         seqs = [r[0] for r in self.rows(data_dir)]
         return seqs[len(seqs) // 2]
 
+    def flip_sealed_byte(self, data_dir):
+        """Flips one bit in the middle of the middle record's sealed bytes; returns its sequence."""
+        seq = self.middle_seq(data_dir)
+        db = open_db(data_dir)
+        (record,) = db.execute("SELECT record FROM audit_log WHERE seq = ?", (seq,)).fetchone()
+        db.close()
+        flipped = bytearray(record)
+        flipped[len(flipped) // 2] ^= 0x01
+        self.execute(data_dir,
+                     ("UPDATE audit_log SET record = ? WHERE seq = ?", (bytes(flipped), seq)))
+        return seq
+
     # ---- a clean log ----------------------------------------------------------------------
     def test_pristine_log_holds_the_requests(self):
         rows = self.rows(PRISTINE["data_dir"])
@@ -301,13 +314,7 @@ class AuditVerifyTests(KuraTestCase):
     # ---- tampering ------------------------------------------------------------------------
     def test_modified_sealed_byte(self):
         data = self.fresh_copy()
-        seq = self.middle_seq(data)
-        db = open_db(data)
-        (record,) = db.execute("SELECT record FROM audit_log WHERE seq = ?", (seq,)).fetchone()
-        db.close()
-        flipped = bytearray(record)
-        flipped[len(flipped) // 2] ^= 0x01
-        self.execute(data, ("UPDATE audit_log SET record = ? WHERE seq = ?", (bytes(flipped), seq)))
+        seq = self.flip_sealed_byte(data)
         self.assert_finding(data, "modified", seq)
 
     def test_modified_chain_hash(self):
@@ -555,6 +562,63 @@ class AuditVerifyTests(KuraTestCase):
         self.assertIsNone(report["resources_not_checked"], report)
         verify_rows = [r for r in self.rows(data) if r[1:] == ("system", "verify", "kura-cli")]
         self.assertEqual(len(verify_rows), 3)
+
+    def server_verify_rows(self, data_dir):
+        return [r for r in self.rows(data_dir) if r[1:] == ("system", "verify", "kura-server")]
+
+    def test_the_server_verifies_on_schedule_and_reports_tampering(self):
+        data = self.fresh_copy()
+        # The server exports to its own copy of the pristine sink file, whose latest checkpoint
+        # then joins every scheduled run.
+        sink = os.path.join(os.path.dirname(data), "audit.jsonl")
+        shutil.copyfile(PRISTINE["sink"], sink)
+        srv = KuraServer(data_dir=data, root=os.path.dirname(data),
+                         env={"KURA_AUDIT_CHECKPOINT_EVERY_RECORDS": str(CHECKPOINT_EVERY),
+                              "KURA_AUDIT_JSON_LINES_FILE": sink,
+                              "KURA_AUDIT_VERIFY_EVERY_SECONDS": "1"})
+        self.addCleanup(srv.close)
+        srv.token = PRISTINE["token"]
+        first = srv.wait_for_log(lambda r: r.get("event") == "audit_verified", 30)
+        self.assertIsNotNone(first, srv.log_text())
+        self.assertEqual(first["level"], "info")
+        self.assertEqual(first["external_checkpoints"], 1, first)
+        self.assertGreaterEqual(first["records"], len(self.rows(PRISTINE["data_dir"])), first)
+        self.assertGreaterEqual(len(self.server_verify_rows(data)), 1)
+        # Runs go on, and cover what was appended since.
+        for i in range(3):
+            self.assertStatus(srv.request("POST", f"{FHIR}/Observation", observation(f"s{i}")),
+                              201)
+        start = len(srv.logs)
+        later = srv.wait_for_log(lambda r: r.get("event") == "audit_verified"
+                                 and r["records"] > first["records"] + 3, 30, start)
+        self.assertIsNotNone(later, srv.log_text())
+        self.assertNotIn("audit_log_tampered", srv.log_text())
+
+        # Someone with write access to the database edits a record under the running server.
+        seq = self.flip_sealed_byte(data)
+        start = len(srv.logs)
+        found = srv.wait_for_log(lambda r: r.get("event") == "audit_log_tampered", 30, start)
+        self.assertIsNotNone(found, srv.log_text())
+        self.assertEqual(found["level"], "error")
+        self.assertEqual(found["first_issue"], "modified", found)
+        self.assertEqual(found["first_bad_sequence"], seq, found)
+        self.assertFalse(found["read_failed"], found)
+        # Reported at every run until the log verifies again, and never recorded as clean.
+        clean_rows = len(self.server_verify_rows(data))
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and sum(
+                r.get("event") == "audit_log_tampered" for r in srv.log_records()) < 2:
+            time.sleep(0.2)
+        self.assertGreaterEqual(
+            sum(r.get("event") == "audit_log_tampered" for r in srv.log_records()), 2,
+            srv.log_text())
+        self.assertIsNone(srv.wait_for_log(lambda r: r.get("event") == "audit_verified", 0.1,
+                                           start))
+        self.assertEqual(len(self.server_verify_rows(data)), clean_rows)
+        # The server keeps serving (the finding is for people to act on, not a denial of service).
+        self.assertStatus(srv.request("POST", f"{FHIR}/Observation", observation("after")), 201)
+        self.assertEqual(srv.stop(signal.SIGTERM), 0)
+        self.assert_finding(data, "modified", seq)
 
     def test_token_create_is_audited_and_fails_closed(self):
         data = self.fresh_copy()

@@ -458,6 +458,20 @@ TEST_F(AuditLogTest, StreamingReaderAndReadErrors) {
   EXPECT_EQ(failed->checkpoints_matched, 4u);
 }
 
+TEST_F(AuditLogTest, VerificationStopsWhenAskedTo) {
+  int asked = 0;
+  options_.keep_going = [&asked] { return ++asked < 2; };
+  FailingReader whole(records_, SIZE_MAX);
+  auto completed = VerifyLog(whole, options_, checkpoints_, {});
+  ASSERT_TRUE(completed.ok()) << completed.status().ToString();
+  EXPECT_TRUE(completed->ok()) << completed->Summary();
+  EXPECT_EQ(asked, 1);  // Asked before the first record and then every few thousand.
+  FailingReader again(records_, SIZE_MAX);
+  auto stopped = VerifyLog(again, options_, checkpoints_, {});
+  EXPECT_EQ(stopped.status().code(), StatusCode::kAborted);
+  EXPECT_EQ(asked, 2);
+}
+
 TEST_F(AuditLogTest, VerifierRejectsBadOptions) {
   VerifyOptions no_keys{.origin = kOrigin, .trusted_keys = {}};
   EXPECT_EQ(VerifyLog(records_, no_keys, checkpoints_, {}).status().code(),

@@ -394,7 +394,11 @@ StatusOr<VerificationReport> VerifyLog(StoredRecordReader& reader, const VerifyO
                                        const RecordObserver& on_record) {
   KURA_ASSIGN_OR_RETURN(LogVerifier verifier,
                         LogVerifier::Create(options, checkpoint_notes, anchor_notes, on_record));
-  while (true) {
+  constexpr uint64_t kKeepGoingStride = 4096;
+  for (uint64_t read = 0;; ++read) {
+    if (options.keep_going && read % kKeepGoingStride == 0 && !options.keep_going()) {
+      return AbortedError("audit verification stopped", "stopped after " + Seq(read) + " records");
+    }
     auto next = reader.Next();
     if (!next.ok()) {
       verifier.AddReadError(next.status());

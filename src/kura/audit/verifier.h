@@ -127,6 +127,9 @@ struct VerifyOptions {
   std::string origin;                         // The log's origin (checkpoint first line).
   std::vector<NoteVerifierKey> trusted_keys;  // Current and retired checkpoint keys.
   size_t max_issues = 100;
+  // Asked every few thousand records read; false ends VerifyLog (the reader form) with Aborted (a
+  // server shutting down does not wait for a long run). Null: run to the end.
+  std::function<bool()> keep_going = nullptr;
 };
 
 // Streaming verifier. Create, feed every stored record in ascending sequence order with Add,

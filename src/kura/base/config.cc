@@ -137,6 +137,10 @@ const std::vector<Key>& Schema() {
        "Keep audit records at least this long; older ones may be pruned (the rest stays "
        "verifiable).",
        1, 36500, [](Config& c) -> void* { return &c.audit.retention_days; }},
+      {"audit", "verify_every_seconds", Kind::kInt,
+       "A running server verifies the whole audit log this often (the first time after at most "
+       "5 minutes) and records each clean result.",
+       1, 2592000, [](Config& c) -> void* { return &c.audit.verify_every_seconds; }},
       {"audit", "syslog_url", Kind::kString,
        "Ship audit records to a SIEM: tcp://host:port or tls://host[:port]; empty for none.", 0, 0,
        [](Config& c) -> void* { return &c.audit.syslog_url; },

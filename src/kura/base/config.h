@@ -72,7 +72,9 @@ struct Config {
     int64_t checkpoint_every_records = 1000;
     int64_t checkpoint_every_seconds = 60;
     int64_t retention_days =
-        2192;                // Six years (HIPAA documentation retention), leap days included.
+        2192;  // Six years (HIPAA documentation retention), leap days included.
+    // A running server verifies the whole log this often (first after min(this, 5 minutes)).
+    int64_t verify_every_seconds = 86400;
     std::string syslog_url;  // tcp://host:port or tls://host[:port]
     std::string syslog_format = "rfc5424";
     std::string syslog_facility = "authpriv";

@@ -23,6 +23,28 @@ StatusOr<bool> HasAuditStatements(store::AuditLogStore& store) {
   return !statements.empty();
 }
 
+// The end of the JSON-lines audit file, when there is one: its latest checkpoint joins
+// `extra_notes`. Read before the log, whose records only grow meanwhile, so the file never
+// holds a record the log lacks unless the log lost it.
+StatusOr<std::optional<audit::JsonLinesFileTail>> ReadSinkFileEnd(
+    const std::filesystem::path& file, std::vector<std::string>& extra_notes) {
+  KURA_ASSIGN_OR_RETURN(std::optional<audit::JsonLinesFileTail> tail,
+                        audit::ReadJsonLinesFileTail(file));
+  if (tail && tail->last_checkpoint) extra_notes.push_back(*tail->last_checkpoint);
+  return tail;
+}
+
+// Only committed records are exported, so the file never legitimately holds one the log lacks.
+void CheckSinkFileNotAhead(std::optional<uint64_t> sink_last_record, size_t max_issues,
+                           audit::VerificationReport& report) {
+  if (!sink_last_record || *sink_last_record < report.tree_size) return;
+  report.AddIssue({audit::IssueKind::kTruncated, report.tree_size,
+                   "the log ends after " + std::to_string(report.tree_size) +
+                       " records but the JSON-lines audit file holds record " +
+                       std::to_string(*sink_last_record)},
+                  max_issues);
+}
+
 }  // namespace
 
 StatusOr<std::optional<audit::NoteVerifierKey>> LoadCheckpointVerifierKey(
@@ -83,14 +105,11 @@ StatusOr<AuditVerifyOutcome> VerifyDataDirectoryAuditLog(const AuditVerifyOption
   if (options.use_sink_file && !dir.config.audit.json_lines_file.empty()) {
     outcome.sink_file = ResolvePath(dir.config, dir.config.audit.json_lines_file);
     KURA_ASSIGN_OR_RETURN(std::optional<audit::JsonLinesFileTail> tail,
-                          audit::ReadJsonLinesFileTail(outcome.sink_file));
+                          ReadSinkFileEnd(outcome.sink_file, extra_notes));
     if (tail) {
       outcome.sink_file_found = true;
       outcome.sink_file_last_record = tail->last_record;
-      if (tail->last_checkpoint) {
-        extra_notes.push_back(std::move(*tail->last_checkpoint));
-        outcome.sink_file_checkpoint = true;
-      }
+      outcome.sink_file_checkpoint = tail->last_checkpoint.has_value();
     }
   }
   // Held (shared) to the end of the run, so no server starts writing resources meanwhile.
@@ -147,14 +166,7 @@ StatusOr<AuditVerifyOutcome> VerifyDataDirectoryAuditLog(const AuditVerifyOption
     outcome.resources_checked = resources.resources_checked;
     outcome.resources_unjudged = resources.resources_unjudged;
   }
-  // Only committed records are exported, so the file never legitimately holds one the log lacks.
-  if (outcome.sink_file_last_record && *outcome.sink_file_last_record >= outcome.report.tree_size) {
-    outcome.report.AddIssue({audit::IssueKind::kTruncated, outcome.report.tree_size,
-                             "the log ends after " + std::to_string(outcome.report.tree_size) +
-                                 " records but the JSON-lines audit file holds record " +
-                                 std::to_string(*outcome.sink_file_last_record)},
-                            verify.max_issues);
-  }
+  CheckSinkFileNotAhead(outcome.sink_file_last_record, verify.max_issues, outcome.report);
   if (!trusted) {
     KURA_ASSIGN_OR_RETURN(bool has_statements, HasAuditStatements(*dir.db));
     if (outcome.report.records_checked > 0 || has_statements || !extra_notes.empty()) {
@@ -183,6 +195,30 @@ StatusOr<AuditVerifyOutcome> VerifyDataDirectoryAuditLog(const AuditVerifyOption
     if (!outcome.recorded) outcome.not_recorded_reason = outcome.record_status.message();
   }
   return outcome;
+}
+
+StatusOr<ServedLogVerification> VerifyServedAuditLog(store::AuditLogStore& store,
+                                                     const AuditLogAccess& access,
+                                                     const Config& config,
+                                                     std::function<bool()> keep_going) {
+  ServedLogVerification out;
+  std::vector<std::string> extra_notes;
+  std::optional<uint64_t> sink_last_record;
+  if (!config.audit.json_lines_file.empty()) {
+    KURA_ASSIGN_OR_RETURN(
+        std::optional<audit::JsonLinesFileTail> tail,
+        ReadSinkFileEnd(ResolvePath(config, config.audit.json_lines_file), extra_notes));
+    if (tail) sink_last_record = tail->last_record;
+  }
+  out.external_checkpoints = extra_notes.size();
+  audit::VerifyOptions verify;
+  verify.origin = access.log->origin();
+  verify.trusted_keys.push_back(access.log->verifier_key());
+  verify.keep_going = std::move(keep_going);
+  KURA_ASSIGN_OR_RETURN(out.report,
+                        audit::VerifyStoredLog(store, access.key_lookup, verify, extra_notes));
+  CheckSinkFileNotAhead(sink_last_record, verify.max_issues, out.report);
+  return out;
 }
 
 }  // namespace kura::ops

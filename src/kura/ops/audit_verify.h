@@ -16,6 +16,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -28,6 +29,8 @@
 #include "kura/base/config.h"
 #include "kura/base/status.h"
 #include "kura/crypto/key_provider.h"
+#include "kura/ops/audit_access.h"
+#include "kura/store/audit_log_store.h"
 #include "kura/store/store.h"
 
 namespace kura::ops {
@@ -107,5 +110,23 @@ struct AuditVerifyOutcome {
 // what the store returns.
 [[nodiscard]] StatusOr<AuditVerifyOutcome> VerifyDataDirectoryAuditLog(
     const AuditVerifyOptions& options, const Environment& env, const Clock& clock);
+
+// What a running server's scheduled verification found (VerifyServedAuditLog).
+struct ServedLogVerification {
+  audit::VerificationReport report;
+  uint64_t external_checkpoints = 0;  // 1 when the JSON-lines file's latest checkpoint joined.
+};
+
+// Verifies the log `kura serve` is appending to, from inside the server: every stored record
+// against the stored checkpoints and prune anchors, the end of the configured JSON-lines audit
+// file (read first, so records appended during the run cannot look like a cut-off tail), and
+// the folded search indexes against the rows. The resource tables are not compared: the
+// server's own writes would race the comparison (`kura audit verify` does it while the server
+// is stopped). Must not overlap a prune of the same log. `keep_going` as VerifyOptions's
+// (Aborted when it says stop). Errors as VerifyStoredLog, and FailedPrecondition when the
+// JSON-lines file cannot be read.
+[[nodiscard]] StatusOr<ServedLogVerification> VerifyServedAuditLog(
+    store::AuditLogStore& store, const AuditLogAccess& access, const Config& config,
+    std::function<bool()> keep_going = nullptr);
 
 }  // namespace kura::ops

@@ -29,6 +29,7 @@
 #include "kura/http/tls.h"
 #include "kura/ops/audit_access.h"
 #include "kura/ops/audit_prune.h"
+#include "kura/ops/audit_verify.h"
 #include "kura/ops/data_dir.h"
 #include "kura/ops/search_reindex.h"
 #include "kura/store/caching_store.h"
@@ -77,8 +78,9 @@ audit::AuditRecord SystemRecord(std::string_view action, const Config& config) {
 class PeriodicTask {
  public:
   using Task = std::function<void(const std::function<bool()>& keep_going)>;
-  PeriodicTask(std::chrono::milliseconds period, Task task)
-      : period_(period), task_(std::move(task)), thread_([this] {
+  PeriodicTask(std::chrono::milliseconds period, Task task,
+               std::chrono::milliseconds first_run_after = std::chrono::milliseconds(0))
+      : period_(period), first_run_after_(first_run_after), task_(std::move(task)), thread_([this] {
           NameThisThread("kura-periodic");
           Run();
         }) {}
@@ -98,6 +100,7 @@ class PeriodicTask {
       return !stopping_;
     };
     std::unique_lock<std::mutex> lock(mu_);
+    wake_.wait_for(lock, first_run_after_, [this] { return stopping_; });
     while (!stopping_) {
       lock.unlock();
       task_(keep_going);
@@ -107,6 +110,7 @@ class PeriodicTask {
   }
 
   const std::chrono::milliseconds period_;
+  const std::chrono::milliseconds first_run_after_;
   const Task task_;
   std::mutex mu_;
   std::condition_variable wake_;
@@ -152,6 +156,62 @@ void ApplyRetention(audit::AuditLog& log, const Config& config,
     log::Warn("audit_prune_held_back", {{"reason", result->held_back_by},
                                         {"first_sequence", result->first_retained_sequence}});
   }
+}
+
+// Verifies the whole audit log (audit.verify_every_seconds), so tampering with the database is
+// found while the server runs, not only when someone runs `kura audit verify`. A clean result is
+// recorded as a `system`/`verify` record. A finding is logged as an error at every run until the
+// log verifies again, and nothing is appended for it: a record chained onto a tampered head
+// would extend the evidence instead of preserving it (as `kura audit verify` does).
+void VerifyAuditLogOnSchedule(store::SqliteStore& backend, const ops::AuditLogAccess& audit_log,
+                              const Config& config, const std::function<bool()>& keep_going) {
+  const auto started = std::chrono::steady_clock::now();
+  StatusOr<ops::ServedLogVerification> verified =
+      ops::VerifyServedAuditLog(backend, audit_log, config, keep_going);
+  if (!verified.ok() && !keep_going()) return;  // Stopped for shutdown.
+  const int64_t elapsed_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                                 std::chrono::steady_clock::now() - started)
+                                 .count();
+  if (!verified.ok()) {
+    log::Error("audit_verify_failed", {{"code", StatusCodeName(verified.status().code())},
+                                       {"reason", verified.status().message()},
+                                       {"detail", verified.status().internal_detail()}});
+    return;
+  }
+  const audit::VerificationReport& report = verified->report;
+  if (!report.ok()) {
+    // Sequences and finding kinds only: the messages may quote stored values.
+    std::optional<uint64_t> first_bad = report.FirstBadSequence();
+    log::Error("audit_log_tampered",
+               {{"issues", static_cast<int64_t>(report.issue_count)},
+                {"first_issue", report.issues.empty()
+                                    ? std::string()
+                                    : std::string(audit::IssueKindName(report.issues[0].kind))},
+                {"first_bad_sequence", first_bad ? static_cast<int64_t>(*first_bad) : -1},
+                {"read_failed", report.read_failed},
+                {"records_checked", static_cast<int64_t>(report.records_checked)}});
+    return;
+  }
+  audit::AuditRecord record =
+      audit::VerificationAuditRecord(report, ToMicros(Clock::System().Now()));
+  record.actor = SystemRecord(audit::action::kVerify, config).actor;
+  record.details.emplace_back("version", cli::kVersion);
+  record.details.emplace_back("verify.records_checked", std::to_string(report.records_checked));
+  record.details.emplace_back("verify.external_checkpoints",
+                              std::to_string(verified->external_checkpoints));
+  if (Status s = ops::AppendAuditRecord(backend, std::move(record), config, Clock::System());
+      !s.ok()) {
+    log::Error("audit_append_failed",
+               {{"record", "system.verify"}, {"detail", s.internal_detail()}});
+    return;
+  }
+  log::Info("audit_verified",
+            {{"records", static_cast<int64_t>(report.records_checked)},
+             {"tree_size", static_cast<int64_t>(report.tree_size)},
+             {"checkpoints_matched", static_cast<int64_t>(report.checkpoints_matched)},
+             {"unsigned_tail", static_cast<int64_t>(report.unsigned_tail)},
+             {"external_checkpoints", static_cast<int64_t>(verified->external_checkpoints)},
+             {"elapsed_ms", elapsed_ms}});
 }
 
 // The SIEM sinks kura.toml asks for; nullopt when none.
@@ -296,7 +356,18 @@ int Serve(const cli::ServeArgs& args) {
     PeriodicTask heartbeat(std::chrono::seconds(1), [&](const std::function<bool()>&) {
       SignQuietTail(*backend, *audit_log->log);
     });
+    // A prune deletes the rows a verification may be reading: the two take turns.
+    std::mutex audit_maintenance;
+    const std::chrono::seconds verify_every(config->audit.verify_every_seconds);
+    PeriodicTask verification(
+        verify_every,
+        [&](const std::function<bool()>& keep_going) {
+          std::lock_guard<std::mutex> turn(audit_maintenance);
+          VerifyAuditLogOnSchedule(*backend, *audit_log, *config, keep_going);
+        },
+        std::min<std::chrono::milliseconds>(verify_every, std::chrono::minutes(5)));
     PeriodicTask retention(std::chrono::hours(24), [&](const std::function<bool()>& keep_going) {
+      std::lock_guard<std::mutex> turn(audit_maintenance);
       ApplyRetention(*audit_log->log, *config, keep_going);
     });
     run = (*server)->Run();
@@ -307,7 +378,7 @@ int Serve(const cli::ServeArgs& args) {
   if (Status s = ops::AppendAuditRecord(*backend, SystemRecord(audit::action::kStop, *config),
                                         *config, Clock::System(), ops::AuditTailSigning::kNow);
       !s.ok()) {
-    log::Error("audit_append_failed", {{"event", "system.stop"}, {"detail", s.internal_detail()}});
+    log::Error("audit_append_failed", {{"record", "system.stop"}, {"detail", s.internal_detail()}});
   }
   // Leave the SIEM current with everything up to the stop record, within a bound.
   if (exporter) exporter->Stop(std::chrono::seconds(5));

@@ -2070,6 +2070,13 @@ StatusOr<std::vector<AuditIndexFinding>> SqliteStore::CheckAuditIndexes(size_t l
     if (findings.size() < limit) findings.push_back({sequence, std::move(what)});
   };
   ReaderLease lease(*this);
+  // One snapshot for every statement below: with a server appending and folding meanwhile, the
+  // entry counts would otherwise be taken after a fold the row scan did not see.
+  KURA_RETURN_IF_ERROR(lease.conn().ExecScript("BEGIN"));
+  struct EndSnapshot {
+    Connection& conn;
+    ~EndSnapshot() { conn.RollbackIfActive(); }
+  } end_snapshot{lease.conn()};
   {
     // Without the fold's row every search finds nothing; past the last record it would keep
     // the next records out of the patient and actor indexes for good.
