@@ -275,8 +275,13 @@ class AuditVerifyTests(KuraTestCase):
         self.assertIsNone(report["resources_not_checked"], report)
         db = open_db(data)
         (written,) = db.execute("SELECT COUNT(*) FROM resources").fetchone()
+        (versions,) = db.execute("SELECT COUNT(*) FROM resource_versions").fetchone()
         db.close()
         self.assertEqual(report["resources_checked"], written, report)
+        # And every stored version, delete markers included.
+        self.assertEqual(report["versions_checked"], versions, report)
+        self.assertGreater(versions, written)
+        self.assertEqual(report["versions_unjudged"], 0, report)
         after = self.rows(data)
         self.assertEqual(len(after), len(before) + 1)
         self.assertEqual(after[-1][1:], ("system", "verify", "kura-cli"))
@@ -424,6 +429,42 @@ class AuditVerifyTests(KuraTestCase):
         with self.subTest("--no-resources leaves them alone"):
             _res, report = self.verify(data, "--no-resources", expect=0)
             self.assertEqual(report["resources_not_checked"], "--no-resources")
+
+    def test_history_rows_deleted_flipped_or_moved(self):
+        def older_version(data):
+            rtype, rid, _version, _seq = self.resource(data, "version >= 3")
+            return rtype, rid, 1
+
+        with self.subTest("an older version deleted"):
+            data = self.fresh_copy()
+            rtype, rid, version = older_version(data)
+            self.execute(data, ("DELETE FROM resource_versions WHERE type = ? AND id = ? AND "
+                                "version = ?", (rtype, rid, version)))
+            report = self.assert_finding(data, "resource-mismatch")
+            self.assertIn(f"{rtype}/{rid} version {version} is not stored, but record",
+                          " ".join(i["reason"] for i in report["issues"]))
+        with self.subTest("an older version turned into a delete marker"):
+            data = self.fresh_copy()
+            rtype, rid, version = older_version(data)
+            self.execute(data, ("UPDATE resource_versions SET deleted = 1 WHERE type = ? AND "
+                                "id = ? AND version = ?", (rtype, rid, version)))
+            report = self.assert_finding(data, "resource-mismatch")
+            self.assertIn(f"{rtype}/{rid} version {version} is stored as a delete marker",
+                          " ".join(i["reason"] for i in report["issues"]))
+        with self.subTest("a version filed under another patient"):
+            data = self.fresh_copy()
+            db = open_db(data)
+            rtype, rid, version = db.execute(
+                "SELECT type, id, version FROM resource_versions WHERE type = 'Observation' "
+                "AND compartment != '' ORDER BY seq LIMIT 1").fetchone()
+            db.close()
+            self.execute(data, ("UPDATE resource_versions SET compartment = 'someone-else' "
+                                "WHERE type = ? AND id = ? AND version = ?",
+                                (rtype, rid, version)))
+            report = self.assert_finding(data, "resource-mismatch")
+            self.assertEqual([i["kind"] for i in report["issues"]], ["resource-mismatch"], report)
+            self.assertIn(f"{rtype}/{rid} version {version} is stored in a patient compartment",
+                          report["issues"][0]["reason"])
 
     def test_truncated_tail_needs_the_sink_copy(self):
         data = self.fresh_copy()

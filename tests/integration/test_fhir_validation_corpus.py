@@ -250,7 +250,8 @@ class FhirValidationCorpusTest(unittest.TestCase):
         if cls.srv.running():
             report = stop_and_verify_audit(cls.srv, cls.__name__)
             print(f"audit verified: {report['records_checked']} records, "
-                  f"{report['resources_checked']} resources", flush=True)
+                  f"{report['resources_checked']} resources, "
+                  f"{report['versions_checked']} versions", flush=True)
         super().tearDownClass()
 
     # ---- writing and reading back ------------------------------------------------------------

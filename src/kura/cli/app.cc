@@ -53,6 +53,8 @@ int RunAuditVerify(const ops::AuditVerifyOptions& options, bool json) {
     doc["sink_file_checkpoint"] = out.sink_file_checkpoint;
     doc["resources_checked"] = out.resources_checked;
     doc["resources_unjudged"] = out.resources_unjudged;
+    doc["versions_checked"] = out.versions_checked;
+    doc["versions_unjudged"] = out.versions_unjudged;
     doc["resources_not_checked"] = out.resources_not_checked.empty()
                                        ? nlohmann::ordered_json()
                                        : nlohmann::ordered_json(out.resources_not_checked);
@@ -77,11 +79,11 @@ int RunAuditVerify(const ops::AuditVerifyOptions& options, bool json) {
                 << "\n";
     }
     if (out.resources_not_checked.empty()) {
-      std::cout << "Resources: " << out.resources_checked
-                << " compared with the writes the log records";
-      if (out.resources_unjudged > 0) {
-        std::cout << "; " << out.resources_unjudged
-                  << " last written before the prune point not judged";
+      std::cout << "Resources: " << out.resources_checked << " current and " << out.versions_checked
+                << " stored versions compared with the writes the log records";
+      if (out.resources_unjudged > 0 || out.versions_unjudged > 0) {
+        std::cout << "; " << out.resources_unjudged << " resources and " << out.versions_unjudged
+                  << " versions written before the prune point not judged";
       }
       std::cout << "\n";
     } else {

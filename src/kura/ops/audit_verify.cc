@@ -165,6 +165,8 @@ StatusOr<AuditVerifyOutcome> VerifyDataDirectoryAuditLog(const AuditVerifyOption
                                          outcome.report, verify.max_issues));
     outcome.resources_checked = resources.resources_checked;
     outcome.resources_unjudged = resources.resources_unjudged;
+    outcome.versions_checked = resources.versions_checked;
+    outcome.versions_unjudged = resources.versions_unjudged;
   }
   CheckSinkFileNotAhead(outcome.sink_file_last_record, verify.max_issues, outcome.report);
   if (!trusted) {

@@ -93,6 +93,8 @@ struct AuditVerifyOutcome {
   // only before the prune point), or why it did not run.
   uint64_t resources_checked = 0;
   uint64_t resources_unjudged = 0;
+  uint64_t versions_checked = 0;  // Likewise for every stored version (the history).
+  uint64_t versions_unjudged = 0;
   std::string resources_not_checked;
   bool recorded = false;            // The verify record is durable.
   std::string not_recorded_reason;  // Why not, when !recorded.

@@ -1,6 +1,7 @@
 // The resource tables against the write records of the audit log.
 #include "kura/ops/resource_ledger.h"
 
+#include <algorithm>
 #include <charconv>
 #include <optional>
 
@@ -27,7 +28,11 @@ void ResourceWriteLedger::Add(const audit::AuditRecord& record) {
   int64_t version = 0;
   const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), version);
   if (error != std::errc() || end != text.data() + text.size() || version < 1) return;
-  latest_[{record.resource_type, record.resource_id}] =
+  ResourceKey key{record.resource_type, record.resource_id};
+  versions_[key].try_emplace(version, VersionWrite{.deleted = deletes,
+                                                   .sequence = record.sequence,
+                                                   .compartments = record.patient_compartments});
+  latest_[std::move(key)] =
       LatestWrite{.version = version, .deleted = deletes, .sequence = record.sequence};
 }
 
@@ -38,6 +43,14 @@ StatusOr<ResourceCheck> ResourceWriteLedger::Compare(store::Store& store, bool l
   auto report = [&into, max_issues](std::optional<uint64_t> sequence, std::string reason) {
     into.AddIssue({audit::IssueKind::kResourceMismatch, sequence, std::move(reason)}, max_issues);
   };
+  KURA_RETURN_IF_ERROR(CompareCurrent(store, log_complete, check, report));
+  KURA_RETURN_IF_ERROR(CompareHistory(store, log_complete, check, report));
+  return check;
+}
+
+Status ResourceWriteLedger::CompareCurrent(
+    store::Store& store, bool log_complete, ResourceCheck& check,
+    const std::function<void(std::optional<uint64_t>, std::string)>& report) const {
   // Both sides in (type, id) order: the ledger's map and the store's listing.
   auto next = latest_.begin();
   // Ledger entries ordered before `key` (all that are left, without one) are not current.
@@ -88,7 +101,87 @@ StatusOr<ResourceCheck> ResourceWriteLedger::Compare(store::Store& store, bool l
     query.after_id = page.back().id;
   }
   not_current_before(nullptr);
-  return check;
+  return Status();
+}
+
+Status ResourceWriteLedger::CompareHistory(
+    store::Store& store, bool log_complete, ResourceCheck& check,
+    const std::function<void(std::optional<uint64_t>, std::string)>& report) const {
+  auto version_name = [](const ResourceKey& key, int64_t version) {
+    return Name(key) + " version " + std::to_string(version);
+  };
+  // Both sides in (type, id, version) order: the ledger's maps and the store's listing. `next`
+  // is the ledger's resource at or after the listing's position, `next_version` its first
+  // version not yet met.
+  auto next = versions_.begin();
+  std::optional<VersionWrites::const_iterator> next_version;
+  auto first_version = [&]() -> VersionWrites::const_iterator {
+    if (!next_version) next_version = next->second.begin();
+    return *next_version;
+  };
+  // Recorded versions ordered before (key, version) are not stored.
+  auto missing_before = [&](const ResourceKey* key, int64_t version) {
+    for (; next != versions_.end() && (key == nullptr || next->first <= *key);) {
+      const bool same = key != nullptr && next->first == *key;
+      auto it = first_version();
+      for (; it != next->second.end() && (!same || it->first < version); ++it) {
+        ++check.versions_checked;
+        report(it->second.sequence, version_name(next->first, it->first) +
+                                        " is not stored, but record " +
+                                        std::to_string(it->second.sequence) +
+                                        " wrote it (a history row deleted behind Kura's back)");
+      }
+      next_version = it;
+      if (same) return;
+      ++next;
+      next_version.reset();
+    }
+  };
+  store::VersionListQuery query;
+  query.limit = kPageSize;
+  while (true) {
+    KURA_ASSIGN_OR_RETURN(std::vector<store::VersionMeta> page, store.ListVersions(query));
+    for (const store::VersionMeta& stored : page) {
+      const ResourceKey key{stored.type, stored.id};
+      missing_before(&key, stored.version);
+      const bool recorded = next != versions_.end() && next->first == key &&
+                            first_version() != next->second.end() &&
+                            (*next_version)->first == stored.version;
+      if (!recorded) {
+        if (log_complete) {
+          ++check.versions_checked;
+          report(std::nullopt, version_name(key, stored.version) +
+                                   " is stored, but the audit log records no write of it");
+        } else {
+          ++check.versions_unjudged;
+        }
+        continue;
+      }
+      ++check.versions_checked;
+      const VersionWrite& write = (*next_version)->second;
+      ++*next_version;
+      const std::string by = "record " + std::to_string(write.sequence);
+      if (stored.deleted != write.deleted) {
+        report(write.sequence,
+               version_name(key, stored.version) +
+                   (stored.deleted
+                        ? " is stored as a delete marker, but " + by + " wrote it as content"
+                        : " is stored as content, but " + by + " wrote it as a delete marker"));
+      } else if (!stored.compartment.empty() &&
+                 std::find(write.compartments.begin(), write.compartments.end(),
+                           stored.compartment) == write.compartments.end()) {
+        report(write.sequence, version_name(key, stored.version) +
+                                   " is stored in a patient compartment that " + by +
+                                   " does not name (moved to another patient)");
+      }
+    }
+    if (static_cast<int64_t>(page.size()) < kPageSize) break;
+    query.after_type = page.back().type;
+    query.after_id = page.back().id;
+    query.after_version = page.back().version;
+  }
+  missing_before(nullptr, 0);
+  return Status();
 }
 
 }  // namespace kura::ops

@@ -8,16 +8,25 @@
 // unnoticed otherwise: delete a current row, point a resource back at an older (validly
 // encrypted) version, mark it deleted or undelete it, or add a resource no request wrote.
 //
+// The same records say what the history must hold: every version a record wrote is stored, as a
+// delete marker exactly when a delete wrote it, in one of the patient compartments the record
+// names; and, while the log was never pruned, no version is stored that no record wrote. This
+// finds a history row deleted, planted, turned into or out of a delete marker, or moved to
+// another patient's compartment (which would file later reads of it under that patient).
+// Memory: one small entry per version written since the prune point.
+//
 // Records before a prune point are gone, so a resource last written before it cannot be judged;
-// it is counted, not reported. A write record names its version only when one was written or
-// matched (a conditional create that found its match names the existing version, which is
-// current unless a later record says otherwise).
+// it is counted, not reported (likewise a version written before it). A write record names its
+// version only when one was written or matched (a conditional create that found its match names the
+// existing version, which is current unless a later record says otherwise).
 //
 // Thread-compatible.
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -32,6 +41,8 @@ namespace kura::ops {
 struct ResourceCheck {
   uint64_t resources_checked = 0;   // Current or deleted resources compared.
   uint64_t resources_unjudged = 0;  // Current resources with no write record after a prune.
+  uint64_t versions_checked = 0;    // Stored or recorded versions compared.
+  uint64_t versions_unjudged = 0;   // Stored versions with no write record after a prune.
 };
 
 class ResourceWriteLedger {
@@ -50,12 +61,30 @@ class ResourceWriteLedger {
                                                 size_t max_issues) const;
 
  private:
+  using ResourceKey = std::pair<std::string, std::string>;  // (type, id)
   struct LatestWrite {
     int64_t version = 0;
     bool deleted = false;
     uint64_t sequence = 0;  // Of the record.
   };
-  std::map<std::pair<std::string, std::string>, LatestWrite> latest_;  // By (type, id).
+  // The first record naming a version: the one that wrote it (a conditional create that found
+  // its match names a version written before).
+  struct VersionWrite {
+    bool deleted = false;
+    uint64_t sequence = 0;
+    std::vector<std::string> compartments;
+  };
+  using VersionWrites = std::map<int64_t, VersionWrite>;
+
+  [[nodiscard]] Status CompareCurrent(
+      store::Store& store, bool log_complete, ResourceCheck& check,
+      const std::function<void(std::optional<uint64_t>, std::string)>& report) const;
+  [[nodiscard]] Status CompareHistory(
+      store::Store& store, bool log_complete, ResourceCheck& check,
+      const std::function<void(std::optional<uint64_t>, std::string)>& report) const;
+
+  std::map<ResourceKey, LatestWrite> latest_;
+  std::map<ResourceKey, VersionWrites> versions_;
 };
 
 }  // namespace kura::ops

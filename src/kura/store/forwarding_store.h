@@ -29,6 +29,9 @@ class ForwardingStore : public Store {
   StatusOr<std::vector<CurrentResource>> ListCurrent(const CurrentListQuery& query) override {
     return backend_.ListCurrent(query);
   }
+  StatusOr<std::vector<VersionMeta>> ListVersions(const VersionListQuery& query) override {
+    return backend_.ListVersions(query);
+  }
   StatusOr<IndexPage> Search(const IndexQuery& query) override { return backend_.Search(query); }
   std::optional<StatusOr<ResourceVersion>> ReadCurrentIfCached(std::string_view type,
                                                                std::string_view id) override {

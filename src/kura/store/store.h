@@ -92,6 +92,23 @@ struct CurrentResource {
   int64_t version = 0;
 };
 
+// A page of stored versions in (type, id, version) order, metadata only, for whole-store checks.
+struct VersionListQuery {
+  std::string after_type;  // Start after (after_type, after_id, after_version); all empty/0:
+  std::string after_id;    // from the first.
+  int64_t after_version = 0;
+  int64_t limit = 500;
+};
+
+// A stored version's clear metadata (what the resource tables keep outside the sealed payload).
+struct VersionMeta {
+  std::string type;
+  std::string id;
+  int64_t version = 0;
+  bool deleted = false;
+  std::string compartment;
+};
+
 struct HistoryPage {
   std::vector<ResourceVersion> versions;
   int64_t next_before_sequence = 0;  // Cursor for the next page; 0 when this is the last page.
@@ -147,6 +164,9 @@ class Store {
   virtual StatusOr<HistoryPage> History(const HistoryQuery& query) = 0;
   // Current, not deleted resources after the query's position, at most query.limit (>= 1).
   virtual StatusOr<std::vector<CurrentResource>> ListCurrent(const CurrentListQuery& query) = 0;
+  // Every stored version (delete markers included) after the query's position, at most
+  // query.limit (>= 1).
+  virtual StatusOr<std::vector<VersionMeta>> ListVersions(const VersionListQuery& query) = 0;
   // The current, not deleted resources of query.type whose index rows match (search_index.h), in
   // the query's order. InvalidArgument for a query the backend cannot run (a prefix match on a
   // blind clause, an empty type).

@@ -1428,6 +1428,35 @@ TEST_P(SearchConformanceTest, ListCurrentPagesThroughLiveResourcesInOrder) {
   EXPECT_THAT(store().ListCurrent(query), StatusIs(StatusCode::kInvalidArgument));
 }
 
+TEST_P(StoreConformanceTest, ListVersionsPagesThroughEveryVersionInOrder) {
+  MustCommit({Res("Observation", "o1", 1, "{}", kT0, "p1"),
+              Res("Patient", "p1", 1, "{}", kT0, "p1"), Res("Observation", "o0", 1)});
+  MustCommit({Res("Observation", "o1", 2, "{}", At(1), "p2")});
+  MustCommit({DeleteMarker("Observation", "o0", 2)});
+  std::vector<std::string> seen;
+  VersionListQuery query;
+  query.limit = 2;
+  for (int pages = 0; pages < 10; ++pages) {
+    StatusOr<std::vector<VersionMeta>> page = store().ListVersions(query);
+    ASSERT_THAT(page, IsOk());
+    if (page->empty()) break;
+    EXPECT_LE(page->size(), 2u);
+    for (const VersionMeta& v : *page) {
+      seen.push_back(v.type + "/" + v.id + "@" + std::to_string(v.version) +
+                     (v.deleted ? " deleted" : "") + " [" + v.compartment + "]");
+    }
+    query.after_type = page->back().type;
+    query.after_id = page->back().id;
+    query.after_version = page->back().version;
+  }
+  EXPECT_THAT(seen,
+              ElementsAre("Observation/o0@1 []", "Observation/o0@2 deleted []",
+                          "Observation/o1@1 [p1]", "Observation/o1@2 [p2]", "Patient/p1@1 [p1]"));
+  query = VersionListQuery();
+  query.limit = 0;
+  EXPECT_THAT(store().ListVersions(query), StatusIs(StatusCode::kInvalidArgument));
+}
+
 TEST_P(StoreConformanceTest, IndexFingerprintIsAbsentUntilWrittenAndDurable) {
   StatusOr<std::optional<std::string>> none = store().ReadIndexFingerprint();
   ASSERT_THAT(none, IsOk());

@@ -315,6 +315,8 @@ enum class Sql {
   kDeleteSearchRows,
   kListCurrentFirst,
   kListCurrentAfter,
+  kListVersionsFirst,
+  kListVersionsAfter,
   kReadIndexFingerprint,
   kWriteIndexFingerprint,
   kCount,
@@ -468,6 +470,12 @@ constexpr std::array<SqlText, static_cast<size_t>(Sql::kCount)> kSql = {{
     {"list_current_after",
      "SELECT type, id, version FROM resources WHERE deleted = 0 AND (type, id) > (?1, ?2) "
      "ORDER BY type, id LIMIT ?3"},
+    {"list_versions_first",
+     "SELECT type, id, version, deleted, compartment FROM resource_versions "
+     "ORDER BY type, id, version LIMIT ?3"},
+    {"list_versions_after",
+     "SELECT type, id, version, deleted, compartment FROM resource_versions "
+     "WHERE (type, id, version) > (?1, ?2, ?4) ORDER BY type, id, version LIMIT ?3"},
     {"read_index_fingerprint", "SELECT register_fingerprint FROM index_state WHERE id = 1"},
     {"write_index_fingerprint",
      "INSERT INTO index_state(id, register_fingerprint) VALUES(1, ?1) "
@@ -1670,6 +1678,30 @@ StatusOr<std::vector<CurrentResource>> SqliteStore::ListCurrent(const CurrentLis
     KURA_ASSIGN_OR_RETURN(bool row, query.Step());
     if (!row) break;
     out.push_back(CurrentResource{query.Text(0), query.Text(1), query.Int64(2)});
+  }
+  return out;
+}
+
+StatusOr<std::vector<VersionMeta>> SqliteStore::ListVersions(const VersionListQuery& q) {
+  if (q.limit < 1) return InvalidArgumentError("list limit must be at least 1");
+  const bool from_start = q.after_type.empty() && q.after_id.empty() && q.after_version == 0;
+  ReaderLease lease(*this);
+  Stmt query(lease.conn(), from_start ? Sql::kListVersionsFirst : Sql::kListVersionsAfter);
+  if (!from_start) {
+    query.BindText(1, q.after_type);
+    query.BindText(2, q.after_id);
+    query.BindInt64(4, q.after_version);
+  }
+  query.BindInt64(3, q.limit);
+  std::vector<VersionMeta> out;
+  while (true) {
+    KURA_ASSIGN_OR_RETURN(bool row, query.Step());
+    if (!row) break;
+    out.push_back(VersionMeta{.type = query.Text(0),
+                              .id = query.Text(1),
+                              .version = query.Int64(2),
+                              .deleted = query.Int64(3) != 0,
+                              .compartment = query.Text(4)});
   }
   return out;
 }

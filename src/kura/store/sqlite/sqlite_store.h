@@ -114,6 +114,7 @@ class SqliteStore final : public Store, public AuditLogStore {
                                         int64_t version) override;
   StatusOr<HistoryPage> History(const HistoryQuery& query) override;
   StatusOr<std::vector<CurrentResource>> ListCurrent(const CurrentListQuery& query) override;
+  StatusOr<std::vector<VersionMeta>> ListVersions(const VersionListQuery& query) override;
   StatusOr<IndexPage> Search(const IndexQuery& query) override;
   // Answers from the in-memory index (a shared lock, no database access) unless the search would
   // examine more than 20,000 candidates.
