@@ -162,7 +162,7 @@ Json BuildCapabilityStatement(const FhirApiOptions& options) {
   cs["kind"] = "instance";
   cs["software"] = {{"name", "Kura"}, {"version", options.software_version}};
   cs["implementation"] = {{"description", "Kura personal health record server"},
-                          {"url", options.public_base_url + "/fhir/R4"}};
+                          {"url", FhirBaseUrl(options.public_base_url)}};
   cs["fhirVersion"] = "4.0.1";
   cs["format"] = Json::array({"application/fhir+json", "json"});
   Json rest = Json::object();
@@ -895,8 +895,8 @@ class FhirApi::Handlers {
 
   std::string HistoryBundle(const RequestContext& ctx, const store::HistoryQuery& q,
                             const std::string& since_text, const store::HistoryPage& page) {
-    std::string base = api_.options_.public_base_url + "/fhir/R4";
-    std::string self = base + std::string(ctx.path.substr(std::string_view("/fhir/R4").size()));
+    std::string base = api_.FhirBase();
+    std::string self = base + std::string(ctx.path.substr(kFhirBasePath.size()));
     std::string params = "_count=" + std::to_string(q.limit);
     if (!since_text.empty()) params += "&_since=" + http::PercentEncode(since_text);
     Json links = Json::array();
@@ -1585,7 +1585,7 @@ class FhirApi::Handlers {
   // The batch-response or transaction-response Bundle.
   std::string BundleResponse(bool transaction, const std::vector<EntryWork>& works,
                              bool representation, const RequestContext& ctx) {
-    const std::string base = api_.options_.public_base_url + "/fhir/R4";
+    const std::string base = api_.FhirBase();
     Json head = Json::object();
     head["resourceType"] = "Bundle";
     head["id"] = RandomUuid();
@@ -1889,7 +1889,7 @@ class FhirApi::Handlers {
     StatusOr<fhir::Bundle> bundle =
         fhir::ParseBundle(ctx.request.body(), {.max_depth = api_.options_.max_json_depth,
                                                .max_entries = api_.options_.max_bundle_entries,
-                                               .base = api_.options_.public_base_url + "/fhir/R4"});
+                                               .base = api_.FhirBase()});
     if (!bundle.ok()) {
       if (bundle.status().code() == StatusCode::kResourceExhausted) {
         co_return ErrorResponseAs(HttpStatus::payload_too_large, bundle.status(), ctx);

@@ -13,6 +13,7 @@
 #include <string>
 
 #include "kura/api/conditional_locks.h"
+#include "kura/api/fhir_base.h"
 #include "kura/api/fhir_search.h"
 #include "kura/api/request_gate.h"
 #include "kura/auth/api_token_authenticator.h"
@@ -50,7 +51,7 @@ class FhirApi {
 
  private:
   class Handlers;
-  std::string FhirBase() const { return options_.public_base_url + "/fhir/R4"; }
+  std::string FhirBase() const { return FhirBaseUrl(options_.public_base_url); }
 
   FhirApiOptions options_;
   std::string capability_statement_;  // Serialized once.

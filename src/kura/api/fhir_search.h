@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "kura/api/audit_trail.h"
+#include "kura/api/fhir_base.h"
 #include "kura/crypto/aead.h"
 #include "kura/fhir/data_register.h"
 #include "kura/fhir/json.h"

@@ -6,6 +6,7 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 
+#include "kura/api/fhir_base.h"
 #include "kura/base/clock.h"
 #include "kura/base/log.h"
 #include "kura/ops/audit_prune.h"
@@ -210,7 +211,7 @@ int RunInit(const std::filesystem::path& dir, bool json) {
     nlohmann::json out = {{"data_dir", result->data_dir.string()},
                           {"admin_token", result->admin_token},
                           {"base_url", result->base_url},
-                          {"fhir_base_url", result->base_url + "/fhir/R4"},
+                          {"fhir_base_url", api::FhirBaseUrl(result->base_url)},
                           {"certificate", (result->data_dir / "tls/cert.pem").string()}};
     std::cout << out.dump() << std::endl;
   } else {

@@ -6,6 +6,7 @@
 #include <utility>
 #include <vector>
 
+#include "kura/api/fhir_base.h"
 #include "kura/api/search_indexing.h"
 #include "kura/base/log.h"
 #include "kura/base/random.h"
@@ -83,9 +84,7 @@ StatusOr<ReindexResult> ReindexDataDirectory(const std::filesystem::path& data_d
     return cause;
   };
 
-  std::string base = dir.config.server.public_base_url;
-  while (!base.empty() && base.back() == '/') base.pop_back();
-  const std::string local_base = base + "/fhir/R4";
+  const std::string local_base = api::FhirBaseUrl(dir.config.server.public_base_url);
   store::EncryptingStore store(*dir.db, *dir.keys, dir.config.tenant,
                                static_cast<size_t>(dir.config.keys.data_key_cache_size));
   store::CurrentListQuery query;

@@ -14,6 +14,7 @@
 
 #include "kura/api/audit_api.h"
 #include "kura/api/fhir_api.h"
+#include "kura/api/fhir_base.h"
 #include "kura/api/request_gate.h"
 #include "kura/api/responses.h"
 #include "kura/audit/exporter.h"
@@ -308,8 +309,7 @@ int Serve(const cli::ServeArgs& args) {
       [&blocking](std::function<void()> task) { boost::asio::post(blocking, std::move(task)); });
   auth::ApiTokenAuthenticator authenticator(*backend);
   fhir::R4Validator validator;
-  std::string base = config->server.public_base_url;
-  while (!base.empty() && base.back() == '/') base.pop_back();
+  const std::string base = api::TrimmedPublicBase(config->server.public_base_url);
   api::RequestGate gate(store, authenticator, blocking, config->tenant);
   api::AuditApi audit_api({.public_base_url = base,
                            .page_size = config->fhir.history_page_size,
