@@ -451,6 +451,17 @@ class AuditVerifyTests(KuraTestCase):
             report = self.assert_finding(data, "resource-mismatch")
             self.assertIn(f"{rtype}/{rid} version {version} is stored as a delete marker",
                           " ".join(i["reason"] for i in report["issues"]))
+        with self.subTest("a version moved in time"):
+            data = self.fresh_copy()
+            rtype, rid, version = older_version(data)
+            # A day earlier: `_lastUpdated` searches and `_since` history now place it there.
+            self.execute(data, ("UPDATE resource_versions SET last_updated = last_updated - "
+                                "86400000000 WHERE type = ? AND id = ? AND version = ?",
+                                (rtype, rid, version)))
+            report = self.assert_finding(data, "resource-mismatch")
+            self.assertEqual([i["kind"] for i in report["issues"]], ["resource-mismatch"], report)
+            self.assertIn(f"{rtype}/{rid} version {version} is stored with another lastUpdated",
+                          report["issues"][0]["reason"])
         with self.subTest("a version filed under another patient"):
             data = self.fresh_copy()
             db = open_db(data)

@@ -257,6 +257,21 @@ class FhirApi::Handlers {
     note.resource_id = std::string(id.substr(0, 64));
   }
 
+  // The version this request writes, as its audit record names it: number and lastUpdated, which
+  // `kura audit verify` holds the history's clear columns to. Replaces what an earlier attempt
+  // (a retried conditional write) noted.
+  static void NoteWrittenVersion(AuditNote& note, const store::ResourceVersion& v) {
+    note.resource_version = std::to_string(v.version);
+    std::string micros = std::to_string(ToMicros(v.last_updated));
+    for (auto& [key, value] : note.details) {
+      if (key == audit::detail::kVersionLastUpdatedUs) {
+        value = std::move(micros);
+        return;
+      }
+    }
+    note.details.emplace_back(audit::detail::kVersionLastUpdatedUs, std::move(micros));
+  }
+
   static void NoteVersion(AuditNote& note, const store::ResourceVersion& v) {
     note.resource_version = std::to_string(v.version);
     if (!v.compartment.empty()) note.compartments.push_back(v.compartment);
@@ -376,7 +391,7 @@ class FhirApi::Handlers {
     // The search index rows of this version commit with it (and replace the previous ones).
     KURA_ASSIGN_OR_RETURN(v.index, IndexRowsFor(v.payload, api_.register_, api_.FhirBase()));
     note.resource_id = v.id;
-    note.resource_version = std::to_string(version);
+    NoteWrittenVersion(note, v);
     return v;
   }
 
@@ -650,7 +665,7 @@ class FhirApi::Handlers {
       NoteVersion(note, *current);
       if (current->deleted) return std::optional<store::ResourceVersion>();  // Idempotent.
       store::ResourceVersion marker = DeleteMarker(*current);
-      note.resource_version = std::to_string(marker.version);
+      NoteWrittenVersion(note, marker);
       return std::optional<store::ResourceVersion>(std::move(marker));
     };
     StatusOr<std::optional<store::ResourceVersion>> deleted =
@@ -1365,7 +1380,7 @@ class FhirApi::Handlers {
           return;
         }
         w.version = DeleteMarker(**current);
-        w.note.resource_version = std::to_string(w.version->version);
+        NoteWrittenVersion(w.note, *w.version);
         w.write = true;
         return;
       }

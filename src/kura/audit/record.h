@@ -59,6 +59,13 @@ inline constexpr std::string_view kVerify = "verify";
 inline constexpr std::string_view kPrune = "prune";  // Retention deleted the oldest records.
 }  // namespace action
 
+// Detail keys with a meaning outside the record (see docs/formats/audit-log.md).
+namespace detail {
+// On a write record: the lastUpdated of the version it wrote, in microseconds since the Unix
+// epoch, which `kura audit verify` holds the stored version to.
+inline constexpr std::string_view kVersionLastUpdatedUs = "fhir.version_last_updated_us";
+}  // namespace detail
+
 // FHIR AuditEvent.outcome codes, so the FHIR rendering is a direct mapping.
 enum class Outcome : uint8_t {
   kSuccess = 0,

@@ -5,6 +5,8 @@
 #include <charconv>
 #include <optional>
 
+#include "kura/base/clock.h"
+
 namespace kura::ops {
 namespace {
 
@@ -12,6 +14,19 @@ constexpr int64_t kPageSize = 1000;
 
 std::string Name(const std::pair<std::string, std::string>& key) {
   return key.first + "/" + key.second;
+}
+
+// The lastUpdated a write record names for its version; nullopt when it names none (records
+// written before the detail existed) or an unreadable one (which leaves the time unjudged).
+std::optional<int64_t> LastUpdatedOf(const audit::AuditRecord& record) {
+  for (const auto& [key, value] : record.details) {
+    if (key != audit::detail::kVersionLastUpdatedUs) continue;
+    int64_t micros = 0;
+    const auto [end, error] = std::from_chars(value.data(), value.data() + value.size(), micros);
+    if (error != std::errc() || end != value.data() + value.size()) return std::nullopt;
+    return micros;
+  }
+  return std::nullopt;
 }
 
 }  // namespace
@@ -31,7 +46,8 @@ void ResourceWriteLedger::Add(const audit::AuditRecord& record) {
   ResourceKey key{record.resource_type, record.resource_id};
   versions_[key].try_emplace(version, VersionWrite{.deleted = deletes,
                                                    .sequence = record.sequence,
-                                                   .compartments = record.patient_compartments});
+                                                   .compartments = record.patient_compartments,
+                                                   .last_updated_us = LastUpdatedOf(record)});
   latest_[std::move(key)] =
       LatestWrite{.version = version, .deleted = deletes, .sequence = record.sequence};
 }
@@ -173,6 +189,10 @@ Status ResourceWriteLedger::CompareHistory(
         report(write.sequence, version_name(key, stored.version) +
                                    " is stored in a patient compartment that " + by +
                                    " does not name (moved to another patient)");
+      } else if (write.last_updated_us && *write.last_updated_us != ToMicros(stored.last_updated)) {
+        report(write.sequence, version_name(key, stored.version) +
+                                   " is stored with another lastUpdated than " + by +
+                                   " wrote (moved in time)");
       }
     }
     if (static_cast<int64_t>(page.size()) < kPageSize) break;

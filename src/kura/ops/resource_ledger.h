@@ -10,10 +10,12 @@
 //
 // The same records say what the history must hold: every version a record wrote is stored, as a
 // delete marker exactly when a delete wrote it, in one of the patient compartments the record
-// names; and, while the log was never pruned, no version is stored that no record wrote. This
-// finds a history row deleted, planted, turned into or out of a delete marker, or moved to
-// another patient's compartment (which would file later reads of it under that patient).
-// Memory: one small entry per version written since the prune point.
+// names, with the lastUpdated it names (audit::detail::kVersionLastUpdatedUs, on records written
+// since that detail exists); and, while the log was never pruned, no version is stored that no
+// record wrote. This finds a history row deleted, planted, turned into or out of a delete marker,
+// moved to another patient's compartment (which would file later reads of it under that patient),
+// or moved in time (which `_lastUpdated` searches and `_since` history follow). Memory: one small
+// entry per version written since the prune point.
 //
 // Records before a prune point are gone, so a resource last written before it cannot be judged;
 // it is counted, not reported (likewise a version written before it). A write record names its
@@ -73,6 +75,7 @@ class ResourceWriteLedger {
     bool deleted = false;
     uint64_t sequence = 0;
     std::vector<std::string> compartments;
+    std::optional<int64_t> last_updated_us;  // When the record names it (see Add).
   };
   using VersionWrites = std::map<int64_t, VersionWrite>;
 

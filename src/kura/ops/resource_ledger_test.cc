@@ -240,6 +240,30 @@ TEST_F(ResourceLedgerTest, EditedHistoryIsNamedWithItsRecord) {
   EXPECT_EQ(check.versions_checked, 9u);
 }
 
+TEST_F(ResourceLedgerTest, AVersionMovedInTimeIsNamedWithItsRecord) {
+  auto with_time = [this](const std::string& id, const std::string& micros) {
+    audit::AuditRecord r = Record(id, 1, audit::action::kCreate);
+    r.details.emplace_back(audit::detail::kVersionLastUpdatedUs, micros);
+    ledger_.Add(r);
+    return r.sequence;
+  };
+  Store("on-time", 1);  // Stored at the epoch, as the helper writes every version.
+  with_time("on-time", "0");
+  Store("moved", 1);
+  const uint64_t moved = with_time("moved", "1700000000000000");
+  Store("older-record", 1);  // Records written before the detail existed name no time.
+  Log("older-record", 1, audit::action::kCreate);
+
+  Checked check = Compare();
+  ASSERT_EQ(check.issue_count, 1u) << Reasons(check);
+  EXPECT_EQ(check.issues[0].sequence, moved);
+  EXPECT_THAT(check.issues[0].reason,
+              HasSubstr("Observation/moved version 1 is stored with another lastUpdated than "
+                        "record " +
+                        std::to_string(moved) + " wrote"));
+  EXPECT_EQ(check.versions_checked, 3u);
+}
+
 TEST_F(ResourceLedgerTest, ManyResourcesAreComparedPageByPage) {
   // More than one page of the store's listing, with a disagreement on the second page.
   for (int i = 0; i < 2500; ++i) Write("r" + std::to_string(10000 + i), 1);

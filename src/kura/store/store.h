@@ -107,6 +107,7 @@ struct VersionMeta {
   int64_t version = 0;
   bool deleted = false;
   std::string compartment;
+  TimePoint last_updated;
 };
 
 struct HistoryPage {

@@ -1443,15 +1443,16 @@ TEST_P(StoreConformanceTest, ListVersionsPagesThroughEveryVersionInOrder) {
     EXPECT_LE(page->size(), 2u);
     for (const VersionMeta& v : *page) {
       seen.push_back(v.type + "/" + v.id + "@" + std::to_string(v.version) +
-                     (v.deleted ? " deleted" : "") + " [" + v.compartment + "]");
+                     (v.deleted ? " deleted" : "") + " [" + v.compartment + "]" +
+                     (v.last_updated == kT0 ? "" : " later"));
     }
     query.after_type = page->back().type;
     query.after_id = page->back().id;
     query.after_version = page->back().version;
   }
-  EXPECT_THAT(seen,
-              ElementsAre("Observation/o0@1 []", "Observation/o0@2 deleted []",
-                          "Observation/o1@1 [p1]", "Observation/o1@2 [p2]", "Patient/p1@1 [p1]"));
+  EXPECT_THAT(seen, ElementsAre("Observation/o0@1 []", "Observation/o0@2 deleted []",
+                                "Observation/o1@1 [p1]", "Observation/o1@2 [p2] later",
+                                "Patient/p1@1 [p1]"));
   query = VersionListQuery();
   query.limit = 0;
   EXPECT_THAT(store().ListVersions(query), StatusIs(StatusCode::kInvalidArgument));

@@ -471,10 +471,10 @@ constexpr std::array<SqlText, static_cast<size_t>(Sql::kCount)> kSql = {{
      "SELECT type, id, version FROM resources WHERE deleted = 0 AND (type, id) > (?1, ?2) "
      "ORDER BY type, id LIMIT ?3"},
     {"list_versions_first",
-     "SELECT type, id, version, deleted, compartment FROM resource_versions "
+     "SELECT type, id, version, deleted, compartment, last_updated FROM resource_versions "
      "ORDER BY type, id, version LIMIT ?3"},
     {"list_versions_after",
-     "SELECT type, id, version, deleted, compartment FROM resource_versions "
+     "SELECT type, id, version, deleted, compartment, last_updated FROM resource_versions "
      "WHERE (type, id, version) > (?1, ?2, ?4) ORDER BY type, id, version LIMIT ?3"},
     {"read_index_fingerprint", "SELECT register_fingerprint FROM index_state WHERE id = 1"},
     {"write_index_fingerprint",
@@ -1701,7 +1701,8 @@ StatusOr<std::vector<VersionMeta>> SqliteStore::ListVersions(const VersionListQu
                               .id = query.Text(1),
                               .version = query.Int64(2),
                               .deleted = query.Int64(3) != 0,
-                              .compartment = query.Text(4)});
+                              .compartment = query.Text(4),
+                              .last_updated = FromMicros(query.Int64(5))});
   }
   return out;
 }
