@@ -431,51 +431,38 @@ class AuditVerifyTests(KuraTestCase):
             self.assertEqual(report["resources_not_checked"], "--no-resources")
 
     def test_history_rows_deleted_flipped_or_moved(self):
-        def older_version(data):
-            rtype, rid, _version, _seq = self.resource(data, "version >= 3")
-            return rtype, rid, 1
-
-        with self.subTest("an older version deleted"):
-            data = self.fresh_copy()
-            rtype, rid, version = older_version(data)
-            self.execute(data, ("DELETE FROM resource_versions WHERE type = ? AND id = ? AND "
-                                "version = ?", (rtype, rid, version)))
-            report = self.assert_finding(data, "resource-mismatch")
-            self.assertIn(f"{rtype}/{rid} version {version} is not stored, but record",
-                          " ".join(i["reason"] for i in report["issues"]))
-        with self.subTest("an older version turned into a delete marker"):
-            data = self.fresh_copy()
-            rtype, rid, version = older_version(data)
-            self.execute(data, ("UPDATE resource_versions SET deleted = 1 WHERE type = ? AND "
-                                "id = ? AND version = ?", (rtype, rid, version)))
-            report = self.assert_finding(data, "resource-mismatch")
-            self.assertIn(f"{rtype}/{rid} version {version} is stored as a delete marker",
-                          " ".join(i["reason"] for i in report["issues"]))
-        with self.subTest("a version moved in time"):
-            data = self.fresh_copy()
-            rtype, rid, version = older_version(data)
+        older = "version = 1 AND (type, id) IN (SELECT type, id FROM resources WHERE version >= 3)"
+        filed = "type = 'Observation' AND compartment != ''"
+        # (what, which version, the edit, the finding's words, whether it is the only finding)
+        cases = [
+            ("an older version deleted", older, "DELETE FROM resource_versions",
+             "is not stored, but record", False),
+            ("an older version turned into a delete marker", older,
+             "UPDATE resource_versions SET deleted = 1", "is stored as a delete marker", False),
             # A day earlier: `_lastUpdated` searches and `_since` history now place it there.
-            self.execute(data, ("UPDATE resource_versions SET last_updated = last_updated - "
-                                "86400000000 WHERE type = ? AND id = ? AND version = ?",
-                                (rtype, rid, version)))
-            report = self.assert_finding(data, "resource-mismatch")
-            self.assertEqual([i["kind"] for i in report["issues"]], ["resource-mismatch"], report)
-            self.assertIn(f"{rtype}/{rid} version {version} is stored with another lastUpdated",
-                          report["issues"][0]["reason"])
-        with self.subTest("a version filed under another patient"):
-            data = self.fresh_copy()
-            db = open_db(data)
-            rtype, rid, version = db.execute(
-                "SELECT type, id, version FROM resource_versions WHERE type = 'Observation' "
-                "AND compartment != '' ORDER BY seq LIMIT 1").fetchone()
-            db.close()
-            self.execute(data, ("UPDATE resource_versions SET compartment = 'someone-else' "
-                                "WHERE type = ? AND id = ? AND version = ?",
-                                (rtype, rid, version)))
-            report = self.assert_finding(data, "resource-mismatch")
-            self.assertEqual([i["kind"] for i in report["issues"]], ["resource-mismatch"], report)
-            self.assertIn(f"{rtype}/{rid} version {version} is stored in a patient compartment",
-                          report["issues"][0]["reason"])
+            ("a version moved in time", older,
+             "UPDATE resource_versions SET last_updated = last_updated - 86400000000",
+             "is stored with another lastUpdated", True),
+            ("a version filed under another patient", filed,
+             "UPDATE resource_versions SET compartment = 'someone-else'",
+             "is stored in a patient compartment", True),
+        ]
+        for what, which, edit, words, only in cases:
+            with self.subTest(what):
+                data = self.fresh_copy()
+                db = open_db(data)
+                rtype, rid, version = db.execute(
+                    "SELECT type, id, version FROM resource_versions WHERE " + which +
+                    " ORDER BY seq LIMIT 1").fetchone()
+                db.close()
+                self.execute(data, (edit + " WHERE type = ? AND id = ? AND version = ?",
+                                    (rtype, rid, version)))
+                report = self.assert_finding(data, "resource-mismatch")
+                if only:
+                    self.assertEqual([i["kind"] for i in report["issues"]], ["resource-mismatch"],
+                                     report)
+                self.assertIn(f"{rtype}/{rid} version {version} {words}",
+                              " ".join(i["reason"] for i in report["issues"]))
 
     def test_truncated_tail_needs_the_sink_copy(self):
         data = self.fresh_copy()

@@ -910,7 +910,7 @@ class FhirApi::Handlers {
 
   std::string HistoryBundle(const RequestContext& ctx, const store::HistoryQuery& q,
                             const std::string& since_text, const store::HistoryPage& page) {
-    std::string base = api_.FhirBase();
+    const std::string& base = api_.FhirBase();
     std::string self = base + std::string(ctx.path.substr(kFhirBasePath.size()));
     std::string params = "_count=" + std::to_string(q.limit);
     if (!since_text.empty()) params += "&_since=" + http::PercentEncode(since_text);
@@ -1600,7 +1600,7 @@ class FhirApi::Handlers {
   // The batch-response or transaction-response Bundle.
   std::string BundleResponse(bool transaction, const std::vector<EntryWork>& works,
                              bool representation, const RequestContext& ctx) {
-    const std::string base = api_.FhirBase();
+    const std::string& base = api_.FhirBase();
     Json head = Json::object();
     head["resourceType"] = "Bundle";
     head["id"] = RandomUuid();
@@ -1933,6 +1933,7 @@ FhirApi::FhirApi(FhirApiOptions options, store::Store& store, RequestGate& gate,
                  FhirSearch& search, const fhir::DataRegister& data_register,
                  AuditApi* audit_events)
     : options_(std::move(options)),
+      fhir_base_(FhirBaseUrl(options_.public_base_url)),
       capability_statement_(fhir::SerializeJson(BuildCapabilityStatement(options_))),
       store_(store),
       validator_(validator),

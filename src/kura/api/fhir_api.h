@@ -51,9 +51,10 @@ class FhirApi {
 
  private:
   class Handlers;
-  std::string FhirBase() const { return FhirBaseUrl(options_.public_base_url); }
+  const std::string& FhirBase() const { return fhir_base_; }
 
   FhirApiOptions options_;
+  const std::string fhir_base_;       // FhirBaseUrl(options_.public_base_url), built once.
   std::string capability_statement_;  // Serialized once.
   store::Store& store_;
   const fhir::ResourceValidator& validator_;

@@ -119,6 +119,7 @@ FhirSearch::FhirSearch(FhirSearchOptions options, store::Store& store,
                        const fhir::DataRegister& data_register, asio::thread_pool& blocking_pool,
                        crypto::AeadKey page_key)
     : options_(std::move(options)),
+      fhir_base_(FhirBaseUrl(options_.public_base_url)),
       store_(store),
       register_(data_register),
       pool_(blocking_pool),
@@ -220,8 +221,7 @@ StatusOr<store::IndexQuery> FhirSearch::PageQuery(const fhir::SearchRequest& req
                                                   std::optional<store::IndexCursor> from,
                                                   bool backward) const {
   KURA_ASSIGN_OR_RETURN(store::IndexQuery query,
-                        CompileSearch(request, register_, FhirBaseUrl(options_.public_base_url),
-                                      Clock::System().Now()));
+                        CompileSearch(request, register_, fhir_base_, Clock::System().Now()));
   const bool count_only = CountOnly(request);
   query.limit = count_only ? 1 : request.count;
   query.count_total = count_only || request.total != fhir::SearchRequest::Total::kNone;
@@ -286,7 +286,7 @@ StatusOr<FhirSearch::Page> FhirSearch::RunSearch(const fhir::SearchRequest& requ
   for (const fhir::SearchInclude& include : request.includes) {
     for (size_t i = 0; i < page.matches.size(); ++i) {
       StatusOr<std::vector<fhir::SearchValue>> values =
-          fhir::ExtractSearchValues(page.matches[i].payload, FhirBaseUrl(options_.public_base_url));
+          fhir::ExtractSearchValues(page.matches[i].payload, fhir_base_);
       if (!values.ok()) continue;
       for (const fhir::SearchValue& v : *values) {
         if (v.param != include.param || v.target_type.empty()) continue;
@@ -392,8 +392,7 @@ asio::awaitable<Response> FhirSearch::Search(
   for (const store::ResourceVersion& v : page->matches) entries.push_back({&v, "match"});
   for (const store::ResourceVersion& v : page->included) entries.push_back({&v, "include"});
   std::string out =
-      SearchsetBundle(std::move(links), page->total, FhirBaseUrl(options_.public_base_url), entries,
-                      request->elements);
+      SearchsetBundle(std::move(links), page->total, fhir_base_, entries, request->elements);
   co_return JsonResponse(HttpStatus::ok, std::move(out), ctx.request.version(), true);
 }
 
@@ -406,8 +405,7 @@ StatusOr<std::vector<std::string>> FhirSearch::MatchingIds(const std::string& ty
     return InvalidArgumentError("a conditional operation needs search criteria");
   }
   KURA_ASSIGN_OR_RETURN(store::IndexQuery compiled,
-                        CompileSearch(request, register_, FhirBaseUrl(options_.public_base_url),
-                                      Clock::System().Now()));
+                        CompileSearch(request, register_, fhir_base_, Clock::System().Now()));
   compiled.limit = limit;
   KURA_ASSIGN_OR_RETURN(store::IndexPage page, store_.Search(compiled));
   std::vector<std::string> ids;
@@ -660,8 +658,7 @@ asio::awaitable<Response> FhirSearch::Everything(
   std::vector<SearchsetEntry> entries;
   entries.reserve(page->resources.size());
   for (const store::ResourceVersion& v : page->resources) entries.push_back({&v, "match"});
-  std::string out = SearchsetBundle(std::move(links), page->total,
-                                    FhirBaseUrl(options_.public_base_url), entries);
+  std::string out = SearchsetBundle(std::move(links), page->total, fhir_base_, entries);
   co_return JsonResponse(HttpStatus::ok, std::move(out), ctx.request.version(), true);
 }
 

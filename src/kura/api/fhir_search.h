@@ -112,6 +112,7 @@ class FhirSearch {
   std::string Link(const fhir::SearchRequest& request, std::string_view page_token) const;
 
   FhirSearchOptions options_;
+  const std::string fhir_base_;  // FhirBaseUrl(options_.public_base_url), built once.
   store::Store& store_;
   const fhir::DataRegister& register_;
   boost::asio::thread_pool& pool_;

@@ -75,11 +75,11 @@ StatusOr<ExternalCheckpoints> ReadExternalCheckpoints(const std::filesystem::pat
 }
 
 audit::AuditRecord VerifyRunAuditRecord(const audit::VerificationReport& report,
-                                        uint64_t external_checkpoints, int64_t time_us) {
+                                        uint64_t external_checkpoints, int64_t time_us,
+                                        const audit::AuditRecord& acted_by) {
   audit::AuditRecord record = audit::VerificationAuditRecord(report, time_us);
-  const audit::AuditRecord cli = CliAuditRecord(audit::category::kSystem, audit::action::kVerify);
-  record.actor = cli.actor;
-  for (const auto& detail : cli.details) record.details.push_back(detail);
+  record.actor = acted_by.actor;
+  for (const auto& detail : acted_by.details) record.details.push_back(detail);
   record.details.emplace_back("verify.records_checked", std::to_string(report.records_checked));
   record.details.emplace_back("verify.external_checkpoints", std::to_string(external_checkpoints));
   return record;
@@ -192,7 +192,8 @@ StatusOr<AuditVerifyOutcome> VerifyDataDirectoryAuditLog(const AuditVerifyOption
   } else {
     outcome.record_status = AppendCliAuditRecord(
         dir,
-        VerifyRunAuditRecord(outcome.report, outcome.external_checkpoints, ToMicros(clock.Now())));
+        VerifyRunAuditRecord(outcome.report, outcome.external_checkpoints, ToMicros(clock.Now()),
+                             CliAuditRecord(audit::category::kSystem, audit::action::kVerify)));
     outcome.recorded = outcome.record_status.ok();
     if (!outcome.recorded) outcome.not_recorded_reason = outcome.record_status.message();
   }

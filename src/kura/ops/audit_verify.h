@@ -54,11 +54,13 @@ struct ExternalCheckpoints {
 [[nodiscard]] StatusOr<ExternalCheckpoints> ReadExternalCheckpoints(
     const std::filesystem::path& file);
 
-// The `system`/`verify` record of a verification run (audit::VerificationAuditRecord, acted by
-// the CLI, plus how many records and external checkpoints it saw).
+// The `system`/`verify` record of a verification run (audit::VerificationAuditRecord plus how
+// many records and external checkpoints it saw), acted by whoever ran it: `acted_by`'s actor and
+// details (CliAuditRecord for the command, the server's own system record for its scheduled run).
 [[nodiscard]] audit::AuditRecord VerifyRunAuditRecord(const audit::VerificationReport& report,
                                                       uint64_t external_checkpoints,
-                                                      int64_t time_us);
+                                                      int64_t time_us,
+                                                      const audit::AuditRecord& acted_by);
 
 struct AuditVerifyOptions {
   std::filesystem::path data_dir;

@@ -64,9 +64,8 @@ StatusOr<ResourceCheck> ResourceWriteLedger::Compare(store::Store& store, bool l
   return check;
 }
 
-Status ResourceWriteLedger::CompareCurrent(
-    store::Store& store, bool log_complete, ResourceCheck& check,
-    const std::function<void(std::optional<uint64_t>, std::string)>& report) const {
+Status ResourceWriteLedger::CompareCurrent(store::Store& store, bool log_complete,
+                                           ResourceCheck& check, const Report& report) const {
   // Both sides in (type, id) order: the ledger's map and the store's listing.
   auto next = latest_.begin();
   // Ledger entries ordered before `key` (all that are left, without one) are not current.
@@ -120,88 +119,102 @@ Status ResourceWriteLedger::CompareCurrent(
   return Status();
 }
 
-Status ResourceWriteLedger::CompareHistory(
-    store::Store& store, bool log_complete, ResourceCheck& check,
-    const std::function<void(std::optional<uint64_t>, std::string)>& report) const {
-  auto version_name = [](const ResourceKey& key, int64_t version) {
-    return Name(key) + " version " + std::to_string(version);
-  };
-  // Both sides in (type, id, version) order: the ledger's maps and the store's listing. `next`
-  // is the ledger's resource at or after the listing's position, `next_version` its first
-  // version not yet met.
+Status ResourceWriteLedger::CompareHistory(store::Store& store, bool log_complete,
+                                           ResourceCheck& check, const Report& report) const {
+  // Both sides in (type, id) order: the ledger's map and the store's listing, in which a
+  // resource's versions are adjacent; each resource is compared once all its rows are read.
   auto next = versions_.begin();
-  std::optional<VersionWrites::const_iterator> next_version;
-  auto first_version = [&]() -> VersionWrites::const_iterator {
-    if (!next_version) next_version = next->second.begin();
-    return *next_version;
-  };
-  // Recorded versions ordered before (key, version) are not stored.
-  auto missing_before = [&](const ResourceKey* key, int64_t version) {
-    for (; next != versions_.end() && (key == nullptr || next->first <= *key);) {
-      const bool same = key != nullptr && next->first == *key;
-      auto it = first_version();
-      for (; it != next->second.end() && (!same || it->first < version); ++it) {
-        ++check.versions_checked;
-        report(it->second.sequence, version_name(next->first, it->first) +
-                                        " is not stored, but record " +
-                                        std::to_string(it->second.sequence) +
-                                        " wrote it (a history row deleted behind Kura's back)");
-      }
-      next_version = it;
-      if (same) return;
-      ++next;
-      next_version.reset();
+  std::vector<store::VersionMeta> resource;  // The rows of the resource being read.
+  auto compare_up_to = [&](const ResourceKey* key) {
+    // The ledger's resources before the one read have none of their versions stored.
+    const std::vector<store::VersionMeta> none;
+    for (; next != versions_.end() && (key == nullptr || next->first < *key); ++next) {
+      CompareVersions(next->first, none, &next->second, log_complete, check, report);
     }
+    if (key == nullptr) return;
+    const bool named = next != versions_.end() && next->first == *key;
+    CompareVersions(*key, resource, named ? &next->second : nullptr, log_complete, check, report);
+    if (named) ++next;
   };
   store::VersionListQuery query;
   query.limit = kPageSize;
   while (true) {
     KURA_ASSIGN_OR_RETURN(std::vector<store::VersionMeta> page, store.ListVersions(query));
-    for (const store::VersionMeta& stored : page) {
-      const ResourceKey key{stored.type, stored.id};
-      missing_before(&key, stored.version);
-      const bool recorded = next != versions_.end() && next->first == key &&
-                            first_version() != next->second.end() &&
-                            (*next_version)->first == stored.version;
-      if (!recorded) {
-        if (log_complete) {
-          ++check.versions_checked;
-          report(std::nullopt, version_name(key, stored.version) +
-                                   " is stored, but the audit log records no write of it");
-        } else {
-          ++check.versions_unjudged;
-        }
-        continue;
+    for (store::VersionMeta& stored : page) {
+      if (!resource.empty() &&
+          (resource.back().type != stored.type || resource.back().id != stored.id)) {
+        const ResourceKey key{resource.back().type, resource.back().id};
+        compare_up_to(&key);
+        resource.clear();
       }
-      ++check.versions_checked;
-      const VersionWrite& write = (*next_version)->second;
-      ++*next_version;
-      const std::string by = "record " + std::to_string(write.sequence);
-      if (stored.deleted != write.deleted) {
-        report(write.sequence,
-               version_name(key, stored.version) +
-                   (stored.deleted
-                        ? " is stored as a delete marker, but " + by + " wrote it as content"
-                        : " is stored as content, but " + by + " wrote it as a delete marker"));
-      } else if (!stored.compartment.empty() &&
-                 std::find(write.compartments.begin(), write.compartments.end(),
-                           stored.compartment) == write.compartments.end()) {
-        report(write.sequence, version_name(key, stored.version) +
-                                   " is stored in a patient compartment that " + by +
-                                   " does not name (moved to another patient)");
-      } else if (write.last_updated_us && *write.last_updated_us != ToMicros(stored.last_updated)) {
-        report(write.sequence, version_name(key, stored.version) +
-                                   " is stored with another lastUpdated than " + by +
-                                   " wrote (moved in time)");
-      }
+      resource.push_back(std::move(stored));
     }
     if (static_cast<int64_t>(page.size()) < kPageSize) break;
-    query.after_type = page.back().type;
-    query.after_id = page.back().id;
-    query.after_version = page.back().version;
+    query.after_type = resource.back().type;
+    query.after_id = resource.back().id;
+    query.after_version = resource.back().version;
   }
-  missing_before(nullptr, 0);
+  if (!resource.empty()) {
+    const ResourceKey key{resource.back().type, resource.back().id};
+    compare_up_to(&key);
+  }
+  compare_up_to(nullptr);
   return Status();
+}
+
+void ResourceWriteLedger::CompareVersions(const ResourceKey& key,
+                                          const std::vector<store::VersionMeta>& stored,
+                                          const VersionWrites* writes, bool log_complete,
+                                          ResourceCheck& check, const Report& report) {
+  auto version_name = [&key](int64_t version) {
+    return Name(key) + " version " + std::to_string(version);
+  };
+  const VersionWrites no_writes;
+  const VersionWrites& written = writes != nullptr ? *writes : no_writes;
+  // Both in ascending version order.
+  auto s = stored.begin();
+  auto w = written.begin();
+  while (s != stored.end() || w != written.end()) {
+    if (w == written.end() || (s != stored.end() && s->version < w->first)) {
+      if (log_complete) {
+        ++check.versions_checked;
+        report(std::nullopt,
+               version_name(s->version) + " is stored, but the audit log records no write of it");
+      } else {
+        ++check.versions_unjudged;
+      }
+      ++s;
+      continue;
+    }
+    ++check.versions_checked;
+    const VersionWrite& write = w->second;
+    const std::string by = "record " + std::to_string(write.sequence);
+    if (s == stored.end() || w->first < s->version) {
+      report(write.sequence, version_name(w->first) + " is not stored, but " + by +
+                                 " wrote it (a history row deleted behind Kura's back)");
+      ++w;
+      continue;
+    }
+    if (s->deleted != write.deleted) {
+      report(
+          write.sequence,
+          version_name(s->version) +
+              (s->deleted ? " is stored as a delete marker, but " + by + " wrote it as content"
+                          : " is stored as content, but " + by + " wrote it as a delete marker"));
+    } else if (!s->compartment.empty() &&
+               std::find(write.compartments.begin(), write.compartments.end(), s->compartment) ==
+                   write.compartments.end()) {
+      report(write.sequence, version_name(s->version) +
+                                 " is stored in a patient compartment that " + by +
+                                 " does not name (moved to another patient)");
+    } else if (write.last_updated_us && *write.last_updated_us != ToMicros(s->last_updated)) {
+      report(write.sequence, version_name(s->version) +
+                                 " is stored with another lastUpdated than " + by +
+                                 " wrote (moved in time)");
+    }
+    ++s;
+    ++w;
+  }
 }
 
 }  // namespace kura::ops

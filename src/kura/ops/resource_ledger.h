@@ -79,12 +79,18 @@ class ResourceWriteLedger {
   };
   using VersionWrites = std::map<int64_t, VersionWrite>;
 
-  [[nodiscard]] Status CompareCurrent(
-      store::Store& store, bool log_complete, ResourceCheck& check,
-      const std::function<void(std::optional<uint64_t>, std::string)>& report) const;
-  [[nodiscard]] Status CompareHistory(
-      store::Store& store, bool log_complete, ResourceCheck& check,
-      const std::function<void(std::optional<uint64_t>, std::string)>& report) const;
+  // Adds one resource-mismatch finding (the record's sequence, when one is to blame).
+  using Report = std::function<void(std::optional<uint64_t>, std::string)>;
+
+  [[nodiscard]] Status CompareCurrent(store::Store& store, bool log_complete, ResourceCheck& check,
+                                      const Report& report) const;
+  [[nodiscard]] Status CompareHistory(store::Store& store, bool log_complete, ResourceCheck& check,
+                                      const Report& report) const;
+  // One resource's stored versions (ascending; none when it has no row) against its writes
+  // (null when no record names it).
+  static void CompareVersions(const ResourceKey& key, const std::vector<store::VersionMeta>& stored,
+                              const VersionWrites* writes, bool log_complete, ResourceCheck& check,
+                              const Report& report);
 
   std::map<ResourceKey, LatestWrite> latest_;
   std::map<ResourceKey, VersionWrites> versions_;

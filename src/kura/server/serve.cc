@@ -193,13 +193,9 @@ void VerifyAuditLogOnSchedule(store::SqliteStore& backend, const ops::AuditLogAc
                 {"records_checked", static_cast<int64_t>(report.records_checked)}});
     return;
   }
-  audit::AuditRecord record =
-      audit::VerificationAuditRecord(report, ToMicros(Clock::System().Now()));
-  record.actor = SystemRecord(audit::action::kVerify, config).actor;
-  record.details.emplace_back("version", cli::kVersion);
-  record.details.emplace_back("verify.records_checked", std::to_string(report.records_checked));
-  record.details.emplace_back("verify.external_checkpoints",
-                              std::to_string(verified->external_checkpoints));
+  audit::AuditRecord record = ops::VerifyRunAuditRecord(
+      report, verified->external_checkpoints, ToMicros(Clock::System().Now()),
+      SystemRecord(audit::action::kVerify, config));
   if (Status s = ops::AppendAuditRecord(backend, std::move(record), config, Clock::System());
       !s.ok()) {
     log::Error("audit_append_failed",
