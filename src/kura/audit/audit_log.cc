@@ -524,6 +524,8 @@ StatusOr<bool> AuditLog::PruneStep(uint64_t target, TimePoint cutoff,
   prune.first_retained_sequence = first;
   KURA_ASSIGN_OR_RETURN(std::string note,
                         SignPruneAnchor(PruneAnchorOf(head, options_.origin, now), signer_));
+  std::string anchor_base64 =
+      Base64Encode({reinterpret_cast<const uint8_t*>(note.data()), note.size()});
   prune.anchor = {store::AuditStatement::Kind::kPruneAnchor, first, ToMicros(now), std::move(note)};
   prune.kept_leaves = std::move(kept_leaves);
   // A kept level b is read for subtrees of levels b .. b + step - 1 only, so of its nodes left
@@ -544,6 +546,7 @@ StatusOr<bool> AuditLog::PruneStep(uint64_t target, TimePoint cutoff,
       {"prune.first_sequence", std::to_string(first)},
       {"prune.previous_first_sequence", std::to_string(start)},
       {"prune.cutoff", FormatMicrosUtc(ToMicros(cutoff))},
+      {std::string(detail::kPruneAnchor), std::move(anchor_base64)},
   };
   prune.record = Draft(std::move(record));
   Status committed = store_.PruneAudit(prune);

@@ -11,6 +11,7 @@
 
 #include "kura/audit/audit_log.h"
 #include "kura/audit/audit_log_fixture.h"
+#include "kura/audit/export_format.h"
 #include "kura/audit/tamper_util.h"
 #include "kura/audit/test_util.h"
 #include "kura/store/sqlite/sqlite_store.h"
@@ -404,6 +405,33 @@ TEST_F(AuditPruneTamperTest, DeletedAnchorLeavesAnUnexplainedMissingPrefix) {
   VerificationReport report = Verify();
   EXPECT_TRUE(HasIssue(report, IssueKind::kDeleted)) << report.Summary();
   EXPECT_EQ(report.FirstBadSequence(), 0u);
+}
+
+// Each prune record carries the anchor its step signed, so every sink's copy of the log keeps it:
+// given that copy, a log whose stored anchor is gone verifies again from its first retained
+// record, and the copy's anchor cannot stand in for records deleted after it.
+TEST_F(AuditPruneTamperTest, TheSinkCopyOfThePruneRecordExplainsTheMissingPrefix) {
+  const uint64_t prune_sequence = AllRows().back().sequence;
+  auto prune = ReadAuditRecord(*store_, lookup(), prune_sequence);
+  ASSERT_TRUE(prune.ok()) << prune.status().ToString();
+  ASSERT_EQ(prune->action, action::kPrune);
+  auto stored = store_->ReadAuditPruneAnchors();
+  ASSERT_TRUE(stored.ok());
+  ASSERT_EQ(stored->size(), 1u);
+  auto shipped = ExtractPruneAnchorNote(FormatJsonLine(*prune));
+  ASSERT_TRUE(shipped.ok()) << shipped.status().ToString();
+  EXPECT_EQ(*shipped, stored->front().note);
+
+  Tamper(db_path(), "DELETE FROM audit_statements WHERE kind = 1");
+  EXPECT_FALSE(Verify().ok());
+  VerificationReport with_copy = Verify({*shipped});
+  EXPECT_TRUE(with_copy.ok()) << with_copy.Summary();
+  EXPECT_EQ(with_copy.first_sequence, 25u);
+
+  Tamper(db_path(), "DELETE FROM audit_log WHERE seq < 28");
+  VerificationReport cut = Verify({*shipped});
+  EXPECT_TRUE(HasIssue(cut, IssueKind::kDeleted)) << cut.Summary();
+  EXPECT_EQ(cut.FirstBadSequence(), 25u);
 }
 
 TEST_F(AuditPruneTamperTest, ForgedAnchor) {

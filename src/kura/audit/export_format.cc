@@ -265,14 +265,20 @@ std::string DumpJsonLine(const Json& json) {
 
 // --- Reading a checkpoint back (ExtractCheckpointNote). ---
 
-Status NotACheckpoint(std::string_view why) {
-  return InvalidArgumentError("not an exported checkpoint: " + std::string(why));
+// What a line was expected to hold, for the error when it does not.
+constexpr std::string_view kCheckpoint = "exported checkpoint";
+constexpr std::string_view kAnchorRecord = "exported prune record with an anchor";
+
+Status NotA(std::string_view what, std::string_view why) {
+  return InvalidArgumentError("not an " + std::string(what) + ": " + std::string(why));
 }
 
-StatusOr<std::string> DecodeNote(std::string_view base64) {
+Status NotACheckpoint(std::string_view why) { return NotA(kCheckpoint, why); }
+
+StatusOr<std::string> DecodeNote(std::string_view base64, std::string_view what = kCheckpoint) {
   std::string note;
   if (base64.empty() || !Base64DecodeCanonical(base64, note)) {
-    return NotACheckpoint("the note is not canonical base64");
+    return NotA(what, "the note is not canonical base64");
   }
   return note;
 }
@@ -287,26 +293,28 @@ StatusOr<std::string> NoteFromJsonLine(std::string_view line) {
   return note->get<std::string>();
 }
 
-// Parses the SD-PARAMs of the kuraCheckpoint element starting at `pos` (just after the SD-ID)
-// per RFC 5424 section 6.3.3 and returns the note's base64 text.
-StatusOr<std::string> NoteFromSyslog(std::string_view line, size_t pos) {
+// Parses the SD-PARAMs of the SD element starting at `pos` (just after the "@" of its SD-ID) per
+// RFC 5424 section 6.3.3 and returns the base64 note in parameter `wanted`, decoded.
+StatusOr<std::string> NoteFromSyslog(std::string_view line, size_t pos,
+                                     std::string_view wanted = "note",
+                                     std::string_view what = kCheckpoint) {
   while (pos < line.size() && line[pos] >= '0' && line[pos] <= '9') ++pos;
   std::string note;
   bool found = false;
   while (true) {
-    if (pos >= line.size()) return NotACheckpoint("unterminated structured data");
+    if (pos >= line.size()) return NotA(what, "unterminated structured data");
     if (line[pos] == ']') break;
-    if (line[pos] != ' ') return NotACheckpoint("malformed structured data");
+    if (line[pos] != ' ') return NotA(what, "malformed structured data");
     ++pos;
     size_t eq = line.find('=', pos);
     if (eq == std::string_view::npos || eq + 1 >= line.size() || line[eq + 1] != '"') {
-      return NotACheckpoint("malformed structured data parameter");
+      return NotA(what, "malformed structured data parameter");
     }
     std::string_view name = line.substr(pos, eq - pos);
     std::string value;
     pos = eq + 2;
     while (true) {
-      if (pos >= line.size()) return NotACheckpoint("unterminated parameter value");
+      if (pos >= line.size()) return NotA(what, "unterminated parameter value");
       char c = line[pos];
       if (c == '"') break;
       if (c == '\\' && pos + 1 < line.size() &&
@@ -317,14 +325,14 @@ StatusOr<std::string> NoteFromSyslog(std::string_view line, size_t pos) {
       ++pos;
     }
     ++pos;  // Closing quote.
-    if (name == "note") {
-      if (found) return NotACheckpoint("two notes");
+    if (name == wanted) {
+      if (found) return NotA(what, "two notes");
       note = std::move(value);
       found = true;
     }
   }
-  if (!found) return NotACheckpoint("no note parameter");
-  return DecodeNote(note);
+  if (!found) return NotA(what, "no " + std::string(wanted) + " parameter");
+  return DecodeNote(note, what);
 }
 
 // Splits a CEF extension into (key, unescaped value) pairs: a key is the word before an
@@ -364,24 +372,42 @@ std::vector<std::pair<std::string, std::string>> ParseCefExtension(std::string_v
   return out;
 }
 
-StatusOr<std::string> NoteFromCef(std::string_view line, size_t start) {
+// The extension of the CEF line starting at `start` ("CEF:0|..."), parsed.
+StatusOr<std::vector<std::pair<std::string, std::string>>> CefExtensionOf(std::string_view line,
+                                                                          size_t start,
+                                                                          std::string_view what) {
   // Skip "CEF:0" and the six further header fields; '\|' does not end a field.
   size_t pos = start;
   for (int pipes = 0; pipes < 7; ++pos) {
-    if (pos >= line.size()) return NotACheckpoint("truncated CEF header");
+    if (pos >= line.size()) return NotA(what, "truncated CEF header");
     if (line[pos] == '\\') {
       ++pos;
     } else if (line[pos] == '|') {
       ++pipes;
     }
   }
+  return ParseCefExtension(line.substr(pos));
+}
+
+StatusOr<std::string> NoteFromCef(std::string_view line, size_t start) {
+  KURA_ASSIGN_OR_RETURN(auto extension, CefExtensionOf(line, start, kCheckpoint));
   std::string label, cs1;
-  for (auto& [key, value] : ParseCefExtension(line.substr(pos))) {
+  for (auto& [key, value] : extension) {
     if (key == "cs1Label") label = value;
     if (key == "cs1") cs1 = value;
   }
   if (label != kCefNoteLabel) return NotACheckpoint("no checkpointNote field");
   return DecodeNote(cs1);
+}
+
+// The prune anchor in a JSON object of record details ({"prune.anchor": "<base64>", ...}).
+StatusOr<std::string> AnchorFromDetails(const Json& details) {
+  if (!details.is_object()) return NotA(kAnchorRecord, "no details object");
+  auto anchor = details.find(std::string(detail::kPruneAnchor));
+  if (anchor == details.end() || !anchor->is_string()) {
+    return NotA(kAnchorRecord, "no prune.anchor detail");
+  }
+  return DecodeNote(anchor->get<std::string>(), kAnchorRecord);
 }
 
 }  // namespace
@@ -594,6 +620,33 @@ StatusOr<std::string> ExtractCheckpointNote(std::string_view line) {
     return NoteFromCef(line, cef);
   }
   return NotACheckpoint("no checkpoint found");
+}
+
+StatusOr<std::string> ExtractPruneAnchorNote(std::string_view line) {
+  while (!line.empty() && (line.back() == '\n' || line.back() == '\r')) line.remove_suffix(1);
+  size_t first = line.find_first_not_of(' ');
+  if (first != std::string_view::npos && line[first] == '{') {
+    Json json = Json::parse(line, nullptr, /*allow_exceptions=*/false);
+    if (!json.is_object()) return NotA(kAnchorRecord, "not a JSON object");
+    auto type = json.find("type");
+    auto details = json.find("details");
+    if (type == json.end() || *type != "record") return NotA(kAnchorRecord, "type is not record");
+    if (details == json.end()) return NotA(kAnchorRecord, "no details object");
+    return AnchorFromDetails(*details);
+  }
+  if (size_t sd = line.find("[kura@"); sd != std::string_view::npos) {
+    return NoteFromSyslog(line, sd + 6, "d." + std::string(detail::kPruneAnchor), kAnchorRecord);
+  }
+  if (size_t cef = line.find("CEF:0|"); cef != std::string_view::npos) {
+    KURA_ASSIGN_OR_RETURN(auto extension, CefExtensionOf(line, cef, kAnchorRecord));
+    for (auto& [key, value] : extension) {
+      if (key == "msg") {
+        return AnchorFromDetails(Json::parse(value, nullptr, /*allow_exceptions=*/false));
+      }
+    }
+    return NotA(kAnchorRecord, "no msg field");
+  }
+  return NotA(kAnchorRecord, "no record found");
 }
 
 }  // namespace kura::audit

@@ -134,4 +134,11 @@ struct SyslogFormatOptions {
 // holds no well-formed checkpoint.
 [[nodiscard]] StatusOr<std::string> ExtractCheckpointNote(std::string_view line);
 
+// The prune anchor note a `system`/`prune` record carries (detail prune.anchor), from the line a
+// receiver stored for the record: FormatJsonLine, the RFC 5424 message of FormatSyslog5424 (the
+// `kura` SD element, any enterprise number) or the CEF line of FormatCef. Like
+// ExtractCheckpointNote it only undoes the transport encoding; the caller verifies the note.
+// InvalidArgument when `line` holds no record with an anchor.
+[[nodiscard]] StatusOr<std::string> ExtractPruneAnchorNote(std::string_view line);
+
 }  // namespace kura::audit

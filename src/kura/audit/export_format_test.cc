@@ -402,29 +402,83 @@ TEST(CheckpointExportTest, JsonLineCarriesTheNoteByteExactly) {
   EXPECT_EQ(*extracted, note);
 }
 
-TEST(CheckpointExportTest, ExtractRejectsWhatIsNoCheckpoint) {
-  const std::string note = SignedNote();
-  std::string good = FormatCheckpointSyslog5424(note, 3, kTime, Options());
-  std::string b64 = Base64Encode({reinterpret_cast<const uint8_t*>(note.data()), note.size()});
-  const std::vector<std::string> bad = {
-      "",
-      "hello",
-      FormatJsonLine(FullRecord()),
-      FormatSyslog5424(FullRecord(), Options()),
-      FormatCef(FullRecord(), Options().cef),
-      "{\"type\":\"checkpoint\",\"note\":3}",
-      "{not json",
-      good.substr(0, good.size() - 30),                         // Truncated.
-      "[kuraCheckpoint@32473 tree_size=\"3\"] no note",         // No note.
-      "[kuraCheckpoint@32473 note=\"" + b64.substr(1) + "\"]",  // Not base64 of the note.
-      "[kuraCheckpoint@32473 note=\"" + b64 + "\" note=\"" + b64 + "\"]",  // Twice.
-      "CEF:0|Kura|Kura|1|audit.checkpoint|x|3|cs1Label=other cs1=" + b64,
-  };
-  for (const auto& line : bad) {
-    auto extracted = ExtractCheckpointNote(line);
+std::string NoteBase64(const std::string& note) {
+  return Base64Encode({reinterpret_cast<const uint8_t*>(note.data()), note.size()});
+}
+
+// Each of `lines` is refused by `extract` as InvalidArgument, and so are lines of neither kind:
+// empty, not a message, and an ordinary record in each format.
+template <typename Extract>
+void ExpectRefused(Extract extract, std::vector<std::string> lines) {
+  for (std::string other :
+       {std::string(), std::string("hello"), FormatJsonLine(FullRecord()),
+        FormatSyslog5424(FullRecord(), Options()), FormatCef(FullRecord(), Options().cef)}) {
+    lines.push_back(std::move(other));
+  }
+  for (const auto& line : lines) {
+    auto extracted = extract(line);
     EXPECT_FALSE(extracted.ok()) << line;
     EXPECT_EQ(extracted.status().code(), StatusCode::kInvalidArgument) << line;
   }
+}
+
+TEST(CheckpointExportTest, ExtractRejectsWhatIsNoCheckpoint) {
+  const std::string note = SignedNote();
+  std::string good = FormatCheckpointSyslog5424(note, 3, kTime, Options());
+  std::string b64 = NoteBase64(note);
+  ExpectRefused(
+      ExtractCheckpointNote,
+      {
+          "{\"type\":\"checkpoint\",\"note\":3}",
+          "{not json",
+          good.substr(0, good.size() - 30),                         // Truncated.
+          "[kuraCheckpoint@32473 tree_size=\"3\"] no note",         // No note.
+          "[kuraCheckpoint@32473 note=\"" + b64.substr(1) + "\"]",  // Not base64 of the note.
+          "[kuraCheckpoint@32473 note=\"" + b64 + "\" note=\"" + b64 + "\"]",  // Twice.
+          "CEF:0|Kura|Kura|1|audit.checkpoint|x|3|cs1Label=other cs1=" + b64,
+      });
+}
+
+// A prune record carries its step's anchor (detail prune.anchor); every format a receiver may
+// store gives the note back byte for byte, syslog with either payload included.
+TEST(PruneAnchorExportTest, EveryFormatOfThePruneRecordCarriesTheAnchor) {
+  const std::string note = SignedNote();
+  AuditRecord prune = FullRecord();
+  prune.category = "system";
+  prune.action = "prune";
+  prune.details.emplace_back(std::string(detail::kPruneAnchor), NoteBase64(note));
+  SyslogFormatOptions cef_payload = Options();
+  cef_payload.payload = SyslogPayload::kCef;
+  const std::vector<std::string> lines = {
+      FormatJsonLine(prune),
+      FormatSyslog5424(prune, Options()),
+      FormatSyslog5424(prune, cef_payload),
+      FormatCef(prune, Options().cef),
+  };
+  for (const std::string& line : lines) {
+    auto extracted = ExtractPruneAnchorNote(line);
+    ASSERT_TRUE(extracted.ok()) << extracted.status().ToString() << "\n" << line;
+    EXPECT_EQ(*extracted, note) << line;
+    EXPECT_FALSE(ExtractCheckpointNote(line).ok()) << line;
+  }
+}
+
+TEST(PruneAnchorExportTest, ExtractRejectsWhatCarriesNoAnchor) {
+  const std::string note = SignedNote();
+  const std::string b64 = NoteBase64(note);
+  ExpectRefused(
+      ExtractPruneAnchorNote,
+      {
+          FormatCheckpointJsonLine(note, 3, kTime),
+          FormatCheckpointSyslog5424(note, 3, kTime, Options()),
+          FormatCheckpointCef(note, 3, kTime, Options().cef),
+          "{\"type\":\"record\",\"details\":{\"prune.anchor\":3}}",
+          "{\"type\":\"checkpoint\",\"details\":{\"prune.anchor\":\"" + b64 + "\"}}",
+          "{\"type\":\"record\",\"details\":{\"prune.anchor\":\"" + b64.substr(1) + "\"}}",
+          "[kura@32473 d.prune.anchor=\"" + b64 + "\" d.prune.anchor=\"" + b64 + "\"]",  // Twice.
+          "[kura@32473 d.prune.anchor=\"" + b64,                                         // Cut off.
+          "CEF:0|Kura|Kura|1|system.prune|x|3|msg={\"prune.anchor\":1}",
+      });
 }
 
 }  // namespace

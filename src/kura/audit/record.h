@@ -64,6 +64,10 @@ namespace detail {
 // On a write record: the lastUpdated of the version it wrote, in microseconds since the Unix
 // epoch, which `kura audit verify` holds the stored version to.
 inline constexpr std::string_view kVersionLastUpdatedUs = "fhir.version_last_updated_us";
+// On a `system`/`prune` record: the prune anchor its step signed (docs/formats/audit-log.md,
+// section 7), the note in base64. The record travels to every sink in order, so a SIEM's copy
+// keeps every anchor ever signed, also after a later prune has replaced the stored one.
+inline constexpr std::string_view kPruneAnchor = "prune.anchor";
 }  // namespace detail
 
 // FHIR AuditEvent.outcome codes, so the FHIR rendering is a direct mapping.

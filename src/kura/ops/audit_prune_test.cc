@@ -6,6 +6,9 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <fstream>
+
+#include "kura/audit/export_format.h"
 #include "kura/ops/audit_access.h"
 #include "kura/ops/audit_verify.h"
 #include "kura/ops/data_dir.h"
@@ -89,6 +92,42 @@ TEST_F(AuditPruneCommandTest, PrunesWhatRetentionAllowsAndVerifyStillPasses) {
   auto again = PruneDataDirectoryAuditLog(dir_, {}, later);
   ASSERT_TRUE(again.ok()) << again.status().ToString();
   EXPECT_EQ(again->steps, 0u);
+}
+
+// The prune record carries the anchor its step signed. When the stored anchor is gone, `kura
+// audit verify` finds the log's start unexplained, unless it is given a SIEM's copy of the prune
+// record (here as an RFC 5424 line) with --checkpoints.
+TEST_F(AuditPruneCommandTest, ASiemCopyOfThePruneRecordStandsInForALostAnchor) {
+  FakeClock later(Clock::System().Now() + std::chrono::hours(24) * 2557);
+  AppendSigned(5, later);
+  auto pruned = PruneDataDirectoryAuditLog(dir_, {}, later);
+  ASSERT_TRUE(pruned.ok()) << pruned.status().ToString();
+  ASSERT_EQ(pruned->first_retained_sequence, 6u);
+
+  const fs::path siem = root_ / "siem.log";
+  {
+    auto opened = OpenDataDirectory(dir_, {});
+    ASSERT_TRUE(opened.ok()) << opened.status().message();
+    auto access = OpenAuditLog(*opened->db, *opened->keys, opened->config, later);
+    ASSERT_TRUE(access.ok()) << access.status().message();
+    auto record = audit::ReadAuditRecord(*opened->db, access->key_lookup, 6);
+    ASSERT_TRUE(record.ok()) << record.status().message();
+    ASSERT_EQ(record->action, audit::action::kPrune);
+    std::ofstream(siem) << audit::FormatSyslog5424(*record, {}) << "\n";
+    opened->db->Close();
+  }
+  testing::Sql(dir_ / "kura.db", "DELETE FROM audit_statements WHERE kind = 1");
+
+  auto alone = VerifyDataDirectoryAuditLog(
+      {.data_dir = dir_, .checkpoint_files = {}, .record = false}, {}, Clock::System());
+  ASSERT_TRUE(alone.ok()) << alone.status().ToString();
+  EXPECT_FALSE(alone->report.ok());
+  auto with_copy = VerifyDataDirectoryAuditLog(
+      {.data_dir = dir_, .checkpoint_files = {siem}, .record = false}, {}, Clock::System());
+  ASSERT_TRUE(with_copy.ok()) << with_copy.status().ToString();
+  EXPECT_TRUE(with_copy->report.ok()) << with_copy->report.Summary();
+  EXPECT_EQ(with_copy->report.first_sequence, 6u);
+  EXPECT_EQ(with_copy->external_checkpoints, 1u);
 }
 
 // A sink removed from kura.toml keeps its cursor, which holds retention back until the sink is

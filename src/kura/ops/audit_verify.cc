@@ -68,6 +68,7 @@ StatusOr<ExternalCheckpoints> ReadExternalCheckpoints(const std::filesystem::pat
   while (std::getline(in, line)) {
     ++out.lines;
     StatusOr<std::string> note = audit::ExtractCheckpointNote(line);
+    if (!note.ok()) note = audit::ExtractPruneAnchorNote(line);
     if (note.ok()) out.notes.push_back(std::move(*note));
   }
   if (in.bad()) return FailedPreconditionError("cannot read checkpoint file " + file.string());

@@ -43,10 +43,12 @@ namespace kura::ops {
 [[nodiscard]] StatusOr<std::optional<audit::NoteVerifierKey>> LoadCheckpointVerifierKey(
     store::Store& store, const crypto::KeyProvider& provider, std::string_view tenant);
 
-// Signed checkpoint notes from a file of exported lines as a receiver stored them (JSON lines,
-// RFC 5424 or CEF, one message per line, see audit::ExtractCheckpointNote). Lines that hold no
-// checkpoint (records, blank lines, other messages) are skipped, not errors: a SIEM export mixes
-// them. The notes are not verified here. FailedPrecondition when the file cannot be read.
+// Signed notes from a file of exported lines as a receiver stored them (JSON lines, RFC 5424 or
+// CEF, one message per line): checkpoints (audit::ExtractCheckpointNote) and the prune anchors
+// that `system`/`prune` records carry (audit::ExtractPruneAnchorNote), which let a log whose
+// stored anchor is gone still be verified from its first retained record. Lines that hold neither
+// (other records, blank lines, other messages) are skipped, not errors: a SIEM export mixes them.
+// The notes are not verified here. FailedPrecondition when the file cannot be read.
 struct ExternalCheckpoints {
   std::vector<std::string> notes;
   uint64_t lines = 0;  // Lines read.
