@@ -1374,6 +1374,48 @@ class ExportTests(AuditTestCase):
             first = json.loads(f.readline())
         self.assertEqual((first["type"], first["sequence"]), ("record", older))
 
+    def test_a_restored_database_does_not_continue_behind_a_syslog_receiver(self):
+        """The documented restore (the database file alone) behind a syslog sink: the receiver
+        cannot be read back, so the delivery mark beside the database stops the start."""
+        rx = self.receiver()
+        srv = self.server({"KURA_AUDIT_SYSLOG_URL": f"tcp://127.0.0.1:{rx.port}",
+                           "KURA_AUDIT_CHECKPOINT_EVERY_RECORDS": "4"})
+        self.traffic(srv, n=1)
+        self.assertEqual(srv.stop(signal.SIGTERM), 0, srv.log_text())
+        backup = os.path.join(self.root, "kura.db.backup")
+        shutil.copyfile(srv.db_path, backup)  # A stopped server: the WAL was checkpointed.
+        older = max_audit_seq(srv.db_path) + 1
+        srv.start()
+        self.traffic(srv, n=2, tag="u")
+        self.assertEqual(srv.stop(signal.SIGTERM), 0, srv.log_text())
+        delivered = max_audit_seq(srv.db_path)
+        self.assertIn(delivered, [s for s, _ in self.syslog_records(rx)[0]])
+        mark = os.path.join(srv.data_dir, "audit-delivered")
+        self.assertEqual(stat.S_IMODE(os.stat(mark).st_mode), 0o600)
+        with open(mark, encoding="ascii") as f:
+            self.assertEqual(f.read().split()[:2], ["kura-audit-delivered/v1", str(delivered)])
+
+        # The restore as docs/operations.md describes it.
+        for suffix in ("-wal", "-shm"):
+            if os.path.exists(srv.db_path + suffix):
+                os.remove(srv.db_path + suffix)
+        shutil.copyfile(backup, srv.db_path)
+        received = len(rx.lines())
+        with self.assertRaises(ServerStartError) as refused:
+            srv.start()
+        message = str(refused.exception)
+        self.assertIn(f"says a sink received record {delivered}, but the database's audit log "
+                      f"has {older} records", message)
+        self.assertIn("move the mark aside", message)
+        self.assertEqual(max_audit_seq(srv.db_path), older - 1)  # Nothing appended.
+        time.sleep(0.5)
+        self.assertEqual(len(rx.lines()), received)  # Nothing sent.
+
+        os.rename(mark, mark + ".before-restore")
+        srv.start()
+        self.traffic(srv, n=1, tag="v")
+        self.assertEqual(srv.stop(signal.SIGTERM), 0, srv.log_text())
+
     def test_no_phi_in_the_audit_log_or_its_exports(self):
         rx = self.receiver()
         sink = os.path.join(self.root, "audit.jsonl")

@@ -4,7 +4,13 @@
 // says the batch is delivered. Failures only ever move a sink back to its durable cursor.
 #include "kura/audit/exporter.h"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
+#include <charconv>
 #include <condition_variable>
 #include <cstring>
 #include <exception>
@@ -21,6 +27,7 @@
 #include "kura/audit/json_lines_sink.h"
 #include "kura/audit/record.h"
 #include "kura/base/log.h"
+#include "kura/base/random.h"
 #include "kura/base/thread_name.h"
 
 namespace kura::audit {
@@ -166,6 +173,9 @@ struct Sink {
   uint64_t sent_checkpoint = 0;
   uint64_t in_flight_records = 0;
   uint64_t in_flight_checkpoints = 0;
+  // The last record sent, and the last one the cursor has moved over (for the delivery mark).
+  std::optional<DeliveryMark> sent_last;
+  std::optional<DeliveryMark> cursor_last;
 
   SteadyClock::time_point next_attempt{};
   milliseconds backoff{0};
@@ -183,7 +193,8 @@ struct Batch {
   uint64_t next_checkpoint = 0;  // Tree size of the last checkpoint in it (or the old one).
   uint64_t records = 0;
   uint64_t checkpoints = 0;
-  bool more = false;  // Stopped early because of the batch limits.
+  std::optional<DeliveryMark> last;  // The last record in it.
+  bool more = false;                 // Stopped early because of the batch limits.
   std::optional<uint64_t> stall_at;
   std::string_view stall_reason;
   Status error;  // A transient failure met while building; the partial batch still goes out.
@@ -371,6 +382,7 @@ class AuditExporter::Impl {
         if (drained) break;
         next_wake = std::min(next_wake, drain_until);
       }
+      WriteMarkIfDue(false);
       if (more) continue;
       std::unique_lock lock(mu_);
       cv_.wait_until(lock, next_wake, [this, draining] { return wake_ || (stop_ && !draining); });
@@ -379,6 +391,37 @@ class AuditExporter::Impl {
       CloseSink(sinks_[i]);
       Publish(i);
     }
+    WriteMarkIfDue(true);  // The orderly closes above confirmed the last batches.
+  }
+
+  // Keeps the furthest record any sink has received for the delivery mark.
+  void NoteDelivered(const DeliveryMark& mark) {
+    if (options_.delivery_mark.empty() || (marked_ && mark.sequence <= marked_->sequence)) return;
+    if (!mark_pending_ || mark.sequence > mark_pending_->sequence) mark_pending_ = mark;
+  }
+
+  // Writes the pending delivery mark when the interval has passed (or `now`). A failure is
+  // logged once per outage and retried: a mark that lags only narrows what the start-up check
+  // can see, while one that ran ahead of the database could refuse a sound start, so the mark
+  // only ever names records whose cursor is durable.
+  void WriteMarkIfDue(bool now) {
+    if (!mark_pending_) return;
+    const SteadyClock::time_point t = SteadyClock::now();
+    if (!now && t < mark_due_) return;
+    mark_due_ = t + options_.delivery_mark_interval;
+    Status written = WriteDeliveryMark(options_.delivery_mark, *mark_pending_);
+    if (!written.ok()) {
+      if (!mark_failing_) {
+        log::Warn("audit_delivery_mark_failed", {{"path", options_.delivery_mark.string()},
+                                                 {"code", StatusCodeName(written.code())},
+                                                 {"detail", written.internal_detail()}});
+      }
+      mark_failing_ = true;
+      return;
+    }
+    mark_failing_ = false;
+    marked_ = std::move(mark_pending_);
+    mark_pending_.reset();
   }
 
   StepResult StepGuarded(Sink& sink) {
@@ -420,6 +463,7 @@ class AuditExporter::Impl {
       if (!sent.ok()) return Fail(sink, sent, "send");
       sink.sent = batch->next;
       sink.sent_checkpoint = batch->next_checkpoint;
+      if (batch->last) sink.sent_last = std::move(batch->last);
       sink.in_flight_records += batch->records;
       sink.in_flight_checkpoints += batch->checkpoints;
       if (sink.transport->durable_on_send()) {
@@ -501,6 +545,7 @@ class AuditExporter::Impl {
         break;
       }
       batch.messages.push_back(sink.transport->FormatRecord(*record));
+      batch.last = DeliveryMark{.sequence = row.sequence, .chain_hash = row.chain_hash};
       ++batch.records;
       batch.next = row.sequence + 1;
     }
@@ -530,6 +575,7 @@ class AuditExporter::Impl {
   static void RewindToCursors(Sink& sink) {
     sink.sent = sink.cursor;
     sink.sent_checkpoint = sink.checkpoint_cursor;
+    sink.sent_last = sink.cursor_last;
     sink.in_flight_records = 0;
     sink.in_flight_checkpoints = 0;
   }
@@ -542,6 +588,8 @@ class AuditExporter::Impl {
       sink.cursor = sink.sent;
       sink.stats.records_shipped += sink.in_flight_records;
       sink.in_flight_records = 0;
+      sink.cursor_last = sink.sent_last;
+      if (sink.cursor_last) NoteDelivered(*sink.cursor_last);
     }
     if (sink.sent_checkpoint != sink.checkpoint_cursor) {
       KURA_RETURN_IF_ERROR(store_.WriteAuditCursor(sink.checkpoint_name, sink.sent_checkpoint));
@@ -655,6 +703,11 @@ class AuditExporter::Impl {
   const AuditKeyLookup key_lookup_;
   const AuditExporterOptions options_;
   std::vector<Sink> sinks_;  // Exporter thread only (after the start).
+  // The delivery mark, exporter thread only: written, waiting to be written, when next.
+  std::optional<DeliveryMark> marked_;
+  std::optional<DeliveryMark> mark_pending_;
+  SteadyClock::time_point mark_due_{};
+  bool mark_failing_ = false;
 
   std::mutex mu_;
   std::condition_variable cv_;
@@ -823,6 +876,95 @@ Status CheckSinkFileMatchesLog(const std::filesystem::path& file, store::AuditLo
       std::memcmp(stored.data(), checkpoint->chain_head.data(), kHashBytes) != 0) {
     return SinkFileAhead(file, "holds a checkpoint of " + std::to_string(checkpoint->tree_size) +
                                    " records whose chain head differs from the database's");
+  }
+  return Status();
+}
+
+namespace {
+
+constexpr std::string_view kDeliveryMarkMagic = "kura-audit-delivered/v1";
+
+Status MarkUnusable(const std::filesystem::path& file, std::string_view why) {
+  return FailedPreconditionError(
+      "the audit delivery mark " + file.string() + " " + std::string(why) +
+      ". Check the database with `kura audit verify --data-dir DIR --checkpoints <a SIEM's "
+      "copy>`; to go on with this database, move the mark aside (keep it: it is evidence)");
+}
+
+}  // namespace
+
+Status WriteDeliveryMark(const std::filesystem::path& file, const DeliveryMark& mark) {
+  const std::string text = std::string(kDeliveryMarkMagic) + " " + std::to_string(mark.sequence) +
+                           " " +
+                           Base64Encode({reinterpret_cast<const uint8_t*>(mark.chain_hash.data()),
+                                         mark.chain_hash.size()}) +
+                           "\n";
+  std::filesystem::path temp = file;
+  temp += ".tmp";
+  const int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (fd < 0) {
+    return UnavailableError("cannot write the audit delivery mark",
+                            temp.string() + ": " + std::strerror(errno));
+  }
+  bool ok = ::fchmod(fd, 0600) == 0;
+  for (size_t done = 0; ok && done < text.size();) {
+    const ssize_t n = ::write(fd, text.data() + done, text.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    ok = n > 0;
+    if (ok) done += static_cast<size_t>(n);
+  }
+  ok = ok && ::fsync(fd) == 0;
+  const int saved_errno = errno;
+  ok = ::close(fd) == 0 && ok;
+  if (ok && ::rename(temp.c_str(), file.c_str()) == 0) return Status::Ok();
+  const std::string why = std::strerror(ok ? errno : saved_errno);
+  ::unlink(temp.c_str());
+  return UnavailableError("cannot write the audit delivery mark", file.string() + ": " + why);
+}
+
+StatusOr<std::optional<DeliveryMark>> ReadDeliveryMark(const std::filesystem::path& file) {
+  std::error_code ec;
+  if (!std::filesystem::exists(file, ec) && !ec) return std::optional<DeliveryMark>();
+  std::ifstream in(file, std::ios::binary);
+  std::string line;
+  if (!in || !std::getline(in, line)) return MarkUnusable(file, "cannot be read");
+  const size_t space = line.find(' ');
+  const size_t second = space == std::string::npos ? space : line.find(' ', space + 1);
+  DeliveryMark mark;
+  if (second == std::string::npos ||
+      std::string_view(line).substr(0, space) != kDeliveryMarkMagic) {
+    return MarkUnusable(file, "is not a delivery mark");
+  }
+  const std::string_view number = std::string_view(line).substr(space + 1, second - space - 1);
+  auto [end, error] = std::from_chars(number.data(), number.data() + number.size(), mark.sequence);
+  if (error != std::errc() || end != number.data() + number.size() || number.empty() ||
+      !Base64DecodeCanonical(std::string_view(line).substr(second + 1), mark.chain_hash) ||
+      mark.chain_hash.size() != kHashBytes) {
+    return MarkUnusable(file, "is not a delivery mark");
+  }
+  return std::optional<DeliveryMark>(std::move(mark));
+}
+
+Status CheckDeliveryMarkMatchesLog(const std::filesystem::path& file, store::AuditLogStore& store,
+                                   const AuditLog& log) {
+  KURA_ASSIGN_OR_RETURN(std::optional<DeliveryMark> mark, ReadDeliveryMark(file));
+  if (!mark) return Status();
+  const uint64_t size = log.committed_size();
+  if (mark->sequence >= size) {
+    return MarkUnusable(file, "says a sink received record " + std::to_string(mark->sequence) +
+                                  ", but the database's audit log has " + std::to_string(size) +
+                                  (size == 1 ? " record" : " records") +
+                                  ": the database was restored from an older copy, rolled back "
+                                  "or replaced, and its log would send receivers new records "
+                                  "under sequence numbers they already hold");
+  }
+  KURA_ASSIGN_OR_RETURN(std::vector<store::AuditRow> rows, store.ReadAuditRows(mark->sequence, 1));
+  // A pruned record cannot be compared.
+  if (rows.empty() || rows.front().sequence != mark->sequence) return Status();
+  if (rows.front().chain_hash != mark->chain_hash) {
+    return MarkUnusable(file, "names record " + std::to_string(mark->sequence) +
+                                  " with another chain hash than the database's: the database "
+                                  "holds another audit log than the one its sinks received");
   }
   return Status();
 }

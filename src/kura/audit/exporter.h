@@ -9,7 +9,10 @@
 // then moves its cursor, so nothing committed is ever skipped: after a receiver outage, a
 // broken connection or a restart it resends from the cursor. Receivers may therefore see a
 // message twice (the sequence number or tree size identifies it), never a gap or a reordering.
-// A checkpoint of tree size N goes out right after record N-1 and before record N.
+// A checkpoint of tree size N goes out right after record N-1 and before record N. Beside the
+// database the exporter keeps a delivery mark (the last record any sink received), by which
+// `kura serve` notices a database restored from an older copy before it sends receivers new
+// records under sequence numbers they already hold (CheckDeliveryMarkMatchesLog).
 //
 // A syslog receiver never acknowledges, so a send that returned OK only means the kernel took
 // the bytes. The cursor of a syslog sink therefore moves one step late: over a batch once a
@@ -84,6 +87,12 @@ struct AuditExporterOptions {
   std::chrono::milliseconds backoff_max{30000};
   // How often a stalled sink (a row that does not open) tries the row again.
   std::chrono::milliseconds stall_retry{60000};
+  // Where to keep the delivery mark (WriteDeliveryMark): the last record any sink received, kept
+  // outside the database so that a database restored from an older copy is noticed
+  // (CheckDeliveryMarkMatchesLog) also when no sink can be read back. Empty: none. Written at
+  // most every `delivery_mark_interval` and when the exporter stops.
+  std::filesystem::path delivery_mark{};
+  std::chrono::milliseconds delivery_mark_interval{1000};
 };
 
 // A sink's state, for metrics and the admin console.
@@ -123,6 +132,30 @@ struct JsonLinesFileTail {
 // nullopt when the file does not exist; FailedPrecondition when it cannot be read.
 [[nodiscard]] StatusOr<std::optional<JsonLinesFileTail>> ReadJsonLinesFileTail(
     const std::filesystem::path& file, uint64_t max_bytes = kSinkFileCheckBytes);
+
+// The delivery mark: the sequence of the last record a sink received and that record's chain
+// hash. One line, "kura-audit-delivered/v1 <sequence> <base64 chain hash>\n", in a file of mode
+// 0600 replaced atomically (written, synced, renamed), so a crash leaves the old mark or the new.
+// docs/formats/data-directory.md describes it.
+struct DeliveryMark {
+  uint64_t sequence = 0;
+  std::string chain_hash;  // 32 bytes.
+};
+[[nodiscard]] Status WriteDeliveryMark(const std::filesystem::path& file, const DeliveryMark& mark);
+// nullopt when the file does not exist; FailedPrecondition when it cannot be read or is not a
+// delivery mark.
+[[nodiscard]] StatusOr<std::optional<DeliveryMark>> ReadDeliveryMark(
+    const std::filesystem::path& file);
+
+// Refuses to continue a log whose sinks already received more of it, or another log: the mark's
+// record is beyond the log, or the stored record at its sequence has another chain hash. That is
+// what a database restored from an older copy (or replaced) looks like to the mark the exporter
+// kept beside it, and going on would send receivers new records under sequence numbers they hold
+// for others; unlike CheckSinkFileMatchesLog it covers syslog receivers, which cannot be read
+// back. FailedPrecondition saying what differs and what to do (also for a mark that cannot be
+// read); OK when there is no mark, when it agrees, or when its record was pruned.
+[[nodiscard]] Status CheckDeliveryMarkMatchesLog(const std::filesystem::path& file,
+                                                 store::AuditLogStore& store, const AuditLog& log);
 
 class AuditExporter {
  public:

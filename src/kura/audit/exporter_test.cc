@@ -33,6 +33,7 @@
 #include "kura/audit/rsyslog_fixture.h"
 #include "kura/audit/tamper_util.h"
 #include "kura/audit/test_util.h"
+#include "kura/base/random.h"
 #include "kura/store/sqlite/sqlite_store.h"
 
 namespace kura::audit {
@@ -625,6 +626,83 @@ TEST_F(SinkFileCheckTest, ARestoredOlderDatabaseIsRefusedUntilTheFileIsMovedAsid
 
   fs::rename(sink(), dir_ / "audit.jsonl.before-restore");
   EXPECT_TRUE(Check().ok());
+}
+
+// A syslog receiver cannot be read back, so the exporter keeps a delivery mark beside the
+// database: the last record a sink received, with its chain hash. A database restored from an
+// older copy is behind it; one that went on after the restore has another chain at its sequence.
+TEST_F(SinkFileCheckTest, TheDeliveryMarkCatchesARestoreBehindASyslogReceiver) {
+  const fs::path mark = dir_ / "audit-delivered";
+  auto check = [&] { return CheckDeliveryMarkMatchesLog(mark, *store_, *log_); };
+  OpenLog(5);
+  EXPECT_TRUE(check().ok());  // No mark yet.
+  ASSERT_TRUE(receiver_->Start(Listener::kTcp, nullptr));
+  AuditExporterOptions options = BaseOptions();
+  options.syslog = SyslogSink(false);
+  options.delivery_mark = mark;
+  Append(8);
+  CloseLog();
+  CopyDatabase(dir_, dir_ / "backup");
+  OpenLog(5);
+  Append(6);
+  StartExporter(options);
+  ASSERT_TRUE(WaitForCursors(0, 14, 10));
+  DrainAndStop();  // The orderly close confirms the last batch, and the mark follows it.
+  ResetExporter();
+  auto written = ReadDeliveryMark(mark);
+  ASSERT_TRUE(written.ok() && written->has_value()) << written.status().ToString();
+  EXPECT_EQ((*written)->sequence, 13u);
+  auto row = store_->ReadAuditRows(13, 1);
+  ASSERT_TRUE(row.ok() && row->size() == 1u);
+  EXPECT_EQ((*written)->chain_hash, row->front().chain_hash);
+  EXPECT_EQ(fs::status(mark).permissions() & fs::perms::all,
+            fs::perms::owner_read | fs::perms::owner_write);
+  EXPECT_TRUE(check().ok()) << check().ToString();
+  CloseLog();
+
+  CopyDatabase(dir_ / "backup", dir_);  // The restore.
+  OpenLog(5);
+  auto refused = check();
+  EXPECT_EQ(refused.code(), StatusCode::kFailedPrecondition);
+  EXPECT_NE(refused.message().find("received record 13, but the database's audit log has 8"),
+            std::string::npos)
+      << refused.message();
+  Append(10);  // Going on anyway: record 13 is now another one.
+  refused = check();
+  EXPECT_EQ(refused.code(), StatusCode::kFailedPrecondition);
+  EXPECT_NE(refused.message().find("another chain hash"), std::string::npos) << refused.message();
+
+  fs::rename(mark, dir_ / "audit-delivered.before-restore");
+  EXPECT_TRUE(check().ok());
+}
+
+TEST_F(SinkFileCheckTest, ADeliveryMarkThatCannotBeReadIsRefused) {
+  const fs::path mark = dir_ / "audit-delivered";
+  OpenLog(5);
+  Append(3);
+  const std::string hash(kHashBytes, 'h');
+  ASSERT_TRUE(WriteDeliveryMark(mark, {.sequence = 2, .chain_hash = hash}).ok());
+  auto read = ReadDeliveryMark(mark);
+  ASSERT_TRUE(read.ok() && read->has_value());
+  EXPECT_EQ((*read)->sequence, 2u);
+  EXPECT_EQ((*read)->chain_hash, hash);
+  EXPECT_FALSE(fs::exists(dir_ / "audit-delivered.tmp"));
+  const std::string b64 = Base64Encode({reinterpret_cast<const uint8_t*>(hash.data()), 32});
+  const std::vector<std::string> unreadable = {
+      "",
+      "garbage\n",
+      "kura-audit-delivered/v1 2\n",
+      "kura-audit-delivered/v1 x " + b64 + "\n",
+      "kura-audit-delivered/v1 -1 " + b64 + "\n",
+      "kura-audit-delivered/v2 2 " + b64 + "\n",
+      "kura-audit-delivered/v1 2 " + b64.substr(4),
+  };
+  for (const std::string& text : unreadable) {
+    std::ofstream(mark, std::ios::trunc) << text;
+    auto status = CheckDeliveryMarkMatchesLog(mark, *store_, *log_);
+    EXPECT_EQ(status.code(), StatusCode::kFailedPrecondition) << text;
+    EXPECT_NE(status.message().find("move the mark aside"), std::string::npos) << text;
+  }
 }
 
 TEST_F(SinkFileCheckTest, TheLastRecordAndCheckpointAreFoundMegabytesBeforeTheEnd) {
