@@ -283,6 +283,18 @@ StatusOr<std::string> DecodeNote(std::string_view base64, std::string_view what 
   return note;
 }
 
+// A stored line without its line ending.
+std::string_view WithoutLineEnd(std::string_view line) {
+  while (!line.empty() && (line.back() == '\n' || line.back() == '\r')) line.remove_suffix(1);
+  return line;
+}
+
+// A line of the JSON-lines sink (a JSON object) rather than a syslog or CEF message.
+bool IsJsonLine(std::string_view line) {
+  const size_t first = line.find_first_not_of(' ');
+  return first != std::string_view::npos && line[first] == '{';
+}
+
 StatusOr<std::string> NoteFromJsonLine(std::string_view line) {
   Json json = Json::parse(line, nullptr, /*allow_exceptions=*/false);
   if (!json.is_object()) return NotACheckpoint("not a JSON object");
@@ -408,6 +420,16 @@ StatusOr<std::string> AnchorFromDetails(const Json& details) {
     return NotA(kAnchorRecord, "no prune.anchor detail");
   }
   return DecodeNote(anchor->get<std::string>(), kAnchorRecord);
+}
+
+StatusOr<std::string> AnchorFromJsonLine(std::string_view line) {
+  Json json = Json::parse(line, nullptr, /*allow_exceptions=*/false);
+  if (!json.is_object()) return NotA(kAnchorRecord, "not a JSON object");
+  auto type = json.find("type");
+  auto details = json.find("details");
+  if (type == json.end() || *type != "record") return NotA(kAnchorRecord, "type is not record");
+  if (details == json.end()) return NotA(kAnchorRecord, "no details object");
+  return AnchorFromDetails(*details);
 }
 
 }  // namespace
@@ -609,9 +631,8 @@ std::string FrameOctetCounting(std::string_view message) {
 }
 
 StatusOr<std::string> ExtractCheckpointNote(std::string_view line) {
-  while (!line.empty() && (line.back() == '\n' || line.back() == '\r')) line.remove_suffix(1);
-  size_t first = line.find_first_not_of(' ');
-  if (first != std::string_view::npos && line[first] == '{') return NoteFromJsonLine(line);
+  line = WithoutLineEnd(line);
+  if (IsJsonLine(line)) return NoteFromJsonLine(line);
   std::string sd_start = "[" + std::string(kCheckpointSdName) + "@";
   if (size_t sd = line.find(sd_start); sd != std::string_view::npos) {
     return NoteFromSyslog(line, sd + sd_start.size());
@@ -623,17 +644,8 @@ StatusOr<std::string> ExtractCheckpointNote(std::string_view line) {
 }
 
 StatusOr<std::string> ExtractPruneAnchorNote(std::string_view line) {
-  while (!line.empty() && (line.back() == '\n' || line.back() == '\r')) line.remove_suffix(1);
-  size_t first = line.find_first_not_of(' ');
-  if (first != std::string_view::npos && line[first] == '{') {
-    Json json = Json::parse(line, nullptr, /*allow_exceptions=*/false);
-    if (!json.is_object()) return NotA(kAnchorRecord, "not a JSON object");
-    auto type = json.find("type");
-    auto details = json.find("details");
-    if (type == json.end() || *type != "record") return NotA(kAnchorRecord, "type is not record");
-    if (details == json.end()) return NotA(kAnchorRecord, "no details object");
-    return AnchorFromDetails(*details);
-  }
+  line = WithoutLineEnd(line);
+  if (IsJsonLine(line)) return AnchorFromJsonLine(line);
   if (size_t sd = line.find("[kura@"); sd != std::string_view::npos) {
     return NoteFromSyslog(line, sd + 6, "d." + std::string(detail::kPruneAnchor), kAnchorRecord);
   }

@@ -509,6 +509,7 @@ class AuditExporter::Impl {
         ++next_checkpoint;
       }
     };
+    const AuditRow* last_shipped = nullptr;
     for (const AuditRow& row : rows) {
       if (row.sequence != batch.next) {
         KURA_ASSIGN_OR_RETURN(bool pruned, PrunedBefore(row.sequence));
@@ -545,9 +546,13 @@ class AuditExporter::Impl {
         break;
       }
       batch.messages.push_back(sink.transport->FormatRecord(*record));
-      batch.last = DeliveryMark{.sequence = row.sequence, .chain_hash = row.chain_hash};
+      last_shipped = &row;
       ++batch.records;
       batch.next = row.sequence + 1;
+    }
+    if (last_shipped != nullptr) {
+      batch.last =
+          DeliveryMark{.sequence = last_shipped->sequence, .chain_hash = last_shipped->chain_hash};
     }
     if (!batch.stall_at && batch.error.ok() && !batch.more) {
       add_checkpoints_up_to(batch.next);
@@ -775,6 +780,20 @@ StatusOr<std::unique_ptr<AuditExporter>> AuditExporter::Start(store::AuditLogSto
 
 namespace {
 
+// "N record(s)", for the start-up checks' messages.
+std::string RecordCount(uint64_t size) {
+  return std::to_string(size) + (size == 1 ? " record" : " records");
+}
+
+// Whether the stored record at `sequence` has another chain hash than `expected`. False when no
+// record is stored there (pruned): it cannot be compared.
+StatusOr<bool> StoredChainDiffers(store::AuditLogStore& store, uint64_t sequence,
+                                  std::string_view expected) {
+  KURA_ASSIGN_OR_RETURN(std::vector<store::AuditRow> rows, store.ReadAuditRows(sequence, 1));
+  if (rows.empty() || rows.front().sequence != sequence) return false;
+  return rows.front().chain_hash != expected;
+}
+
 Status SinkFileAhead(const std::filesystem::path& file, const std::string& what) {
   return FailedPreconditionError(
       "the audit sink file " + file.string() + " " + what +
@@ -850,7 +869,7 @@ Status CheckSinkFileMatchesLog(const std::filesystem::path& file, store::AuditLo
   KURA_ASSIGN_OR_RETURN(std::optional<JsonLinesFileTail> tail, ReadJsonLinesFileTail(file));
   if (!tail) return Status();
   const uint64_t size = log.committed_size();
-  const std::string records = std::to_string(size) + (size == 1 ? " record" : " records");
+  const std::string records = RecordCount(size);
   if (tail->last_record && *tail->last_record >= size) {
     return SinkFileAhead(file, "holds record " + std::to_string(*tail->last_record) +
                                    ", but the database's audit log has " + records);
@@ -867,13 +886,13 @@ Status CheckSinkFileMatchesLog(const std::filesystem::path& file, store::AuditLo
                                    " records, but the database's audit log has " + records);
   }
   if (checkpoint->tree_size == 0) return Status();
-  const uint64_t last = checkpoint->tree_size - 1;
-  KURA_ASSIGN_OR_RETURN(std::vector<store::AuditRow> rows, store.ReadAuditRows(last, 1));
   // A pruned record cannot be compared; the records after it were checked above.
-  if (rows.empty() || rows.front().sequence != last) return Status();
-  const std::string& stored = rows.front().chain_hash;
-  if (stored.size() != kHashBytes ||
-      std::memcmp(stored.data(), checkpoint->chain_head.data(), kHashBytes) != 0) {
+  KURA_ASSIGN_OR_RETURN(
+      bool differs,
+      StoredChainDiffers(store, checkpoint->tree_size - 1,
+                         {reinterpret_cast<const char*>(checkpoint->chain_head.data()),
+                          checkpoint->chain_head.size()}));
+  if (differs) {
     return SinkFileAhead(file, "holds a checkpoint of " + std::to_string(checkpoint->tree_size) +
                                    " records whose chain head differs from the database's");
   }
@@ -906,20 +925,24 @@ Status WriteDeliveryMark(const std::filesystem::path& file, const DeliveryMark& 
     return UnavailableError("cannot write the audit delivery mark",
                             temp.string() + ": " + std::strerror(errno));
   }
-  bool ok = ::fchmod(fd, 0600) == 0;
-  for (size_t done = 0; ok && done < text.size();) {
+  std::string failure;  // The first step that failed, with errno's text.
+  auto check = [&failure](bool ok, const char* step) {
+    if (!ok && failure.empty()) failure = std::string(step) + ": " + std::strerror(errno);
+  };
+  // A .tmp left behind by a crash keeps its mode through O_TRUNC.
+  check(::fchmod(fd, 0600) == 0, "chmod");
+  for (size_t done = 0; failure.empty() && done < text.size();) {
     const ssize_t n = ::write(fd, text.data() + done, text.size() - done);
     if (n < 0 && errno == EINTR) continue;
-    ok = n > 0;
-    if (ok) done += static_cast<size_t>(n);
+    check(n > 0, "write");
+    if (n > 0) done += static_cast<size_t>(n);
   }
-  ok = ok && ::fsync(fd) == 0;
-  const int saved_errno = errno;
-  ok = ::close(fd) == 0 && ok;
-  if (ok && ::rename(temp.c_str(), file.c_str()) == 0) return Status::Ok();
-  const std::string why = std::strerror(ok ? errno : saved_errno);
+  if (failure.empty()) check(::fsync(fd) == 0, "fsync");
+  check(::close(fd) == 0, "close");
+  if (failure.empty()) check(::rename(temp.c_str(), file.c_str()) == 0, "rename");
+  if (failure.empty()) return Status::Ok();
   ::unlink(temp.c_str());
-  return UnavailableError("cannot write the audit delivery mark", file.string() + ": " + why);
+  return UnavailableError("cannot write the audit delivery mark", file.string() + ": " + failure);
 }
 
 StatusOr<std::optional<DeliveryMark>> ReadDeliveryMark(const std::filesystem::path& file) {
@@ -952,16 +975,13 @@ Status CheckDeliveryMarkMatchesLog(const std::filesystem::path& file, store::Aud
   const uint64_t size = log.committed_size();
   if (mark->sequence >= size) {
     return MarkUnusable(file, "says a sink received record " + std::to_string(mark->sequence) +
-                                  ", but the database's audit log has " + std::to_string(size) +
-                                  (size == 1 ? " record" : " records") +
+                                  ", but the database's audit log has " + RecordCount(size) +
                                   ": the database was restored from an older copy, rolled back "
                                   "or replaced, and its log would send receivers new records "
                                   "under sequence numbers they already hold");
   }
-  KURA_ASSIGN_OR_RETURN(std::vector<store::AuditRow> rows, store.ReadAuditRows(mark->sequence, 1));
-  // A pruned record cannot be compared.
-  if (rows.empty() || rows.front().sequence != mark->sequence) return Status();
-  if (rows.front().chain_hash != mark->chain_hash) {
+  KURA_ASSIGN_OR_RETURN(bool differs, StoredChainDiffers(store, mark->sequence, mark->chain_hash));
+  if (differs) {
     return MarkUnusable(file, "names record " + std::to_string(mark->sequence) +
                                   " with another chain hash than the database's: the database "
                                   "holds another audit log than the one its sinks received");

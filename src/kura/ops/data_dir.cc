@@ -107,6 +107,8 @@ Status Populate(const fs::path& staging, const fs::path& final_dir, InitResult& 
 
 }  // namespace
 
+fs::path AuditDeliveryMarkPath(const fs::path& data_dir) { return data_dir / "audit-delivered"; }
+
 StatusOr<InitResult> InitDataDirectory(const fs::path& dir_in) {
   std::error_code ec;
   fs::path dir = fs::absolute(dir_in, ec);

@@ -2,8 +2,9 @@
 //
 // Layout (mode 0700): kura.toml (0600), keys/master.key (0600), tls/cert.pem (0644) + tls/key.pem
 // (0600), kura.db (+ -wal, -shm; 0600), kura.lock (0600, empty: the server's and exclusive
-// commands' lock, see DataDirectoryLock). Initialization builds everything in a sibling temporary
-// directory and renames it into place, so a failed init leaves nothing half-made behind.
+// commands' lock, see DataDirectoryLock), audit-delivered (0600, once an audit export sink has
+// received a record: AuditDeliveryMarkPath). Initialization builds everything in a sibling
+// temporary directory and renames it into place, so a failed init leaves nothing half-made behind.
 //
 // Administrative commands are audited like any access: `kura init` and `kura token create`
 // append an `admin` record (actor kind "system", id kCliActorId) and fail when it cannot be
@@ -104,6 +105,10 @@ struct InitResult {
 // environment overrides the configuration badly; Internal on I/O failures; the store's errors
 // (e.g. the audit record could not be written) otherwise.
 StatusOr<InitResult> InitDataDirectory(const std::filesystem::path& dir);
+
+// Where the audit exporter keeps its delivery mark (audit::DeliveryMark): beside the database,
+// not in it, so that restoring the database file from an older copy leaves it as it was.
+std::filesystem::path AuditDeliveryMarkPath(const std::filesystem::path& data_dir);
 
 // FailedPrecondition (naming the path and the fix) when the directory, the key file or the TLS
 // key is accessible by group or others.

@@ -212,11 +212,6 @@ void VerifyAuditLogOnSchedule(store::SqliteStore& backend, const ops::AuditLogAc
 }
 
 // The SIEM sinks kura.toml asks for; nullopt when none.
-// Beside the database, not in it: a database restored from an older copy leaves it as it was.
-std::filesystem::path DeliveryMarkPath(const Config& config) {
-  return std::filesystem::path(config.data_dir) / "audit-delivered";
-}
-
 StatusOr<std::optional<audit::AuditExporterOptions>> ExporterOptions(const Config& config) {
   audit::AuditExporterOptions options;
   auto path = [&config](const std::string& p) {
@@ -245,7 +240,7 @@ StatusOr<std::optional<audit::AuditExporterOptions>> ExporterOptions(const Confi
     options.json_lines->path = path(config.audit.json_lines_file);
   }
   if (!options.syslog && !options.json_lines) return std::optional<audit::AuditExporterOptions>();
-  options.delivery_mark = DeliveryMarkPath(config);
+  options.delivery_mark = ops::AuditDeliveryMarkPath(config.data_dir);
   return std::optional<audit::AuditExporterOptions>(std::move(options));
 }
 
@@ -282,8 +277,8 @@ int Serve(const cli::ServeArgs& args) {
   // Before anything is appended: a log that its sinks have seen further must not go on. The mark
   // is checked also with no sink configured now: the receivers of earlier ones still hold what
   // they were sent.
-  if (Status s =
-          audit::CheckDeliveryMarkMatchesLog(DeliveryMarkPath(*config), *backend, *audit_log->log);
+  if (Status s = audit::CheckDeliveryMarkMatchesLog(ops::AuditDeliveryMarkPath(config->data_dir),
+                                                    *backend, *audit_log->log);
       !s.ok()) {
     return Fail(s);
   }
