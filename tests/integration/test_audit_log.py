@@ -1361,9 +1361,10 @@ class ExportTests(AuditTestCase):
                       plain.stdout)
         # The restored database on its own is a sound log.
         res = run_cli(["audit", "verify", "--data-dir", srv.data_dir, "--json", "--no-record",
-                       "--no-sink-file"], env=configured)
+                       "--no-sink-file", "--no-delivery-mark"], env=configured)
         self.assertEqual(res.returncode, 0, res.stdout)
         self.assertIsNone(json.loads(res.stdout)["sink_file"])
+        self.assertIsNone(json.loads(res.stdout)["delivery_mark"])
 
         os.rename(sink, sink + ".before-restore")
         srv.start()
@@ -1410,6 +1411,21 @@ class ExportTests(AuditTestCase):
         self.assertEqual(max_audit_seq(srv.db_path), older - 1)  # Nothing appended.
         time.sleep(0.5)
         self.assertEqual(len(rx.lines()), received)  # Nothing sent.
+        # What the message suggests shows it too, without a copy of the receiver's file: the
+        # verifier reads the mark by itself.
+        res = run_cli(["audit", "verify", "--data-dir", srv.data_dir, "--json", "--no-record"])
+        self.assertEqual(res.returncode, 1, res.stderr)
+        report = json.loads(res.stdout)
+        self.assertEqual((report["delivery_mark"], report["delivery_mark_record"]),
+                         (mark, delivered), report)
+        truncations = [i for i in report["issues"] if i["kind"] == "truncated"]
+        self.assertEqual([i["sequence"] for i in truncations], [older], report)
+        self.assertIn(f"a sink received record {delivered}", truncations[0]["reason"])
+        plain = run_cli(["audit", "verify", "--data-dir", srv.data_dir, "--no-record"])
+        self.assertIn(f"Delivery mark {mark}: record {delivered} checked", plain.stdout)
+        res = run_cli(["audit", "verify", "--data-dir", srv.data_dir, "--json", "--no-record",
+                       "--no-delivery-mark"])
+        self.assertEqual(res.returncode, 0, res.stdout)
 
         os.rename(mark, mark + ".before-restore")
         srv.start()

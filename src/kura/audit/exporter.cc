@@ -968,25 +968,37 @@ StatusOr<std::optional<DeliveryMark>> ReadDeliveryMark(const std::filesystem::pa
   return std::optional<DeliveryMark>(std::move(mark));
 }
 
+StatusOr<DeliveryMarkMatch> CompareDeliveryMark(const DeliveryMark& mark,
+                                                store::AuditLogStore& store, uint64_t log_size) {
+  if (mark.sequence >= log_size) return DeliveryMarkMatch::kBeyondLog;
+  KURA_ASSIGN_OR_RETURN(std::vector<store::AuditRow> rows, store.ReadAuditRows(mark.sequence, 1));
+  if (rows.empty() || rows.front().sequence != mark.sequence) return DeliveryMarkMatch::kPruned;
+  return rows.front().chain_hash == mark.chain_hash ? DeliveryMarkMatch::kAgrees
+                                                    : DeliveryMarkMatch::kOtherChain;
+}
+
 Status CheckDeliveryMarkMatchesLog(const std::filesystem::path& file, store::AuditLogStore& store,
                                    const AuditLog& log) {
   KURA_ASSIGN_OR_RETURN(std::optional<DeliveryMark> mark, ReadDeliveryMark(file));
   if (!mark) return Status();
   const uint64_t size = log.committed_size();
-  if (mark->sequence >= size) {
-    return MarkUnusable(file, "says a sink received record " + std::to_string(mark->sequence) +
-                                  ", but the database's audit log has " + RecordCount(size) +
-                                  ": the database was restored from an older copy, rolled back "
-                                  "or replaced, and its log would send receivers new records "
-                                  "under sequence numbers they already hold");
+  KURA_ASSIGN_OR_RETURN(DeliveryMarkMatch match, CompareDeliveryMark(*mark, store, size));
+  switch (match) {
+    case DeliveryMarkMatch::kAgrees:
+    case DeliveryMarkMatch::kPruned:
+      return Status();
+    case DeliveryMarkMatch::kBeyondLog:
+      return MarkUnusable(file, "says a sink received record " + std::to_string(mark->sequence) +
+                                    ", but the database's audit log has " + RecordCount(size) +
+                                    ": the database was restored from an older copy, rolled back "
+                                    "or replaced, and its log would send receivers new records "
+                                    "under sequence numbers they already hold");
+    case DeliveryMarkMatch::kOtherChain:
+      return MarkUnusable(file, "names record " + std::to_string(mark->sequence) +
+                                    " with another chain hash than the database's: the database "
+                                    "holds another audit log than the one its sinks received");
   }
-  KURA_ASSIGN_OR_RETURN(bool differs, StoredChainDiffers(store, mark->sequence, mark->chain_hash));
-  if (differs) {
-    return MarkUnusable(file, "names record " + std::to_string(mark->sequence) +
-                                  " with another chain hash than the database's: the database "
-                                  "holds another audit log than the one its sinks received");
-  }
-  return Status();
+  return InternalError("unknown delivery mark comparison");
 }
 
 AuditExporter::AuditExporter(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}

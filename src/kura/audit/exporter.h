@@ -147,6 +147,17 @@ struct DeliveryMark {
 [[nodiscard]] StatusOr<std::optional<DeliveryMark>> ReadDeliveryMark(
     const std::filesystem::path& file);
 
+// How a delivery mark compares with a stored log of `log_size` records.
+enum class DeliveryMarkMatch {
+  kAgrees,      // The stored record at the mark's sequence has the mark's chain hash.
+  kPruned,      // That record was pruned, so there is nothing to compare.
+  kBeyondLog,   // The mark names a record the log does not hold.
+  kOtherChain,  // The stored record there has another chain hash.
+};
+[[nodiscard]] StatusOr<DeliveryMarkMatch> CompareDeliveryMark(const DeliveryMark& mark,
+                                                              store::AuditLogStore& store,
+                                                              uint64_t log_size);
+
 // Refuses to continue a log whose sinks already received more of it, or another log: the mark's
 // record is beyond the log, or the stored record at its sequence has another chain hash. That is
 // what a database restored from an older copy (or replaced) looks like to the mark the exporter

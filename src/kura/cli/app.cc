@@ -52,6 +52,12 @@ int RunAuditVerify(const ops::AuditVerifyOptions& options, bool json) {
                                              : nlohmann::ordered_json(out.sink_file.string());
     doc["sink_file_found"] = out.sink_file_found;
     doc["sink_file_checkpoint"] = out.sink_file_checkpoint;
+    doc["delivery_mark"] = out.delivery_mark.empty()
+                               ? nlohmann::ordered_json()
+                               : nlohmann::ordered_json(out.delivery_mark.string());
+    doc["delivery_mark_record"] = out.delivery_mark_record
+                                      ? nlohmann::ordered_json(*out.delivery_mark_record)
+                                      : nlohmann::ordered_json();
     doc["resources_checked"] = out.resources_checked;
     doc["resources_unjudged"] = out.resources_unjudged;
     doc["versions_checked"] = out.versions_checked;
@@ -78,6 +84,15 @@ int RunAuditVerify(const ops::AuditVerifyOptions& options, bool json) {
                     : out.sink_file_last_record ? "its latest record checked (no checkpoint yet)"
                                                 : "empty")
                 << "\n";
+    }
+    if (!out.delivery_mark.empty()) {
+      std::cout << "Delivery mark " << out.delivery_mark.string() << ": ";
+      if (out.delivery_mark_record) {
+        std::cout << "record " << *out.delivery_mark_record << " checked";
+      } else {
+        std::cout << "none (no sink has received a record yet)";
+      }
+      std::cout << "\n";
     }
     if (out.resources_not_checked.empty()) {
       std::cout << "Resources: " << out.resources_checked << " current and " << out.versions_checked
@@ -288,11 +303,15 @@ int Main(int argc, char** argv, const ServeCommand& serve) {
   audit_verify->add_flag("--no-record", verify_no_record,
                          "Do not append the verify record (for forensic copies)");
   bool verify_no_sink_file = false;
+  bool verify_no_delivery_mark = false;
   bool verify_no_resources = false;
   audit_verify->add_flag("--no-resources", verify_no_resources,
                          "Do not compare the resource tables with the writes the log records");
   audit_verify->add_flag("--no-sink-file", verify_no_sink_file,
                          "Do not check against the end of the configured audit.json_lines_file "
+                         "(checked by default when it exists)");
+  audit_verify->add_flag("--no-delivery-mark", verify_no_delivery_mark,
+                         "Do not check against the data directory's audit-delivered mark "
                          "(checked by default when it exists)");
   std::filesystem::path prune_dir;
   bool prune_json = false;
@@ -390,6 +409,7 @@ int Main(int argc, char** argv, const ServeCommand& serve) {
   if (audit_verify->parsed()) {
     verify_options.record = !verify_no_record;
     verify_options.use_sink_file = !verify_no_sink_file;
+    verify_options.use_delivery_mark = !verify_no_delivery_mark;
     verify_options.check_resources = !verify_no_resources;
     return RunAuditVerify(verify_options, verify_json);
   }

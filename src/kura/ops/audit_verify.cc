@@ -45,6 +45,51 @@ void CheckSinkFileNotAhead(std::optional<uint64_t> sink_last_record, size_t max_
                   max_issues);
 }
 
+// The exporter's delivery mark, read before the log for the same reason as the sink file's end.
+// A mark that cannot be used stops the run: it is the only trace a syslog receiver leaves here.
+StatusOr<std::optional<audit::DeliveryMark>> ReadMarkForVerification(
+    const std::filesystem::path& file) {
+  StatusOr<std::optional<audit::DeliveryMark>> mark = audit::ReadDeliveryMark(file);
+  if (mark.ok()) return mark;
+  return FailedPreconditionError(
+      "the audit delivery mark " + file.string() +
+      " cannot be read or is not a delivery mark; keep it (it is evidence) and verify without it "
+      "with --no-delivery-mark");
+}
+
+// Sinks receive only committed records, so the mark never names a record the log lacks, nor
+// another record than the log holds under its number, unless the log was rolled back or
+// replaced after they received it.
+Status CheckDeliveryMark(const std::optional<audit::DeliveryMark>& mark,
+                         store::AuditLogStore& store, size_t max_issues,
+                         audit::VerificationReport& report) {
+  if (!mark || report.read_failed) return Status::Ok();
+  KURA_ASSIGN_OR_RETURN(audit::DeliveryMarkMatch match,
+                        audit::CompareDeliveryMark(*mark, store, report.tree_size));
+  const std::string sequence = std::to_string(mark->sequence);
+  switch (match) {
+    case audit::DeliveryMarkMatch::kAgrees:
+    case audit::DeliveryMarkMatch::kPruned:
+      break;
+    case audit::DeliveryMarkMatch::kBeyondLog:
+      report.AddIssue(
+          {audit::IssueKind::kTruncated, report.tree_size,
+           "the log ends after " + std::to_string(report.tree_size) +
+               " records but the delivery mark says a sink received record " + sequence +
+               ": the database was rolled back or restored from an older copy"},
+          max_issues);
+      break;
+    case audit::DeliveryMarkMatch::kOtherChain:
+      report.AddIssue({audit::IssueKind::kModified, mark->sequence,
+                       "record " + sequence +
+                           " has another chain hash than the one the delivery mark says a sink "
+                           "received: the database holds another audit log than its sinks"},
+                      max_issues);
+      break;
+  }
+  return Status::Ok();
+}
+
 }  // namespace
 
 StatusOr<std::optional<audit::NoteVerifierKey>> LoadCheckpointVerifierKey(
@@ -113,6 +158,12 @@ StatusOr<AuditVerifyOutcome> VerifyDataDirectoryAuditLog(const AuditVerifyOption
       outcome.sink_file_checkpoint = tail->last_checkpoint.has_value();
     }
   }
+  std::optional<audit::DeliveryMark> mark;
+  if (options.use_delivery_mark) {
+    outcome.delivery_mark = AuditDeliveryMarkPath(dir.config.data_dir);
+    KURA_ASSIGN_OR_RETURN(mark, ReadMarkForVerification(outcome.delivery_mark));
+    if (mark) outcome.delivery_mark_record = mark->sequence;
+  }
   // Held (shared) to the end of the run, so no server starts writing resources meanwhile.
   DataDirectoryLock quiet;
   if (!options.check_resources) {
@@ -170,6 +221,7 @@ StatusOr<AuditVerifyOutcome> VerifyDataDirectoryAuditLog(const AuditVerifyOption
     outcome.versions_unjudged = resources.versions_unjudged;
   }
   CheckSinkFileNotAhead(outcome.sink_file_last_record, verify.max_issues, outcome.report);
+  KURA_RETURN_IF_ERROR(CheckDeliveryMark(mark, *dir.db, verify.max_issues, outcome.report));
   if (!trusted) {
     KURA_ASSIGN_OR_RETURN(bool has_statements, HasAuditStatements(*dir.db));
     if (outcome.report.records_checked > 0 || has_statements || !extra_notes.empty()) {
@@ -214,6 +266,8 @@ StatusOr<ServedLogVerification> VerifyServedAuditLog(store::AuditLogStore& store
         ReadSinkFileEnd(ResolvePath(config, config.audit.json_lines_file), extra_notes));
     if (tail) sink_last_record = tail->last_record;
   }
+  KURA_ASSIGN_OR_RETURN(std::optional<audit::DeliveryMark> mark,
+                        ReadMarkForVerification(AuditDeliveryMarkPath(config.data_dir)));
   out.external_checkpoints = extra_notes.size();
   audit::VerifyOptions verify;
   verify.origin = access.log->origin();
@@ -222,6 +276,7 @@ StatusOr<ServedLogVerification> VerifyServedAuditLog(store::AuditLogStore& store
   KURA_ASSIGN_OR_RETURN(out.report,
                         audit::VerifyStoredLog(store, access.key_lookup, verify, extra_notes));
   CheckSinkFileNotAhead(sink_last_record, verify.max_issues, out.report);
+  KURA_RETURN_IF_ERROR(CheckDeliveryMark(mark, store, verify.max_issues, out.report));
   return out;
 }
 

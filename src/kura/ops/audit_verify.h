@@ -75,6 +75,11 @@ struct AuditVerifyOptions {
   // a record in it beyond the log's end is a truncation. Off for a copy checked against a file
   // that has moved on since the copy was taken.
   bool use_sink_file = true;
+  // Also check the log against the exporter's delivery mark in the data directory
+  // (AuditDeliveryMarkPath): a log that ends before the record a sink already received, or holds
+  // another record under its sequence number, was rolled back or replaced. Covers syslog
+  // receivers, which cannot be read back. Off for a copy checked after the live mark moved on.
+  bool use_delivery_mark = true;
   // Also compare the resource tables with the writes the log records (ResourceWriteLedger).
   // Done only while no server or exclusive command uses the directory (their writes would race
   // the comparison); the run holds the directory's lock shared meanwhile.
@@ -93,6 +98,10 @@ struct AuditVerifyOutcome {
   bool sink_file_found = false;
   bool sink_file_checkpoint = false;  // Its latest checkpoint was checked.
   std::optional<uint64_t> sink_file_last_record;
+  // The delivery mark (empty path when use_delivery_mark is off) and the record it names, when
+  // it exists.
+  std::filesystem::path delivery_mark;
+  std::optional<uint64_t> delivery_mark_record;
   // The resource comparison: how many resources it judged and how many it could not (written
   // only before the prune point), or why it did not run.
   uint64_t resources_checked = 0;
@@ -125,12 +134,12 @@ struct ServedLogVerification {
 
 // Verifies the log `kura serve` is appending to, from inside the server: every stored record
 // against the stored checkpoints and prune anchors, the end of the configured JSON-lines audit
-// file (read first, so records appended during the run cannot look like a cut-off tail), and
-// the folded search indexes against the rows. The resource tables are not compared: the
-// server's own writes would race the comparison (`kura audit verify` does it while the server
-// is stopped). Must not overlap a prune of the same log. `keep_going` as VerifyOptions's
-// (Aborted when it says stop). Errors as VerifyStoredLog, and FailedPrecondition when the
-// JSON-lines file cannot be read.
+// file and the delivery mark (both read first, so records appended during the run cannot look
+// like a cut-off tail), and the folded search indexes against the rows. The resource tables are
+// not compared: the server's own writes would race the comparison (`kura audit verify` does it
+// while the server is stopped). Must not overlap a prune of the same log. `keep_going` as
+// VerifyOptions's (Aborted when it says stop). Errors as VerifyStoredLog, and
+// FailedPrecondition when the JSON-lines file or the delivery mark cannot be read.
 [[nodiscard]] StatusOr<ServedLogVerification> VerifyServedAuditLog(
     store::AuditLogStore& store, const AuditLogAccess& access, const Config& config,
     std::function<bool()> keep_going = nullptr);

@@ -12,6 +12,7 @@
 
 #include "kura/audit/audit_log.h"
 #include "kura/audit/export_format.h"
+#include "kura/audit/exporter.h"
 #include "kura/ops/audit_access.h"
 #include "kura/ops/data_dir.h"
 #include "kura/ops/data_dir_fixture.h"
@@ -172,6 +173,90 @@ TEST_F(AuditVerifyTest, TokenCreateIsAuditedAndFailsClosed) {
 
   EXPECT_EQ(IssueAdminToken(dir_, "").status().code(), StatusCode::kInvalidArgument);
   EXPECT_EQ(IssueAdminToken(dir_, "a\nb").status().code(), StatusCode::kInvalidArgument);
+}
+
+// The chain hash the store holds for record `sequence`, as the exporter would have marked it.
+audit::DeliveryMark StoredMark(const fs::path& data_dir, uint64_t sequence) {
+  auto opened = OpenDataDirectory(data_dir, {});
+  EXPECT_TRUE(opened.ok()) << opened.status().message();
+  if (!opened.ok()) return {};
+  auto rows = opened->db->ReadAuditRows(sequence, 1);
+  opened->db->Close();
+  EXPECT_TRUE(rows.ok() && !rows->empty());
+  if (!rows.ok() || rows->empty()) return {};
+  return {.sequence = sequence, .chain_hash = rows->front().chain_hash};
+}
+
+TEST_F(AuditVerifyTest, TheDeliveryMarkCatchesADatabaseRolledBackBehindItsSinks) {
+  // An older copy of the whole database, checkpoints included: it verifies on its own.
+  const fs::path copy = root_ / "older";
+  fs::create_directories(copy);
+  for (const auto& entry : fs::directory_iterator(dir_)) {
+    if (entry.path().filename().string().starts_with("kura.db")) {
+      fs::copy_file(entry.path(), copy / entry.path().filename());
+    }
+  }
+  ASSERT_TRUE(IssueAdminToken(dir_, "a").ok());
+  ASSERT_TRUE(IssueAdminToken(dir_, "b").ok());
+  const audit::DeliveryMark delivered = StoredMark(dir_, 2);
+  ASSERT_TRUE(audit::WriteDeliveryMark(AuditDeliveryMarkPath(dir_), delivered).ok());
+
+  auto current = Verify(false);
+  ASSERT_TRUE(current.ok()) << current.status().message();
+  EXPECT_TRUE(current->report.ok()) << current->report.Summary();
+  EXPECT_EQ(current->delivery_mark, AuditDeliveryMarkPath(dir_));
+  EXPECT_EQ(current->delivery_mark_record, std::optional<uint64_t>(2));
+
+  for (const auto& entry : fs::directory_iterator(dir_)) {
+    if (entry.path().filename().string().starts_with("kura.db")) fs::remove(entry.path());
+  }
+  for (const auto& entry : fs::directory_iterator(copy)) {
+    fs::copy_file(entry.path(), dir_ / entry.path().filename());
+  }
+  auto restored = VerifyDataDirectoryAuditLog(
+      {.data_dir = dir_, .checkpoint_files = {}, .record = false, .use_delivery_mark = false}, {},
+      Clock::System());
+  ASSERT_TRUE(restored.ok()) << restored.status().message();
+  EXPECT_TRUE(restored->report.ok()) << restored->report.Summary();
+
+  auto marked = Verify();
+  ASSERT_TRUE(marked.ok()) << marked.status().message();
+  ASSERT_FALSE(marked->report.ok());
+  EXPECT_EQ(marked->report.issues[0].kind, audit::IssueKind::kTruncated);
+  EXPECT_EQ(marked->report.issues[0].sequence, std::optional<uint64_t>(1));
+  EXPECT_THAT(marked->report.issues[0].reason, ::testing::HasSubstr("delivery mark"));
+  EXPECT_FALSE(marked->recorded);
+  EXPECT_EQ(Count(), 1);
+}
+
+TEST_F(AuditVerifyTest, TheDeliveryMarkCatchesAReplacedLog) {
+  audit::DeliveryMark other = StoredMark(dir_, 0);
+  ASSERT_EQ(other.chain_hash.size(), 32u);
+  other.chain_hash[0] = static_cast<char>(other.chain_hash[0] ^ 1);
+  ASSERT_TRUE(audit::WriteDeliveryMark(AuditDeliveryMarkPath(dir_), other).ok());
+  auto run = Verify();
+  ASSERT_TRUE(run.ok()) << run.status().message();
+  ASSERT_FALSE(run->report.ok());
+  EXPECT_EQ(run->report.issues[0].kind, audit::IssueKind::kModified);
+  EXPECT_EQ(run->report.issues[0].sequence, std::optional<uint64_t>(0));
+  EXPECT_FALSE(run->recorded);
+}
+
+TEST_F(AuditVerifyTest, AnUnusableDeliveryMarkStopsTheRunUnlessLeftOut) {
+  {
+    std::ofstream out(AuditDeliveryMarkPath(dir_));
+    out << "not a mark\n";
+  }
+  auto run = Verify(false);
+  ASSERT_FALSE(run.ok());
+  EXPECT_EQ(run.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_THAT(run.status().message(), ::testing::HasSubstr("--no-delivery-mark"));
+  auto without = VerifyDataDirectoryAuditLog(
+      {.data_dir = dir_, .checkpoint_files = {}, .record = false, .use_delivery_mark = false}, {},
+      Clock::System());
+  ASSERT_TRUE(without.ok()) << without.status().message();
+  EXPECT_TRUE(without->report.ok()) << without->report.Summary();
+  EXPECT_FALSE(without->delivery_mark_record.has_value());
 }
 
 }  // namespace
