@@ -473,8 +473,7 @@ class AuditVerifyTests(KuraTestCase):
         # saved appender state is left alone (an attacker could rewrite it; verify does not use it).
         self.execute(data,
                      ("DELETE FROM audit_log WHERE seq >= ?", (cut,)),
-                     ("DELETE FROM audit_patients WHERE seq >= ?", (cut,)),
-                     ("DELETE FROM audit_actors WHERE seq >= ?", (cut,)),
+                     ("DELETE FROM audit_postings WHERE first_seq >= ?", (cut,)),
                      ("DELETE FROM audit_time_blocks WHERE last_seq >= ?", (cut,)),
                      ("DELETE FROM audit_statements WHERE kind = 0 AND tree_size > ?", (cut,)))
         report = self.assert_finding(data, "truncated", cut,

@@ -19,6 +19,7 @@
 #include "kura/audit/test_util.h"
 #include "kura/base/clock.h"
 #include "kura/crypto/aead.h"
+#include "kura/store/sqlite/audit_postings.h"
 #include "kura/store/sqlite/sqlite_store.h"
 
 namespace kura::audit::testing {
@@ -192,6 +193,71 @@ class AuditLogFixture : public ::testing::Test {
 
   // The last record filed into the folded audit search indexes.
   int64_t FoldedThrough() const { return QueryInt("SELECT through_seq FROM audit_index_fold"); }
+
+  // One stored posting list of the folded audit indexes, decoded (empty when it does not decode).
+  struct PostingList {
+    int64_t first_seq = 0;
+    store::AuditPostingKind kind = store::AuditPostingKind::kPatient;
+    std::string key;
+    std::vector<uint64_t> sequences;
+  };
+  std::vector<PostingList> PostingLists() const {
+    std::vector<PostingList> out;
+    sqlite3* db = nullptr;
+    if (sqlite3_open_v2(db_path().c_str(), &db, SQLITE_OPEN_READONLY, nullptr) == SQLITE_OK) {
+      sqlite3_stmt* stmt = nullptr;
+      if (sqlite3_prepare_v2(db,
+                             "SELECT first_seq, kind, key, seqs FROM audit_postings "
+                             "ORDER BY first_seq, kind, key",
+                             -1, &stmt, nullptr) == SQLITE_OK) {
+        while (sqlite3_step(stmt) == SQLITE_ROW) {
+          PostingList list;
+          list.first_seq = sqlite3_column_int64(stmt, 0);
+          list.kind = static_cast<store::AuditPostingKind>(sqlite3_column_int64(stmt, 1));
+          list.key = reinterpret_cast<const char*>(sqlite3_column_text(stmt, 2));
+          const auto* blob = static_cast<const char*>(sqlite3_column_blob(stmt, 3));
+          const std::string value(blob == nullptr ? "" : blob,
+                                  static_cast<size_t>(sqlite3_column_bytes(stmt, 3)));
+          list.sequences =
+              store::DecodeAuditPostingSequences(static_cast<uint64_t>(list.first_seq), value)
+                  .value_or(std::vector<uint64_t>());
+          out.push_back(std::move(list));
+        }
+      }
+      sqlite3_finalize(stmt);
+    }
+    sqlite3_close(db);
+    return out;
+  }
+  // Every (key, sequence) entry of one kind, across blocks.
+  std::vector<std::pair<std::string, uint64_t>> PostingEntries(store::AuditPostingKind kind) const {
+    std::vector<std::pair<std::string, uint64_t>> out;
+    for (const PostingList& list : PostingLists()) {
+      if (list.kind != kind) continue;
+      for (uint64_t sequence : list.sequences) out.emplace_back(list.key, sequence);
+    }
+    return out;
+  }
+  // SQL that stores `list` in place of the one under the same block and key (deletes it when it
+  // has no sequences), as someone editing the database would.
+  static std::string WritePostingListSql(const PostingList& list) {
+    std::string key;
+    for (char c : list.key) key += c == '\'' ? std::string("''") : std::string(1, c);
+    const std::string where = " WHERE first_seq = " + std::to_string(list.first_seq) +
+                              " AND kind = " + std::to_string(static_cast<int64_t>(list.kind)) +
+                              " AND key = '" + key + "';";
+    if (list.sequences.empty()) return "DELETE FROM audit_postings" + where;
+    static constexpr char kHex[] = "0123456789abcdef";
+    std::string hex;
+    for (unsigned char c : store::EncodeAuditPostingSequences(static_cast<uint64_t>(list.first_seq),
+                                                              list.sequences)) {
+      hex += kHex[c >> 4];
+      hex += kHex[c & 15];
+    }
+    return "INSERT OR REPLACE INTO audit_postings(first_seq, kind, key, seqs) VALUES(" +
+           std::to_string(list.first_seq) + ", " + std::to_string(static_cast<int64_t>(list.kind)) +
+           ", '" + key + "', x'" + hex + "');";
+  }
 
   // The first integer column of the first row `sql` returns on the database file, or -1.
   int64_t QueryInt(const std::string& sql) const {

@@ -401,13 +401,35 @@ class AuditIndexFoldTest : public AuditLogTest {
                                    events[i].patient_compartments.end());
       links += static_cast<int64_t>(unique.size());
     }
-    EXPECT_EQ(QueryInt("SELECT COUNT(*) FROM audit_patients"), links);
-    EXPECT_EQ(QueryInt("SELECT COUNT(*) FROM audit_actors"), folded + 1);
-    EXPECT_EQ(QueryInt("SELECT IFNULL(MAX(seq), -1) FROM audit_patients"), folded);
-    EXPECT_EQ(QueryInt("SELECT IFNULL(MAX(seq), -1) FROM audit_actors"), folded);
-    EXPECT_EQ(QueryInt("SELECT COUNT(*) FROM audit_actors x JOIN audit_log a ON a.seq = x.seq "
-                       "WHERE a.actor = x.actor"),
-              folded + 1);
+    const auto patients = PostingEntries(store::AuditPostingKind::kPatient);
+    const auto actors = PostingEntries(store::AuditPostingKind::kActor);
+    EXPECT_EQ(static_cast<int64_t>(patients.size()), links);
+    EXPECT_EQ(static_cast<int64_t>(actors.size()), folded + 1);
+    int64_t last_patient_entry = -1;
+    for (const auto& [patient, sequence] : patients) {
+      const std::vector<std::string>& named = events[sequence].patient_compartments;
+      EXPECT_NE(std::find(named.begin(), named.end(), patient), named.end()) << sequence;
+      last_patient_entry = std::max(last_patient_entry, static_cast<int64_t>(sequence));
+    }
+    if (links > 0) {
+      EXPECT_EQ(last_patient_entry, folded);
+    }
+    std::set<uint64_t> with_actor;
+    for (const auto& [actor, sequence] : actors) {
+      EXPECT_EQ(actor, events[sequence].actor.id) << sequence;
+      with_actor.insert(sequence);
+    }
+    EXPECT_EQ(static_cast<int64_t>(with_actor.size()), folded + 1);
+    if (!with_actor.empty()) {
+      EXPECT_EQ(static_cast<int64_t>(*with_actor.rbegin()), folded);
+    }
+    // Each block's lists hang off its first record.
+    for (const PostingList& list : PostingLists()) {
+      EXPECT_EQ(QueryInt("SELECT COUNT(*) FROM audit_time_blocks WHERE first_seq = " +
+                         std::to_string(list.first_seq)),
+                1)
+          << list.first_seq;
+    }
     EXPECT_EQ(QueryInt("SELECT IFNULL(MIN(first_seq), 0) FROM audit_time_blocks"), 0);
     EXPECT_EQ(QueryInt("SELECT IFNULL(MAX(last_seq), -1) FROM audit_time_blocks"), folded);
     EXPECT_EQ(QueryInt("SELECT COUNT(*) FROM audit_time_blocks b WHERE first_seq > 0 AND NOT "
@@ -426,7 +448,7 @@ class AuditIndexFoldTest : public AuditLogTest {
   // audit_log itself.
   void DowngradeToVersionSeven(int64_t folded_through) {
     Close();
-    Tamper(db_path(), R"sql(
+    Tamper(db_path(), std::string(store::testing::kUndoSchemaTenSql) + R"sql(
 CREATE TABLE audit_record_patients(
   seq INTEGER NOT NULL, patient TEXT NOT NULL, PRIMARY KEY(seq, patient)) WITHOUT ROWID;
 INSERT INTO audit_record_patients SELECT a.seq, p.value FROM audit_log a, json_each(a.patients) p;
@@ -457,8 +479,8 @@ DELETE FROM schema_migrations WHERE version = 8;
   }
 };
 
-// Records go to audit_log alone; every few records the writer files them into audit_patients,
-// audit_actors and one audit_time_blocks row. Searches on every filter, paged or not, and reads
+// Records go to audit_log alone; every few records the writer files them into posting lists
+// (audit_postings) and one audit_time_blocks row. Searches on every filter, paged or not, and reads
 // see every record on either side of the fold.
 TEST_F(AuditIndexFoldTest, IndexesAreFoldedInBatchesAndSearchesSeeBothSidesOfTheFold) {
   ReopenFoldingEvery(7);
@@ -541,7 +563,7 @@ TEST_F(AuditIndexFoldTest, MigrationEightFoldsEveryIndexOfAVersionSevenLog) {
             0);
 }
 
-// A version-6 database kept every link in audit_patients; migrations 7 and 8 keep them all.
+// A version-6 database kept every link in audit_patients; migrations 7 to 10 keep them all.
 TEST_F(AuditIndexFoldTest, MigrationsKeepEveryPatientLinkOfAVersionSixLog) {
   const std::vector<AuditRecord> events = Scrambled(25);
   Append(events, 0, 20);
@@ -765,19 +787,44 @@ TEST_F(AuditIndexTamperTest, EditedTimeCategoryActionAndOutcomeColumnsAreFound) 
 }
 
 TEST_F(AuditIndexTamperTest, AFoldedRecordTakenOutOfItsPatientsOrActorsIndexIsFound) {
-  Tamper(db_path(),
-         "DELETE FROM audit_patients WHERE seq = 5 AND patient = 'pat-5';"
-         "DELETE FROM audit_actors WHERE seq = 17;");
+  std::string sql;
+  bool patient_edited = false;
+  bool actor_edited = false;
+  for (PostingList list : PostingLists()) {
+    const bool patient = list.kind == store::AuditPostingKind::kPatient && list.key == "pat-5";
+    const uint64_t taken = patient ? 5 : 17;
+    if (!patient && list.kind != store::AuditPostingKind::kActor) continue;
+    auto at = std::find(list.sequences.begin(), list.sequences.end(), taken);
+    if (at == list.sequences.end()) continue;
+    list.sequences.erase(at);
+    sql += WritePostingListSql(list);
+    (patient ? patient_edited : actor_edited) = true;
+  }
+  ASSERT_TRUE(patient_edited && actor_edited);
+  Tamper(db_path(), sql);
   ExpectOnlyIndexFindingsAt(Verify(), {5, 17});
 }
 
 TEST_F(AuditIndexTamperTest, EntriesPlantedInTheFoldedIndexesAreFound) {
-  Tamper(db_path(),
-         "INSERT INTO audit_patients(patient, seq) VALUES('pat-99', 3);"
-         "INSERT INTO audit_actors(actor, seq) VALUES('acct-9', 7);"
-         // Filed ahead of the fold: the next fold would leave the record's real entries out.
-         "INSERT INTO audit_actors(actor, seq) VALUES('acct-0', 25);");
+  using store::AuditPostingKind;
+  Tamper(db_path(), WritePostingListSql({0, AuditPostingKind::kPatient, "pat-99", {3}}) +
+                        WritePostingListSql({0, AuditPostingKind::kActor, "acct-9", {7}}) +
+                        // Filed ahead of the fold: under a block that does not exist yet.
+                        WritePostingListSql({24, AuditPostingKind::kActor, "acct-0", {25}}));
   ExpectOnlyIndexFindingsAt(Verify(), {3, 7, 25});
+}
+
+TEST_F(AuditIndexTamperTest, AnUnreadablePostingListIsFoundAndFailsAPatientSearch) {
+  Tamper(db_path(),
+         "UPDATE audit_postings SET seqs = x'80' WHERE first_seq = 8 AND kind = 0 AND "
+         "key = 'pat-1'");
+  ExpectOnlyIndexFindingsAt(Verify(), {8});
+  store::AuditQuery query;
+  query.patient_id = "pat-1";
+  query.limit = 100;
+  StatusOr<store::AuditPage> found = store_->SearchAudit(query);
+  ASSERT_FALSE(found.ok());
+  EXPECT_EQ(found.status().code(), StatusCode::kDataLoss);
 }
 
 TEST_F(AuditIndexTamperTest, ATimeBlockNarrowedOrCutShortIsFound) {

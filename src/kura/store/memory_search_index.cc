@@ -14,6 +14,8 @@
 #include <unordered_map>
 #include <utility>
 
+#include "kura/store/varint.h"
+
 namespace kura::store {
 namespace {
 
@@ -27,26 +29,6 @@ constexpr uint8_t kEncodingVersion = 1;
 //   version byte (1), varint row count, then per row: param, flags (1 = blind, 2 = range), key,
 //   key2, and for a range row low and high as little-endian IEEE 754 doubles. Strings are a varint
 //   length and the bytes.
-
-void PutVarint(std::string& out, uint64_t v) {
-  while (v >= 0x80) {
-    out.push_back(static_cast<char>((v & 0x7F) | 0x80));
-    v >>= 7;
-  }
-  out.push_back(static_cast<char>(v));
-}
-
-bool GetVarint(std::string_view& in, uint64_t& v) {
-  v = 0;
-  for (int shift = 0; shift < 64; shift += 7) {
-    if (in.empty()) return false;
-    const auto byte = static_cast<unsigned char>(in.front());
-    in.remove_prefix(1);
-    v |= static_cast<uint64_t>(byte & 0x7F) << shift;
-    if ((byte & 0x80) == 0) return true;
-  }
-  return false;
-}
 
 void PutBytes(std::string& out, std::string_view s) {
   PutVarint(out, s.size());

@@ -1691,7 +1691,8 @@ INSERT INTO search_index VALUES('Observation', 'o2', 'code', '8480-6', 'http://l
 INSERT INTO search_index VALUES('Observation', 'o2', 'name', X'00ff', X'', 0, 0, 'p9');
 DROP TABLE search_rows;
 DELETE FROM schema_migrations WHERE version >= 6;
-)sql" + std::string(testing::kUndoSchemaNineSql) +
+)sql" + std::string(testing::kUndoSchemaTenSql) +
+                                  std::string(testing::kUndoSchemaNineSql) +
                                   std::string(testing::kUndoSchemaEightSql);
     char* error = nullptr;
     EXPECT_EQ(sqlite3_exec(db, downgrade.c_str(), nullptr, nullptr, &error), SQLITE_OK)

@@ -4,7 +4,28 @@
 
 namespace kura::store::testing {
 
-// Schema 9 undone, its schema_migrations row included: tests that go back further start here.
+// Schema 10 undone, its schema_migrations row included: the per-record folded tables back,
+// rebuilt from the folded records (their posting lists cannot be read in SQL). Tests that go back
+// further start here.
+inline constexpr const char* kUndoSchemaTenSql = R"sql(
+CREATE TABLE audit_patients(
+  patient TEXT NOT NULL,
+  seq INTEGER NOT NULL,
+  PRIMARY KEY(patient, seq)) WITHOUT ROWID;
+INSERT OR IGNORE INTO audit_patients(patient, seq) SELECT p.value, a.seq
+  FROM audit_log a, json_each(a.patients) p
+  WHERE a.seq <= (SELECT through_seq FROM audit_index_fold);
+CREATE TABLE audit_actors(
+  actor TEXT NOT NULL,
+  seq INTEGER NOT NULL,
+  PRIMARY KEY(actor, seq)) WITHOUT ROWID;
+INSERT INTO audit_actors(actor, seq) SELECT actor, seq FROM audit_log
+  WHERE seq <= (SELECT through_seq FROM audit_index_fold);
+DROP TABLE audit_postings;
+DELETE FROM schema_migrations WHERE version = 10;
+)sql";
+
+// Schema 9 undone, its schema_migrations row included (after kUndoSchemaTenSql).
 inline constexpr const char* kUndoSchemaNineSql = R"sql(
 DROP TABLE index_state;
 DELETE FROM schema_migrations WHERE version = 9;

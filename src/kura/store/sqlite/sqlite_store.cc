@@ -25,6 +25,7 @@
 #include "kura/base/log.h"
 #include "kura/base/thread_name.h"
 #include "kura/store/memory_search_index.h"
+#include "kura/store/sqlite/audit_postings.h"
 #include "kura/store/sqlite/wal_write_buffer.h"
 
 namespace kura::store {
@@ -91,7 +92,14 @@ namespace {
 // Version 9: index_state holds the fingerprint of the data register the search_rows were built
 //   under, so the server can refuse to serve stale (or, after a parameter became blind, clear)
 //   index rows until `kura fhir reindex` rebuilt them.
-constexpr std::array<const char*, 9> kMigrations = {
+//
+// Version 10: the folded patient and actor indexes become posting lists (audit_postings.h):
+//   audit_postings(first_seq, kind, key, seqs) holds, per fold block (audit_time_blocks.first_seq)
+//   and key, the block's records that name the key, in one value. audit_patients and audit_actors
+//   are rebuilt into it from the records (FileFoldedAuditRecordsAsPostings) and dropped. A fold
+//   wrote two B-tree entries per record, as much writer time as the records themselves, and held
+//   every waiting request behind it for about ten milliseconds every 2,048 records.
+constexpr std::array<const char*, 10> kMigrations = {
     R"sql(
 CREATE TABLE resource_versions(
   seq INTEGER PRIMARY KEY,
@@ -236,9 +244,20 @@ CREATE TABLE index_state(
   id INTEGER PRIMARY KEY CHECK(id = 1),
   register_fingerprint TEXT NOT NULL);
 )sql",
+    R"sql(
+CREATE TABLE audit_postings(
+  first_seq INTEGER NOT NULL,
+  kind INTEGER NOT NULL,
+  key TEXT NOT NULL,
+  seqs BLOB NOT NULL,
+  PRIMARY KEY(first_seq, kind, key)) WITHOUT ROWID;
+CREATE INDEX audit_postings_key ON audit_postings(kind, key, first_seq);
+)sql",
 };
 // The schema version after which MoveIndexRowsToSearchRows runs.
 constexpr int64_t kSearchRowsMigration = 6;
+// The schema version after which FileFoldedAuditRecordsAsPostings runs.
+constexpr int64_t kAuditPostingsMigration = 10;
 
 constexpr const char* kCreateSchemaMigrations =
     "CREATE TABLE IF NOT EXISTS schema_migrations("
@@ -277,9 +296,14 @@ enum class Sql {
   kFindApiToken,
   kInsertAuditRow,
   kUnfoldedAuditRecords,
-  kFoldAuditPatients,
-  kFoldAuditActors,
-  kFoldAuditTimeBlock,
+  kAuditFoldThrough,
+  kAuditUnfoldedSpan,
+  kAuditFoldRecords,
+  kInsertAuditPosting,
+  kDeleteAuditPosting,
+  kAuditPostingsOfBlock,
+  kAuditPostingsOfKey,
+  kInsertAuditTimeBlock,
   kAdvanceAuditIndexFold,
   kInsertAuditNode,
   kUpsertAuditState,
@@ -300,12 +324,8 @@ enum class Sql {
   kFirstAuditSequenceSince,
   kLowestAuditCursor,
   kLatestAuditAnchor,
-  kFirstAuditPatient,
-  kNextAuditPatient,
-  kPruneAuditPatient,
-  kFirstAuditActor,
-  kNextAuditActor,
-  kPruneAuditActor,
+  kStraddlingAuditBlock,
+  kPruneAuditPostings,
   kPruneAuditTimeBlocks,
   kPruneAuditRows,
   kPruneAuditStatements,
@@ -385,22 +405,29 @@ constexpr std::array<SqlText, static_cast<size_t>(Sql::kCount)> kSql = {{
      "chain_hash, patients) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"},
     {"unfolded_audit_records",
      "SELECT COUNT(*) FROM audit_log WHERE seq > (SELECT through_seq FROM audit_index_fold)"},
-    // In key order, so each patient's and each actor's entries land in its part of the B-tree
-    // together.
-    {"fold_audit_patients",
-     "INSERT OR IGNORE INTO audit_patients(patient, seq) SELECT p.value, a.seq "
-     "FROM audit_log a, json_each(a.patients) p "
-     "WHERE a.seq > (SELECT through_seq FROM audit_index_fold) ORDER BY 1, 2"},
-    {"fold_audit_actors",
-     "INSERT OR IGNORE INTO audit_actors(actor, seq) SELECT actor, seq FROM audit_log "
-     "WHERE seq > (SELECT through_seq FROM audit_index_fold) ORDER BY actor, seq"},
-    {"fold_audit_time_block",
+    {"audit_fold_through", "SELECT through_seq FROM audit_index_fold"},
+    // Two subqueries, so each is one B-tree seek.
+    {"audit_unfolded_span",
+     "SELECT (SELECT seq FROM audit_log WHERE seq > ?1 ORDER BY seq LIMIT 1), "
+     "(SELECT MAX(seq) FROM audit_log)"},
+    // What a block's records name, a row per (record, patient) and one for a record naming no
+    // patient (CollectAuditFoldBlock).
+    {"audit_fold_records",
+     "SELECT a.seq, a.actor, a.time_us, p.value FROM audit_log a LEFT JOIN "
+     "json_each(CASE WHEN json_valid(a.patients) THEN a.patients ELSE '[]' END) p "
+     "WHERE a.seq >= ?1 AND a.seq <= ?2 ORDER BY a.seq"},
+    {"insert_audit_posting",
+     "INSERT OR REPLACE INTO audit_postings(first_seq, kind, key, seqs) VALUES(?1, ?2, ?3, ?4)"},
+    {"delete_audit_posting",
+     "DELETE FROM audit_postings WHERE first_seq = ?1 AND kind = ?2 AND key = ?3"},
+    {"audit_postings_of_block", "SELECT kind, key, seqs FROM audit_postings WHERE first_seq = ?1"},
+    {"audit_postings_of_key",
+     "SELECT first_seq, seqs FROM audit_postings WHERE kind = ?1 AND key = ?2 AND first_seq <= ?3 "
+     "ORDER BY first_seq DESC"},
+    {"insert_audit_time_block",
      "INSERT INTO audit_time_blocks(first_seq, last_seq, min_time_us, max_time_us) "
-     "SELECT MIN(seq), MAX(seq), MIN(time_us), MAX(time_us) FROM audit_log "
-     "WHERE seq > (SELECT through_seq FROM audit_index_fold) HAVING COUNT(*) > 0"},
-    {"advance_audit_index_fold",
-     "UPDATE audit_index_fold SET through_seq = "
-     "(SELECT IFNULL(MAX(seq), through_seq) FROM audit_log)"},
+     "VALUES(?1, ?2, ?3, ?4)"},
+    {"advance_audit_index_fold", "UPDATE audit_index_fold SET through_seq = ?1"},
     {"insert_audit_node",
      "INSERT OR REPLACE INTO audit_nodes(level, idx, hash) VALUES(?1, ?2, ?3)"},
     {"upsert_audit_state",
@@ -445,15 +472,11 @@ constexpr std::array<SqlText, static_cast<size_t>(Sql::kCount)> kSql = {{
     {"lowest_audit_cursor",
      "SELECT sink, next_seq FROM audit_cursors ORDER BY next_seq, sink LIMIT 1"},
     {"latest_audit_anchor", "SELECT MAX(tree_size) FROM audit_statements WHERE kind = 1"},
-    // audit_patients and audit_actors are keyed (key, seq): visiting each key and deleting a seq
-    // range there uses the key, where "seq < ?" alone would scan every entry ever kept.
-    {"first_audit_patient", "SELECT MIN(patient) FROM audit_patients"},
-    {"next_audit_patient",
-     "SELECT patient FROM audit_patients WHERE patient > ?1 ORDER BY patient LIMIT 1"},
-    {"prune_audit_patient", "DELETE FROM audit_patients WHERE patient = ?1 AND seq < ?2"},
-    {"first_audit_actor", "SELECT MIN(actor) FROM audit_actors"},
-    {"next_audit_actor", "SELECT actor FROM audit_actors WHERE actor > ?1 ORDER BY actor LIMIT 1"},
-    {"prune_audit_actor", "DELETE FROM audit_actors WHERE actor = ?1 AND seq < ?2"},
+    // The block the prune point falls inside, whose postings keep their retained records.
+    {"straddling_audit_block",
+     "SELECT first_seq FROM audit_time_blocks WHERE first_seq < ?1 AND last_seq >= ?1 "
+     "ORDER BY first_seq DESC LIMIT 1"},
+    {"prune_audit_postings", "DELETE FROM audit_postings WHERE first_seq < ?1"},
     // A block that keeps some records keeps its bounds: they still cover what is left.
     {"prune_audit_time_blocks", "DELETE FROM audit_time_blocks WHERE last_seq < ?1"},
     {"prune_audit_rows", "DELETE FROM audit_log WHERE seq < ?1"},
@@ -754,6 +777,10 @@ class Stmt {
     if (rc == SQLITE_DONE) return false;
     return SqliteError(rc, db_, std::string("step ") + name_);
   }
+  // Ready to step from the start again, keeping the bindings not bound anew.
+  void Reset() {
+    if (stmt_ != nullptr) sqlite3_reset(stmt_);
+  }
   // Steps a statement that returns no rows.
   Status Run() {
     StatusOr<bool> row = Step();
@@ -1009,6 +1036,158 @@ Status MoveIndexRowsToSearchRows(Conn& conn) {
   return conn.ExecScript("DROP TABLE search_index");
 }
 
+// One fold block's records: their sequence and time bounds and what they name.
+struct AuditFoldBlock {
+  int64_t first = -1;  // -1: no records.
+  int64_t last = -1;
+  int64_t min_time_us = 0;
+  int64_t max_time_us = 0;
+  AuditPostings postings;
+};
+
+// The records with sequence numbers in [from, to] and the patients and actors they name. A
+// patients column that is not JSON names none: the audit layer reports the column itself.
+template <typename Conn>
+StatusOr<AuditFoldBlock> CollectAuditFoldBlock(Conn& conn, int64_t from, int64_t to) {
+  AuditFoldBlock block;
+  Stmt rows(conn, Sql::kAuditFoldRecords);
+  rows.BindInt64(1, from);
+  rows.BindInt64(2, to);
+  while (true) {
+    KURA_ASSIGN_OR_RETURN(bool row, rows.Step());
+    if (!row) break;
+    const int64_t sequence = rows.Int64(0);
+    if (sequence != block.last) {
+      const int64_t time_us = rows.Int64(2);
+      if (block.first < 0) {
+        block.first = sequence;
+        block.min_time_us = block.max_time_us = time_us;
+      }
+      block.last = sequence;
+      block.min_time_us = std::min(block.min_time_us, time_us);
+      block.max_time_us = std::max(block.max_time_us, time_us);
+      AddAuditPosting(block.postings, AuditPostingKind::kActor, rows.Text(1),
+                      static_cast<uint64_t>(sequence));
+    }
+    if (!rows.IsNull(3)) {
+      AddAuditPosting(block.postings, AuditPostingKind::kPatient, rows.Text(3),
+                      static_cast<uint64_t>(sequence));
+    }
+  }
+  return block;
+}
+
+// Stores one posting list of the block that starts at `first_seq`, in place of the one there.
+template <typename Conn>
+Status WriteAuditPostingList(Conn& conn, int64_t first_seq, AuditPostingKind kind,
+                             std::string_view key, const std::vector<uint64_t>& sequences) {
+  const std::string value =
+      EncodeAuditPostingSequences(static_cast<uint64_t>(first_seq), sequences);
+  Stmt insert(conn, Sql::kInsertAuditPosting);
+  insert.BindInt64(1, first_seq);
+  insert.BindInt64(2, static_cast<int64_t>(kind));
+  insert.BindText(3, key);
+  insert.BindBlob(4, value);
+  return insert.Run();
+}
+
+// Stores `postings` as the posting lists of the block that starts at `first_seq`.
+template <typename Conn>
+Status WriteAuditPostings(Conn& conn, int64_t first_seq, const AuditPostings& postings) {
+  for (const auto& [key, sequences] : postings) {
+    KURA_RETURN_IF_ERROR(WriteAuditPostingList(conn, first_seq, key.first, key.second, sequences));
+  }
+  return Status();
+}
+
+// The block `own` makes when it holds exactly the records after `through` (what
+// CollectAuditFoldBlock would read back); nullopt when it does not.
+template <typename Conn>
+StatusOr<std::optional<AuditFoldBlock>> OwnAuditFoldBlock(Conn& conn, int64_t through,
+                                                          const std::vector<AuditFoldEntry>& own) {
+  if (own.empty()) return std::optional<AuditFoldBlock>();
+  Stmt span(conn, Sql::kAuditUnfoldedSpan);
+  span.BindInt64(1, through);
+  KURA_ASSIGN_OR_RETURN(bool row, span.Step());
+  // Inserted in ascending order, so first, last and count pin every sequence in between.
+  if (!row || span.IsNull(0) || span.IsNull(1) || span.Int64(0) != own.front().sequence ||
+      span.Int64(1) != own.back().sequence ||
+      own.back().sequence - own.front().sequence + 1 != static_cast<int64_t>(own.size())) {
+    return std::optional<AuditFoldBlock>();
+  }
+  AuditFoldBlock block;
+  block.first = own.front().sequence;
+  block.last = own.back().sequence;
+  block.min_time_us = block.max_time_us = own.front().time_us;
+  for (const AuditFoldEntry& entry : own) {
+    const auto sequence = static_cast<uint64_t>(entry.sequence);
+    block.min_time_us = std::min(block.min_time_us, entry.time_us);
+    block.max_time_us = std::max(block.max_time_us, entry.time_us);
+    AddAuditPosting(block.postings, AuditPostingKind::kActor, entry.actor, sequence);
+    for (const std::string& patient : entry.patient_ids) {
+      AddAuditPosting(block.postings, AuditPostingKind::kPatient, patient, sequence);
+    }
+  }
+  return std::optional<AuditFoldBlock>(std::move(block));
+}
+
+// Files the records after audit_index_fold.through_seq as one block: its posting lists, its
+// audit_time_blocks row, and the fold's new end. `own`: the records this writer inserted since
+// the last fold, used instead of reading the rows back when they are exactly those records.
+template <typename Conn>
+Status FoldUnfoldedAuditRecords(Conn& conn, const std::vector<AuditFoldEntry>& own) {
+  int64_t through = 0;
+  {
+    Stmt query(conn, Sql::kAuditFoldThrough);
+    KURA_ASSIGN_OR_RETURN(bool row, query.Step());
+    // Without the row nothing was ever folded here; verification reports it.
+    if (!row || query.IsNull(0)) return Status();
+    through = query.Int64(0);
+  }
+  KURA_ASSIGN_OR_RETURN(std::optional<AuditFoldBlock> own_block,
+                        OwnAuditFoldBlock(conn, through, own));
+  AuditFoldBlock block;
+  if (own_block) {
+    block = std::move(*own_block);
+  } else {
+    KURA_ASSIGN_OR_RETURN(
+        block, CollectAuditFoldBlock(conn, through + 1, static_cast<int64_t>(kMaxSequence)));
+  }
+  if (block.first < 0) return Status();
+  KURA_RETURN_IF_ERROR(WriteAuditPostings(conn, block.first, block.postings));
+  {
+    Stmt insert(conn, Sql::kInsertAuditTimeBlock);
+    insert.BindInt64(1, block.first);
+    insert.BindInt64(2, block.last);
+    insert.BindInt64(3, block.min_time_us);
+    insert.BindInt64(4, block.max_time_us);
+    KURA_RETURN_IF_ERROR(insert.Run());
+  }
+  Stmt advance(conn, Sql::kAdvanceAuditIndexFold);
+  advance.BindInt64(1, block.last);
+  return advance.Run();
+}
+
+// Schema version 10: the posting lists of every folded block, from the records it covers (a
+// block whose first records were pruned keeps its first_seq as the key), then the per-record
+// tables go.
+template <typename Conn>
+Status FileFoldedAuditRecordsAsPostings(Conn& conn) {
+  Stmt blocks(conn.db(),
+              "SELECT first_seq, last_seq FROM audit_time_blocks WHERE first_seq <= "
+              "(SELECT through_seq FROM audit_index_fold) ORDER BY first_seq",
+              "read audit_time_blocks");
+  while (true) {
+    KURA_ASSIGN_OR_RETURN(bool row, blocks.Step());
+    if (!row) break;
+    const int64_t first_seq = blocks.Int64(0);
+    KURA_ASSIGN_OR_RETURN(AuditFoldBlock block,
+                          CollectAuditFoldBlock(conn, first_seq, blocks.Int64(1)));
+    KURA_RETURN_IF_ERROR(WriteAuditPostings(conn, first_seq, block.postings));
+  }
+  return conn.ExecScript("DROP TABLE audit_patients; DROP TABLE audit_actors;");
+}
+
 // Applies schema migrations inside the open transaction on `conn`.
 template <typename Conn>
 Status MigrateInTransaction(Conn& conn) {
@@ -1028,6 +1207,9 @@ Status MigrateInTransaction(Conn& conn) {
   for (int64_t version = current + 1; version <= known; ++version) {
     KURA_RETURN_IF_ERROR(conn.ExecScript(kMigrations[static_cast<size_t>(version - 1)]));
     if (version == kSearchRowsMigration) KURA_RETURN_IF_ERROR(MoveIndexRowsToSearchRows(conn));
+    if (version == kAuditPostingsMigration) {
+      KURA_RETURN_IF_ERROR(FileFoldedAuditRecordsAsPostings(conn));
+    }
     Stmt insert(conn, Sql::kInsertMigration);
     insert.BindInt64(1, version);
     insert.BindInt64(2, ToMicros(Clock::System().Now()));
@@ -1349,9 +1531,16 @@ void SqliteStore::RunGroup(std::vector<PendingWrite>& group, std::vector<Status>
   writes_.fetch_add(static_cast<int64_t>(group.size()), std::memory_order_relaxed);
   // Nothing of the group is durable: everyone learns the database could not commit.
   pending_index_.clear();
+  folded_in_group_ = false;
+  if (fold_entries_.size() > 4 * static_cast<size_t>(options_.audit_index_fold_records)) {
+    // Folds keep failing: they will read the rows back once they work again.
+    fold_entries_.clear();
+    fold_entries_committed_ = 0;
+  }
   auto fail_group = [&](const Status& cause, std::string_view event) {
     conn.RollbackIfActive();
     pending_index_.clear();
+    fold_entries_.resize(fold_entries_committed_);
     if (audit_open) appender->EndTransaction(false);
     Status unavailable = UnavailableError("storage error", cause.internal_detail());
     for (Status& status : statuses) status = unavailable;
@@ -1436,6 +1625,8 @@ void SqliteStore::RunGroup(std::vector<PendingWrite>& group, std::vector<Status>
     return;
   }
   if (audit_open) appender->EndTransaction(true);
+  if (folded_in_group_) fold_entries_.clear();
+  fold_entries_committed_ = fold_entries_.size();
   // Durable: searches see the group's resources before any of its writers hears back.
   if (options_.search_index) search_index_.Apply(pending_index_);
   pending_index_.clear();
@@ -1457,24 +1648,29 @@ Status SqliteStore::InsertAuditRows(Connection& conn) {
     insert.BindText(10, patients);
     KURA_RETURN_IF_ERROR(insert.Run());
     ++unfolded_audit_records_;
+    fold_entries_.push_back({.sequence = static_cast<int64_t>(row.sequence),
+                             .time_us = row.time_us,
+                             .actor = row.actor,
+                             .patient_ids = row.patient_ids});
   }
   for (const AuditNode& node : audit_nodes_) KURA_RETURN_IF_ERROR(InsertAuditNode(conn, node));
   return Status();
 }
 
-// Files the records written since the last fold into the folded audit indexes (audit_patients,
-// audit_actors, one audit_time_blocks row), inside the group's transaction. A failed fold only
-// leaves them unfolded (searches read those row by row), so it is rolled back on its own and
-// retried after as many records again.
+// Files the records written since the last fold into the folded audit indexes (posting lists and
+// one audit_time_blocks row: FoldUnfoldedAuditRecords), inside the group's transaction. A failed
+// fold only leaves them unfolded (searches read those row by row), so it is rolled back on its own
+// and retried after as many records again.
 Status SqliteStore::FoldAuditIndexes(Connection& conn) {
   const int64_t records = unfolded_audit_records_;
   unfolded_audit_records_ = 0;
   KURA_RETURN_IF_ERROR(Stmt(conn, Sql::kSavepoint).Run());
-  Status folded = Stmt(conn, Sql::kFoldAuditPatients).Run();
-  if (folded.ok()) folded = Stmt(conn, Sql::kFoldAuditActors).Run();
-  if (folded.ok()) folded = Stmt(conn, Sql::kFoldAuditTimeBlock).Run();
-  if (folded.ok()) folded = Stmt(conn, Sql::kAdvanceAuditIndexFold).Run();
-  if (folded.ok()) return Stmt(conn, Sql::kRelease).Run();
+  Status folded = FoldUnfoldedAuditRecords(conn, fold_entries_);
+  if (folded.ok()) folded = Stmt(conn, Sql::kRelease).Run();
+  if (folded.ok()) {
+    folded_in_group_ = true;
+    return folded;
+  }
   log::Error("store_audit_fold_failed",
              {{"records", records}, {"detail", folded.internal_detail()}});
   if (!conn.InTransaction()) return folded;  // SQLite rolled the whole group back.
@@ -1923,14 +2119,87 @@ StatusOr<std::vector<AuditStatement>> SqliteStore::ReadAuditCheckpointsAfter(uin
   return ReadAllRows(query, ReadAuditStatementRow);
 }
 
+namespace {
+
+// The folded part of a keyed audit search, inside SearchAudit's read transaction: the posting
+// lists of the patient (or else the actor) from the newest block down, each listed record read
+// by its key and kept when the other filters hold, until `rows` holds `wanted`.
+template <typename Conn>
+Status SearchFoldedAudit(Conn& conn, const AuditQuery& q, const std::string& row_filters,
+                         int64_t before, int64_t wanted, std::vector<AuditRow>& rows) {
+  // The sequence range [low, high] the folded part may answer from.
+  int64_t high = before - 1;
+  int64_t low = 0;
+  {
+    Stmt bounds(conn.db(),
+                "SELECT (SELECT through_seq FROM audit_index_fold), "
+                "IFNULL((SELECT MAX(last_seq) FROM audit_time_blocks WHERE min_time_us < ?7), -1), "
+                "IFNULL((SELECT MIN(first_seq) FROM audit_time_blocks WHERE max_time_us >= ?6), "
+                "(SELECT through_seq FROM audit_index_fold) + 1)",
+                "audit_search_bounds");
+    bounds.BindInt64(6, q.since_us.value_or(0));
+    bounds.BindInt64(7, q.until_us.value_or(0));
+    KURA_ASSIGN_OR_RETURN(bool row, bounds.Step());
+    if (!row || bounds.IsNull(0)) return Status();  // Nothing was ever folded.
+    high = std::min(high, bounds.Int64(0));
+    if (q.until_us) high = std::min(high, bounds.Int64(1));
+    if (q.since_us) low = bounds.Int64(2);
+  }
+  if (high < low) return Status();
+  const bool by_patient = !q.patient_id.empty();
+  Stmt lists(conn, Sql::kAuditPostingsOfKey);
+  lists.BindInt64(
+      1, static_cast<int64_t>(by_patient ? AuditPostingKind::kPatient : AuditPostingKind::kActor));
+  lists.BindText(2, by_patient ? q.patient_id : q.actor);
+  lists.BindInt64(3, high);
+  Stmt record(conn.db(),
+              "SELECT " KURA_AUDIT_COLUMNS " FROM audit_log a WHERE a.seq = ?1" + row_filters,
+              "audit_search_record");
+  if (!q.actor.empty()) record.BindText(2, q.actor);
+  if (!q.category.empty()) record.BindText(3, q.category);
+  if (!q.action.empty()) record.BindText(4, q.action);
+  if (q.outcome) record.BindInt64(5, *q.outcome);
+  if (q.since_us) record.BindInt64(6, *q.since_us);
+  if (q.until_us) record.BindInt64(7, *q.until_us);
+  // Strictly below what the rows already hold: blocks do not overlap, but an edited index might.
+  uint64_t below = rows.empty() ? static_cast<uint64_t>(high) + 1 : rows.back().sequence;
+  below = std::min(below, static_cast<uint64_t>(high) + 1);
+  while (static_cast<int64_t>(rows.size()) < wanted) {
+    KURA_ASSIGN_OR_RETURN(bool row, lists.Step());
+    if (!row) break;
+    const auto first_seq = static_cast<uint64_t>(lists.Int64(0));
+    std::optional<std::vector<uint64_t>> sequences =
+        DecodeAuditPostingSequences(first_seq, lists.Blob(1));
+    if (!sequences) {
+      return DataLossError("an audit search index entry cannot be read",
+                           "audit_postings block " + std::to_string(first_seq));
+    }
+    for (auto it = sequences->rbegin(); it != sequences->rend(); ++it) {
+      if (*it >= below) continue;
+      if (*it < static_cast<uint64_t>(low)) return Status();
+      record.Reset();
+      record.BindInt64(1, static_cast<int64_t>(*it));
+      KURA_ASSIGN_OR_RETURN(bool found, record.Step());
+      if (!found) continue;  // Filtered out (or pruned meanwhile).
+      KURA_ASSIGN_OR_RETURN(AuditRow read, ReadAuditRow(record));
+      below = *it;
+      rows.push_back(std::move(read));
+      if (static_cast<int64_t>(rows.size()) == wanted) return Status();
+    }
+  }
+  return Status();
+}
+
+}  // namespace
+
 StatusOr<AuditPage> SqliteStore::SearchAudit(const AuditQuery& q) {
   if (q.limit < 1) return InvalidArgumentError("audit search limit must be at least 1");
   // Fixed fragments with fixed parameter numbers: the text varies with which filters are set,
-  // never with their values. Two parts in one statement, so they read one snapshot: the records
-  // after the last fold, filtered row by row (at most about audit_index_fold_records of them),
-  // and the folded ones, reached through audit_patients or audit_actors when those filters are
-  // set and narrowed to a sequence range by the time blocks. Each part yields its rows in
-  // descending sequence order, so SQLite merges them and stops at the limit.
+  // never with their values. Two parts: the records after the last fold, filtered row by row
+  // (at most about audit_index_fold_records of them), and the folded ones, reached through
+  // the posting lists when a patient or an actor is asked for, and narrowed to a sequence range
+  // by the time blocks. Both parts yield rows in descending sequence order and stop at the
+  // limit; with a patient or an actor they are read in one snapshot (one read transaction).
   const std::string folded = "(SELECT through_seq FROM audit_index_fold)";
   std::string row_filters;
   if (!q.actor.empty()) row_filters += " AND a.actor = ?2";
@@ -1939,47 +2208,13 @@ StatusOr<AuditPage> SqliteStore::SearchAudit(const AuditQuery& q) {
   if (q.outcome) row_filters += " AND a.outcome = ?5";
   if (q.since_us) row_filters += " AND a.time_us >= ?6";
   if (q.until_us) row_filters += " AND a.time_us < ?7";
-
-  std::string sql =
-      "SELECT " KURA_AUDIT_COLUMNS " FROM audit_log a WHERE a.seq > " + folded + " AND a.seq < ?1";
-  sql += row_filters;
-  if (!q.patient_id.empty()) {
-    sql += " AND EXISTS (SELECT 1 FROM json_each(a.patients) WHERE value = ?8)";
-  }
-  // The folded part's first column is its driving key, so that index delivers the order.
-  std::string key = "a.seq";
-  std::string from = "audit_log a WHERE 1";
-  if (!q.patient_id.empty()) {
-    key = "d.seq";
-    from = "audit_patients d JOIN audit_log a ON a.seq = d.seq WHERE d.patient = ?8";
-  } else if (!q.actor.empty()) {
-    key = "d.seq";
-    from = "audit_actors d JOIN audit_log a ON a.seq = d.seq WHERE d.actor = ?2";
-  }
-  sql += " UNION ALL SELECT " + key +
-         ", a.time_us, a.category, a.action, a.outcome, a.actor, a.record, a.leaf_hash, "
-         "a.chain_hash, a.patients FROM " +
-         from + row_filters;
-  // One bound, so SQLite can use it as the range end.
-  sql += " AND " + key + " <= MIN(" + folded + ", ?1 - 1";
-  if (q.until_us) {
-    sql += ", IFNULL((SELECT MAX(last_seq) FROM audit_time_blocks WHERE min_time_us < ?7), -1)";
-  }
-  sql += ")";
-  if (q.since_us) {
-    sql += " AND " + key +
-           " >= IFNULL((SELECT MIN(first_seq) FROM audit_time_blocks WHERE max_time_us >= ?6), " +
-           folded + " + 1)";
-  }
-  sql += " ORDER BY 1 DESC LIMIT ?9";
-
-  ReaderLease lease(*this);
-  AuditPage page;
-  {
-    Stmt query(lease.conn().db(), sql, "audit_search");
-    query.BindInt64(1, q.before_sequence == 0 || q.before_sequence > kMaxSequence
-                           ? std::numeric_limits<int64_t>::max()
-                           : static_cast<int64_t>(q.before_sequence));
+  const bool keyed = !q.patient_id.empty() || !q.actor.empty();
+  const int64_t before = q.before_sequence == 0 || q.before_sequence > kMaxSequence
+                             ? std::numeric_limits<int64_t>::max()
+                             : static_cast<int64_t>(q.before_sequence);
+  // One row more than asked tells whether another page exists.
+  const int64_t wanted = q.limit == std::numeric_limits<int64_t>::max() ? q.limit : q.limit + 1;
+  auto bind_filters = [&q](Stmt& query) {
     if (!q.actor.empty()) query.BindText(2, q.actor);
     if (!q.category.empty()) query.BindText(3, q.category);
     if (!q.action.empty()) query.BindText(4, q.action);
@@ -1987,19 +2222,60 @@ StatusOr<AuditPage> SqliteStore::SearchAudit(const AuditQuery& q) {
     if (q.since_us) query.BindInt64(6, *q.since_us);
     if (q.until_us) query.BindInt64(7, *q.until_us);
     if (!q.patient_id.empty()) query.BindText(8, q.patient_id);
-    // One row more than asked tells whether another page exists.
-    query.BindInt64(9, q.limit == std::numeric_limits<int64_t>::max() ? q.limit : q.limit + 1);
-    while (true) {
-      KURA_ASSIGN_OR_RETURN(bool row, query.Step());
-      if (!row) break;
-      if (static_cast<int64_t>(page.rows.size()) == q.limit) {
-        page.next_before_sequence = page.rows.back().sequence;
-        break;
-      }
-      KURA_ASSIGN_OR_RETURN(AuditRow read, ReadAuditRow(query));
-      page.rows.push_back(std::move(read));
+  };
+
+  std::string sql = "SELECT " KURA_AUDIT_COLUMNS " FROM audit_log a WHERE a.seq > " + folded +
+                    " AND a.seq < ?1" + row_filters;
+  if (!q.patient_id.empty()) {
+    sql += " AND EXISTS (SELECT 1 FROM json_each(a.patients) WHERE value = ?8)";
+  }
+  if (!keyed) {
+    // Without a key the folded part reads audit_log too, in the same statement (one snapshot).
+    sql += " UNION ALL SELECT " KURA_AUDIT_COLUMNS " FROM audit_log a WHERE 1" + row_filters;
+    // One bound, so SQLite can use it as the range end.
+    sql += " AND a.seq <= MIN(" + folded + ", ?1 - 1";
+    if (q.until_us) {
+      sql += ", IFNULL((SELECT MAX(last_seq) FROM audit_time_blocks WHERE min_time_us < ?7), -1)";
+    }
+    sql += ")";
+    if (q.since_us) {
+      sql +=
+          " AND a.seq >= IFNULL((SELECT MIN(first_seq) FROM audit_time_blocks WHERE "
+          "max_time_us >= ?6), " +
+          folded + " + 1)";
     }
   }
+  sql += " ORDER BY 1 DESC LIMIT ?9";
+
+  ReaderLease lease(*this);
+  Connection& conn = lease.conn();
+  struct EndSnapshot {
+    Connection& conn;
+    ~EndSnapshot() { conn.RollbackIfActive(); }
+  } end_snapshot{conn};
+  if (keyed) KURA_RETURN_IF_ERROR(conn.ExecScript("BEGIN"));
+  std::vector<AuditRow> rows;
+  {
+    Stmt query(conn.db(), sql, "audit_search");
+    query.BindInt64(1, before);
+    bind_filters(query);
+    query.BindInt64(9, wanted);
+    while (static_cast<int64_t>(rows.size()) < wanted) {
+      KURA_ASSIGN_OR_RETURN(bool row, query.Step());
+      if (!row) break;
+      KURA_ASSIGN_OR_RETURN(AuditRow read, ReadAuditRow(query));
+      rows.push_back(std::move(read));
+    }
+  }
+  if (keyed && static_cast<int64_t>(rows.size()) < wanted) {
+    KURA_RETURN_IF_ERROR(SearchFoldedAudit(conn, q, row_filters, before, wanted, rows));
+  }
+  AuditPage page;
+  if (static_cast<int64_t>(rows.size()) > q.limit) {
+    rows.resize(static_cast<size_t>(q.limit));
+    page.next_before_sequence = rows.back().sequence;
+  }
+  page.rows = std::move(rows);
   return page;
 }
 
@@ -2056,20 +2332,12 @@ StatusOr<std::vector<AuditStatement>> SqliteStore::ReadAuditPruneAnchors() {
 
 namespace {
 
-// CheckAuditIndexes reads every folded row once, with what the folded indexes hold for it, and
-// counts their entries; only when the counts show entries no row accounts for does it look for
-// them entry by entry (a join back into audit_log per entry, which would double the time of a
-// clean run). A patients column that is not JSON counts as naming no patient: the audit layer
-// reports the column itself.
-#define KURA_AUDIT_ROW_PATIENTS \
-  "json_each(CASE WHEN json_valid(a.patients) THEN a.patients ELSE '[]' END) p"
+// CheckAuditIndexes reads every folded row once for its time block, then each block's rows again
+// for what they name, against the block's posting lists (a block's worth of keys in memory at a
+// time), and last the posting lists of no folded block.
 #define KURA_AUDIT_FOLD_THROUGH "(SELECT through_seq FROM audit_index_fold)"
 constexpr const char* kAuditFoldedRowsCheck =
-    "SELECT a.seq, (SELECT COUNT(*) FROM " KURA_AUDIT_ROW_PATIENTS
-    "), (SELECT COUNT(*) FROM " KURA_AUDIT_ROW_PATIENTS
-    " WHERE NOT EXISTS (SELECT 1 FROM audit_patients d WHERE d.patient = p.value AND "
-    "d.seq = a.seq)), EXISTS (SELECT 1 FROM audit_actors d WHERE d.actor = a.actor AND "
-    "d.seq = a.seq), "
+    "SELECT a.seq, "
     // Blocks do not overlap, so the one that starts last at or before a record must hold it.
     "EXISTS (SELECT 1 FROM audit_time_blocks b WHERE b.first_seq = (SELECT MAX(first_seq) FROM "
     "audit_time_blocks WHERE first_seq <= a.seq) AND b.last_seq >= a.seq AND "
@@ -2077,21 +2345,54 @@ constexpr const char* kAuditFoldedRowsCheck =
     "FROM audit_log a WHERE a.seq <= " KURA_AUDIT_FOLD_THROUGH " ORDER BY a.seq";
 constexpr const char* kAuditFoldState =
     "SELECT " KURA_AUDIT_FOLD_THROUGH ", (SELECT MAX(seq) FROM audit_log)";
-constexpr const char* kAuditFoldedEntryCounts =
-    "SELECT (SELECT COUNT(*) FROM audit_patients), (SELECT COUNT(*) FROM audit_actors)";
-constexpr const char* kAuditStrayPatientEntries =
-    "SELECT DISTINCT d.seq FROM audit_patients d WHERE d.seq > " KURA_AUDIT_FOLD_THROUGH
-    " OR NOT EXISTS (SELECT 1 FROM audit_log a, " KURA_AUDIT_ROW_PATIENTS
-    " WHERE a.seq = d.seq AND p.value = d.patient) ORDER BY d.seq LIMIT ?1";
-constexpr const char* kAuditStrayActorEntries =
-    "SELECT DISTINCT d.seq FROM audit_actors d WHERE d.seq > " KURA_AUDIT_FOLD_THROUGH
-    " OR NOT EXISTS (SELECT 1 FROM audit_log a WHERE a.seq = d.seq AND a.actor = d.actor) "
-    "ORDER BY d.seq LIMIT ?1";
+constexpr const char* kAuditFoldedBlocks =
+    "SELECT first_seq, last_seq FROM audit_time_blocks WHERE first_seq <= " KURA_AUDIT_FOLD_THROUGH
+    " ORDER BY first_seq";
+constexpr const char* kAuditStrayPostings =
+    "SELECT first_seq, seqs FROM audit_postings WHERE first_seq > " KURA_AUDIT_FOLD_THROUGH
+    " OR first_seq NOT IN (SELECT first_seq FROM audit_time_blocks) ORDER BY first_seq LIMIT ?1";
 #undef KURA_AUDIT_FOLD_THROUGH
-#undef KURA_AUDIT_ROW_PATIENTS
 
 std::string RecordFinding(uint64_t sequence, std::string_view what) {
   return "record " + std::to_string(sequence) + " " + std::string(what);
+}
+
+// `expected` (what a block's rows name) against `stored` (its posting lists): each record a list
+// lacks, and each a list holds that its row does not name. Keys whose list did not decode
+// (`unreadable`, reported already) are not compared.
+void CompareAuditPostings(const AuditPostings& expected, const AuditPostings& stored,
+                          const std::set<std::pair<AuditPostingKind, std::string>>& unreadable,
+                          const std::function<void(std::optional<uint64_t>, std::string)>& add) {
+  static const std::vector<uint64_t> kNone;
+  std::set<std::pair<AuditPostingKind, std::string>> keys;
+  for (const auto& entry : expected) keys.insert(entry.first);
+  for (const auto& entry : stored) keys.insert(entry.first);
+  for (const auto& key : keys) {
+    if (unreadable.contains(key)) continue;
+    const auto want = expected.find(key);
+    const auto have = stored.find(key);
+    const std::vector<uint64_t>& wanted = want == expected.end() ? kNone : want->second;
+    const std::vector<uint64_t>& held = have == stored.end() ? kNone : have->second;
+    const bool patient = key.first == AuditPostingKind::kPatient;
+    std::vector<uint64_t> difference;
+    std::set_difference(wanted.begin(), wanted.end(), held.begin(), held.end(),
+                        std::back_inserter(difference));
+    for (uint64_t sequence : difference) {
+      add(sequence, RecordFinding(sequence, patient ? "is folded, but audit_postings does not file "
+                                                      "it under every patient its row names"
+                                                    : "is folded, but audit_postings does not file "
+                                                      "it under its actor"));
+    }
+    difference.clear();
+    std::set_difference(held.begin(), held.end(), wanted.begin(), wanted.end(),
+                        std::back_inserter(difference));
+    for (uint64_t sequence : difference) {
+      add(sequence, RecordFinding(sequence, patient ? "is filed in audit_postings under a patient "
+                                                      "its row does not name"
+                                                    : "is filed in audit_postings under an actor "
+                                                      "its row does not name"));
+    }
+  }
 }
 
 }  // namespace
@@ -2099,21 +2400,23 @@ std::string RecordFinding(uint64_t sequence, std::string_view what) {
 StatusOr<std::vector<AuditIndexFinding>> SqliteStore::CheckAuditIndexes(size_t limit) {
   std::vector<AuditIndexFinding> findings;
   if (limit == 0) return findings;
-  auto add = [&findings, limit](std::optional<uint64_t> sequence, std::string what) {
-    if (findings.size() < limit) findings.push_back({sequence, std::move(what)});
-  };
+  const std::function<void(std::optional<uint64_t>, std::string)> add =
+      [&findings, limit](std::optional<uint64_t> sequence, std::string what) {
+        if (findings.size() < limit) findings.push_back({sequence, std::move(what)});
+      };
   ReaderLease lease(*this);
+  Connection& conn = lease.conn();
   // One snapshot for every statement below: with a server appending and folding meanwhile, the
-  // entry counts would otherwise be taken after a fold the row scan did not see.
-  KURA_RETURN_IF_ERROR(lease.conn().ExecScript("BEGIN"));
+  // blocks would otherwise be read after a fold the row scan did not see.
+  KURA_RETURN_IF_ERROR(conn.ExecScript("BEGIN"));
   struct EndSnapshot {
     Connection& conn;
     ~EndSnapshot() { conn.RollbackIfActive(); }
-  } end_snapshot{lease.conn()};
+  } end_snapshot{conn};
   {
     // Without the fold's row every search finds nothing; past the last record it would keep
     // the next records out of the patient and actor indexes for good.
-    Stmt fold(lease.conn().db(), kAuditFoldState, "audit_check_fold");
+    Stmt fold(conn.db(), kAuditFoldState, "audit_check_fold");
     KURA_ASSIGN_OR_RETURN(bool row, fold.Step());
     if (row && fold.IsNull(0)) {
       // Every folded entry would be reported too; this one finding says it.
@@ -2125,58 +2428,60 @@ StatusOr<std::vector<AuditIndexFinding>> SqliteStore::CheckAuditIndexes(size_t l
                             " are folded, but the log ends at " + std::to_string(fold.Int64(1)));
     }
   }
-  int64_t patients_named = 0;
-  int64_t folded_rows = 0;
   {
-    Stmt rows(lease.conn().db(), kAuditFoldedRowsCheck, "audit_check_folded_rows");
+    Stmt rows(conn.db(), kAuditFoldedRowsCheck, "audit_check_folded_rows");
     while (true) {
       KURA_ASSIGN_OR_RETURN(bool row, rows.Step());
       if (!row) break;
-      const auto sequence = static_cast<uint64_t>(rows.Int64(0));
-      ++folded_rows;
-      patients_named += rows.Int64(1);
-      if (rows.Int64(2) != 0) {
-        add(sequence, RecordFinding(sequence,
-                                    "is folded, but audit_patients does not file it "
-                                    "under every patient its row names"));
-      }
-      if (rows.Int64(3) == 0) {
-        add(sequence,
-            RecordFinding(sequence,
-                          "is folded, but audit_actors does not file it under its actor"));
-      }
-      if (rows.Int64(4) == 0) {
+      if (rows.Int64(1) == 0) {
+        const auto sequence = static_cast<uint64_t>(rows.Int64(0));
         add(sequence, RecordFinding(sequence,
                                     "is folded, but no audit_time_blocks row covers it "
                                     "and its time"));
       }
     }
   }
-  // Every entry a folded row names is there (or reported above); so there is an entry no row
-  // accounts for exactly when a table holds more entries than the rows name.
-  Stmt counts(lease.conn().db(), kAuditFoldedEntryCounts, "audit_check_entry_counts");
-  KURA_ASSIGN_OR_RETURN(bool counted, counts.Step());
-  if (!counted) return InternalError("audit index check: no counts");
-  const struct {
-    int64_t entries;
-    int64_t expected;
-    const char* query;
-    const char* what;
-  } stray_checks[] = {
-      {counts.Int64(0), patients_named, kAuditStrayPatientEntries,
-       "is filed in audit_patients under a patient its row does not name, or is not folded yet"},
-      {counts.Int64(1), folded_rows, kAuditStrayActorEntries,
-       "is filed in audit_actors under an actor its row does not name, or is not folded yet"},
-  };
-  for (const auto& check : stray_checks) {
-    if (check.entries == check.expected) continue;
-    Stmt query(lease.conn().db(), check.query, "audit_check_stray_entries");
-    query.BindInt64(1, static_cast<int64_t>(std::min<uint64_t>(limit, kMaxSequence)));
+  {
+    Stmt blocks(conn.db(), kAuditFoldedBlocks, "audit_check_blocks");
     while (true) {
-      KURA_ASSIGN_OR_RETURN(bool row, query.Step());
+      KURA_ASSIGN_OR_RETURN(bool row, blocks.Step());
       if (!row) break;
-      const auto sequence = static_cast<uint64_t>(query.Int64(0));
-      add(sequence, RecordFinding(sequence, check.what));
+      const int64_t first_seq = blocks.Int64(0);
+      KURA_ASSIGN_OR_RETURN(AuditFoldBlock block,
+                            CollectAuditFoldBlock(conn, first_seq, blocks.Int64(1)));
+      AuditPostings stored;
+      std::set<std::pair<AuditPostingKind, std::string>> unreadable;
+      Stmt lists(conn, Sql::kAuditPostingsOfBlock);
+      lists.BindInt64(1, first_seq);
+      while (true) {
+        KURA_ASSIGN_OR_RETURN(bool list, lists.Step());
+        if (!list) break;
+        const auto kind = static_cast<AuditPostingKind>(lists.Int64(0));
+        std::optional<std::vector<uint64_t>> sequences =
+            DecodeAuditPostingSequences(static_cast<uint64_t>(first_seq), lists.Blob(2));
+        if (!sequences) {
+          add(static_cast<uint64_t>(first_seq), "the audit_postings entry list of the block at " +
+                                                    std::to_string(first_seq) + " cannot be read");
+          unreadable.insert({kind, lists.Text(1)});
+          continue;
+        }
+        stored[{kind, lists.Text(1)}] = std::move(*sequences);
+      }
+      CompareAuditPostings(block.postings, stored, unreadable, add);
+    }
+  }
+  {
+    Stmt stray(conn.db(), kAuditStrayPostings, "audit_check_stray_postings");
+    stray.BindInt64(1, static_cast<int64_t>(std::min<uint64_t>(limit, kMaxSequence)));
+    while (true) {
+      KURA_ASSIGN_OR_RETURN(bool row, stray.Step());
+      if (!row) break;
+      const auto first_seq = static_cast<uint64_t>(stray.Int64(0));
+      std::optional<std::vector<uint64_t>> sequences =
+          DecodeAuditPostingSequences(first_seq, stray.Blob(1));
+      const uint64_t sequence = sequences && !sequences->empty() ? sequences->front() : first_seq;
+      add(sequence,
+          RecordFinding(sequence, "is filed in audit_postings under a block that is not folded"));
     }
   }
   std::stable_sort(findings.begin(), findings.end(),
@@ -2197,31 +2502,55 @@ StatusOr<std::optional<uint64_t>> SqliteStore::FindFirstAuditSequenceSince(int64
 
 namespace {
 
-// Deletes the entries below `first` of a folded index keyed (key, seq), one key range per key
-// (see next_audit_patient): "seq < ?" alone would scan every entry ever kept.
+// Deletes the posting lists of the blocks below the prune point `first`, and drops the pruned
+// records from the lists of the block it falls inside (which keeps its first_seq, as its
+// audit_time_blocks row keeps its bounds).
 template <typename Conn>
-Status PruneKeyedAuditIndex(Conn& conn, Sql first_key, Sql next_key, Sql prune_key, int64_t first) {
-  std::optional<std::string> key;
+Status PruneAuditPostings(Conn& conn, int64_t first) {
+  std::optional<int64_t> straddling;
   {
-    Stmt lowest(conn, first_key);
-    KURA_ASSIGN_OR_RETURN(bool row, lowest.Step());
-    if (row && !lowest.IsNull(0)) key = lowest.Text(0);
+    Stmt query(conn, Sql::kStraddlingAuditBlock);
+    query.BindInt64(1, first);
+    KURA_ASSIGN_OR_RETURN(bool row, query.Step());
+    if (row) straddling = query.Int64(0);
   }
-  while (key) {
-    {
-      Stmt drop(conn, prune_key);
-      drop.BindText(1, *key);
-      drop.BindInt64(2, first);
+  {
+    Stmt drop(conn, Sql::kPruneAuditPostings);
+    drop.BindInt64(1, straddling.value_or(first));
+    KURA_RETURN_IF_ERROR(drop.Run());
+  }
+  if (!straddling) return Status();
+  struct List {
+    int64_t kind = 0;
+    std::string key;
+    std::optional<std::vector<uint64_t>> sequences;
+  };
+  std::vector<List> lists;
+  {
+    Stmt read(conn, Sql::kAuditPostingsOfBlock);
+    read.BindInt64(1, *straddling);
+    while (true) {
+      KURA_ASSIGN_OR_RETURN(bool row, read.Step());
+      if (!row) break;
+      lists.push_back(
+          {read.Int64(0), read.Text(1),
+           DecodeAuditPostingSequences(static_cast<uint64_t>(*straddling), read.Blob(2))});
+    }
+  }
+  for (List& list : lists) {
+    if (!list.sequences) continue;  // An unreadable list stays for verification to report.
+    std::erase_if(*list.sequences,
+                  [first](uint64_t sequence) { return sequence < static_cast<uint64_t>(first); });
+    if (list.sequences->empty()) {
+      Stmt drop(conn, Sql::kDeleteAuditPosting);
+      drop.BindInt64(1, *straddling);
+      drop.BindInt64(2, list.kind);
+      drop.BindText(3, list.key);
       KURA_RETURN_IF_ERROR(drop.Run());
+      continue;
     }
-    std::optional<std::string> following;
-    {
-      Stmt next(conn, next_key);
-      next.BindText(1, *key);  // Bound without a copy: `key` must not change meanwhile.
-      KURA_ASSIGN_OR_RETURN(bool row, next.Step());
-      if (row) following = next.Text(0);
-    }
-    key = std::move(following);
+    KURA_RETURN_IF_ERROR(WriteAuditPostingList(
+        conn, *straddling, static_cast<AuditPostingKind>(list.kind), list.key, *list.sequences));
   }
   return Status();
 }
@@ -2248,10 +2577,7 @@ Status ApplyAuditPrune(Conn& conn, const AuditPrune& prune) {
                           "stored anchor at " + std::to_string(latest.Int64(0)));
     }
   }
-  KURA_RETURN_IF_ERROR(PruneKeyedAuditIndex(conn, Sql::kFirstAuditPatient, Sql::kNextAuditPatient,
-                                            Sql::kPruneAuditPatient, first));
-  KURA_RETURN_IF_ERROR(PruneKeyedAuditIndex(conn, Sql::kFirstAuditActor, Sql::kNextAuditActor,
-                                            Sql::kPruneAuditActor, first));
+  KURA_RETURN_IF_ERROR(PruneAuditPostings(conn, first));
   {
     Stmt drop(conn, Sql::kPruneAuditTimeBlocks);
     drop.BindInt64(1, first);

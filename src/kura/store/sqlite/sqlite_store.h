@@ -46,6 +46,7 @@
 
 #include "kura/store/audit_log_store.h"
 #include "kura/store/memory_search_index.h"
+#include "kura/store/sqlite/audit_postings.h"
 #include "kura/store/store.h"
 
 struct sqlite3;
@@ -213,6 +214,12 @@ class SqliteStore final : public Store, public AuditLogStore {
   // rolled-back groups count too, and other processes' are not seen).
   int64_t unfolded_audit_records_ = 0;
   std::vector<AuditNode> audit_nodes_;  // Writer thread only.
+  // Writer thread only: the records this writer inserted since the last fold, the first
+  // fold_entries_committed_ of them durable. The fold files them without reading them back when
+  // they are exactly the unfolded records (not after a restart, nor when a command appended).
+  std::vector<AuditFoldEntry> fold_entries_;
+  size_t fold_entries_committed_ = 0;
+  bool folded_in_group_ = false;
   // The search index of current resources. Writer thread: the changes of the running group's
   // successful units (views into their batches), applied once the group is durable.
   MemorySearchIndex search_index_;
