@@ -2121,6 +2121,25 @@ StatusOr<std::vector<AuditStatement>> SqliteStore::ReadAuditCheckpointsAfter(uin
 
 namespace {
 
+// Binds the row filters of an audit search (parameters ?2 to ?7, and ?8 for the patient when the
+// statement reads the patients column).
+void BindAuditFilters(Stmt& query, const AuditQuery& q, bool bind_patient) {
+  if (!q.actor.empty()) query.BindText(2, q.actor);
+  if (!q.category.empty()) query.BindText(3, q.category);
+  if (!q.action.empty()) query.BindText(4, q.action);
+  if (q.outcome) query.BindInt64(5, *q.outcome);
+  if (q.since_us) query.BindInt64(6, *q.since_us);
+  if (q.until_us) query.BindInt64(7, *q.until_us);
+  if (bind_patient && !q.patient_id.empty()) query.BindText(8, q.patient_id);
+}
+
+// Ends the read transaction a reader connection opened for one snapshot, however the reading ends.
+template <typename Conn>
+struct EndSnapshot {
+  Conn& conn;
+  ~EndSnapshot() { conn.RollbackIfActive(); }
+};
+
 // The folded part of a keyed audit search, inside SearchAudit's read transaction: the posting
 // lists of the patient (or else the actor) from the newest block down, each listed record read
 // by its key and kept when the other filters hold, until `rows` holds `wanted`.
@@ -2155,12 +2174,7 @@ Status SearchFoldedAudit(Conn& conn, const AuditQuery& q, const std::string& row
   Stmt record(conn.db(),
               "SELECT " KURA_AUDIT_COLUMNS " FROM audit_log a WHERE a.seq = ?1" + row_filters,
               "audit_search_record");
-  if (!q.actor.empty()) record.BindText(2, q.actor);
-  if (!q.category.empty()) record.BindText(3, q.category);
-  if (!q.action.empty()) record.BindText(4, q.action);
-  if (q.outcome) record.BindInt64(5, *q.outcome);
-  if (q.since_us) record.BindInt64(6, *q.since_us);
-  if (q.until_us) record.BindInt64(7, *q.until_us);
+  BindAuditFilters(record, q, /*bind_patient=*/false);
   // Strictly below what the rows already hold: blocks do not overlap, but an edited index might.
   uint64_t below = rows.empty() ? static_cast<uint64_t>(high) + 1 : rows.back().sequence;
   below = std::min(below, static_cast<uint64_t>(high) + 1);
@@ -2214,16 +2228,6 @@ StatusOr<AuditPage> SqliteStore::SearchAudit(const AuditQuery& q) {
                              : static_cast<int64_t>(q.before_sequence);
   // One row more than asked tells whether another page exists.
   const int64_t wanted = q.limit == std::numeric_limits<int64_t>::max() ? q.limit : q.limit + 1;
-  auto bind_filters = [&q](Stmt& query) {
-    if (!q.actor.empty()) query.BindText(2, q.actor);
-    if (!q.category.empty()) query.BindText(3, q.category);
-    if (!q.action.empty()) query.BindText(4, q.action);
-    if (q.outcome) query.BindInt64(5, *q.outcome);
-    if (q.since_us) query.BindInt64(6, *q.since_us);
-    if (q.until_us) query.BindInt64(7, *q.until_us);
-    if (!q.patient_id.empty()) query.BindText(8, q.patient_id);
-  };
-
   std::string sql = "SELECT " KURA_AUDIT_COLUMNS " FROM audit_log a WHERE a.seq > " + folded +
                     " AND a.seq < ?1" + row_filters;
   if (!q.patient_id.empty()) {
@@ -2249,16 +2253,13 @@ StatusOr<AuditPage> SqliteStore::SearchAudit(const AuditQuery& q) {
 
   ReaderLease lease(*this);
   Connection& conn = lease.conn();
-  struct EndSnapshot {
-    Connection& conn;
-    ~EndSnapshot() { conn.RollbackIfActive(); }
-  } end_snapshot{conn};
+  EndSnapshot<Connection> end_snapshot{conn};
   if (keyed) KURA_RETURN_IF_ERROR(conn.ExecScript("BEGIN"));
   std::vector<AuditRow> rows;
   {
     Stmt query(conn.db(), sql, "audit_search");
     query.BindInt64(1, before);
-    bind_filters(query);
+    BindAuditFilters(query, q, /*bind_patient=*/true);
     query.BindInt64(9, wanted);
     while (static_cast<int64_t>(rows.size()) < wanted) {
       KURA_ASSIGN_OR_RETURN(bool row, query.Step());
@@ -2409,10 +2410,7 @@ StatusOr<std::vector<AuditIndexFinding>> SqliteStore::CheckAuditIndexes(size_t l
   // One snapshot for every statement below: with a server appending and folding meanwhile, the
   // blocks would otherwise be read after a fold the row scan did not see.
   KURA_RETURN_IF_ERROR(conn.ExecScript("BEGIN"));
-  struct EndSnapshot {
-    Connection& conn;
-    ~EndSnapshot() { conn.RollbackIfActive(); }
-  } end_snapshot{conn};
+  EndSnapshot<Connection> end_snapshot{conn};
   {
     // Without the fold's row every search finds nothing; past the last record it would keep
     // the next records out of the patient and actor indexes for good.
