@@ -502,6 +502,38 @@ TEST_F(AuditIndexFoldTest, IndexesAreFoldedInBatchesAndSearchesSeeBothSidesOfThe
   EXPECT_TRUE(Verify().ok());
 }
 
+// The writer folds the records it inserted itself from memory, but only when they are all the
+// unfolded ones: records another writer (an administrative command) appended in between are
+// read back with the rest, and the fold after that goes on from memory.
+TEST_F(AuditIndexFoldTest, RecordsAnotherWriterAppendedAreFoldedToo) {
+  ReopenFoldingEvery(7);
+  const std::vector<AuditRecord> events = Scrambled(21);
+  Append(events, 0, 5);
+  {
+    auto other_store = SqliteStore::Open({.path = db_path()});
+    ASSERT_TRUE(other_store.ok());
+    auto other_log =
+        AuditLog::Open(**other_store, key_, lookup(), testing::SignerFromSeedHex(seed_hex_),
+                       {.origin = std::string(kOrigin), .checkpoint_policy = {}}, clock_);
+    ASSERT_TRUE(other_log.ok());
+    for (uint64_t i = 5; i < 7; ++i) {
+      WriteBatch batch;
+      batch.audit = AuditLog::Draft(events[i]);
+      ASSERT_TRUE((*other_store)->Commit(std::move(batch)).ok());
+    }
+    (*other_store)->Close();
+  }
+  Append(events, 7, 9);  // This writer's seventh record: the fold takes 0..8.
+  EXPECT_EQ(FoldedThrough(), 8);
+  const std::vector<AuditRecord> first(events.begin(), events.begin() + 9);
+  ExpectFoldedIndexesComplete(first);
+  Append(events, 9, 21);  // 9..15 folded from memory; 16..20 not yet.
+  EXPECT_EQ(FoldedThrough(), 15);
+  ExpectFoldedIndexesComplete(events);
+  ExpectSearchesMatch(events);
+  EXPECT_TRUE(Verify().ok());
+}
+
 // The same answers with nothing folded yet and with everything folded.
 TEST_F(AuditIndexFoldTest, SearchesAreTheSameUnfoldedAndFolded) {
   const std::vector<AuditRecord> events = Scrambled(30);
