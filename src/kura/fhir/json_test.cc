@@ -4,6 +4,9 @@
 
 #include <gtest/gtest.h>
 
+#include <string>
+#include <vector>
+
 namespace kura::fhir {
 namespace {
 
@@ -32,6 +35,56 @@ TEST(ParseResourceDocumentTest, SplitsTopLevelMembersInOrderAsCompactJson) {
   EXPECT_EQ(doc->Find("zz"), nullptr);
 }
 
+// A compact body without escapes has its member values cut out of the text; any other body has
+// them written again. Both give the same members, meta members and patient references.
+TEST(ParseResourceDocumentTest, CompactBodiesAreCutOutAsTheWriterWouldWriteThem) {
+  auto same = [](const std::vector<JsonMember>& a, const std::vector<JsonMember>& b) {
+    ASSERT_EQ(a.size(), b.size());
+    for (size_t i = 0; i < a.size(); ++i) {
+      EXPECT_EQ(a[i].key, b[i].key);
+      EXPECT_EQ(a[i].json, b[i].json) << a[i].key;
+      EXPECT_EQ(a[i].string_value, b[i].string_value) << a[i].key;
+    }
+  };
+  const std::vector<std::string> compact = {
+      R"({"resourceType":"Observation","status":"final","valueQuantity":{"value":98.60,"unit":"F"},)"
+      R"("subject":{"reference":"Patient/p1"},"note":[{"text":"a b c"}],"x":[],"y":{},)"
+      R"("z":[true,false,null,-0.5e10],"meta":{"tag":[{"code":"t"}],"source":"s"},"last":1})",
+      R"({"resourceType":"Patient","name":[{"family":"Müller"}],"active":true})",
+      "{\"resourceType\":\"Patient\",\"name\":[{\"family\":\"M\xc3\xbcller \xe2\x82\xac\"}]}",
+  };
+  for (const std::string& body : compact) {
+    // Whitespace between tokens (outside strings) sends the same body through the writer.
+    std::string spaced;
+    bool in_string = false;
+    for (char c : body) {
+      if (c == '"') in_string = !in_string;
+      spaced += c;
+      if (!in_string && (c == ',' || c == ':' || c == '{' || c == '[')) spaced += "\n  ";
+    }
+    auto cut = ParseResourceDocument(body, {});
+    auto written = ParseResourceDocument(spaced, {});
+    ASSERT_TRUE(cut.ok()) << cut.status().ToString();
+    ASSERT_TRUE(written.ok()) << written.status().ToString();
+    same(cut->members, written->members);
+    ASSERT_EQ(cut->meta.has_value(), written->meta.has_value());
+    if (cut->meta) same(*cut->meta, *written->meta);
+    EXPECT_EQ(cut->patient_references, written->patient_references);
+  }
+  auto doc = ParseResourceDocument(compact[0], {});
+  ASSERT_TRUE(doc.ok());
+  EXPECT_EQ(doc->Find("valueQuantity")->json, R"({"value":98.60,"unit":"F"})");
+  EXPECT_EQ(doc->Find("last")->json, "1");
+  EXPECT_EQ(doc->Find("x")->json, "[]");
+  EXPECT_EQ(doc->Find("y")->json, "{}");
+  ASSERT_TRUE(doc->meta.has_value());
+  EXPECT_EQ((*doc->meta)[1].json, R"("s")");
+  // An escape in the body means the writer path: the value comes back minimally escaped.
+  auto escaped = ParseResourceDocument(R"({"resourceType":"Patient","a":"A\/"})", {});
+  ASSERT_TRUE(escaped.ok());
+  EXPECT_EQ(escaped->Find("a")->json, R"("A/")");
+}
+
 TEST(ParseResourceDocumentTest, NumbersKeepTheirExactText) {
   // FHIR decimals carry precision in their text: 98.60 is not 98.6.
   auto doc = ParseResourceDocument(
@@ -50,6 +103,9 @@ TEST(ParseResourceDocumentTest, StringsAreUnescapedThenMinimallyEscaped) {
   EXPECT_EQ(doc->members[0].string_value, "caf\xc3\xa9 / \"q\" \n \x01 \xf0\x9f\x98\x80");
   EXPECT_EQ(doc->members[0].json, "\"caf\xc3\xa9 / \\\"q\\\" \\n \\u0001 \xf0\x9f\x98\x80\"");
   EXPECT_EQ(JsonString("a\"b\\c\x02"), R"("a\"b\\c\u0002")");
+  // Text with nothing to escape is copied between quotes, as the writer would write it.
+  EXPECT_EQ(JsonString("caf\xc3\xa9 / x\x7f"), "\"caf\xc3\xa9 / x\x7f\"");
+  EXPECT_EQ(JsonString(""), R"("")");
 }
 
 TEST(ParseResourceDocumentTest, TextAlreadyCheckedAsUtf8ParsesAlike) {
