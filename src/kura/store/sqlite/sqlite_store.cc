@@ -1043,6 +1043,19 @@ struct AuditFoldBlock {
   int64_t min_time_us = 0;
   int64_t max_time_us = 0;
   AuditPostings postings;
+
+  // Takes in a record (in ascending sequence order) and files it under its actor; its patients
+  // go in with AddAuditPosting.
+  void AddRecord(int64_t sequence, int64_t time_us, std::string_view actor) {
+    if (first < 0) {
+      first = sequence;
+      min_time_us = max_time_us = time_us;
+    }
+    last = sequence;
+    min_time_us = std::min(min_time_us, time_us);
+    max_time_us = std::max(max_time_us, time_us);
+    AddAuditPosting(postings, AuditPostingKind::kActor, actor, static_cast<uint64_t>(sequence));
+  }
 };
 
 // The records with sequence numbers in [from, to] and the patients and actors they name. A
@@ -1057,24 +1070,35 @@ StatusOr<AuditFoldBlock> CollectAuditFoldBlock(Conn& conn, int64_t from, int64_t
     KURA_ASSIGN_OR_RETURN(bool row, rows.Step());
     if (!row) break;
     const int64_t sequence = rows.Int64(0);
-    if (sequence != block.last) {
-      const int64_t time_us = rows.Int64(2);
-      if (block.first < 0) {
-        block.first = sequence;
-        block.min_time_us = block.max_time_us = time_us;
-      }
-      block.last = sequence;
-      block.min_time_us = std::min(block.min_time_us, time_us);
-      block.max_time_us = std::max(block.max_time_us, time_us);
-      AddAuditPosting(block.postings, AuditPostingKind::kActor, rows.Text(1),
-                      static_cast<uint64_t>(sequence));
-    }
+    if (sequence != block.last) block.AddRecord(sequence, rows.Int64(2), rows.Text(1));
     if (!rows.IsNull(3)) {
       AddAuditPosting(block.postings, AuditPostingKind::kPatient, rows.Text(3),
                       static_cast<uint64_t>(sequence));
     }
   }
   return block;
+}
+
+// One stored posting list of a block; `sequences` is nullopt when it does not decode.
+struct StoredAuditPostingList {
+  AuditPostingKind kind = AuditPostingKind::kPatient;
+  std::string key;
+  std::optional<std::vector<uint64_t>> sequences;
+};
+
+// Every posting list of the block that starts at `first_seq`.
+template <typename Conn>
+StatusOr<std::vector<StoredAuditPostingList>> ReadAuditPostingLists(Conn& conn, int64_t first_seq) {
+  std::vector<StoredAuditPostingList> lists;
+  Stmt read(conn, Sql::kAuditPostingsOfBlock);
+  read.BindInt64(1, first_seq);
+  while (true) {
+    KURA_ASSIGN_OR_RETURN(bool row, read.Step());
+    if (!row) break;
+    lists.push_back({static_cast<AuditPostingKind>(read.Int64(0)), read.Text(1),
+                     DecodeAuditPostingSequences(static_cast<uint64_t>(first_seq), read.Blob(2))});
+  }
+  return lists;
 }
 
 // Stores one posting list of the block that starts at `first_seq`, in place of the one there.
@@ -1116,16 +1140,11 @@ StatusOr<std::optional<AuditFoldBlock>> OwnAuditFoldBlock(Conn& conn, int64_t th
     return std::optional<AuditFoldBlock>();
   }
   AuditFoldBlock block;
-  block.first = own.front().sequence;
-  block.last = own.back().sequence;
-  block.min_time_us = block.max_time_us = own.front().time_us;
   for (const AuditFoldEntry& entry : own) {
-    const auto sequence = static_cast<uint64_t>(entry.sequence);
-    block.min_time_us = std::min(block.min_time_us, entry.time_us);
-    block.max_time_us = std::max(block.max_time_us, entry.time_us);
-    AddAuditPosting(block.postings, AuditPostingKind::kActor, entry.actor, sequence);
+    block.AddRecord(entry.sequence, entry.time_us, entry.actor);
     for (const std::string& patient : entry.patient_ids) {
-      AddAuditPosting(block.postings, AuditPostingKind::kPatient, patient, sequence);
+      AddAuditPosting(block.postings, AuditPostingKind::kPatient, patient,
+                      static_cast<uint64_t>(entry.sequence));
     }
   }
   return std::optional<AuditFoldBlock>(std::move(block));
@@ -1633,25 +1652,28 @@ void SqliteStore::RunGroup(std::vector<PendingWrite>& group, std::vector<Status>
 }
 
 Status SqliteStore::InsertAuditRows(Connection& conn) {
-  for (const AuditRow& row : audit_rows_) {
-    Stmt insert(conn, Sql::kInsertAuditRow);
-    insert.BindInt64(1, static_cast<int64_t>(row.sequence));
-    insert.BindInt64(2, row.time_us);
-    insert.BindText(3, row.category);
-    insert.BindText(4, row.action);
-    insert.BindInt64(5, row.outcome);
-    insert.BindText(6, row.actor);
-    insert.BindBlob(7, row.sealed);
-    insert.BindBlob(8, row.leaf_hash);
-    insert.BindBlob(9, row.chain_hash);
-    const std::string patients = EncodePatientIds(row.patient_ids);
-    insert.BindText(10, patients);
-    KURA_RETURN_IF_ERROR(insert.Run());
+  for (AuditRow& row : audit_rows_) {
+    {
+      Stmt insert(conn, Sql::kInsertAuditRow);
+      insert.BindInt64(1, static_cast<int64_t>(row.sequence));
+      insert.BindInt64(2, row.time_us);
+      insert.BindText(3, row.category);
+      insert.BindText(4, row.action);
+      insert.BindInt64(5, row.outcome);
+      insert.BindText(6, row.actor);
+      insert.BindBlob(7, row.sealed);
+      insert.BindBlob(8, row.leaf_hash);
+      insert.BindBlob(9, row.chain_hash);
+      const std::string patients = EncodePatientIds(row.patient_ids);
+      insert.BindText(10, patients);
+      KURA_RETURN_IF_ERROR(insert.Run());
+    }
     ++unfolded_audit_records_;
+    // The row is stored and its draft is done with: the fold keeps its keys.
     fold_entries_.push_back({.sequence = static_cast<int64_t>(row.sequence),
                              .time_us = row.time_us,
-                             .actor = row.actor,
-                             .patient_ids = row.patient_ids});
+                             .actor = std::move(row.actor),
+                             .patient_ids = std::move(row.patient_ids)});
   }
   for (const AuditNode& node : audit_nodes_) KURA_RETURN_IF_ERROR(InsertAuditNode(conn, node));
   return Status();
@@ -2176,8 +2198,8 @@ Status SearchFoldedAudit(Conn& conn, const AuditQuery& q, const std::string& row
               "audit_search_record");
   BindAuditFilters(record, q, /*bind_patient=*/false);
   // Strictly below what the rows already hold: blocks do not overlap, but an edited index might.
-  uint64_t below = rows.empty() ? static_cast<uint64_t>(high) + 1 : rows.back().sequence;
-  below = std::min(below, static_cast<uint64_t>(high) + 1);
+  uint64_t below = static_cast<uint64_t>(high) + 1;
+  if (!rows.empty()) below = std::min(below, rows.back().sequence);
   while (static_cast<int64_t>(rows.size()) < wanted) {
     KURA_ASSIGN_OR_RETURN(bool row, lists.Step());
     if (!row) break;
@@ -2447,23 +2469,18 @@ StatusOr<std::vector<AuditIndexFinding>> SqliteStore::CheckAuditIndexes(size_t l
       const int64_t first_seq = blocks.Int64(0);
       KURA_ASSIGN_OR_RETURN(AuditFoldBlock block,
                             CollectAuditFoldBlock(conn, first_seq, blocks.Int64(1)));
+      KURA_ASSIGN_OR_RETURN(std::vector<StoredAuditPostingList> lists,
+                            ReadAuditPostingLists(conn, first_seq));
       AuditPostings stored;
       std::set<std::pair<AuditPostingKind, std::string>> unreadable;
-      Stmt lists(conn, Sql::kAuditPostingsOfBlock);
-      lists.BindInt64(1, first_seq);
-      while (true) {
-        KURA_ASSIGN_OR_RETURN(bool list, lists.Step());
-        if (!list) break;
-        const auto kind = static_cast<AuditPostingKind>(lists.Int64(0));
-        std::optional<std::vector<uint64_t>> sequences =
-            DecodeAuditPostingSequences(static_cast<uint64_t>(first_seq), lists.Blob(2));
-        if (!sequences) {
+      for (StoredAuditPostingList& list : lists) {
+        if (!list.sequences) {
           add(static_cast<uint64_t>(first_seq), "the audit_postings entry list of the block at " +
                                                     std::to_string(first_seq) + " cannot be read");
-          unreadable.insert({kind, lists.Text(1)});
+          unreadable.insert({list.kind, std::move(list.key)});
           continue;
         }
-        stored[{kind, lists.Text(1)}] = std::move(*sequences);
+        stored[{list.kind, std::move(list.key)}] = std::move(*list.sequences);
       }
       CompareAuditPostings(block.postings, stored, unreadable, add);
     }
@@ -2518,37 +2535,22 @@ Status PruneAuditPostings(Conn& conn, int64_t first) {
     KURA_RETURN_IF_ERROR(drop.Run());
   }
   if (!straddling) return Status();
-  struct List {
-    int64_t kind = 0;
-    std::string key;
-    std::optional<std::vector<uint64_t>> sequences;
-  };
-  std::vector<List> lists;
-  {
-    Stmt read(conn, Sql::kAuditPostingsOfBlock);
-    read.BindInt64(1, *straddling);
-    while (true) {
-      KURA_ASSIGN_OR_RETURN(bool row, read.Step());
-      if (!row) break;
-      lists.push_back(
-          {read.Int64(0), read.Text(1),
-           DecodeAuditPostingSequences(static_cast<uint64_t>(*straddling), read.Blob(2))});
-    }
-  }
-  for (List& list : lists) {
+  KURA_ASSIGN_OR_RETURN(std::vector<StoredAuditPostingList> lists,
+                        ReadAuditPostingLists(conn, *straddling));
+  for (StoredAuditPostingList& list : lists) {
     if (!list.sequences) continue;  // An unreadable list stays for verification to report.
     std::erase_if(*list.sequences,
                   [first](uint64_t sequence) { return sequence < static_cast<uint64_t>(first); });
     if (list.sequences->empty()) {
       Stmt drop(conn, Sql::kDeleteAuditPosting);
       drop.BindInt64(1, *straddling);
-      drop.BindInt64(2, list.kind);
+      drop.BindInt64(2, static_cast<int64_t>(list.kind));
       drop.BindText(3, list.key);
       KURA_RETURN_IF_ERROR(drop.Run());
       continue;
     }
-    KURA_RETURN_IF_ERROR(WriteAuditPostingList(
-        conn, *straddling, static_cast<AuditPostingKind>(list.kind), list.key, *list.sequences));
+    KURA_RETURN_IF_ERROR(
+        WriteAuditPostingList(conn, *straddling, list.kind, list.key, *list.sequences));
   }
   return Status();
 }

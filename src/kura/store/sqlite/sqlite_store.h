@@ -209,7 +209,7 @@ class SqliteStore final : public Store, public AuditLogStore {
   std::atomic<int64_t> commit_us_{0};
   std::atomic<int64_t> report_us_{0};
   std::atomic<AuditAppender*> audit_appender_{nullptr};
-  std::vector<AuditRow> audit_rows_;  // Writer thread only: reused per draft.
+  std::vector<AuditRow> audit_rows_;  // Writer thread only: reused per draft, keys moved out.
   // Writer thread only: audit records written since the last fold (an estimate: records of
   // rolled-back groups count too, and other processes' are not seen).
   int64_t unfolded_audit_records_ = 0;
