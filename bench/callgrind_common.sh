@@ -1,6 +1,19 @@
-# Shared steps of the callgrind scripts (bench/callgrind_reads.sh, bench/callgrind_transaction.sh):
-# a benchmark data directory, the server under callgrind with instrumentation off, and the count
-# per unit of work at the end. Sourced; the caller sets ROOT, BIN, WORK and SCRIPT_NAME.
+# Shared steps of the callgrind scripts (bench/callgrind_reads.sh, callgrind_creates.sh,
+# callgrind_transaction.sh): a benchmark data directory, the server under callgrind with
+# instrumentation off, and the count per unit of work at the end. Sourced; the caller sets ROOT,
+# BIN and SCRIPT_NAME, then calls callgrind_setup.
+
+# Checks for valgrind (and, with "template", for the Observation template, setting TEMPLATE),
+# makes WORK and removes it, stopping the server, on exit.
+callgrind_setup() {
+  command -v valgrind >/dev/null || { echo "$SCRIPT_NAME: valgrind is not installed" >&2; exit 2; }
+  if [[ "${1:-}" == template ]]; then
+    TEMPLATE="${KURA_BENCH_TEMPLATE:-$ROOT/../shared/bench/observation-template.json}"
+    [[ -f "$TEMPLATE" ]] || { echo "$SCRIPT_NAME: no Observation template at $TEMPLATE" >&2; exit 2; }
+  fi
+  WORK="$(mktemp -d /tmp/kura-callgrind.XXXXXX)"
+  trap 'kill -TERM "${VG_PID:-}" 2>/dev/null || true; rm -rf "$WORK"' EXIT
+}
 
 # Makes the data directory with bench/run.sh (100 Patients, 10,000 Observations) and moves it,
 # the auth header and the named id lists into $WORK.

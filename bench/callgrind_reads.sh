@@ -15,10 +15,8 @@ BIN="${KURA_BINARY:-$ROOT/build/kura}"
 SCRIPT_NAME=callgrind_reads.sh
 PER_CLIENT="${1:-150}"
 CLIENTS=16
-command -v valgrind >/dev/null || { echo "$SCRIPT_NAME: valgrind is not installed" >&2; exit 2; }
-WORK="$(mktemp -d /tmp/kura-callgrind.XXXXXX)"
-trap 'kill -TERM "${VG_PID:-}" 2>/dev/null || true; rm -rf "$WORK"' EXIT
 source "$ROOT/bench/callgrind_common.sh"
+callgrind_setup
 
 callgrind_prepare_data read.ids
 callgrind_start_server

@@ -15,14 +15,10 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 BIN="${KURA_BINARY:-$ROOT/build/kura}"
 SCRIPT_NAME=callgrind_transaction.sh
-TEMPLATE="${KURA_BENCH_TEMPLATE:-$ROOT/../shared/bench/observation-template.json}"
 BUNDLES="${1:-2}"
 ENTRIES=1000
-command -v valgrind >/dev/null || { echo "$SCRIPT_NAME: valgrind is not installed" >&2; exit 2; }
-[[ -f "$TEMPLATE" ]] || { echo "$SCRIPT_NAME: no Observation template at $TEMPLATE" >&2; exit 2; }
-WORK="$(mktemp -d /tmp/kura-callgrind.XXXXXX)"
-trap 'kill -TERM "${VG_PID:-}" 2>/dev/null || true; rm -rf "$WORK"' EXIT
 source "$ROOT/bench/callgrind_common.sh"
+callgrind_setup template
 
 callgrind_prepare_data patients.ids
 python3 - "$WORK" "$TEMPLATE" "$BUNDLES" "$ENTRIES" <<'PY'

@@ -959,6 +959,28 @@ class BatchTests(BundleTestCase):
         self.assertStatus(self.req("GET", f"{FHIR}/Observation/{gone}"), 410)
         self.assertEqual(self.req("GET", f"{FHIR}/Observation/{qid}").json()["status"], "amended")
 
+    def test_an_entry_with_a_duplicate_key_fails_alone_and_sinks_a_transaction(self):
+        # The Bundle reader reads each resource in the same pass; one it refuses is read again
+        # on its own, so its entry says what a resource body would.
+        good = json.dumps(entry("POST", "Observation", observation("dup-ok")),
+                          separators=(",", ":"))
+        bad = good.replace('"status":"final"', '"status":"final","status":"final"', 1)
+        self.assertNotEqual(bad, good)
+        for kind in ("batch", "transaction"):
+            body = '{"resourceType":"Bundle","type":"%s","entry":[%s,%s]}' % (kind, good, bad)
+            if kind == "batch":
+                entries = self.response_entries(self.post_bundle(body), "batch-response", 2)
+                self.assert_created(entries[0], "Observation")
+                self.assert_entry_outcome(entries[1], "400 Bad Request", "structure",
+                                          "Bundle.entry[1].resource")
+                self.assertIn("duplicate JSON key",
+                              entries[1]["response"]["outcome"]["issue"][0]["diagnostics"])
+            else:
+                r = self.post_bundle(body, status=400)
+                issue = r.json()["issue"][0]
+                self.assertIn("duplicate JSON key", issue["diagnostics"])
+                self.assertEqual(issue["expression"], ["Bundle.entry[1].resource"])
+
     def test_deletes_run_before_reads(self):
         gone = self.create(observation("x"))
         new_id = "late-" + random_marker("")[:20]

@@ -313,6 +313,13 @@ class FhirApi::Handlers {
         fhir::ResourceDocument resource,
         fhir::ParseResourceDocument(
             text, {.max_depth = api_.options_.max_json_depth, .utf8_checked = utf8_checked}));
+    return CheckDocument(std::move(resource), type, id);
+  }
+
+  // Checks a resource already read (by ParseResourceDocument or the Bundle reader).
+  StatusOr<fhir::ResourceDocument> CheckDocument(fhir::ResourceDocument resource,
+                                                 std::string_view type,
+                                                 std::optional<std::string_view> id) const {
     KURA_RETURN_IF_ERROR(fhir::CheckIdentity(resource, type, id));
     KURA_RETURN_IF_ERROR(api_.validator_.Validate(resource));
     return resource;
@@ -1052,9 +1059,11 @@ class FhirApi::Handlers {
     bool no_op = false;        // Nothing to write: a conditional create that matched, a conditional
                                // delete that matched nothing.
     std::optional<int64_t> if_match;
-    std::optional<fhir::ResourceDocument> resource;  // POST and PUT: checked once.
-    std::optional<fhir::JsonPatch> patch;            // PATCH.
-    std::vector<std::string> matches;                // GET Type?query: the ids found.
+    // POST and PUT: the resource as the Bundle reader read it (not yet checked), then checked once.
+    std::optional<fhir::ResourceDocument> read_with_bundle;
+    std::optional<fhir::ResourceDocument> resource;
+    std::optional<fhir::JsonPatch> patch;  // PATCH.
+    std::vector<std::string> matches;      // GET Type?query: the ids found.
     // The outcome (of the latest attempt for writes).
     bool done = false;  // Failed for good, or finished.
     Status error;
@@ -1072,6 +1081,16 @@ class FhirApi::Handlers {
       return IsRead() && entry->target.kind == fhir::EntryTarget::Kind::kType;
     }
   };
+
+  // One work item per entry, taking over the resource the Bundle reader read.
+  static std::vector<EntryWork> WorksFor(fhir::Bundle& bundle) {
+    std::vector<EntryWork> works(bundle.entries.size());
+    for (size_t i = 0; i < works.size(); ++i) {
+      works[i].entry = &bundle.entries[i];
+      works[i].read_with_bundle = std::move(bundle.entries[i].document);
+    }
+    return works;
+  }
 
   static std::string_view ActionOf(const fhir::BundleEntry& e) {
     namespace act = audit::action;
@@ -1260,13 +1279,20 @@ class FhirApi::Handlers {
       const bool create_like = w.method == fhir::EntryMethod::kPost || w.conditional;
       std::optional<std::string_view> url_id;
       if (!create_like) url_id = w.id;
+      std::optional<std::string> rewritten;
       if (index != nullptr) {
         StatusOr<std::string> text = index->Rewrite(e);
         if (!text.ok()) return FailEntry(w, text.status(), "resource");
-        doc = CheckResource(*text, w.type, url_id, /*utf8_checked=*/true);
+        if (*text != e.resource) rewritten = std::move(*text);
+      }
+      if (rewritten) {
+        doc = CheckResource(*rewritten, w.type, url_id, /*utf8_checked=*/true);
+      } else if (w.read_with_bundle) {
+        doc = CheckDocument(std::move(*w.read_with_bundle), w.type, url_id);
       } else {
         doc = CheckResource(e.resource, w.type, url_id, /*utf8_checked=*/true);
       }
+      w.read_with_bundle.reset();
       if (!doc.ok()) return FailEntry(w, doc.status(), "resource");
       if (w.conditional) {
         const fhir::JsonMember* body_id = doc->Find("id");
@@ -1714,8 +1740,7 @@ class FhirApi::Handlers {
   asio::awaitable<Response> Transaction(RequestContext& ctx, AuditNote& note, fhir::Bundle& bundle,
                                         bool representation) {
     const size_t n = bundle.entries.size();
-    std::vector<EntryWork> works(n);
-    for (size_t i = 0; i < n; ++i) works[i].entry = &bundle.entries[i];
+    std::vector<EntryWork> works = WorksFor(bundle);
     const std::vector<size_t> order = fhir::ProcessingOrder(bundle);
     std::vector<std::string> locked_types = ConditionalWriteTypes(bundle);
     ConditionalWriteLocks::Held held =
@@ -1814,9 +1839,7 @@ class FhirApi::Handlers {
       Status recorded = co_await api_.gate_.CommitAudit(std::move(authentication));
       if (!recorded.ok()) co_return ErrorResponse(UnavailableError("audit log unavailable"), ctx);
     }
-    const size_t n = bundle.entries.size();
-    std::vector<EntryWork> works(n);
-    for (size_t i = 0; i < n; ++i) works[i].entry = &bundle.entries[i];
+    std::vector<EntryWork> works = WorksFor(bundle);
     const std::vector<size_t> order = fhir::ProcessingOrder(bundle);
     std::vector<std::string> locked_types = ConditionalWriteTypes(bundle);
     ConditionalWriteLocks::Held held =

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "kura/base/random.h"
+#include "kura/base/utf8.h"
 
 #ifndef KURA_VERSION
 #define KURA_VERSION "unknown"
@@ -27,7 +28,7 @@ constexpr std::string_view kCheckpointSdName = "kuraCheckpoint";
 constexpr std::string_view kCefNoteLabel = "checkpointNote";
 
 // Length of the well-formed UTF-8 sequence at the start of non-empty `s`, 0 if none: the
-// length its lead byte announces, when IsValidUtf8 (record.h) accepts that many bytes.
+// length its lead byte announces, when IsValidUtf8 (base/utf8.h) accepts that many bytes.
 size_t Utf8SequenceLength(std::string_view s) {
   const auto lead = static_cast<uint8_t>(s[0]);
   if (lead < 0x80) return 1;

@@ -5,6 +5,7 @@
 
 #include "kura/audit/record.h"
 #include "kura/base/random.h"
+#include "kura/base/utf8.h"
 #include "kura/crypto/hash.h"
 
 namespace kura::audit {

@@ -148,8 +148,4 @@ struct AuditRecord {
 // "2024-01-01T00:00:00.123456Z".
 [[nodiscard]] std::string FormatMicrosUtc(int64_t time_us);
 
-// True when `text` is well-formed UTF-8 (no overlong forms, surrogates or code points past
-// U+10FFFF).
-[[nodiscard]] bool IsValidUtf8(std::string_view text);
-
 }  // namespace kura::audit

@@ -274,16 +274,5 @@ TEST(AuditRecordTest, FormatsTimes) {
   EXPECT_FALSE(FormatMicrosUtc(INT64_MAX).empty());
 }
 
-TEST(AuditRecordTest, Utf8Validation) {
-  EXPECT_TRUE(IsValidUtf8(""));
-  EXPECT_TRUE(IsValidUtf8("plain ascii"));
-  EXPECT_TRUE(IsValidUtf8("\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80"));  // é € 😀
-  EXPECT_FALSE(IsValidUtf8("\x80"));
-  EXPECT_FALSE(IsValidUtf8("\xc3"));
-  EXPECT_FALSE(IsValidUtf8("\xe0\x80\xaf"));      // Overlong.
-  EXPECT_FALSE(IsValidUtf8("\xf4\x90\x80\x80"));  // Past U+10FFFF.
-  EXPECT_FALSE(IsValidUtf8("\xf8\x88\x80\x80\x80"));
-}
-
 }  // namespace
 }  // namespace kura::audit

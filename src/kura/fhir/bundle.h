@@ -2,12 +2,14 @@
 // to the base, the order its entries are processed in, and rewriting references to entries'
 // fullUrls.
 //
-// ParseBundle reads the body in one pass with RapidJSON's validating SAX reader (the rules of
+// ParseBundle reads the body in one pass with RapidJSON's SAX reader (the rules of
 // ParseResourceDocument: UTF-8, well-formed, no duplicate keys outside entry resources, bounded
 // depth). For each entry it keeps the request, the fullUrl and the resource's JSON text exactly
-// as it appears in the body (the caller then checks that text like any resource body, which also
-// catches duplicate keys inside it), and notes where that text holds strings that may name
-// another entry: every `reference` element, and every string that starts with "urn:" or "http".
+// as it appears in the body, and notes where that text holds strings that may name another
+// entry: every `reference` element, and every string that starts with "urn:" or "http". In the
+// same pass it reads each resource as ParseResourceDocument would (its top-level members, meta
+// and patient references, with duplicate keys refused), so an entry whose text needs no
+// rewriting is not parsed again.
 // Rewriting references is then one pass over each resource with a hash lookup per noted string,
 // never a re-parse. Problems of one entry are recorded on that entry (a batch answers them one by
 // one); problems of the Bundle as a whole fail the parse.
@@ -83,6 +85,10 @@ struct BundleEntry {
   std::optional<TimePoint> if_modified_since;
   // The resource's JSON text as it appears in the body (a view into it); empty when none.
   std::string_view resource;
+  // The resource as ParseResourceDocument reads its text, read in the same pass as the Bundle;
+  // nullopt when there is no object resource or intake refused it (a duplicate key, say:
+  // ParseResourceDocument on `resource` then says why).
+  std::optional<ResourceDocument> document;
   std::string resource_type;      // Its resourceType when that is a string; else "".
   std::vector<LinkString> links;  // In text order.
   // What is wrong with this entry's structure (missing request, bad method or url, POST without

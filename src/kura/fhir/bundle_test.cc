@@ -6,6 +6,8 @@
 
 #include <deque>
 
+#include "kura/fhir/document_test_util.h"
+
 namespace kura::fhir {
 namespace {
 
@@ -25,6 +27,73 @@ void ReplaceAll(std::string& text, std::string_view from, std::string_view to) {
 std::string Transaction(std::string_view entries, std::string_view type = "transaction") {
   return R"({"resourceType":"Bundle","type":")" + std::string(type) + R"(","entry":[)" +
          std::string(entries) + "]}";
+}
+
+// Each entry's document is what ParseResourceDocument makes of the entry's text, whether the
+// Bundle is compact (values cut out of it), spaced out or holds an escape (values written again).
+TEST(ParseBundleTest, ReadsEachResourceAsIntakeWouldInTheSamePass) {
+  const std::string compact = Transaction(
+      R"({"fullUrl":"urn:uuid:61ebe359-bfdc-4613-8bf2-c5e300945f0a","resource":{"resourceType":)"
+      R"("Observation","status":"final","valueQuantity":{"value":98.60,"unit":"F"},"subject":)"
+      R"({"reference":"Patient/p1"},"performer":[{"reference":"Patient/p2"}],"x":[],"y":{},)"
+      R"("meta":{"tag":[{"code":"t"}],"source":"s"},"contained":[{"resourceType":"Patient",)"
+      R"("id":"c"}],"last":1},"request":{"method":"POST","url":"Observation"}},)"
+      R"({"resource":{"resourceType":"Patient","name":[{"family":"M)"
+      "\xc3\xbc"
+      R"(ller"}],"active":true},"request":{"method":"PUT","url":"Patient/p1"}})");
+  std::string spaced;
+  bool in_string = false;
+  for (char c : compact) {
+    if (c == '"') in_string = !in_string;
+    spaced += c;
+    if (!in_string && (c == ',' || c == ':' || c == '{' || c == '[')) spaced += "\n  ";
+  }
+  std::string escaped = compact;
+  ReplaceAll(escaped, R"("unit":"F")", R"("unit":"\u0046")");
+  size_t checked = 0;
+  for (const std::string* body : std::vector<const std::string*>{&compact, &spaced, &escaped}) {
+    auto bundle = ParseBundle(*body, {});
+    ASSERT_TRUE(bundle.ok()) << bundle.status().ToString();
+    ASSERT_EQ(bundle->entries.size(), 2u);
+    for (const BundleEntry& entry : bundle->entries) {
+      ASSERT_TRUE(entry.document.has_value()) << entry.index;
+      auto alone = ParseResourceDocument(entry.resource, {});
+      ASSERT_TRUE(alone.ok()) << alone.status().ToString();
+      ExpectSameDocument(*entry.document, *alone);
+      ++checked;
+    }
+  }
+  EXPECT_EQ(checked, 6u);
+  auto bundle = ParseBundle(compact, {});
+  ASSERT_TRUE(bundle.ok());
+  const ResourceDocument& observation = *bundle->entries[0].document;
+  EXPECT_EQ(observation.Find("valueQuantity")->json, R"({"value":98.60,"unit":"F"})");
+  EXPECT_EQ(observation.Find("x")->json, "[]");
+  EXPECT_EQ(observation.Find("last")->json, "1");
+  ASSERT_EQ(observation.patient_references.size(), 2u);
+  EXPECT_EQ(observation.patient_references[1],
+            (std::pair<std::string, std::string>{"performer", "Patient/p2"}));
+}
+
+// A resource intake refuses leaves its entry without a document (the entry's text, read again on
+// its own, says why); the Bundle and the other entries are read as usual.
+TEST(ParseBundleTest, AResourceIntakeRefusesHasNoDocument) {
+  const std::string body =
+      Transaction(R"({"resource":{"resourceType":"Patient","active":true,"active":false},)"
+                  R"("request":{"method":"POST","url":"Patient"}},)"
+                  R"({"resource":{"resourceType":"Patient","active":true},)"
+                  R"("request":{"method":"POST","url":"Patient"}},)"
+                  R"({"resource":[1],"request":{"method":"POST","url":"Patient"}})");
+  auto bundle = ParseBundle(body, {});
+  ASSERT_TRUE(bundle.ok()) << bundle.status().ToString();
+  ASSERT_EQ(bundle->entries.size(), 3u);
+  EXPECT_FALSE(bundle->entries[0].document.has_value());
+  auto alone = ParseResourceDocument(bundle->entries[0].resource, {});
+  ASSERT_FALSE(alone.ok());
+  EXPECT_NE(Diagnostics(alone.status()).find("duplicate JSON key"), std::string::npos);
+  ASSERT_TRUE(bundle->entries[1].document.has_value());
+  EXPECT_EQ(bundle->entries[1].document->Find("active")->json, "true");
+  EXPECT_FALSE(bundle->entries[2].document.has_value());
 }
 
 TEST(ParseBundleTest, KeepsRequestsFullUrlsAndResourcesAsSent) {

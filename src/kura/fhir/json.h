@@ -1,9 +1,9 @@
 // FHIR JSON intake: the checks every resource body passes before anything else looks at it, and
 // the compact form it is stored in.
 //
-// ParseResourceDocument reads a body with RapidJSON's validating SAX reader and accepts only valid
-// UTF-8, well-formed JSON (RFC 8259, no duplicate keys, nothing after the value), an object at the
-// top and nesting no deeper than the configured limit. Each failure is InvalidArgument with a
+// ParseResourceDocument checks a body's UTF-8 (kura/base/utf8.h), reads it with RapidJSON's SAX
+// reader and accepts only well-formed JSON (RFC 8259, no duplicate keys, nothing after the
+// value), an object at the top and nesting no deeper than the configured limit. Each failure is InvalidArgument with a
 // detail (FHIR issue code and, where it applies, a location) so the API can answer with an
 // OperationOutcome. What passes is split into its top-level members, each kept as compact JSON
 // text in the order received; numbers keep their exact text (FHIR decimals carry their

@@ -11,6 +11,7 @@
 #include <utility>
 #include <vector>
 
+#include "kura/base/utf8.h"
 #include "kura/fhir/internal/key_set.h"
 
 namespace kura::fhir {
@@ -111,19 +112,18 @@ class TreeBuilder {
 
 StatusOr<Json> ParseTree(std::string_view text, size_t max_depth, std::string_view what) {
   if (text.empty()) return NotJson(what, "the request body is empty", "required");
+  if (size_t bad = FindInvalidUtf8(text); bad != std::string_view::npos) {
+    return NotJson(what, "the body is not valid UTF-8 (byte " + std::to_string(bad) + ")");
+  }
   TreeBuilder builder(max_depth);
   rapidjson::MemoryStream stream(text.data(), text.size());
   rapidjson::Reader reader;
-  constexpr unsigned kFlags = rapidjson::kParseValidateEncodingFlag |
-                              rapidjson::kParseIterativeFlag |
-                              rapidjson::kParseNumbersAsStringsFlag;
+  constexpr unsigned kFlags =
+      rapidjson::kParseIterativeFlag | rapidjson::kParseNumbersAsStringsFlag;
   rapidjson::ParseResult result = reader.Parse<kFlags>(stream, builder);
   if (result.IsError()) {
     if (!builder.failure().empty()) return NotJson(what, builder.failure());
     const std::string at = " (byte " + std::to_string(result.Offset()) + ")";
-    if (result.Code() == rapidjson::kParseErrorStringInvalidEncoding) {
-      return NotJson(what, "the body is not valid UTF-8" + at);
-    }
     return NotJson(
         what, std::string("malformed JSON: ") + rapidjson::GetParseError_En(result.Code()) + at);
   }

@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include "kura/fhir/document_test_util.h"
+
 namespace kura::fhir {
 namespace {
 
@@ -38,14 +40,6 @@ TEST(ParseResourceDocumentTest, SplitsTopLevelMembersInOrderAsCompactJson) {
 // A compact body without escapes has its member values cut out of the text; any other body has
 // them written again. Both give the same members, meta members and patient references.
 TEST(ParseResourceDocumentTest, CompactBodiesAreCutOutAsTheWriterWouldWriteThem) {
-  auto same = [](const std::vector<JsonMember>& a, const std::vector<JsonMember>& b) {
-    ASSERT_EQ(a.size(), b.size());
-    for (size_t i = 0; i < a.size(); ++i) {
-      EXPECT_EQ(a[i].key, b[i].key);
-      EXPECT_EQ(a[i].json, b[i].json) << a[i].key;
-      EXPECT_EQ(a[i].string_value, b[i].string_value) << a[i].key;
-    }
-  };
   const std::vector<std::string> compact = {
       R"({"resourceType":"Observation","status":"final","valueQuantity":{"value":98.60,"unit":"F"},)"
       R"("subject":{"reference":"Patient/p1"},"note":[{"text":"a b c"}],"x":[],"y":{},)"
@@ -66,10 +60,7 @@ TEST(ParseResourceDocumentTest, CompactBodiesAreCutOutAsTheWriterWouldWriteThem)
     auto written = ParseResourceDocument(spaced, {});
     ASSERT_TRUE(cut.ok()) << cut.status().ToString();
     ASSERT_TRUE(written.ok()) << written.status().ToString();
-    same(cut->members, written->members);
-    ASSERT_EQ(cut->meta.has_value(), written->meta.has_value());
-    if (cut->meta) same(*cut->meta, *written->meta);
-    EXPECT_EQ(cut->patient_references, written->patient_references);
+    ExpectSameDocument(*cut, *written);
   }
   auto doc = ParseResourceDocument(compact[0], {});
   ASSERT_TRUE(doc.ok());

@@ -13,6 +13,7 @@
 #include "kura/auth/api_token_authenticator.h"
 #include "kura/auth/principal.h"
 #include "kura/base/random.h"
+#include "kura/base/utf8.h"
 #include "kura/crypto/certificate.h"
 #include "kura/crypto/local_key_file.h"
 #include "kura/ops/audit_access.h"
@@ -62,7 +63,7 @@ Status ValidateTokenName(std::string_view name) {
     return InvalidArgumentError("the token name must be 1 to " +
                                 std::to_string(kMaxTokenNameBytes) + " bytes");
   }
-  if (!audit::IsValidUtf8(name)) return InvalidArgumentError("the token name is not valid UTF-8");
+  if (!IsValidUtf8(name)) return InvalidArgumentError("the token name is not valid UTF-8");
   for (unsigned char c : name) {
     if (c < 0x20 || c == 0x7f) {
       return InvalidArgumentError("the token name must not contain control characters");
