@@ -53,8 +53,8 @@ StatusOr<std::optional<audit::DeliveryMark>> ReadMarkForVerification(
   if (mark.ok()) return mark;
   return FailedPreconditionError(
       "the audit delivery mark " + file.string() +
-      " cannot be read or is not a delivery mark; keep it (it is evidence) and verify without it "
-      "with --no-delivery-mark");
+      " cannot be read or is not a delivery mark; keep it (it is evidence) and verify the log "
+      "without it: kura audit verify --no-delivery-mark");
 }
 
 // Sinks receive only committed records, so the mark never names a record the log lacks, nor
