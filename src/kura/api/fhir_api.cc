@@ -1230,8 +1230,13 @@ class FhirApi::Handlers {
   asio::awaitable<void> ResolveBySearch(EntryWork& w, const AuditNote& request) {
     const fhir::BundleEntry& e = *w.entry;
     const bool create = w.method == fhir::EntryMethod::kPost;
-    std::string_view query = create ? std::string_view(*e.if_none_exist)
-                                    : std::string_view(e.target.query ? *e.target.query : "");
+    // Views of the entry's own strings: `cond ? *optional_string : ""` would be a temporary.
+    std::string_view query;
+    if (create) {
+      query = *e.if_none_exist;
+    } else if (e.target.query) {
+      query = *e.target.query;
+    }
     StatusOr<std::vector<std::string>> ids = co_await FindMatchingIds(w.type, query);
     if (!ids.ok()) {
       FailEntry(w, ids.status(), create ? "request.ifNoneExist" : "request.url");
