@@ -1286,9 +1286,9 @@ class FhirApi::Handlers {
       if (!create_like) url_id = w.id;
       std::optional<std::string> rewritten;
       if (index != nullptr) {
-        StatusOr<std::string> text = index->Rewrite(e);
+        StatusOr<std::optional<std::string>> text = index->Rewrite(e);
         if (!text.ok()) return FailEntry(w, text.status(), "resource");
-        if (*text != e.resource) rewritten = std::move(*text);
+        rewritten = std::move(*text);
       }
       if (rewritten) {
         doc = CheckResource(*rewritten, w.type, url_id, /*utf8_checked=*/true);

@@ -715,7 +715,7 @@ std::string LinkValue(const BundleEntry& entry, const LinkString& link) {
   }
 }
 
-StatusOr<std::string> FullUrlIndex::Rewrite(const BundleEntry& entry) const {
+StatusOr<std::optional<std::string>> FullUrlIndex::Rewrite(const BundleEntry& entry) const {
   const std::string_view text = entry.resource;
   std::string out;
   size_t copied = 0;  // text[0, copied) is in `out`.
@@ -747,9 +747,9 @@ StatusOr<std::string> FullUrlIndex::Rewrite(const BundleEntry& entry) const {
     out += it->second;
     copied = link.offset + link.size;
   }
-  if (!changed) return std::string(text);
+  if (!changed) return std::optional<std::string>();
   out.append(text, copied, std::string_view::npos);
-  return out;
+  return std::optional<std::string>(std::move(out));
 }
 
 Status CheckDistinctTargets(const Bundle& bundle, std::span<const std::string> targets) {

@@ -141,9 +141,10 @@ class FullUrlIndex {
   bool empty() const { return tokens_.empty(); }
 
   // `entry.resource` with every noted string equal to a recorded fullUrl replaced by the
-  // "Type/id" it names. InvalidArgument (expression "Bundle.entry[i].resource") when a `reference`
-  // holds a "urn:uuid:" or "urn:oid:" that no entry has as its fullUrl: it would dangle.
-  StatusOr<std::string> Rewrite(const BundleEntry& entry) const;
+  // "Type/id" it names; nullopt when no noted string names an entry (the text stands as sent).
+  // InvalidArgument (expression "Bundle.entry[i].resource") when a `reference` holds a
+  // "urn:uuid:" or "urn:oid:" that no entry has as its fullUrl: it would dangle.
+  StatusOr<std::optional<std::string>> Rewrite(const BundleEntry& entry) const;
 
  private:
   struct Hash {
