@@ -55,7 +55,7 @@ callgrind_stop_and_report() {
     /PROGRAM TOTALS/ { gsub(",", "", $1); total = $1 }
     /SqliteStore::WriterLoop\(\)/ && !writer { gsub(",", "", $1); writer = $1 }
     END {
-      printf "%ss %d: %.0f instructions per %s in the server, %.0f in the writer thread\n",
-        noun, units, total / units, noun, writer / units
+      printf "%s %d: %.0f instructions per %s in the server, %.0f in the writer thread\n",
+        noun (noun ~ /ch$/ ? "es" : "s"), units, total / units, noun, writer / units
     }'
 }

@@ -80,10 +80,14 @@ std::string SearchsetBundle(Json links, std::optional<int64_t> total, std::strin
   }
   out.reserve(size);  // One allocation for a page of results, not one per doubling.
   out += ",\"entry\":[";
+  std::string url;
   for (size_t i = 0; i < entries.size(); ++i) {
     const store::ResourceVersion& v = *entries[i].version;
     if (i > 0) out += ',';
-    out += "{\"fullUrl\":" + fhir::JsonString(base + v.type + "/" + v.id) + ",\"resource\":";
+    url.assign(base).append(v.type).append(1, '/').append(v.id);
+    out += "{\"fullUrl\":";
+    fhir::AppendJsonString(out, url);
+    out += ",\"resource\":";
     out +=
         entries[i].mode == "match" && !elements.empty() ? Subset(v.payload, elements) : v.payload;
     out += ",\"search\":{\"mode\":\"";

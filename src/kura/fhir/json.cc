@@ -70,6 +70,11 @@ StatusOr<ResourceDocument> ParseResourceDocument(std::string_view body, const Js
 std::string JsonString(std::string_view text) {
   std::string out;
   out.reserve(text.size() + 2);
+  AppendJsonString(out, text);
+  return out;
+}
+
+void AppendJsonString(std::string& out, std::string_view text) {
   // Most text (keys, ids) needs no escape at all: the writer would copy it between quotes.
   if (std::none_of(text.begin(), text.end(), [](char c) {
         return static_cast<unsigned char>(c) < 0x20 || c == '"' || c == '\\';
@@ -77,12 +82,11 @@ std::string JsonString(std::string_view text) {
     out += '"';
     out += text;
     out += '"';
-    return out;
+    return;
   }
   StringSink sink{&out};
   CompactWriter writer(sink);
   writer.String(text.data(), static_cast<rapidjson::SizeType>(text.size()));
-  return out;
 }
 
 std::string SerializeJson(const Json& value) {

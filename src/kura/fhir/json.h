@@ -3,10 +3,10 @@
 //
 // ParseResourceDocument checks a body's UTF-8 (kura/base/utf8.h), reads it with RapidJSON's SAX
 // reader and accepts only well-formed JSON (RFC 8259, no duplicate keys, nothing after the
-// value), an object at the top and nesting no deeper than the configured limit. Each failure is InvalidArgument with a
-// detail (FHIR issue code and, where it applies, a location) so the API can answer with an
-// OperationOutcome. What passes is split into its top-level members, each kept as compact JSON
-// text in the order received; numbers keep their exact text (FHIR decimals carry their
+// value), an object at the top and nesting no deeper than the configured limit. Each failure is
+// InvalidArgument with a detail (FHIR issue code and, where it applies, a location) so the API can
+// answer with an OperationOutcome. What passes is split into its top-level members, each kept as
+// compact JSON text in the order received; numbers keep their exact text (FHIR decimals carry their
 // precision: 98.60 stays 98.60), strings are re-escaped minimally.
 //
 // Json (nlohmann, keys in insertion order) is for documents the server builds itself:
@@ -58,6 +58,8 @@ StatusOr<ResourceDocument> ParseResourceDocument(std::string_view body, const Js
 
 // `text` as a JSON string literal (quotes included), escaped as RapidJSON's writer does.
 std::string JsonString(std::string_view text);
+// The same literal, appended to `out`.
+void AppendJsonString(std::string& out, std::string_view text);
 
 // Compact serialization (no spaces), UTF-8 as-is.
 std::string SerializeJson(const Json& value);

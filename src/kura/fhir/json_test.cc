@@ -97,6 +97,12 @@ TEST(ParseResourceDocumentTest, StringsAreUnescapedThenMinimallyEscaped) {
   // Text with nothing to escape is copied between quotes, as the writer would write it.
   EXPECT_EQ(JsonString("caf\xc3\xa9 / x\x7f"), "\"caf\xc3\xa9 / x\x7f\"");
   EXPECT_EQ(JsonString(""), R"("")");
+  // Appending keeps what is there, with or without escapes.
+  std::string out = "[";
+  AppendJsonString(out, "a\"b");
+  out += ',';
+  AppendJsonString(out, "plain");
+  EXPECT_EQ(out, R"(["a\"b","plain")");
 }
 
 TEST(ParseResourceDocumentTest, TextAlreadyCheckedAsUtf8ParsesAlike) {

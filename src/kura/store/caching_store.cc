@@ -1,7 +1,9 @@
 // CachingStore: sharded LRU of current versions, write-through on commit, guarded fill on read.
 #include "kura/store/caching_store.h"
 
+#include <algorithm>
 #include <functional>
+#include <utility>
 
 namespace kura::store {
 namespace {
@@ -28,17 +30,31 @@ CachingStore::Shard& CachingStore::ShardFor(std::string_view key) {
   return shards_[std::hash<std::string_view>{}(key) % kShards];
 }
 
-std::optional<ResourceVersion> CachingStore::Lookup(std::string_view type, std::string_view id,
-                                                    uint64_t* epoch_on_miss) {
-  if (shard_capacity_ == 0) return std::nullopt;
-  const std::string key = KeyOf(type, id);
-  Shard& shard = ShardFor(key);
+CachingStore::LookupKey::LookupKey(std::string_view type, std::string_view id) {
+  const size_t size = type.size() + 1 + id.size();
+  char* out = inline_.data();
+  if (size > inline_.size()) {
+    heap_.resize(size);
+    out = heap_.data();
+  }
+  std::copy(type.begin(), type.end(), out);
+  out[type.size()] = '/';
+  std::copy(id.begin(), id.end(), out + type.size() + 1);
+  view_ = std::string_view(out, size);
+}
+
+std::shared_ptr<const ResourceVersion> CachingStore::Lookup(std::string_view type,
+                                                            std::string_view id,
+                                                            uint64_t* epoch_on_miss) {
+  if (shard_capacity_ == 0) return nullptr;
+  const LookupKey key(type, id);
+  Shard& shard = ShardFor(key.view());
   std::lock_guard<std::mutex> lock(shard.mu);
-  auto it = shard.index.find(key);
+  auto it = shard.index.find(key.view());
   if (it == shard.index.end()) {
     ++shard.misses;
     if (epoch_on_miss != nullptr) *epoch_on_miss = shard.commits;
-    return std::nullopt;
+    return nullptr;
   }
   ++shard.hits;
   shard.lru.splice(shard.lru.begin(), shard.lru, it->second);
@@ -59,6 +75,10 @@ void CachingStore::Insert(ResourceVersion v, std::optional<uint64_t> fill_epoch)
   std::string key = KeyOf(v.type, v.id);
   Shard& shard = ShardFor(key);
   const size_t bytes = v.payload.size() + v.compartment.size() + 2 * key.size() + kEntryOverhead;
+  const int64_t version = v.version;
+  // Allocated before the lock, and the replaced entry released after it.
+  auto shared = std::make_shared<const ResourceVersion>(std::move(v));
+  std::shared_ptr<const ResourceVersion> replaced;
   std::lock_guard<std::mutex> lock(shard.mu);
   auto it = shard.index.find(key);
   if (!fill_epoch) {
@@ -72,14 +92,14 @@ void CachingStore::Insert(ResourceVersion v, std::optional<uint64_t> fill_epoch)
   }
   if (it != shard.index.end()) {
     Entry& entry = *it->second;
-    if (entry.version.version >= v.version) return;
+    if (entry.version->version >= version) return;
     shard.bytes -= entry.bytes;
-    entry.version = std::move(v);
+    replaced = std::exchange(entry.version, std::move(shared));
     entry.bytes = bytes;
     shard.bytes += bytes;
     shard.lru.splice(shard.lru.begin(), shard.lru, it->second);
   } else if (bytes <= shard_capacity_) {
-    shard.lru.push_front(Entry{std::move(key), std::move(v), bytes});
+    shard.lru.push_front(Entry{std::move(key), std::move(shared), bytes});
     shard.index.emplace(shard.lru.front().key, shard.lru.begin());
     shard.bytes += bytes;
   }
@@ -156,7 +176,7 @@ void CachingStore::CommitAsync(WriteBatch batch, CommitCallback done) {
 
 StatusOr<ResourceVersion> CachingStore::ReadCurrent(std::string_view type, std::string_view id) {
   uint64_t epoch = 0;
-  if (std::optional<ResourceVersion> hit = Lookup(type, id, &epoch)) return std::move(*hit);
+  if (std::shared_ptr<const ResourceVersion> hit = Lookup(type, id, &epoch)) return *hit;
   KURA_ASSIGN_OR_RETURN(ResourceVersion v, backend().ReadCurrent(type, id));
   Insert(v, epoch);  // A copy: the caller gets its own.
   return v;
@@ -172,17 +192,22 @@ StatusOr<ResourceVersion> CachingStore::ReadVersion(std::string_view type, std::
 
 std::optional<StatusOr<ResourceVersion>> CachingStore::ReadCurrentIfCached(std::string_view type,
                                                                            std::string_view id) {
-  std::optional<ResourceVersion> hit = Lookup(type, id);
-  if (!hit) return std::nullopt;
-  return StatusOr<ResourceVersion>(std::move(*hit));
+  std::shared_ptr<const ResourceVersion> hit = Lookup(type, id);
+  if (hit == nullptr) return std::nullopt;
+  return StatusOr<ResourceVersion>(*hit);
 }
 
 std::optional<StatusOr<ResourceVersion>> CachingStore::ReadVersionIfCached(std::string_view type,
                                                                            std::string_view id,
                                                                            int64_t version) {
-  std::optional<ResourceVersion> hit = Lookup(type, id);
-  if (!hit || hit->version != version) return std::nullopt;
-  return StatusOr<ResourceVersion>(std::move(*hit));
+  std::shared_ptr<const ResourceVersion> hit = Lookup(type, id);
+  if (hit == nullptr || hit->version != version) return std::nullopt;
+  return StatusOr<ResourceVersion>(*hit);
+}
+
+std::shared_ptr<const ResourceVersion> CachingStore::SharedCurrentIfCached(std::string_view type,
+                                                                           std::string_view id) {
+  return Lookup(type, id);
 }
 
 RecordCacheStats CachingStore::Stats() {

@@ -50,14 +50,28 @@ class CachingStore final : public ForwardingStore {
   std::optional<StatusOr<ResourceVersion>> ReadVersionIfCached(std::string_view type,
                                                                std::string_view id,
                                                                int64_t version) override;
+  std::shared_ptr<const ResourceVersion> SharedCurrentIfCached(std::string_view type,
+                                                               std::string_view id) override;
 
   RecordCacheStats Stats();
 
  private:
   struct Entry {
     std::string key;  // type '/' id
-    ResourceVersion version;
+    // Shared with readers, who open it without copying it while it is replaced or evicted here.
+    std::shared_ptr<const ResourceVersion> version;
     size_t bytes = 0;
+  };
+  // A key built on the stack for lookups (type and id are short; longer ones go to the heap).
+  class LookupKey {
+   public:
+    LookupKey(std::string_view type, std::string_view id);
+    std::string_view view() const { return view_; }
+
+   private:
+    std::array<char, 128> inline_;
+    std::string heap_;
+    std::string_view view_;
   };
   struct Shard {
     std::mutex mu;
@@ -76,10 +90,10 @@ class CachingStore final : public ForwardingStore {
 
   static std::string KeyOf(std::string_view type, std::string_view id);
   Shard& ShardFor(std::string_view key);
-  // The cached version, or nullopt; on a miss, the shard's commit epoch goes to
+  // The cached version, or nullptr; on a miss, the shard's commit epoch goes to
   // `epoch_on_miss` (when given) for a later Insert of what the database returns.
-  std::optional<ResourceVersion> Lookup(std::string_view type, std::string_view id,
-                                        uint64_t* epoch_on_miss = nullptr);
+  std::shared_ptr<const ResourceVersion> Lookup(std::string_view type, std::string_view id,
+                                                uint64_t* epoch_on_miss = nullptr);
   // Stores `v` unless a newer version is cached; when `fill_epoch` is set (a fill from a
   // database read), only if no commit reached the shard since that epoch was taken.
   void Insert(ResourceVersion v, std::optional<uint64_t> fill_epoch);

@@ -174,22 +174,33 @@ std::optional<StatusOr<IndexPage>> EncryptingStore::SearchIfInMemory(const Index
   return backend().SearchIfInMemory(blinded);
 }
 
-Status EncryptingStore::Open(ResourceVersion& v) {
-  if (v.deleted) return Status::Ok();
+StatusOr<std::string> EncryptingStore::OpenPayload(const ResourceVersion& sealed,
+                                                   const crypto::AeadKey* key) {
   auto fail = [&](const Status& s) {
     log::Error("integrity_failure", {{"what", "record decryption"},
                                      {"detail", s.internal_detail()},
-                                     {"resource_type", v.type},
-                                     {"version", v.version}});
+                                     {"resource_type", sealed.type},
+                                     {"version", sealed.version}});
     return crypto::DecryptionFailed(s.internal_detail());
   };
-  std::optional<uint64_t> key_id = crypto::PeekRecordKeyId(v.payload);
-  if (!key_id) return fail(crypto::DecryptionFailed("record header malformed"));
-  auto key = keyring_.KeyById(*key_id);
-  if (!key.ok()) return fail(key.status());
-  auto plain = (*key)->Decrypt(v.payload, RecordAssociatedData(tenant_, v.type, v.id, v.version));
+  std::shared_ptr<const crypto::AeadKey> loaded;
+  if (key == nullptr) {
+    std::optional<uint64_t> key_id = crypto::PeekRecordKeyId(sealed.payload);
+    if (!key_id) return fail(crypto::DecryptionFailed("record header malformed"));
+    auto found = keyring_.KeyById(*key_id);
+    if (!found.ok()) return fail(found.status());
+    loaded = *std::move(found);
+    key = loaded.get();
+  }
+  auto plain = key->Decrypt(sealed.payload,
+                            RecordAssociatedData(tenant_, sealed.type, sealed.id, sealed.version));
   if (!plain.ok()) return fail(plain.status());
-  v.payload = std::move(*plain);
+  return plain;
+}
+
+Status EncryptingStore::Open(ResourceVersion& v) {
+  if (v.deleted) return Status::Ok();
+  KURA_ASSIGN_OR_RETURN(v.payload, OpenPayload(v, nullptr));
   return Status::Ok();
 }
 
@@ -222,30 +233,45 @@ void EncryptingStore::CommitAsync(WriteBatch batch, CommitCallback done) {
   backend().CommitAsync(std::move(batch), std::move(done));
 }
 
-std::optional<StatusOr<ResourceVersion>> EncryptingStore::OpenIfKeyCached(
-    StatusOr<ResourceVersion> v) {
-  if (v.ok() && !v->deleted) {
-    std::optional<uint64_t> key_id = crypto::PeekRecordKeyId(v->payload);
-    if (key_id && keyring_.CachedKeyById(*key_id) == nullptr) return std::nullopt;
-    // With the key cached (or a malformed header, which fails closed), Open does not block.
-    if (Status opened = Open(*v); !opened.ok()) return StatusOr<ResourceVersion>(opened);
+std::optional<StatusOr<ResourceVersion>> EncryptingStore::OpenCachedIfKeyCached(
+    const ResourceVersion& sealed) {
+  ResourceVersion v;
+  v.type = sealed.type;
+  v.id = sealed.id;
+  v.version = sealed.version;
+  v.last_updated = sealed.last_updated;
+  v.deleted = sealed.deleted;
+  v.compartment = sealed.compartment;
+  v.sequence = sealed.sequence;
+  // Reads never return index rows, and the cache keeps none.
+  if (sealed.deleted) return StatusOr<ResourceVersion>(std::move(v));
+  const crypto::AeadKey* key = nullptr;
+  std::shared_ptr<const crypto::AeadKey> cached;
+  if (std::optional<uint64_t> key_id = crypto::PeekRecordKeyId(sealed.payload)) {
+    cached = keyring_.CachedKeyById(*key_id);
+    if (cached == nullptr) return std::nullopt;
+    key = cached.get();
   }
-  return v;
+  // Without a key id the header is malformed: OpenPayload fails closed without blocking.
+  StatusOr<std::string> plain = OpenPayload(sealed, key);
+  if (!plain.ok()) return StatusOr<ResourceVersion>(plain.status());
+  v.payload = *std::move(plain);
+  return StatusOr<ResourceVersion>(std::move(v));
 }
 
 std::optional<StatusOr<ResourceVersion>> EncryptingStore::ReadCurrentIfCached(std::string_view type,
                                                                               std::string_view id) {
-  std::optional<StatusOr<ResourceVersion>> v = backend().ReadCurrentIfCached(type, id);
-  if (!v) return std::nullopt;
-  return OpenIfKeyCached(std::move(*v));
+  std::shared_ptr<const ResourceVersion> sealed = backend().SharedCurrentIfCached(type, id);
+  if (sealed == nullptr) return std::nullopt;
+  return OpenCachedIfKeyCached(*sealed);
 }
 
 std::optional<StatusOr<ResourceVersion>> EncryptingStore::ReadVersionIfCached(std::string_view type,
                                                                               std::string_view id,
                                                                               int64_t version) {
-  std::optional<StatusOr<ResourceVersion>> v = backend().ReadVersionIfCached(type, id, version);
-  if (!v) return std::nullopt;
-  return OpenIfKeyCached(std::move(*v));
+  std::shared_ptr<const ResourceVersion> sealed = backend().SharedCurrentIfCached(type, id);
+  if (sealed == nullptr || sealed->version != version) return std::nullopt;
+  return OpenCachedIfKeyCached(*sealed);
 }
 
 StatusOr<ResourceVersion> EncryptingStore::ReadCurrent(std::string_view type, std::string_view id) {

@@ -34,6 +34,12 @@ class EncryptingStore final : public ForwardingStore {
   std::optional<StatusOr<ResourceVersion>> ReadVersionIfCached(std::string_view type,
                                                                std::string_view id,
                                                                int64_t version) override;
+  // The cache below holds sealed payloads: they never pass up unopened.
+  std::shared_ptr<const ResourceVersion> SharedCurrentIfCached(std::string_view type,
+                                                               std::string_view id) override {
+    (void)type, (void)id;
+    return nullptr;
+  }
   std::optional<StatusOr<IndexPage>> SearchIfInMemory(const IndexQuery& query) override;
   StatusOr<ResourceVersion> ReadCurrent(std::string_view type, std::string_view id) override;
   StatusOr<ResourceVersion> ReadVersion(std::string_view type, std::string_view id,
@@ -68,10 +74,14 @@ class EncryptingStore final : public ForwardingStore {
   Status SealAll(WriteBatch& batch, const EntryKeys& keys);
   // Replaces each blind row's values by their keyed hashes; `key` is set whenever one is blind.
   static void BlindRows(std::vector<IndexEntry>& rows, const crypto::AeadKey* key);
+  // The plaintext of `sealed`'s payload under `key` (logged as an integrity failure when it
+  // does not open).
+  StatusOr<std::string> OpenPayload(const ResourceVersion& sealed, const crypto::AeadKey* key);
   Status Open(ResourceVersion& v);
   Status BlindQuery(IndexQuery& query, const crypto::AeadKey& key);
-  // Open() with a cached key only; nullopt when the key is not cached.
-  std::optional<StatusOr<ResourceVersion>> OpenIfKeyCached(StatusOr<ResourceVersion> v);
+  // A copy of the cached `sealed` with its payload opened, using a cached key only; nullopt
+  // when the key is not cached. The ciphertext is read where the cache keeps it, not copied.
+  std::optional<StatusOr<ResourceVersion>> OpenCachedIfKeyCached(const ResourceVersion& sealed);
 
   const std::string tenant_;
   DataKeyring keyring_;

@@ -233,6 +233,50 @@ TEST_F(EncryptingStoreTest, CachedReadsOpenRecordsOnlyWithACachedKey) {
   EXPECT_EQ((*later)->payload, "{\"v\":1}");
 }
 
+// A cached read builds its answer from the cache's sealed entry: every field as the database
+// holds it, the payload opened; and the sealed entry itself never passes up through this layer.
+TEST_F(EncryptingStoreTest, CachedReadsAnswerAsTheDatabaseDoesAndKeepSealedEntriesBelow) {
+  CachingStore cache(*backend_, 1 << 20);
+  EncryptingStore writer(cache, *keys_, "t1", 1024);
+  const std::string plain = "{\"resourceType\":\"Observation\",\"v\":\"markercachedzq\"}";
+  WriteBatch b;
+  b.resources.push_back(Version("Observation", "o", 1, "p", plain));
+  b.resources.push_back(Version("Observation", "gone", 1, "p", "{}"));
+  ASSERT_TRUE(writer.Commit(std::move(b)).ok());
+  ResourceVersion marker = Version("Observation", "gone", 2, "p", "");
+  marker.deleted = true;
+  WriteBatch d;
+  d.resources.push_back(std::move(marker));
+  ASSERT_TRUE(writer.Commit(std::move(d)).ok());
+
+  for (const char* id : {"o", "gone"}) {
+    auto cached = writer.ReadCurrentIfCached("Observation", id);
+    ASSERT_TRUE(cached.has_value()) << id;
+    ASSERT_TRUE(cached->ok()) << id;
+    auto stored = encrypted_->ReadCurrent("Observation", id);  // From the database.
+    ASSERT_TRUE(stored.ok()) << id;
+    const ResourceVersion& c = **cached;
+    EXPECT_EQ(c.type, stored->type);
+    EXPECT_EQ(c.id, stored->id);
+    EXPECT_EQ(c.version, stored->version);
+    EXPECT_EQ(c.last_updated, stored->last_updated);
+    EXPECT_EQ(c.deleted, stored->deleted);
+    EXPECT_EQ(c.compartment, stored->compartment);
+    EXPECT_EQ(c.payload, stored->payload);
+    EXPECT_EQ(c.sequence, stored->sequence);
+    EXPECT_GT(c.sequence, 0);
+    EXPECT_TRUE(c.index.empty());
+  }
+  EXPECT_EQ(writer.ReadCurrentIfCached("Observation", "o")->value().payload, plain);
+  EXPECT_TRUE(writer.ReadCurrentIfCached("Observation", "gone")->value().deleted);
+  EXPECT_FALSE(writer.ReadVersionIfCached("Observation", "gone", 1).has_value());
+
+  std::shared_ptr<const ResourceVersion> sealed = cache.SharedCurrentIfCached("Observation", "o");
+  ASSERT_NE(sealed, nullptr);
+  EXPECT_EQ(sealed->payload.find("markercachedzq"), std::string::npos);
+  EXPECT_EQ(writer.SharedCurrentIfCached("Observation", "o"), nullptr);
+}
+
 // A search answered in memory hashes a blind clause only with the blind-index key already cached;
 // without it, the caller is told to search where it may block.
 TEST_F(EncryptingStoreTest, InMemorySearchOfABlindClauseNeedsACachedKey) {

@@ -42,6 +42,10 @@ class ForwardingStore : public Store {
                                                                int64_t version) override {
     return backend_.ReadVersionIfCached(type, id, version);
   }
+  std::shared_ptr<const ResourceVersion> SharedCurrentIfCached(std::string_view type,
+                                                               std::string_view id) override {
+    return backend_.SharedCurrentIfCached(type, id);
+  }
   std::optional<StatusOr<IndexPage>> SearchIfInMemory(const IndexQuery& query) override {
     return backend_.SearchIfInMemory(query);
   }

@@ -583,13 +583,18 @@ class Evaluator {
       return out;
     }
     budget_ -= candidates->size();
+    // A clause its posting list decides whole needs no check of rows: every candidate is in it.
+    std::vector<const CompiledClause*> to_check;
+    for (const CompiledClause& c : clauses) {
+      if (!IsDecidedByPosting(c)) to_check.push_back(&c);
+    }
     for (uint32_t no : *candidates) {
       const Doc& d = s_.docs[no];
       // Every list is of one type and holds live documents only; the ids may name deleted ones.
       if (!d.live) continue;
       bool all = true;
-      for (const CompiledClause& c : clauses) {
-        if (!Holds(d, c)) {
+      for (const CompiledClause* c : to_check) {
+        if (!Holds(d, *c)) {
           all = false;
           break;
         }
@@ -650,6 +655,16 @@ class Evaluator {
   // A clause whose one value fixes the key: its posting list holds every match.
   static bool IsSingleEquality(const CompiledClause& c) {
     return c.mode == IndexClause::Mode::kMatch && c.any_of.size() == 1 && c.any_of[0].has_key;
+  }
+
+  // A single equality whose one alternative compares nothing but the key: a document is in the
+  // clause's posting list exactly when one of its rows matches (RowMatches), so the candidates,
+  // which were intersected with that list, all hold it.
+  static bool IsDecidedByPosting(const CompiledClause& c) {
+    if (!IsSingleEquality(c)) return false;
+    const CompiledMatch& m = c.any_of[0];
+    return !m.never && !m.has_key2 && m.prefix == nullptr && m.contains == nullptr &&
+           m.ranges == nullptr && !m.has_chain;
   }
 
   // How many resources the union of the clause's values' lists holds, or SIZE_MAX when the

@@ -187,6 +187,15 @@ class Store {
     (void)type, (void)id, (void)version;
     return std::nullopt;
   }
+  // The current version of (type, id) exactly as a cache of this store holds it, shared rather
+  // than copied, or nullptr when no cache holds it; never blocks. A layer that changes what it
+  // passes up (the encryption layer: the cache holds sealed payloads) must not forward it. The
+  // object never changes: a later commit replaces the cache's entry, not this version.
+  virtual std::shared_ptr<const ResourceVersion> SharedCurrentIfCached(std::string_view type,
+                                                                       std::string_view id) {
+    (void)type, (void)id;
+    return nullptr;
+  }
   // Search answered without blocking (from an index held in memory, with any key it needs
   // already loaded, and small enough not to stall the caller), or nullopt when it would need the
   // database or long work. The default always says nullopt.
