@@ -162,6 +162,25 @@ class SearchTest(SharedServerTestCase):
         self.assertEqual(bad.status, 400)
         self.srv.request("DELETE", f"{FHIR}/Observation/{r.json()['id']}")
 
+    def test_paging_keeps_values_with_reserved_characters(self):
+        # The token carries the query: a system|code value (':', '/', '|') must come back exact.
+        p0 = self.patients[0]
+        query = urllib.parse.urlencode({"subject": f"Patient/{p0}",
+                                        "code": "http://loinc.org|8867-4",
+                                        "_sort": "date", "_count": "1"})
+        pages = []
+        b = self.search("Observation", query)
+        while True:
+            pages.append([e["resource"]["effectiveDateTime"] for e in b["entry"]])
+            links = {l["relation"]: l["url"] for l in b["link"]}
+            if "next" not in links:
+                break
+            self.assertNotIn("loinc", links["next"])
+            r = self.srv.request("GET", links["next"][links["next"].index("/fhir/R4"):])
+            self.assertEqual(r.status, 200, r.text)
+            b = r.json()
+        self.assertEqual(pages, [["2024-01-01T10:00:00Z"], ["2024-03-01T10:00:00Z"]])
+
     def test_summary_count_total_elements_and_post_search(self):
         p0 = self.patients[0]
         b = self.search("Observation", f"subject={p0}&_summary=count")

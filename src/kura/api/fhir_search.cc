@@ -129,19 +129,42 @@ FhirSearch::FhirSearch(FhirSearchOptions options, store::Store& store,
       pool_(blocking_pool),
       page_key_(std::move(page_key)) {}
 
+namespace {
+
+// The canonical parameters as a query string: percent-encoded, so any bytes survive the trip.
+std::string CanonicalQuery(const fhir::SearchRequest& request) {
+  std::string query;
+  for (const auto& [name, value] : request.canonical_params) {
+    if (!query.empty()) query += '&';
+    query += http::PercentEncode(name);
+    query += '=';
+    query += http::PercentEncode(value);
+  }
+  return query;
+}
+
+}  // namespace
+
 std::string FhirSearch::PageToken(const fhir::SearchRequest& request,
                                   const store::IndexCursor& cursor, bool backward) const {
-  Json token = Json::object();
-  token["t"] = request.type;
-  token["p"] = request.canonical_params;
-  token["d"] = backward ? "b" : "f";
-  Json keys = Json::array();
-  for (const std::optional<std::string>& k : cursor.keys) {
-    keys.push_back(k ? Json(*k) : Json(nullptr));
+  // Written directly (one per page of results); OpenToken reads it back with a JSON parser.
+  std::string token = "{\"t\":";
+  fhir::AppendJsonString(token, request.type);
+  token += ",\"q\":";
+  fhir::AppendJsonString(token, CanonicalQuery(request));
+  token += backward ? ",\"d\":\"b\",\"k\":[" : ",\"d\":\"f\",\"k\":[";
+  for (size_t i = 0; i < cursor.keys.size(); ++i) {
+    if (i > 0) token += ',';
+    if (cursor.keys[i]) {
+      fhir::AppendJsonString(token, *cursor.keys[i]);
+    } else {
+      token += "null";
+    }
   }
-  token["k"] = std::move(keys);
-  token["i"] = cursor.id;
-  StatusOr<std::string> sealed = page_key_.Encrypt(fhir::SerializeJson(token), kPageTokenContext);
+  token += "],\"i\":";
+  fhir::AppendJsonString(token, cursor.id);
+  token += '}';
+  StatusOr<std::string> sealed = page_key_.Encrypt(token, kPageTokenContext);
   if (!sealed.ok()) return std::string();
   return Base64UrlEncode(
       std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(sealed->data()), sealed->size()));
@@ -173,7 +196,7 @@ std::optional<OpenedToken> OpenToken(const crypto::AeadKey& key, std::string_vie
   OpenedToken out;
   try {
     out.type = token.at("t").get<std::string>();
-    out.params = token.at("p").get<std::vector<std::pair<std::string, std::string>>>();
+    out.params = http::ParseQuery(token.at("q").get<std::string>());
     out.backward = token.at("d").get<std::string>() == "b";
     for (const Json& k : token.at("k")) {
       out.cursor.keys.push_back(k.is_null() ? std::nullopt
@@ -191,13 +214,8 @@ std::optional<OpenedToken> OpenToken(const crypto::AeadKey& key, std::string_vie
 std::string FhirSearch::Link(const fhir::SearchRequest& request,
                              std::string_view page_token) const {
   std::string url = options_.public_base_url + "/fhir/R4/" + request.type;
-  char sep = '?';
   if (page_token.empty()) {
-    for (const auto& [name, value] : request.canonical_params) {
-      url += sep;
-      url += http::PercentEncode(name) + "=" + http::PercentEncode(value);
-      sep = '&';
-    }
+    if (!request.canonical_params.empty()) url += '?' + CanonicalQuery(request);
   } else {
     url += "?_page=";
     url += page_token;

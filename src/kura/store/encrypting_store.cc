@@ -15,7 +15,9 @@ EncryptingStore::EncryptingStore(Store& backend, const crypto::KeyProvider& prov
 
 std::string EncryptingStore::RecordAssociatedData(std::string_view tenant, std::string_view type,
                                                   std::string_view id, int64_t version) {
-  std::string aad = "kura-record-v1\x1f";
+  std::string aad;
+  aad.reserve(15 + tenant.size() + type.size() + id.size() + 24);
+  aad += "kura-record-v1\x1f";
   aad += tenant;
   aad += '\x1f';
   aad += type;

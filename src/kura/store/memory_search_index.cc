@@ -845,19 +845,20 @@ std::optional<StatusOr<IndexPage>> MemorySearchIndex::Search(const IndexQuery& q
     }
     return Sign(aid.compare(bid));
   };
+  // Each match's id, looked up once: the sort compares them many times.
+  std::vector<const std::string*> ids(matches.size());
+  for (size_t i = 0; i < matches.size(); ++i) ids[i] = &s.docs[matches[i]].id;
   std::vector<uint32_t> order;  // Indexes into matches past the cursor.
   order.reserve(matches.size());
   for (size_t i = 0; i < matches.size(); ++i) {
     if (from != nullptr) {
-      const int c =
-          compare(values.data() + i * nsort, s.docs[matches[i]].id, from_values.data(), from->id);
+      const int c = compare(values.data() + i * nsort, *ids[i], from_values.data(), from->id);
       if (backward ? c >= 0 : c <= 0) continue;
     }
     order.push_back(static_cast<uint32_t>(i));
   }
   auto before = [&](uint32_t a, uint32_t b) {
-    const int c = compare(values.data() + a * nsort, s.docs[matches[a]].id,
-                          values.data() + b * nsort, s.docs[matches[b]].id);
+    const int c = compare(values.data() + a * nsort, *ids[a], values.data() + b * nsort, *ids[b]);
     return backward ? c > 0 : c < 0;
   };
   const size_t limit = static_cast<size_t>(
@@ -872,7 +873,7 @@ std::optional<StatusOr<IndexPage>> MemorySearchIndex::Search(const IndexQuery& q
   page.hits.reserve(take);
   for (uint32_t i : order) {
     IndexHit hit;
-    hit.id = s.docs[matches[i]].id;
+    hit.id = *ids[i];
     hit.cursor.id = hit.id;
     for (size_t k = 0; k < nsort; ++k) {
       const SortValue& v = values[i * nsort + k];
