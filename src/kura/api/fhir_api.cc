@@ -1491,8 +1491,8 @@ class FhirApi::Handlers {
     std::vector<SearchsetEntry> entries;
     entries.reserve(matches.size());
     for (const store::ResourceVersion& v : matches) entries.push_back({&v, "match"});
-    w.search_bundle = SearchsetBundle(Json::array(), static_cast<int64_t>(matches.size()),
-                                      api_.FhirBase(), entries);
+    w.search_bundle =
+        SearchsetBundle({}, static_cast<int64_t>(matches.size()), api_.FhirBase(), entries);
     w.status = HttpStatus::ok;
   }
 

@@ -59,19 +59,28 @@ bool PreferStrict(const RequestContext& ctx) {
 
 }  // namespace
 
-std::string SearchsetBundle(Json links, std::optional<int64_t> total, std::string_view fhir_base,
-                            const std::vector<SearchsetEntry>& entries,
+std::string SearchsetBundle(const std::vector<SearchsetLink>& links, std::optional<int64_t> total,
+                            std::string_view fhir_base, const std::vector<SearchsetEntry>& entries,
                             const std::vector<std::string>& elements) {
-  Json head = Json::object();
-  head["resourceType"] = "Bundle";
-  head["id"] = RandomUuid();
-  head["meta"] = {{"lastUpdated", FormatInstant(Clock::System().Now())}};
-  head["type"] = "searchset";
-  if (total) head["total"] = *total;
-  if (!links.empty()) head["link"] = std::move(links);
-  std::string out = fhir::SerializeJson(head);
-  if (entries.empty()) return out;
-  out.pop_back();  // Reopen the object to append entries without re-parsing stored payloads.
+  // Written directly: every search answers with one, and its links are long.
+  std::string out = "{\"resourceType\":\"Bundle\",\"id\":";
+  fhir::AppendJsonString(out, RandomUuid());
+  out += ",\"meta\":{\"lastUpdated\":";
+  fhir::AppendJsonString(out, FormatInstant(Clock::System().Now()));
+  out += "},\"type\":\"searchset\"";
+  if (total) {
+    out += ",\"total\":";
+    out += std::to_string(*total);
+  }
+  for (size_t i = 0; i < links.size(); ++i) {
+    out += i == 0 ? ",\"link\":[{\"relation\":" : ",{\"relation\":";
+    fhir::AppendJsonString(out, links[i].relation);
+    out += ",\"url\":";
+    fhir::AppendJsonString(out, links[i].url);
+    out += '}';
+  }
+  if (!links.empty()) out += ']';
+  if (entries.empty()) return out + '}';
   const std::string base = std::string(fhir_base) + "/";
   size_t size = out.size() + 16;
   for (const SearchsetEntry& e : entries) {
@@ -394,27 +403,23 @@ asio::awaitable<Response> FhirSearch::Search(
   note.details.emplace_back("fhir.entries",
                             std::to_string(page->matches.size() + page->included.size()));
 
-  Json links = Json::array();
-  links.push_back({{"relation", "self"},
-                   {"url", Link(*request, "") +
+  std::vector<SearchsetLink> links;
+  links.push_back({"self", Link(*request, "") +
                                (request->page.empty()
                                     ? ""
                                     : std::string(request->canonical_params.empty() ? "?" : "&") +
-                                          "_page=" + request->page)}});
+                                          "_page=" + request->page)});
   if (page->next) {
-    links.push_back(
-        {{"relation", "next"}, {"url", Link(*request, PageToken(*request, *page->next, false))}});
+    links.push_back({"next", Link(*request, PageToken(*request, *page->next, false))});
   }
   if (page->previous) {
-    links.push_back({{"relation", "previous"},
-                     {"url", Link(*request, PageToken(*request, *page->previous, true))}});
+    links.push_back({"previous", Link(*request, PageToken(*request, *page->previous, true))});
   }
   std::vector<SearchsetEntry> entries;
   entries.reserve(page->matches.size() + page->included.size());
   for (const store::ResourceVersion& v : page->matches) entries.push_back({&v, "match"});
   for (const store::ResourceVersion& v : page->included) entries.push_back({&v, "include"});
-  std::string out =
-      SearchsetBundle(std::move(links), page->total, fhir_base_, entries, request->elements);
+  std::string out = SearchsetBundle(links, page->total, fhir_base_, entries, request->elements);
   co_return JsonResponse(HttpStatus::ok, std::move(out), ctx.request.version(), true);
 }
 
@@ -669,18 +674,18 @@ asio::awaitable<Response> FhirSearch::Everything(
   auto link_from = [&](const store::ResourceVersion& v, bool back) {
     return Link(request, PageToken(request, store::IndexCursor{{}, v.type + "/" + v.id}, back));
   };
-  Json links = Json::array();
-  links.push_back({{"relation", "self"}, {"url", Link(request, page_token)}});
+  std::vector<SearchsetLink> links;
+  links.push_back({"self", Link(request, page_token)});
   if (page->more_after && !page->resources.empty()) {
-    links.push_back({{"relation", "next"}, {"url", link_from(page->resources.back(), false)}});
+    links.push_back({"next", link_from(page->resources.back(), false)});
   }
   if (page->more_before && !page->resources.empty()) {
-    links.push_back({{"relation", "previous"}, {"url", link_from(page->resources.front(), true)}});
+    links.push_back({"previous", link_from(page->resources.front(), true)});
   }
   std::vector<SearchsetEntry> entries;
   entries.reserve(page->resources.size());
   for (const store::ResourceVersion& v : page->resources) entries.push_back({&v, "match"});
-  std::string out = SearchsetBundle(std::move(links), page->total, fhir_base_, entries);
+  std::string out = SearchsetBundle(links, page->total, fhir_base_, entries);
   co_return JsonResponse(HttpStatus::ok, std::move(out), ctx.request.version(), true);
 }
 

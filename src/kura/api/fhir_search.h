@@ -36,11 +36,17 @@ struct SearchsetEntry {
   std::string_view mode = "match";
 };
 
+// One of a Bundle's links.
+struct SearchsetLink {
+  std::string_view relation;  // "self", "next", "previous"
+  std::string url;
+};
+
 // A searchset Bundle: `links` (may be empty) and `total` (when known) in the head, then the
 // entries with their stored payloads spliced in as they are (not re-parsed). `fhir_base` is
 // "https://host/fhir/R4". Matches are reduced to `elements` when it is not empty (_elements).
 // No `entry` member when there are no entries (FHIR JSON has no empty arrays).
-std::string SearchsetBundle(fhir::Json links, std::optional<int64_t> total,
+std::string SearchsetBundle(const std::vector<SearchsetLink>& links, std::optional<int64_t> total,
                             std::string_view fhir_base, const std::vector<SearchsetEntry>& entries,
                             const std::vector<std::string>& elements = {});
 
