@@ -140,10 +140,10 @@ FhirSearch::FhirSearch(FhirSearchOptions options, store::Store& store,
 
 namespace {
 
-// The canonical parameters as a query string: percent-encoded, so any bytes survive the trip.
-std::string CanonicalQuery(const fhir::SearchRequest& request) {
+// Canonical parameters as a query string: percent-encoded, so any bytes survive the trip.
+std::string CanonicalQuery(const std::vector<std::pair<std::string, std::string>>& params) {
   std::string query;
-  for (const auto& [name, value] : request.canonical_params) {
+  for (const auto& [name, value] : params) {
     if (!query.empty()) query += '&';
     query += http::PercentEncode(name);
     query += '=';
@@ -154,13 +154,13 @@ std::string CanonicalQuery(const fhir::SearchRequest& request) {
 
 }  // namespace
 
-std::string FhirSearch::PageToken(const fhir::SearchRequest& request,
+std::string FhirSearch::PageToken(std::string_view path, std::string_view canonical_query,
                                   const store::IndexCursor& cursor, bool backward) const {
   // Written directly (one per page of results); OpenToken reads it back with a JSON parser.
   std::string token = "{\"t\":";
-  fhir::AppendJsonString(token, request.type);
+  fhir::AppendJsonString(token, path);
   token += ",\"q\":";
-  fhir::AppendJsonString(token, CanonicalQuery(request));
+  fhir::AppendJsonString(token, canonical_query);
   token += backward ? ",\"d\":\"b\",\"k\":[" : ",\"d\":\"f\",\"k\":[";
   for (size_t i = 0; i < cursor.keys.size(); ++i) {
     if (i > 0) token += ',';
@@ -220,14 +220,13 @@ std::optional<OpenedToken> OpenToken(const crypto::AeadKey& key, std::string_vie
 
 }  // namespace
 
-std::string FhirSearch::Link(const fhir::SearchRequest& request,
-                             std::string_view page_token) const {
-  std::string url = options_.public_base_url + "/fhir/R4/" + request.type;
-  if (page_token.empty()) {
-    if (!request.canonical_params.empty()) url += '?' + CanonicalQuery(request);
-  } else {
-    url += "?_page=";
-    url += page_token;
+std::string FhirSearch::Link(std::string_view path, std::string_view query) const {
+  std::string url = options_.public_base_url;
+  url += "/fhir/R4/";
+  url += path;
+  if (!query.empty()) {
+    url += '?';
+    url += query;
   }
   return url;
 }
@@ -403,17 +402,21 @@ asio::awaitable<Response> FhirSearch::Search(
   note.details.emplace_back("fhir.entries",
                             std::to_string(page->matches.size() + page->included.size()));
 
+  const std::string canonical_query = CanonicalQuery(request->canonical_params);
+  std::string self_query = canonical_query;
+  if (!request->page.empty()) {
+    self_query += canonical_query.empty() ? "_page=" : "&_page=";
+    self_query += request->page;
+  }
   std::vector<SearchsetLink> links;
-  links.push_back({"self", Link(*request, "") +
-                               (request->page.empty()
-                                    ? ""
-                                    : std::string(request->canonical_params.empty() ? "?" : "&") +
-                                          "_page=" + request->page)});
+  links.push_back({"self", Link(type, self_query)});
   if (page->next) {
-    links.push_back({"next", Link(*request, PageToken(*request, *page->next, false))});
+    links.push_back(
+        {"next", Link(type, "_page=" + PageToken(type, canonical_query, *page->next, false))});
   }
   if (page->previous) {
-    links.push_back({"previous", Link(*request, PageToken(*request, *page->previous, true))});
+    links.push_back({"previous", Link(type, "_page=" + PageToken(type, canonical_query,
+                                                                 *page->previous, true))});
   }
   std::vector<SearchsetEntry> entries;
   entries.reserve(page->matches.size() + page->included.size());
@@ -668,14 +671,15 @@ asio::awaitable<Response> FhirSearch::Everything(
   note.compartments = {patient_id};
   note.details.emplace_back("fhir.entries", std::to_string(page->resources.size()));
 
-  fhir::SearchRequest request;  // The links' path and parameters, and what a token is bound to.
-  request.type = "Patient/" + patient_id + "/$everything";
-  request.canonical_params = std::move(canonical);
+  // The links' path and parameters, and what a token is bound to.
+  const std::string path = "Patient/" + patient_id + "/$everything";
+  const std::string query = CanonicalQuery(canonical);
   auto link_from = [&](const store::ResourceVersion& v, bool back) {
-    return Link(request, PageToken(request, store::IndexCursor{{}, v.type + "/" + v.id}, back));
+    return Link(
+        path, "_page=" + PageToken(path, query, store::IndexCursor{{}, v.type + "/" + v.id}, back));
   };
   std::vector<SearchsetLink> links;
-  links.push_back({"self", Link(request, page_token)});
+  links.push_back({"self", Link(path, page_token.empty() ? query : "_page=" + page_token)});
   if (page->more_after && !page->resources.empty()) {
     links.push_back({"next", link_from(page->resources.back(), false)});
   }

@@ -111,11 +111,12 @@ class FhirSearch {
       std::optional<TimePoint> since,
       const std::optional<std::pair<std::string, std::string>>& position, bool backward,
       int64_t count);
-  std::string PageToken(const fhir::SearchRequest& request, const store::IndexCursor& cursor,
-                        bool backward) const;
-  // The URL of `request` (its type, or "Patient/x/$everything"): with its canonical parameters,
-  // or with only `page_token` when one is given.
-  std::string Link(const fhir::SearchRequest& request, std::string_view page_token) const;
+  // A sealed token for the position `cursor` of the search `path` (a type, or
+  // "Patient/x/$everything") with its canonical query.
+  std::string PageToken(std::string_view path, std::string_view canonical_query,
+                        const store::IndexCursor& cursor, bool backward) const;
+  // The URL of `path` with `query` (none when empty).
+  std::string Link(std::string_view path, std::string_view query) const;
 
   FhirSearchOptions options_;
   const std::string fhir_base_;  // FhirBaseUrl(options_.public_base_url), built once.
