@@ -397,6 +397,7 @@ int Serve(const cli::ServeArgs& args) {
                              {"writer_run_us", writer.run_us},
                              {"writer_commit_us", writer.commit_us},
                              {"writer_report_us", writer.report_us},
+                             {"publisher_busy_us", writer.publish_us},
                              {"wal_frames", wal.frames_written},
                              {"wal_file_writes", wal.file_writes},
                              {"temporary_files", wal.temporary_files},

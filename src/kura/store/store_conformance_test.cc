@@ -230,6 +230,16 @@ class StoreConformanceTest : public ::testing::TestWithParam<Backend> {
     return result->sequences.back();
   }
 
+  // How many versions the history of `type`/`id` holds (up to a first page of 50).
+  size_t HistorySize(std::string_view type, std::string_view id) {
+    HistoryQuery query;
+    query.type = std::string(type);
+    query.id = std::string(id);
+    StatusOr<HistoryPage> page = store().History(query);
+    EXPECT_THAT(page, IsOk());
+    return page.ok() ? page->versions.size() : 0;
+  }
+
   // Pages through a history query with `page_size`, checking each page's shape.
   std::vector<ResourceVersion> AllHistory(HistoryQuery query, int64_t page_size) {
     query.limit = page_size;
@@ -357,6 +367,10 @@ TEST_P(StoreConformanceTest, WrongVersionIsAbortedVersionConflict) {
   // A resource that never existed starts at version 1.
   EXPECT_THAT(store().Commit(Batch({Res("Patient", "new", 2)})), StatusIs(StatusCode::kAborted));
   EXPECT_THAT(store().ReadCurrent("Patient", "new"), StatusIs(StatusCode::kNotFound));
+  // A refused version leaves nothing behind, not even in the history.
+  EXPECT_THAT(store().ReadVersion("Patient", "new", 2), StatusIs(StatusCode::kNotFound));
+  EXPECT_THAT(store().ReadVersion("Patient", "p1", 3), StatusIs(StatusCode::kNotFound));
+  EXPECT_EQ(HistorySize("Patient", "p1"), 1u);
 
   StatusOr<ResourceVersion> current = store().ReadCurrent("Patient", "p1");
   ASSERT_THAT(current, IsOk());
@@ -1373,12 +1387,7 @@ TEST_P(SearchConformanceTest, IndexRewritesReplaceRowsWithoutANewVersion) {
   StatusOr<ResourceVersion> o1 = store().ReadCurrent("Observation", "o1");
   ASSERT_THAT(o1, IsOk());
   EXPECT_EQ(o1->version, 1);
-  HistoryQuery history;
-  history.type = "Observation";
-  history.id = "o1";
-  StatusOr<HistoryPage> page = store().History(history);
-  ASSERT_THAT(page, IsOk());
-  EXPECT_EQ(page->versions.size(), 1u);
+  EXPECT_EQ(HistorySize("Observation", "o1"), 1u);
   Reopen();
   EXPECT_THAT(Ids(IndexSearch("Observation", {Clause("code", {KeyIs("REWRITTEN")})})),
               ElementsAre("o1"));

@@ -283,7 +283,8 @@ enum class Sql {
   kInsertMigration,
   kCurrentState,
   kInsertVersion,
-  kUpsertCurrent,
+  kInsertCurrent,
+  kAdvanceCurrent,
   kReadCurrent,
   kReadVersion,
   kHistorySystem,
@@ -368,10 +369,11 @@ constexpr std::array<SqlText, static_cast<size_t>(Sql::kCount)> kSql = {{
     {"insert_version",
      "INSERT INTO resource_versions(type, id, version, last_updated, deleted, compartment, "
      "payload) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)"},
-    {"upsert_current",
-     "INSERT INTO resources(type, id, version, deleted, seq) VALUES(?1, ?2, ?3, ?4, ?5) "
-     "ON CONFLICT(type, id) DO UPDATE SET version = excluded.version, "
-     "deleted = excluded.deleted, seq = excluded.seq"},
+    {"insert_current",
+     "INSERT INTO resources(type, id, version, deleted, seq) VALUES(?1, ?2, ?3, ?4, ?5)"},
+    {"advance_current",
+     "UPDATE resources SET version = ?3, deleted = ?4, seq = ?5 "
+     "WHERE type = ?1 AND id = ?2 AND version = ?3 - 1"},
     {"read_current",
      "SELECT v.type, v.id, v.version, v.last_updated, v.deleted, v.compartment, v.payload, v.seq "
      "FROM resources AS r JOIN resource_versions AS v ON v.seq = r.seq "
@@ -978,15 +980,20 @@ Status ValidateBatch(const WriteBatch& batch) {
 
 // Writes the search_rows row of one current resource.
 template <typename Conn>
-Status UpsertSearchRows(Conn& conn, std::string_view type, std::string_view id,
-                        std::string_view compartment, const std::vector<IndexEntry>& rows) {
-  const std::string encoded = EncodeIndexRows(rows);
+Status UpsertEncodedSearchRows(Conn& conn, std::string_view type, std::string_view id,
+                               std::string_view compartment, std::string_view encoded) {
   Stmt upsert(conn, Sql::kUpsertSearchRows);
   upsert.BindText(1, type);
   upsert.BindText(2, id);
   upsert.BindText(3, compartment);
   upsert.BindBlob(4, encoded);
   return upsert.Run();
+}
+
+template <typename Conn>
+Status UpsertSearchRows(Conn& conn, std::string_view type, std::string_view id,
+                        std::string_view compartment, const std::vector<IndexEntry>& rows) {
+  return UpsertEncodedSearchRows(conn, type, id, compartment, EncodeIndexRows(rows));
 }
 
 // Schema version 6: each resource's search_index rows become its search_rows value, then the
@@ -1255,6 +1262,14 @@ struct SqliteStore::PendingWrite {
   bool savepoint = true;
 };
 
+// A durable group whose search-index changes are still to be applied: `index` holds views into
+// the batches `group` owns.
+struct SqliteStore::Publication {
+  std::vector<PendingWrite> group;
+  std::vector<Status> statuses;
+  std::vector<IndexChange> index;
+};
+
 // A read connection checked out of the pool for the lifetime of this object.
 class SqliteStore::ReaderLease {
  public:
@@ -1287,6 +1302,13 @@ void SqliteStore::Close() {
   }
   write_queued_.notify_one();
   if (writer_thread_.joinable()) writer_thread_.join();
+  // After the writer: it may publish until its last group.
+  {
+    std::lock_guard<std::mutex> lock(publish_mu_);
+    publish_stop_ = true;
+  }
+  publish_queued_.notify_one();
+  if (publisher_thread_.joinable()) publisher_thread_.join();
   {
     std::lock_guard<std::mutex> lock(checkpoint_mu_);
     checkpoint_stop_ = true;
@@ -1392,6 +1414,10 @@ StatusOr<std::unique_ptr<SqliteStore>> SqliteStore::Open(const SqliteOptions& op
   store->checkpoint_thread_ = std::thread([raw] {
     NameThisThread("kura-checkpoint");
     raw->CheckpointLoop();
+  });
+  store->publisher_thread_ = std::thread([raw] {
+    NameThisThread("kura-publish");
+    raw->PublishLoop();
   });
   store->writer_thread_ = std::thread([raw] {
     NameThisThread("kura-writer");
@@ -1536,8 +1562,51 @@ void SqliteStore::WriterLoop() {
       committing = true;
     });
     (committing ? commit_us_ : run_us_).fetch_add(since(), std::memory_order_relaxed);
-    for (size_t i = 0; i < group.size(); ++i) group[i].finish(std::move(statuses[i]));
+    if (options_.search_index && !pending_index_.empty()) {
+      // The writer goes on with the next group while the publisher makes this one searchable
+      // and reports it. Groups without index changes (audit records alone, keys, tokens)
+      // publish nothing, so they report here at once.
+      Publish({std::move(group), std::move(statuses), std::move(pending_index_)});
+      pending_index_.clear();
+    } else {
+      pending_index_.clear();
+      for (size_t i = 0; i < group.size(); ++i) group[i].finish(std::move(statuses[i]));
+    }
     report_us_.fetch_add(since(), std::memory_order_relaxed);
+  }
+}
+
+void SqliteStore::Publish(Publication publication) {
+  {
+    std::lock_guard<std::mutex> lock(publish_mu_);
+    publish_queue_.push_back(std::move(publication));
+  }
+  publish_queued_.notify_one();
+}
+
+// In commit order, so a later group's changes to the same resource land after an earlier one's.
+// Searches see a group's resources before any of its writers hears back; the batches are freed
+// here too, off the writer.
+void SqliteStore::PublishLoop() {
+  while (true) {
+    Publication publication;
+    {
+      std::unique_lock<std::mutex> lock(publish_mu_);
+      publish_queued_.wait(lock, [this] { return publish_stop_ || !publish_queue_.empty(); });
+      if (publish_queue_.empty()) return;  // Stopping and nothing left.
+      publication = std::move(publish_queue_.front());
+      publish_queue_.pop_front();
+    }
+    const auto start = std::chrono::steady_clock::now();
+    search_index_.Apply(publication.index);
+    for (size_t i = 0; i < publication.group.size(); ++i) {
+      publication.group[i].finish(std::move(publication.statuses[i]));
+    }
+    publication = Publication{};
+    publish_us_.fetch_add(std::chrono::duration_cast<std::chrono::microseconds>(
+                              std::chrono::steady_clock::now() - start)
+                              .count(),
+                          std::memory_order_relaxed);
   }
 }
 
@@ -1646,9 +1715,7 @@ void SqliteStore::RunGroup(std::vector<PendingWrite>& group, std::vector<Status>
   if (audit_open) appender->EndTransaction(true);
   if (folded_in_group_) fold_entries_.clear();
   fold_entries_committed_ = fold_entries_.size();
-  // Durable: searches see the group's resources before any of its writers hears back.
-  if (options_.search_index) search_index_.Apply(pending_index_);
-  pending_index_.clear();
+  // Durable: pending_index_ now goes to the search index (WriterLoop).
 }
 
 Status SqliteStore::InsertAuditRows(Connection& conn) {
@@ -1721,6 +1788,7 @@ SqliteWriterStats SqliteStore::WriterStats() const {
   stats.run_us = run_us_.load(std::memory_order_relaxed);
   stats.commit_us = commit_us_.load(std::memory_order_relaxed);
   stats.report_us = report_us_.load(std::memory_order_relaxed);
+  stats.publish_us = publish_us_.load(std::memory_order_relaxed);
   return stats;
 }
 
@@ -1742,26 +1810,42 @@ void SqliteStore::ReleaseReader(Connection* conn) {
 
 namespace {
 
+// The search_rows value of each of `batch`'s resources (empty for deletes), then of each index
+// rewrite: encoded by the committing thread, so that the writer only stores them.
+std::vector<std::string> EncodeBatchIndexRows(const WriteBatch& batch) {
+  std::vector<std::string> encoded;
+  encoded.reserve(batch.resources.size() + batch.index_rewrites.size());
+  for (const ResourceVersion& r : batch.resources) {
+    encoded.push_back(r.deleted ? std::string() : EncodeIndexRows(r.index));
+  }
+  for (const IndexRewrite& r : batch.index_rewrites) encoded.push_back(EncodeIndexRows(r.index));
+  return encoded;
+}
+
 // Writes `batch` on the writer connection (inside the caller's savepoint), filling `result`, and
-// appends the search-index changes to `index_changes` (views into `batch`).
+// appends the search-index changes to `index_changes` (views into `batch`). `encoded_rows` is
+// EncodeBatchIndexRows(batch).
 template <typename Conn>
-Status WriteBatchRows(Conn& conn, const WriteBatch& batch, CommitResult& result,
+Status WriteBatchRows(Conn& conn, const WriteBatch& batch,
+                      const std::vector<std::string>& encoded_rows, CommitResult& result,
                       std::vector<IndexChange>& index_changes) {
+  size_t encoded_at = 0;
   result.sequences.clear();
   result.sequences.reserve(batch.resources.size());
+  // The constraints decide version conflicts without reading the current version first: a
+  // version already stored breaks UNIQUE(type, id, version), a first version of a resource that
+  // exists breaks the primary key of resources, and a later version must follow the current one.
+  // The caller's savepoint takes back whatever a refused write had already inserted.
+  auto conflict = [&](const ResourceVersion& r, std::string_view why) {
+    return AbortedError("version conflict",
+                        std::string(why) + ", batch has " + std::to_string(r.version));
+  };
+  auto is_constraint = [&](const Status& s) {
+    return !s.ok() && (sqlite3_extended_errcode(conn.db()) & 0xff) == SQLITE_CONSTRAINT;
+  };
   for (const ResourceVersion& r : batch.resources) {
-    int64_t current = 0;
-    {
-      Stmt query(conn, Sql::kCurrentState);
-      query.BindText(1, r.type);
-      query.BindText(2, r.id);
-      KURA_ASSIGN_OR_RETURN(bool row, query.Step());
-      if (row) current = query.Int64(0);
-    }
-    if (r.version != current + 1) {
-      return AbortedError("version conflict", "current version " + std::to_string(current) +
-                                                  ", batch has " + std::to_string(r.version));
-    }
+    const std::string& encoded = encoded_rows[encoded_at++];
+    if (r.version < 1) return conflict(r, "versions start at 1");
     Stmt insert(conn, Sql::kInsertVersion);
     insert.BindText(1, r.type);
     insert.BindText(2, r.id);
@@ -1770,28 +1854,39 @@ Status WriteBatchRows(Conn& conn, const WriteBatch& batch, CommitResult& result,
     insert.BindInt64(5, r.deleted ? 1 : 0);
     insert.BindText(6, r.compartment);
     insert.BindBlob(7, r.payload);
-    KURA_RETURN_IF_ERROR(insert.Run());
+    if (Status inserted = insert.Run(); !inserted.ok()) {
+      if (is_constraint(inserted)) return conflict(r, "the version is already stored");
+      return inserted;
+    }
     const int64_t seq = sqlite3_last_insert_rowid(conn.db());
 
-    Stmt upsert(conn, Sql::kUpsertCurrent);
-    upsert.BindText(1, r.type);
-    upsert.BindText(2, r.id);
-    upsert.BindInt64(3, r.version);
-    upsert.BindInt64(4, r.deleted ? 1 : 0);
-    upsert.BindInt64(5, seq);
-    KURA_RETURN_IF_ERROR(upsert.Run());
+    const bool first = r.version == 1;
+    Stmt current(conn, first ? Sql::kInsertCurrent : Sql::kAdvanceCurrent);
+    current.BindText(1, r.type);
+    current.BindText(2, r.id);
+    current.BindInt64(3, r.version);
+    current.BindInt64(4, r.deleted ? 1 : 0);
+    current.BindInt64(5, seq);
+    if (Status written = current.Run(); !written.ok()) {
+      if (is_constraint(written)) return conflict(r, "the resource exists");
+      return written;
+    }
+    if (!first && sqlite3_changes(conn.db()) != 1) {
+      return conflict(r, "the current version is not the one before");
+    }
     if (r.deleted) {
       Stmt remove(conn, Sql::kDeleteSearchRows);
       remove.BindText(1, r.type);
       remove.BindText(2, r.id);
       KURA_RETURN_IF_ERROR(remove.Run());
     } else {
-      KURA_RETURN_IF_ERROR(UpsertSearchRows(conn, r.type, r.id, r.compartment, r.index));
+      KURA_RETURN_IF_ERROR(UpsertEncodedSearchRows(conn, r.type, r.id, r.compartment, encoded));
     }
     index_changes.push_back(IndexChange{r.type, r.id, r.compartment, r.deleted, &r.index});
     result.sequences.push_back(seq);
   }
   for (const IndexRewrite& r : batch.index_rewrites) {
+    const std::string& encoded = encoded_rows[encoded_at++];
     Stmt query(conn, Sql::kCurrentState);
     query.BindText(1, r.type);
     query.BindText(2, r.id);
@@ -1799,7 +1894,7 @@ Status WriteBatchRows(Conn& conn, const WriteBatch& batch, CommitResult& result,
     if (!row || query.Int64(0) != r.version || query.Int64(1) != 0) {
       return AbortedError("version conflict", "index rewrite of a version that is not current");
     }
-    KURA_RETURN_IF_ERROR(UpsertSearchRows(conn, r.type, r.id, r.compartment, r.index));
+    KURA_RETURN_IF_ERROR(UpsertEncodedSearchRows(conn, r.type, r.id, r.compartment, encoded));
     index_changes.push_back(IndexChange{r.type, r.id, r.compartment, false, &r.index});
   }
   return Status();
@@ -1841,13 +1936,17 @@ void SqliteStore::CommitAsync(WriteBatch batch, CommitCallback done) {
   // Shared by the work (which fills the result) and the finish (which reports it).
   struct State {
     WriteBatch batch;
+    std::vector<std::string> encoded_rows;
     CommitResult result;
     CommitCallback done;
   };
-  auto state = std::make_shared<State>(State{std::move(batch), {}, std::move(done)});
+  std::vector<std::string> encoded_rows = EncodeBatchIndexRows(batch);
+  auto state = std::make_shared<State>(
+      State{std::move(batch), std::move(encoded_rows), {}, std::move(done)});
   const AuditDraft* draft = state->batch.audit.get();
   Enqueue({[this, state](Connection& conn) {
-             return WriteBatchRows(conn, state->batch, state->result, pending_index_);
+             return WriteBatchRows(conn, state->batch, state->encoded_rows, state->result,
+                                   pending_index_);
            },
            [state](Status status) {
              if (status.ok()) {

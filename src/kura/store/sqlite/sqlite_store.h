@@ -5,7 +5,10 @@
 // PruneAudit() queue their work; the writer takes everything queued (up to
 // `group_commit_max_batch`), runs it in one `BEGIN IMMEDIATE ... COMMIT`, each unit inside its own
 // SAVEPOINT so one failing unit leaves the others intact, and then reports every unit's result in
-// queue order. synchronous=FULL, so a reported success is on disk; many writers share one fsync.
+// queue order. A group that changed the search index is reported by the publisher thread instead,
+// once the in-memory index has its changes (groups in commit order), while the writer already
+// runs the next group; a group without such changes may then be reported before an earlier one.
+// synchronous=FULL, so a reported success is on disk; many writers share one fsync.
 // Callers never lead a group, so a CommitAsync() caller never blocks. Reads use a pool of
 // `read_connections` query-only connections and never wait for the writer (WAL readers see the last
 // committed snapshot). A checkpoint thread with its own connection copies the WAL into the database
@@ -84,6 +87,9 @@ struct SqliteWriterStats {
   int64_t run_us = 0;
   int64_t commit_us = 0;
   int64_t report_us = 0;
+  // The publisher thread's busy time: applying durable groups' search-index changes and
+  // reporting those groups.
+  int64_t publish_us = 0;
 };
 
 class SqliteStore final : public Store, public AuditLogStore {
@@ -164,6 +170,7 @@ class SqliteStore final : public Store, public AuditLogStore {
   class Connection;     // One sqlite3 handle and its prepared-statement cache.
   class ReaderLease;    // A read connection checked out of the pool.
   struct PendingWrite;  // One queued unit of write work and what to do with its result.
+  struct Publication;   // A durable group waiting for its search-index changes.
 
   explicit SqliteStore(const SqliteOptions& options);
   static StatusOr<std::unique_ptr<SqliteStore>> OpenReadOnly(const SqliteOptions& options);
@@ -176,6 +183,10 @@ class SqliteStore final : public Store, public AuditLogStore {
   Status RunAndWait(std::function<Status(Connection&)> work);
   // The writer thread: takes groups off the queue until Close() and the queue is empty.
   void WriterLoop();
+  // Hands a durable group with search-index changes to the publisher thread, which applies them
+  // and then reports the group (PublishLoop), in commit order.
+  void Publish(Publication publication);
+  void PublishLoop();
   // The checkpoint thread and the WAL hook that wakes it.
   void CheckpointLoop();
   static int OnWalCommit(void* self, sqlite3* db, const char* name, int wal_pages);
@@ -208,6 +219,7 @@ class SqliteStore final : public Store, public AuditLogStore {
   std::atomic<int64_t> run_us_{0};
   std::atomic<int64_t> commit_us_{0};
   std::atomic<int64_t> report_us_{0};
+  std::atomic<int64_t> publish_us_{0};
   std::atomic<AuditAppender*> audit_appender_{nullptr};
   std::vector<AuditRow> audit_rows_;  // Writer thread only: reused per draft, keys moved out.
   // Writer thread only: audit records written since the last fold (an estimate: records of
@@ -221,9 +233,14 @@ class SqliteStore final : public Store, public AuditLogStore {
   size_t fold_entries_committed_ = 0;
   bool folded_in_group_ = false;
   // The search index of current resources. Writer thread: the changes of the running group's
-  // successful units (views into their batches), applied once the group is durable.
+  // successful units (views into their batches), published once the group is durable.
   MemorySearchIndex search_index_;
   std::vector<IndexChange> pending_index_;
+  std::mutex publish_mu_;
+  std::condition_variable publish_queued_;
+  std::deque<Publication> publish_queue_;  // Guarded by publish_mu_.
+  bool publish_stop_ = false;              // Guarded by publish_mu_.
+  std::thread publisher_thread_;
 
   std::unique_ptr<Connection> checkpoint_conn_;  // Used only by the checkpoint thread.
   std::mutex checkpoint_mu_;
