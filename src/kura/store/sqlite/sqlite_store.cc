@@ -978,22 +978,16 @@ Status ValidateBatch(const WriteBatch& batch) {
   return Status();
 }
 
-// Writes the search_rows row of one current resource.
+// Writes the search_rows row of one current resource: `encoded` is EncodeIndexRows of its rows.
 template <typename Conn>
-Status UpsertEncodedSearchRows(Conn& conn, std::string_view type, std::string_view id,
-                               std::string_view compartment, std::string_view encoded) {
+Status UpsertSearchRows(Conn& conn, std::string_view type, std::string_view id,
+                        std::string_view compartment, std::string_view encoded) {
   Stmt upsert(conn, Sql::kUpsertSearchRows);
   upsert.BindText(1, type);
   upsert.BindText(2, id);
   upsert.BindText(3, compartment);
   upsert.BindBlob(4, encoded);
   return upsert.Run();
-}
-
-template <typename Conn>
-Status UpsertSearchRows(Conn& conn, std::string_view type, std::string_view id,
-                        std::string_view compartment, const std::vector<IndexEntry>& rows) {
-  return UpsertEncodedSearchRows(conn, type, id, compartment, EncodeIndexRows(rows));
 }
 
 // Schema version 6: each resource's search_index rows become its search_rows value, then the
@@ -1010,7 +1004,7 @@ Status MoveIndexRowsToSearchRows(Conn& conn) {
   std::vector<IndexEntry> entries;
   auto flush = [&]() -> Status {
     if (entries.empty()) return Status();
-    Status written = UpsertSearchRows(conn, type, id, compartment, entries);
+    Status written = UpsertSearchRows(conn, type, id, compartment, EncodeIndexRows(entries));
     entries.clear();
     return written;
   };
@@ -1567,11 +1561,10 @@ void SqliteStore::WriterLoop() {
       // and reports it. Groups without index changes (audit records alone, keys, tokens)
       // publish nothing, so they report here at once.
       Publish({std::move(group), std::move(statuses), std::move(pending_index_)});
-      pending_index_.clear();
     } else {
-      pending_index_.clear();
       for (size_t i = 0; i < group.size(); ++i) group[i].finish(std::move(statuses[i]));
     }
+    pending_index_.clear();
     report_us_.fetch_add(since(), std::memory_order_relaxed);
   }
 }
@@ -1836,16 +1829,20 @@ Status WriteBatchRows(Conn& conn, const WriteBatch& batch,
   // version already stored breaks UNIQUE(type, id, version), a first version of a resource that
   // exists breaks the primary key of resources, and a later version must follow the current one.
   // The caller's savepoint takes back whatever a refused write had already inserted.
-  auto conflict = [&](const ResourceVersion& r, std::string_view why) {
+  auto conflict = [](const ResourceVersion& r, std::string_view why) {
     return AbortedError("version conflict",
                         std::string(why) + ", batch has " + std::to_string(r.version));
   };
-  auto is_constraint = [&](const Status& s) {
-    return !s.ok() && (sqlite3_extended_errcode(conn.db()) & 0xff) == SQLITE_CONSTRAINT;
+  // Runs `stmt`; a constraint it breaks is the version conflict `why`.
+  auto run_or_conflict = [&](Stmt& stmt, const ResourceVersion& r, std::string_view why) {
+    Status run = stmt.Run();
+    if (!run.ok() && (sqlite3_extended_errcode(conn.db()) & 0xff) == SQLITE_CONSTRAINT) {
+      return conflict(r, why);
+    }
+    return run;
   };
   for (const ResourceVersion& r : batch.resources) {
     const std::string& encoded = encoded_rows[encoded_at++];
-    if (r.version < 1) return conflict(r, "versions start at 1");
     Stmt insert(conn, Sql::kInsertVersion);
     insert.BindText(1, r.type);
     insert.BindText(2, r.id);
@@ -1854,10 +1851,7 @@ Status WriteBatchRows(Conn& conn, const WriteBatch& batch,
     insert.BindInt64(5, r.deleted ? 1 : 0);
     insert.BindText(6, r.compartment);
     insert.BindBlob(7, r.payload);
-    if (Status inserted = insert.Run(); !inserted.ok()) {
-      if (is_constraint(inserted)) return conflict(r, "the version is already stored");
-      return inserted;
-    }
+    KURA_RETURN_IF_ERROR(run_or_conflict(insert, r, "the version is already stored"));
     const int64_t seq = sqlite3_last_insert_rowid(conn.db());
 
     const bool first = r.version == 1;
@@ -1867,10 +1861,7 @@ Status WriteBatchRows(Conn& conn, const WriteBatch& batch,
     current.BindInt64(3, r.version);
     current.BindInt64(4, r.deleted ? 1 : 0);
     current.BindInt64(5, seq);
-    if (Status written = current.Run(); !written.ok()) {
-      if (is_constraint(written)) return conflict(r, "the resource exists");
-      return written;
-    }
+    KURA_RETURN_IF_ERROR(run_or_conflict(current, r, "the resource exists"));
     if (!first && sqlite3_changes(conn.db()) != 1) {
       return conflict(r, "the current version is not the one before");
     }
@@ -1880,7 +1871,7 @@ Status WriteBatchRows(Conn& conn, const WriteBatch& batch,
       remove.BindText(2, r.id);
       KURA_RETURN_IF_ERROR(remove.Run());
     } else {
-      KURA_RETURN_IF_ERROR(UpsertEncodedSearchRows(conn, r.type, r.id, r.compartment, encoded));
+      KURA_RETURN_IF_ERROR(UpsertSearchRows(conn, r.type, r.id, r.compartment, encoded));
     }
     index_changes.push_back(IndexChange{r.type, r.id, r.compartment, r.deleted, &r.index});
     result.sequences.push_back(seq);
@@ -1894,7 +1885,7 @@ Status WriteBatchRows(Conn& conn, const WriteBatch& batch,
     if (!row || query.Int64(0) != r.version || query.Int64(1) != 0) {
       return AbortedError("version conflict", "index rewrite of a version that is not current");
     }
-    KURA_RETURN_IF_ERROR(UpsertEncodedSearchRows(conn, r.type, r.id, r.compartment, encoded));
+    KURA_RETURN_IF_ERROR(UpsertSearchRows(conn, r.type, r.id, r.compartment, encoded));
     index_changes.push_back(IndexChange{r.type, r.id, r.compartment, false, &r.index});
   }
   return Status();
