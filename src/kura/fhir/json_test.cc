@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "kura/fhir/document_test_util.h"
+#include "kura/fhir/internal/intake_handler.h"
 
 namespace kura::fhir {
 namespace {
@@ -74,6 +75,43 @@ TEST(ParseResourceDocumentTest, CompactBodiesAreCutOutAsTheWriterWouldWriteThem)
   auto escaped = ParseResourceDocument(R"({"resourceType":"Patient","a":"A\/"})", {});
   ASSERT_TRUE(escaped.ok());
   EXPECT_EQ(escaped->Find("a")->json, R"("A/")");
+}
+
+// The check that decides between cutting and writing, against a plain scan of every byte, on
+// every text of up to six bytes over quotes, backslashes, the four whitespace bytes and others.
+TEST(ParseResourceDocumentTest, CompactCheckAgreesWithAByteByByteScan) {
+  auto byte_by_byte = [](std::string_view body) {
+    if (body.find('\\') != std::string_view::npos) return false;
+    bool in_string = false;
+    for (char c : body) {
+      if (c == '"') {
+        in_string = !in_string;
+      } else if (!in_string && (c == ' ' || c == '\n' || c == '\r' || c == '\t')) {
+        return false;
+      }
+    }
+    return true;
+  };
+  const std::string alphabet = "\"\\ \n\r\ta:";
+  size_t compact = 0;
+  size_t checked = 0;
+  std::string text;
+  for (size_t length = 0; length <= 6; ++length) {
+    std::vector<size_t> digits(length, 0);
+    while (true) {
+      text.clear();
+      for (size_t d : digits) text += alphabet[d];
+      const bool expected = byte_by_byte(text);
+      ASSERT_EQ(internal::IsCompactWithoutEscapes(text), expected) << testing::PrintToString(text);
+      compact += expected ? 1 : 0;
+      ++checked;
+      size_t i = 0;
+      while (i < length && ++digits[i] == alphabet.size()) digits[i++] = 0;
+      if (i == length) break;
+    }
+  }
+  EXPECT_EQ(checked, 299'593u);  // 8^0 + ... + 8^6
+  EXPECT_GT(compact, 0u);
 }
 
 TEST(ParseResourceDocumentTest, NumbersKeepTheirExactText) {
