@@ -7,6 +7,7 @@
 #include <rapidjson/reader.h>
 #include <rapidjson/writer.h>
 
+#include <algorithm>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -37,19 +38,15 @@ using CompactWriter = rapidjson::Writer<StringSink>;
 inline bool IsCompactWithoutEscapes(std::string_view body) {
   if (body.find('\\') != std::string_view::npos) return false;
   size_t outside = 0;  // Where the current stretch outside strings begins.
-  while (true) {
-    const size_t open = body.find('"', outside);
-    const std::string_view stretch = body.substr(
-        outside, open == std::string_view::npos ? std::string_view::npos : open - outside);
-    for (char c : stretch) {
+  while (outside < body.size()) {
+    const size_t open = std::min(body.find('"', outside), body.size());
+    for (char c : body.substr(outside, open - outside)) {
       if (c == ' ' || c == '\n' || c == '\r' || c == '\t') return false;
     }
-    if (open == std::string_view::npos) return true;
-    const size_t close = body.find('"', open + 1);
-    if (close == std::string_view::npos)
-      return true;  // An unterminated string: the reader refuses it.
-    outside = close + 1;
+    // Past the closing quote; an unterminated string ends the text (the reader refuses it).
+    outside = std::min(body.find('"', open + 1), body.size()) + 1;
   }
+  return true;
 }
 
 // The SAX handler. Depth 1 is the top-level object, whose braces are not written: each member

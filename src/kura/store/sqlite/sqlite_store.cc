@@ -611,18 +611,18 @@ class SqliteStore::Connection {
       if (mode != "wal") {
         return UnavailableError("storage error", "could not enable WAL, journal mode " + mode);
       }
-      // A 16 MiB page cache: a group holding a transaction Bundle of 1,000 resources changes about
-      // 4 MiB of pages, which SQLite's default 2 MiB cache spilled into the WAL one page per
-      // write before COMMIT, then read back to checksum them again (two system calls per page:
-      // 40,000 of each in 5 s of the transaction benchmark, against about 3,000 at 16 MiB).
-      // Much larger costs every small transaction (an audited read is one) a walk of the
-      // cache's hash table when SQLite trims it: a tenth of the writer's time at 64 MiB.
-      // Temporary storage in memory: every write runs in a savepoint, whose sub-journal (the
-      // original of each page it changes) otherwise spills to a temporary file past 64 KiB, and
-      // a group of creates then cost one file created, written page by page and unlinked.
-      // Secure delete (Debian's build has it on already; this does not depend on the build):
-      // what a write deletes or replaces is zeroed, so index rows of a class the data register
-      // has since made blind, and old versions' rows, leave no value behind in free space.
+      // A 16 MiB page cache (cache_size=-16384: a negative size is in KiB): a group holding a
+      // transaction Bundle of 1,000 resources changes about 4 MiB of pages, which SQLite's default
+      // 2 MiB cache spilled into the WAL one page per write before COMMIT, then read back to
+      // checksum them again (two system calls per page: 40,000 of each in 5 s of the transaction
+      // benchmark, against about 3,000 at 16 MiB). Much larger costs every small transaction (an
+      // audited read is one) a walk of the cache's hash table when SQLite trims it: a tenth of the
+      // writer's time at 64 MiB. Temporary storage in memory: every write runs in a savepoint,
+      // whose sub-journal (the original of each page it changes) otherwise spills to a temporary
+      // file past 64 KiB, and a group of creates then cost one file created, written page by page
+      // and unlinked. Secure delete (Debian's build has it on already; this does not depend on the
+      // build): what a write deletes or replaces is zeroed, so index rows of a class the data
+      // register has since made blind, and old versions' rows, leave no value behind in free space.
       KURA_RETURN_IF_ERROR(conn->ExecScript(
           "PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON; "
           "PRAGMA temp_store=MEMORY; PRAGMA secure_delete=ON; PRAGMA cache_size=-16384"));
