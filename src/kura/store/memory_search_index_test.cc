@@ -6,11 +6,14 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <bit>
+#include <cmath>
 #include <map>
 #include <random>
 #include <set>
 
 #include "kura/store/search_index_rows.h"
+#include "kura/store/varint.h"
 
 namespace kura::store {
 namespace {
@@ -51,32 +54,148 @@ IndexQuery KeyQuery(std::string type, std::string param, std::string key, bool b
   return q;
 }
 
+// The rows of the benchmark Observation, as the server extracts them.
+std::vector<IndexEntry> ObservationRows() {
+  const std::string patient = "Patient/01a2513c-68c5-7c88-b673-4eaacaf1c422";
+  const std::string per_minute = "http://unitsofmeasure.org|/min";
+  auto quantity = [](std::string param, std::string key, std::string key2) {
+    IndexEntry e = KeyRow(std::move(param), std::move(key), std::move(key2));
+    e.low = 72;
+    e.high = 72;
+    return e;
+  };
+  return {RangeRow("_lastUpdated", 1796659243389000.0, 1796659243389999.0),
+          KeyRow("category", "vital-signs",
+                 "http://terminology.hl7.org/CodeSystem/observation-category"),
+          KeyRow("code", "8867-4", "http://loinc.org"),
+          quantity("code-value-quantity", "http://loinc.org|8867-4", per_minute),
+          quantity("code-value-quantity", "*|8867-4", per_minute),
+          KeyRow("combo-code", "8867-4", "http://loinc.org"),
+          quantity("combo-code-value-quantity", "http://loinc.org|8867-4", per_minute),
+          quantity("combo-code-value-quantity", "*|8867-4", per_minute),
+          quantity("combo-value-quantity", "/min", "http://unitsofmeasure.org"),
+          RangeRow("date", 1704067200000000.0, 1704067200000999.0),
+          KeyRow("identifier", std::string(16, '\x9c'), std::string(16, '\x3d'), true),
+          KeyRow("patient", patient, "Patient"),
+          KeyRow("status", "final"),
+          KeyRow("subject", patient, "Patient"),
+          quantity("value-quantity", "/min", "http://unitsofmeasure.org")};
+}
+
+// The version 1 encoding, which databases written before version 2 still hold.
+std::string EncodeVersion1(const std::vector<IndexEntry>& rows) {
+  auto put_bytes = [](std::string& out, std::string_view s) {
+    PutVarint(out, s.size());
+    out.append(s);
+  };
+  auto put_double = [](std::string& out, double v) {
+    const auto bits = std::bit_cast<uint64_t>(v);
+    for (int i = 0; i < 8; ++i) out.push_back(static_cast<char>((bits >> (8 * i)) & 0xFF));
+  };
+  std::string out(1, '\x01');
+  PutVarint(out, rows.size());
+  for (const IndexEntry& e : rows) {
+    put_bytes(out, e.param);
+    out.push_back(static_cast<char>((e.blind ? 1 : 0) | (e.low ? 2 : 0)));
+    put_bytes(out, e.key);
+    put_bytes(out, e.key2);
+    if (e.low) {
+      put_double(out, *e.low);
+      put_double(out, *e.high);
+    }
+  }
+  return out;
+}
+
 TEST(IndexRowsEncodingTest, RoundTripsEveryKindOfRow) {
   std::vector<IndexEntry> rows = {KeyRow("code", "8867-4", "http://loinc.org"),
                                   KeyRow("name", std::string("\0\xff\x01", 3), "", true),
                                   RangeRow("date", -62135596800.0, 253402300799.999),
-                                  RangeRow("value-quantity", 0.1, 1e300), KeyRow("empty", "")};
+                                  RangeRow("value-quantity", 0.1, 1e300),
+                                  KeyRow("empty", ""),
+                                  RangeRow("zero", 0.0, -0.0),
+                                  RangeRow("point", 72, 72),
+                                  KeyRow("code", "x", "8867-4"),
+                                  KeyRow("8867-4", "code", "x")};
   StatusOr<std::vector<IndexEntry>> decoded = DecodeIndexRows(EncodeIndexRows(rows));
   ASSERT_TRUE(decoded.ok());
   EXPECT_EQ(*decoded, rows);
+  // -0.0 and 0.0 compare equal; the bounds must still come back bit for bit.
+  EXPECT_TRUE(std::signbit(*(*decoded)[5].high));
+  EXPECT_FALSE(std::signbit(*(*decoded)[5].low));
   decoded = DecodeIndexRows(EncodeIndexRows({}));
   ASSERT_TRUE(decoded.ok());
   EXPECT_TRUE(decoded->empty());
 }
 
+TEST(IndexRowsEncodingTest, ManyDistinctStringsRoundTrip) {
+  // Past the table's scan limit, where strings are numbered through a hash map.
+  std::vector<IndexEntry> rows;
+  for (int i = 0; i < 300; ++i) {
+    rows.push_back(KeyRow("p" + std::to_string(i % 7), "v" + std::to_string(i),
+                          i % 3 == 0 ? "s" + std::to_string(i % 50) : ""));
+  }
+  StatusOr<std::vector<IndexEntry>> decoded = DecodeIndexRows(EncodeIndexRows(rows));
+  ASSERT_TRUE(decoded.ok());
+  EXPECT_EQ(*decoded, rows);
+}
+
+TEST(IndexRowsEncodingTest, EachStringIsWrittenOnce) {
+  const std::vector<IndexEntry> rows = ObservationRows();
+  const std::string encoded = EncodeIndexRows(rows);
+  // Strings that occur in several rows and inside no other string.
+  for (std::string_view repeated : {"http://unitsofmeasure.org|/min", "combo-code-value-quantity",
+                                    "Patient/01a2513c-68c5-7c88-b673-4eaacaf1c422"}) {
+    const size_t first = encoded.find(repeated);
+    ASSERT_NE(first, std::string::npos) << repeated;
+    EXPECT_EQ(encoded.find(repeated, first + 1), std::string::npos) << repeated;
+  }
+  // 872 bytes in version 1, 585 here.
+  EXPECT_EQ(EncodeVersion1(rows).size(), 872u);
+  EXPECT_EQ(encoded.size(), 585u);
+}
+
+TEST(IndexRowsEncodingTest, Version1ValuesStillDecode) {
+  const std::vector<IndexEntry> rows = ObservationRows();
+  StatusOr<std::vector<IndexEntry>> decoded = DecodeIndexRows(EncodeVersion1(rows));
+  ASSERT_TRUE(decoded.ok()) << decoded.status().message();
+  EXPECT_EQ(*decoded, rows);
+  std::string bad_flags = EncodeVersion1({KeyRow("code", "x")});
+  bad_flags[1 + 1 + 1 + 4] = '\x04';  // The point flag is version 2's.
+  EXPECT_EQ(DecodeIndexRows(bad_flags).status().code(), StatusCode::kDataLoss);
+}
+
 TEST(IndexRowsEncodingTest, MalformedBytesAreDataLoss) {
-  const std::string good = EncodeIndexRows({KeyRow("code", "x", "sys"), RangeRow("date", 1, 2)});
+  const std::string good =
+      EncodeIndexRows({KeyRow("code", "x", "sys"), RangeRow("date", 1, 2), RangeRow("q", 3, 3)});
+  ASSERT_TRUE(DecodeIndexRows(good).ok());
   EXPECT_EQ(DecodeIndexRows("").status().code(), StatusCode::kDataLoss);
-  EXPECT_EQ(DecodeIndexRows(std::string("\x02\x00", 2)).status().code(), StatusCode::kDataLoss);
+  EXPECT_EQ(DecodeIndexRows(std::string("\x03\x00\x00", 3)).status().code(), StatusCode::kDataLoss);
   for (size_t cut = 0; cut < good.size(); ++cut) {
     EXPECT_EQ(DecodeIndexRows(good.substr(0, cut)).status().code(), StatusCode::kDataLoss) << cut;
   }
   EXPECT_EQ(DecodeIndexRows(good + "x").status().code(), StatusCode::kDataLoss);
-  std::string bad_flags = good;
-  bad_flags[1 + 1 + 1 + 4] = '\x08';  // version, count, param length, "code", flags.
-  EXPECT_EQ(DecodeIndexRows(bad_flags).status().code(), StatusCode::kDataLoss);
-  // A huge count must not allocate before the bytes run out.
+  // version, string count, "code", "x", "sys", "date", "q", row count, then the first row.
+  const size_t first_row = 1 + 1 + 5 + 2 + 4 + 5 + 2 + 1;
+  ASSERT_EQ(good[first_row], '\x01');  // The first row's param: string 1, "code".
+  std::string bad = good;
+  bad[first_row] = '\x06';  // Past the five strings.
+  EXPECT_EQ(DecodeIndexRows(bad).status().code(), StatusCode::kDataLoss);
+  bad = good;
+  bad[first_row + 1] = '\x08';  // An unknown flag.
+  EXPECT_EQ(DecodeIndexRows(bad).status().code(), StatusCode::kDataLoss);
+  bad = good;
+  bad[first_row + 1] = '\x04';  // A point without a range.
+  EXPECT_EQ(DecodeIndexRows(bad).status().code(), StatusCode::kDataLoss);
+  // An empty string in the table (the empty string is number 0, never listed), used by a row.
+  EXPECT_EQ(DecodeIndexRows(std::string("\x02\x01\x00\x01\x01\x00\x00\x00", 8)).status().code(),
+            StatusCode::kDataLoss);
+  // Huge counts must not allocate before the bytes run out.
   EXPECT_EQ(DecodeIndexRows(std::string("\x01\xff\xff\xff\xff\x0f", 6)).status().code(),
+            StatusCode::kDataLoss);
+  EXPECT_EQ(DecodeIndexRows(std::string("\x02\xff\xff\xff\xff\x0f", 6)).status().code(),
+            StatusCode::kDataLoss);
+  EXPECT_EQ(DecodeIndexRows(std::string("\x02\x00\xff\xff\xff\xff\x0f", 7)).status().code(),
             StatusCode::kDataLoss);
 }
 
