@@ -448,7 +448,8 @@ class AuditIndexFoldTest : public AuditLogTest {
   // audit_log itself.
   void DowngradeToVersionSeven(int64_t folded_through) {
     Close();
-    Tamper(db_path(), std::string(store::testing::kUndoSchemaTenSql) + R"sql(
+    Tamper(db_path(), std::string(store::testing::kUndoSchemaElevenSql) +
+                          store::testing::kUndoSchemaTenSql + R"sql(
 CREATE TABLE audit_record_patients(
   seq INTEGER NOT NULL, patient TEXT NOT NULL, PRIMARY KEY(seq, patient)) WITHOUT ROWID;
 INSERT INTO audit_record_patients SELECT a.seq, p.value FROM audit_log a, json_each(a.patients) p;

@@ -1700,7 +1700,8 @@ INSERT INTO search_index VALUES('Observation', 'o2', 'code', '8480-6', 'http://l
 INSERT INTO search_index VALUES('Observation', 'o2', 'name', X'00ff', X'', 0, 0, 'p9');
 DROP TABLE search_rows;
 DELETE FROM schema_migrations WHERE version >= 6;
-)sql" + std::string(testing::kUndoSchemaTenSql) +
+)sql" + std::string(testing::kUndoSchemaElevenSql) +
+                                  testing::kUndoSchemaTenSql +
                                   std::string(testing::kUndoSchemaNineSql) +
                                   std::string(testing::kUndoSchemaEightSql);
     char* error = nullptr;

@@ -4,9 +4,15 @@
 
 namespace kura::store::testing {
 
-// Schema 10 undone, its schema_migrations row included: the per-record folded tables back,
-// rebuilt from the folded records (their posting lists cannot be read in SQL). Tests that go back
-// further start here.
+// Schema 11 undone: its schema_migrations row. index_rows values written in version 2 stay so;
+// the code reads both versions, and tests that go back further start here.
+inline constexpr const char* kUndoSchemaElevenSql = R"sql(
+DELETE FROM schema_migrations WHERE version = 11;
+)sql";
+
+// Schema 10 undone, its schema_migrations row included (after kUndoSchemaElevenSql): the
+// per-record folded tables back, rebuilt from the folded records (their posting lists cannot be
+// read in SQL).
 inline constexpr const char* kUndoSchemaTenSql = R"sql(
 CREATE TABLE audit_patients(
   patient TEXT NOT NULL,

@@ -99,7 +99,11 @@ namespace {
 //   are rebuilt into it from the records (FileFoldedAuditRecordsAsPostings) and dropped. A fold
 //   wrote two B-tree entries per record, as much writer time as the records themselves, and held
 //   every waiting request behind it for about ten milliseconds every 2,048 records.
-constexpr std::array<const char*, 10> kMigrations = {
+//
+// Version 11 changes no table: from here on search_rows.index_rows may hold version 2 values (a
+//   string table, EncodeIndexRows), which servers before it cannot read. The number makes such a
+//   server refuse the database as written by a newer version instead of calling it damaged.
+constexpr std::array<const char*, 11> kMigrations = {
     R"sql(
 CREATE TABLE resource_versions(
   seq INTEGER PRIMARY KEY,
@@ -252,7 +256,7 @@ CREATE TABLE audit_postings(
   seqs BLOB NOT NULL,
   PRIMARY KEY(first_seq, kind, key)) WITHOUT ROWID;
 CREATE INDEX audit_postings_key ON audit_postings(kind, key, first_seq);
-)sql",
+)sql", "-- search_rows.index_rows values may be version 2 from here on.\n",
 };
 // The schema version after which MoveIndexRowsToSearchRows runs.
 constexpr int64_t kSearchRowsMigration = 6;
