@@ -249,28 +249,46 @@ StatusOr<std::vector<IndexEntry>> MalformedRows() {
   return DataLossError("storage error", "malformed search index rows");
 }
 
-StatusOr<std::vector<IndexEntry>> DecodeStringsPerRow(std::string_view in) {
+// The rows both versions share: a varint count, then per row the param, flags, key, key2 and,
+// for a range, its bounds (one for a point). `get_string` reads one string the version's way;
+// `flags_known` are the flags the version has.
+template <typename GetString>
+StatusOr<std::vector<IndexEntry>> DecodeRows(std::string_view& in, GetString get_string,
+                                             uint8_t flags_known) {
   uint64_t count = 0;
   // Every row takes at least four bytes, which bounds the count before anything is reserved.
   if (!GetVarint(in, count) || count > in.size() / 4 + 1) return MalformedRows();
   std::vector<IndexEntry> rows(static_cast<size_t>(count));
   for (IndexEntry& e : rows) {
-    if (!GetBytes(in, e.param) || in.empty()) return MalformedRows();
+    if (!get_string(e.param) || in.empty()) return MalformedRows();
     const auto flags = static_cast<uint8_t>(in.front());
     in.remove_prefix(1);
-    if ((flags & ~(kBlindFlag | kRangeFlag)) != 0) return MalformedRows();
+    if ((flags & ~flags_known) != 0) return MalformedRows();
+    const bool range = (flags & kRangeFlag) != 0;
+    const bool point = (flags & kPointFlag) != 0;
+    if (point && !range) return MalformedRows();
     e.blind = (flags & kBlindFlag) != 0;
-    if (!GetBytes(in, e.key) || !GetBytes(in, e.key2)) return MalformedRows();
-    if ((flags & kRangeFlag) != 0) {
+    if (!get_string(e.key) || !get_string(e.key2)) return MalformedRows();
+    if (range) {
       double low = 0;
       double high = 0;
-      if (!GetDouble(in, low) || !GetDouble(in, high)) return MalformedRows();
+      if (!GetDouble(in, low)) return MalformedRows();
+      if (point) {
+        high = low;
+      } else if (!GetDouble(in, high)) {
+        return MalformedRows();
+      }
       e.low = low;
       e.high = high;
     }
   }
   if (!in.empty()) return MalformedRows();
   return rows;
+}
+
+StatusOr<std::vector<IndexEntry>> DecodeStringsPerRow(std::string_view in) {
+  auto get_string = [&in](std::string& out) { return GetBytes(in, out); };
+  return DecodeRows(in, get_string, kBlindFlag | kRangeFlag);
 }
 
 StatusOr<std::vector<IndexEntry>> DecodeStringTable(std::string_view in) {
@@ -284,38 +302,13 @@ StatusOr<std::vector<IndexEntry>> DecodeStringTable(std::string_view in) {
     strings[i] = in.substr(0, static_cast<size_t>(size));
     in.remove_prefix(static_cast<size_t>(size));
   }
-  auto get_string = [&](std::string& out) {
+  auto get_string = [&in, &strings](std::string& out) {
     uint64_t no = 0;
     if (!GetVarint(in, no) || no >= strings.size()) return false;
     out.assign(strings[static_cast<size_t>(no)]);
     return true;
   };
-  uint64_t count = 0;
-  if (!GetVarint(in, count) || count > in.size() / 4 + 1) return MalformedRows();
-  std::vector<IndexEntry> rows(static_cast<size_t>(count));
-  for (IndexEntry& e : rows) {
-    if (!get_string(e.param) || in.empty()) return MalformedRows();
-    const auto flags = static_cast<uint8_t>(in.front());
-    in.remove_prefix(1);
-    if ((flags & ~(kBlindFlag | kRangeFlag | kPointFlag)) != 0) return MalformedRows();
-    if ((flags & kPointFlag) != 0 && (flags & kRangeFlag) == 0) return MalformedRows();
-    e.blind = (flags & kBlindFlag) != 0;
-    if (!get_string(e.key) || !get_string(e.key2)) return MalformedRows();
-    if ((flags & kRangeFlag) != 0) {
-      double low = 0;
-      double high = 0;
-      if (!GetDouble(in, low)) return MalformedRows();
-      if ((flags & kPointFlag) != 0) {
-        high = low;
-      } else if (!GetDouble(in, high)) {
-        return MalformedRows();
-      }
-      e.low = low;
-      e.high = high;
-    }
-  }
-  if (!in.empty()) return MalformedRows();
-  return rows;
+  return DecodeRows(in, get_string, kBlindFlag | kRangeFlag | kPointFlag);
 }
 
 }  // namespace

@@ -160,8 +160,10 @@ TEST(IndexRowsEncodingTest, Version1ValuesStillDecode) {
   StatusOr<std::vector<IndexEntry>> decoded = DecodeIndexRows(EncodeVersion1(rows));
   ASSERT_TRUE(decoded.ok()) << decoded.status().message();
   EXPECT_EQ(*decoded, rows);
-  std::string bad_flags = EncodeVersion1({KeyRow("code", "x")});
-  bad_flags[1 + 1 + 1 + 4] = '\x04';  // The point flag is version 2's.
+  // The point flag is version 2's: a version 1 range written as a point (one double) is refused.
+  std::string bad_flags = EncodeVersion1({RangeRow("date", 1, 1)});
+  bad_flags[1 + 1 + 1 + 4] = '\x06';  // version, count, param length, "date", flags.
+  bad_flags.resize(bad_flags.size() - 8);
   EXPECT_EQ(DecodeIndexRows(bad_flags).status().code(), StatusCode::kDataLoss);
 }
 

@@ -256,7 +256,9 @@ CREATE TABLE audit_postings(
   seqs BLOB NOT NULL,
   PRIMARY KEY(first_seq, kind, key)) WITHOUT ROWID;
 CREATE INDEX audit_postings_key ON audit_postings(kind, key, first_seq);
-)sql", "-- search_rows.index_rows values may be version 2 from here on.\n",
+)sql",
+    // Version 11: nothing to change (see above).
+    "-- search_rows.index_rows values may be version 2 from here on.\n",
 };
 // The schema version after which MoveIndexRowsToSearchRows runs.
 constexpr int64_t kSearchRowsMigration = 6;
