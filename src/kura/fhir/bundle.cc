@@ -2,7 +2,6 @@
 #include "kura/fhir/bundle.h"
 
 #include <rapidjson/error/en.h>
-#include <rapidjson/memorystream.h>
 #include <rapidjson/reader.h>
 
 #include <algorithm>
@@ -54,13 +53,13 @@ struct EntryFacts {
 class BundleHandler {
  public:
   BundleHandler(Bundle& bundle, std::vector<EntryFacts>& facts, const BundleLimits& limits,
-                std::string_view body, const rapidjson::MemoryStream& stream)
+                std::string_view body, const internal::InsituText& text)
       : bundle_(bundle),
         facts_(facts),
         limits_(limits),
         max_depth_(limits.max_depth + 3),
         body_(body),
-        stream_(stream),
+        text_(text),
         compact_source_(internal::IsCompactWithoutEscapes(body)
                             ? std::optional<std::string_view>(body)
                             : std::nullopt) {}
@@ -89,7 +88,7 @@ class BundleHandler {
     std::string_view value(text, length);
     if (!capturing()) return Scalar(ScalarKind::kString, value);
     ForwardToIntake([&](internal::IntakeHandler& h) { return h.String(text, length, copy); });
-    return CaptureString(value);
+    return CaptureString(value, text_.OffsetOf(text));
   }
 
   bool StartObject() {
@@ -114,9 +113,9 @@ class BundleHandler {
       } else if (key == "resource") {
         facts_.back().resource = EntryFacts::Resource::kObject;
         capture_depth_ = depth_;
-        capture_start_ = stream_.Tell();  // The reader calls StartObject at the '{'.
+        capture_start_ = text_.Tell();  // The reader calls StartObject at the '{'.
         intake_document_ = ResourceDocument();
-        intake_.emplace(intake_document_, limits_.max_depth, stream_, compact_source_);
+        intake_.emplace(intake_document_, limits_.max_depth, text_, compact_source_);
         ForwardToIntake([](internal::IntakeHandler& h) { return h.StartObject(); });
       }
     }
@@ -142,7 +141,7 @@ class BundleHandler {
     if (capturing() && depth_ == capture_depth_) {
       // The reader calls EndObject at the '}'.
       BundleEntry& entry = bundle_.entries.back();
-      entry.resource = body_.substr(capture_start_, stream_.Tell() + 1 - capture_start_);
+      entry.resource = body_.substr(capture_start_, text_.Tell() + 1 - capture_start_);
       capture_depth_ = 0;
       if (intake_) {
         intake_->Finish();
@@ -313,33 +312,27 @@ class BundleHandler {
     return true;
   }
 
-  // A string inside the resource being captured: noted when it may name another entry. The
-  // reader calls String just past the closing quote.
-  bool CaptureString(std::string_view value) {
+  // A string inside the resource being captured, whose text begins at `value_offset` of the body:
+  // noted when it may name another entry.
+  bool CaptureString(std::string_view value, size_t value_offset) {
     BundleEntry& entry = bundle_.entries.back();
     const std::string& key = path_[depth_ - 1];
     const bool reference = key == "reference";
     if (depth_ == capture_depth_ && key == "resourceType") entry.resource_type = std::string(value);
     if (!reference && !value.starts_with("urn:") && !value.starts_with("http")) return true;
-    const size_t end = stream_.Tell();
-    size_t start = end - value.size() - 2;
+    // The token opens just before `value_offset` and closes at the first quote that is not part
+    // of an escape sequence; with escapes it is longer than its value.
+    const size_t start = value_offset - 1;
+    size_t close = value_offset;
     bool escaped = false;
-    // The token is '"' + value + '"' unless it holds escapes (an opening quote is never preceded
-    // by a backslash; a quote inside a token always is).
-    if (end < value.size() + 3 || body_[start] != '"' || body_[start - 1] == '\\' ||
-        body_.substr(start + 1, value.size()) != value) {
-      // Escape sequences: the token is longer than its value. Find its opening quote, the first
-      // '"' before the closing one that is not escaped (preceded by an even run of '\').
+    for (;;) {
+      close = body_.find_first_of("\"\\", close);
+      if (close == std::string_view::npos) return Fail("internal: string out of range");
+      if (body_[close] == '"') break;
       escaped = true;
-      start = end - 1;
-      while (start > capture_start_) {
-        --start;
-        if (body_[start] != '"') continue;
-        size_t backslashes = 0;
-        while (body_[start - 1 - backslashes] == '\\') ++backslashes;
-        if (backslashes % 2 == 0) break;
-      }
+      close += 2;  // The backslash and the character it escapes (\uXXXX: hex digits follow).
     }
+    const size_t end = close + 1;
     entry.links.push_back({static_cast<uint32_t>(start - capture_start_),
                            static_cast<uint32_t>(end - start), reference, escaped});
     return true;
@@ -350,7 +343,7 @@ class BundleHandler {
   const BundleLimits& limits_;
   const size_t max_depth_;
   const std::string_view body_;
-  const rapidjson::MemoryStream& stream_;
+  const internal::InsituText& text_;
   size_t depth_ = 0;
   std::vector<KeySet> keys_;       // Per open container, outside captured resources.
   std::vector<std::string> path_;  // Current key per open object; "" for arrays.
@@ -600,12 +593,10 @@ StatusOr<Bundle> ParseBundle(std::string_view body, const BundleLimits& limits) 
   }
   Bundle bundle;
   std::vector<EntryFacts> facts;
-  rapidjson::MemoryStream stream(body.data(), body.size());
-  BundleHandler handler(bundle, facts, limits, body, stream);
+  internal::InsituText text(body);
+  BundleHandler handler(bundle, facts, limits, body, text);
   rapidjson::Reader reader;
-  constexpr unsigned kFlags =
-      rapidjson::kParseIterativeFlag | rapidjson::kParseNumbersAsStringsFlag;
-  rapidjson::ParseResult result = reader.Parse<kFlags>(stream, handler);
+  rapidjson::ParseResult result = reader.Parse<internal::kIntakeParseFlags>(text.stream(), handler);
   if (result.IsError()) {
     if (handler.too_many()) {
       return ResourceExhaustedError("The Bundle has too many entries")
@@ -618,9 +609,9 @@ StatusOr<Bundle> ParseBundle(std::string_view body, const BundleLimits& limits) 
     return BundleError(std::string("malformed JSON: ") +
                        rapidjson::GetParseError_En(result.Code()) + at);
   }
-  if (stream.Tell() != body.size()) {
+  if (text.Tell() != body.size()) {
     return BundleError("malformed JSON: unexpected data after the Bundle (byte " +
-                       std::to_string(stream.Tell()) + ")");
+                       std::to_string(text.Tell()) + ")");
   }
   if (handler.resource_type_bad() || !handler.resource_type()) {
     return BundleError("resourceType is missing or not a string", "required", "resourceType");

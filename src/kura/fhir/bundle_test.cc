@@ -161,6 +161,10 @@ TEST(ParseBundleTest, RefusesWhatIsNotABatchOrTransaction) {
       {"[]", "must be a JSON object"},
       {R"({"resourceType":"Bundle","type":"transaction","entry":[})", "malformed JSON"},
       {R"({"resourceType":"Bundle","type":"transaction"} x)", "malformed JSON"},
+      // The reader reads a NUL-terminated copy: a NUL in the body must not end it early.
+      {std::string("{\"resourceType\":\"Bundle\",\"type\":\"batch\"}\0{}", 43),
+       "unexpected data after the Bundle (byte 40)"},
+      {std::string("{\"resourceType\":\"Bundle\",\"type\":\"ba\0tch\"}", 41), "malformed JSON"},
       {R"({"type":"transaction"})", "resourceType is missing"},
       {R"({"resourceType":"Patient","type":"transaction"})", "only a Bundle"},
       {R"({"resourceType":"Bundle"})", "Bundle.type is missing"},

@@ -3,7 +3,6 @@
 #include "kura/fhir/json.h"
 
 #include <rapidjson/error/en.h>
-#include <rapidjson/memorystream.h>
 #include <rapidjson/reader.h>
 #include <rapidjson/writer.h>
 
@@ -44,14 +43,12 @@ StatusOr<ResourceDocument> ParseResourceDocument(std::string_view body, const Js
     return JsonError("the body is not valid UTF-8 (byte " + std::to_string(bad) + ")");
   }
   ResourceDocument doc;
-  rapidjson::MemoryStream stream(body.data(), body.size());
+  internal::InsituText text(body);
   IntakeHandler handler(
-      doc, limits.max_depth, stream,
+      doc, limits.max_depth, text,
       IsCompactWithoutEscapes(body) ? std::optional<std::string_view>(body) : std::nullopt);
   rapidjson::Reader reader;
-  constexpr unsigned kFlags =
-      rapidjson::kParseIterativeFlag | rapidjson::kParseNumbersAsStringsFlag;
-  rapidjson::ParseResult result = reader.Parse<kFlags>(stream, handler);
+  rapidjson::ParseResult result = reader.Parse<internal::kIntakeParseFlags>(text.stream(), handler);
   if (result.IsError()) {
     if (!handler.failure().empty()) return JsonError(handler.failure());
     const std::string at = " (byte " + std::to_string(result.Offset()) + ")";
@@ -59,9 +56,9 @@ StatusOr<ResourceDocument> ParseResourceDocument(std::string_view body, const Js
                      at);
   }
   // The reader stops at a NUL byte as if at the end; anything from there on is not JSON.
-  if (stream.Tell() != body.size()) {
+  if (text.Tell() != body.size()) {
     return JsonError("malformed JSON: unexpected data after the resource (byte " +
-                     std::to_string(stream.Tell()) + ")");
+                     std::to_string(text.Tell()) + ")");
   }
   handler.Finish();
   return doc;

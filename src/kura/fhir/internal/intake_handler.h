@@ -3,8 +3,8 @@
 // Internal to kura_fhir.
 #pragma once
 
-#include <rapidjson/memorystream.h>
 #include <rapidjson/reader.h>
+#include <rapidjson/stream.h>
 #include <rapidjson/writer.h>
 
 #include <algorithm>
@@ -49,21 +49,51 @@ inline bool IsCompactWithoutEscapes(std::string_view body) {
   return true;
 }
 
+// The reader runs in situ over a writable, NUL-terminated copy of the text: then it scans strings
+// and whitespace 16 bytes at a time (RAPIDJSON_SSE2) and hands strings over without copying them.
+// Positions in the copy are positions in the text. The stream knows them only at brackets and
+// after null, true and false: it reads a string or a number through a copy of itself and catches
+// up after the handler returns. A string or number's position comes from its pointer into the
+// copy instead.
+class InsituText {
+ public:
+  explicit InsituText(std::string_view text) : copy_(text), stream_(copy_.data()) {}
+  InsituText(const InsituText&) = delete;
+  InsituText& operator=(const InsituText&) = delete;
+
+  rapidjson::InsituStringStream& stream() { return stream_; }
+  // Where the reader is: valid at brackets (it reports a bracket before taking it) and right
+  // after null, true and false.
+  size_t Tell() const { return static_cast<size_t>(stream_.src_ - stream_.head_); }
+  // Where `text` (a string or number the reader handed over) begins in the text.
+  size_t OffsetOf(const char* text) const { return static_cast<size_t>(text - copy_.data()); }
+
+ private:
+  std::string copy_;
+  rapidjson::InsituStringStream stream_;
+};
+
+// The reader's flags for intake: in situ, iterative (no recursion on deep input), numbers as
+// their text.
+inline constexpr unsigned kIntakeParseFlags = rapidjson::kParseInsituFlag |
+                                              rapidjson::kParseIterativeFlag |
+                                              rapidjson::kParseNumbersAsStringsFlag;
+
 // The SAX handler. Depth 1 is the top-level object, whose braces are not written: each member
 // value is written on its own, and so is each member of a top-level `meta` object. With `source`
-// (a body IsCompactWithoutEscapes accepted, read through `stream`) member values are cut out of
-// it instead.
+// (a body IsCompactWithoutEscapes accepted, read through `text`) member values are cut out of it
+// instead.
 class IntakeHandler {
  public:
-  IntakeHandler(ResourceDocument& doc, size_t max_depth, const rapidjson::MemoryStream& stream,
+  IntakeHandler(ResourceDocument& doc, size_t max_depth, const InsituText& text,
                 std::optional<std::string_view> source)
-      : doc_(doc), max_depth_(max_depth), stream_(stream), source_(source) {}
+      : doc_(doc), max_depth_(max_depth), text_(text), source_(source) {}
 
   bool Null() {
-    return Scalar([](CompactWriter& w) { return w.Null(); });
+    return Scalar([](CompactWriter& w) { return w.Null(); }, text_.Tell());
   }
   bool Bool(bool b) {
-    return Scalar([b](CompactWriter& w) { return w.Bool(b); });
+    return Scalar([b](CompactWriter& w) { return w.Bool(b); }, text_.Tell());
   }
   // With kParseNumbersAsStringsFlag every number arrives as RawNumber, text unchanged.
   bool Int(int) { return Unexpected(); }
@@ -73,7 +103,8 @@ class IntakeHandler {
   bool Double(double) { return Unexpected(); }
   bool RawNumber(const char* text, rapidjson::SizeType length, bool) {
     return Scalar(
-        [&](CompactWriter& w) { return w.RawValue(text, length, rapidjson::kNumberType); });
+        [&](CompactWriter& w) { return w.RawValue(text, length, rapidjson::kNumberType); },
+        text_.OffsetOf(text) + length);
   }
   bool String(const char* text, rapidjson::SizeType length, bool) {
     std::string_view value(text, length);
@@ -81,7 +112,9 @@ class IntakeHandler {
     if (depth_ >= 2 && path_[depth_ - 1] == "reference" && value.find("Patient/") != value.npos) {
       doc_.patient_references.emplace_back(PathToHere(), std::string(value));
     }
-    return Scalar([&](CompactWriter& w) { return w.String(text, length); });
+    // Past the closing quote, where a source (which holds no escapes) has the string as is.
+    return Scalar([&](CompactWriter& w) { return w.String(text, length); },
+                  text_.OffsetOf(text) + length + 1);
   }
 
   bool StartObject() {
@@ -102,8 +135,10 @@ class IntakeHandler {
       return Fail("duplicate JSON key \"" + Printable(key) + "\"");
     }
     path_[depth_ - 1].assign(key);
-    if (depth_ == 1) return BeginMember(members_, key);
-    if (depth_ == 2 && in_meta_) return BeginMember(*doc_.meta, key);
+    // In a source (no escapes, no whitespace) the value follows the key's closing quote and ':'.
+    const size_t value_start = text_.OffsetOf(text) + length + 2;
+    if (depth_ == 1) return BeginMember(members_, key, value_start);
+    if (depth_ == 2 && in_meta_) return BeginMember(*doc_.meta, key, value_start);
     return source_ || writer_.Key(text, length);
   }
   // The reader reports a container's end before it takes the closing bracket.
@@ -114,7 +149,7 @@ class IntakeHandler {
       in_meta_ = false;
       return true;
     }
-    return (source_ || writer_.EndObject()) && ValueDone(stream_.Tell() + 1);
+    return (source_ || writer_.EndObject()) && ValueDone(text_.Tell() + 1);
   }
   bool StartArray() {
     if (!Enter()) return false;
@@ -123,7 +158,7 @@ class IntakeHandler {
   }
   bool EndArray(rapidjson::SizeType) {
     --depth_;
-    return (source_ || writer_.EndArray()) && ValueDone(stream_.Tell() + 1);
+    return (source_ || writer_.EndArray()) && ValueDone(text_.Tell() + 1);
   }
 
   const std::string& failure() const { return failure_; }
@@ -151,22 +186,21 @@ class IntakeHandler {
     return true;
   }
 
-  bool BeginMember(std::vector<JsonMember>& list, std::string_view key) {
+  bool BeginMember(std::vector<JsonMember>& list, std::string_view key, size_t value_start) {
     list.push_back(JsonMember{std::string(key), {}, std::nullopt});
     current_ = &list.back();
-    // The reader has just taken the key's closing quote; a compact body has ':' next.
-    value_start_ = stream_.Tell() + 1;
+    value_start_ = value_start;
     sink_.out = &current_->json;
     writer_.Reset(sink_);
     return true;
   }
 
-  // A scalar value: the whole member value at depths 1 (and 2 in meta), part of one deeper. The
-  // reader reports a scalar after taking it.
+  // A scalar value ending at byte `end`: the whole member value at depths 1 (and 2 in meta), part
+  // of one deeper.
   template <typename WriteFn>
-  bool Scalar(WriteFn write) {
+  bool Scalar(WriteFn write, size_t end) {
     if (depth_ == 0) return Fail("a FHIR resource must be a JSON object");
-    return (source_ || write(writer_)) && ValueDone(stream_.Tell());
+    return (source_ || write(writer_)) && ValueDone(end);
   }
   // True where a value is a whole member: of the resource, or of its meta.
   bool AtMemberLevel() const { return depth_ == 1 || (depth_ == 2 && in_meta_); }
@@ -201,7 +235,7 @@ class IntakeHandler {
   std::vector<JsonMember> members_;
   JsonMember* current_ = nullptr;  // The member whose value is being written.
   bool in_meta_ = false;
-  const rapidjson::MemoryStream& stream_;
+  const InsituText& text_;
   const std::optional<std::string_view> source_;
   size_t value_start_ = 0;  // Where the current member's value begins in source_.
   StringSink sink_{nullptr};
