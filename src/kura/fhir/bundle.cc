@@ -320,17 +320,18 @@ class BundleHandler {
     const bool reference = key == "reference";
     if (depth_ == capture_depth_ && key == "resourceType") entry.resource_type = std::string(value);
     if (!reference && !value.starts_with("urn:") && !value.starts_with("http")) return true;
-    // The token opens just before `value_offset` and closes at the first quote that is not part
-    // of an escape sequence; with escapes it is longer than its value.
+    // The token opens just before `value_offset`. Without escapes it is the value between quotes;
+    // with them it is longer and closes at the first quote that is not part of an escape.
     const size_t start = value_offset - 1;
-    size_t close = value_offset;
-    bool escaped = false;
-    for (;;) {
-      close = body_.find_first_of("\"\\", close);
-      if (close == std::string_view::npos) return Fail("internal: string out of range");
-      if (body_[close] == '"') break;
-      escaped = true;
-      close += 2;  // The backslash and the character it escapes (\uXXXX: hex digits follow).
+    size_t close = value_offset + value.size();
+    const bool escaped = close >= body_.size() || body_[close] != '"' ||
+                         body_.substr(value_offset, value.size()).find('\\') != body_.npos;
+    if (escaped) {
+      close = value_offset;
+      while (close < body_.size() && body_[close] != '"') {
+        close += body_[close] == '\\' ? 2 : 1;  // An escape: the backslash and what it escapes.
+      }
+      if (close >= body_.size()) return Fail("internal: string out of range");
     }
     const size_t end = close + 1;
     entry.links.push_back({static_cast<uint32_t>(start - capture_start_),
