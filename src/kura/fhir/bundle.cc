@@ -30,7 +30,7 @@ Status EntryProblem(size_t index, std::string_view element, std::string diagnost
       .WithDetail({std::move(code), std::move(diagnostics), std::move(expression)});
 }
 
-using internal::KeySet;
+using internal::KeyViewSet;
 
 // What the SAX pass saw of one entry; turned into BundleEntry::problem at the end.
 struct EntryFacts {
@@ -106,7 +106,7 @@ class BundleHandler {
     if (depth_ == 3 && in_entries_) return StartEntry(false);
     if (depth_ == 5 && in_request_) RequestMember(false, {});
     if (depth_ == 4 && InEntry()) {
-      const std::string& key = path_[2];
+      const std::string_view key = path_[2];
       if (key == "request") {
         facts_.back().has_request = true;
         in_request_ = true;
@@ -123,7 +123,7 @@ class BundleHandler {
   }
   bool Key(const char* text, rapidjson::SizeType length, bool copy) {
     std::string_view key(text, length);
-    path_[depth_ - 1].assign(key);
+    path_[depth_ - 1] = key;
     if (capturing()) {
       ForwardToIntake([&](internal::IntakeHandler& h) { return h.Key(text, length, copy); });
       return true;
@@ -156,7 +156,7 @@ class BundleHandler {
   }
   bool StartArray() {
     if (!Enter()) return false;
-    path_[depth_ - 1].clear();
+    path_[depth_ - 1] = {};
     if (capturing()) {
       ForwardToIntake([](internal::IntakeHandler& h) { return h.StartArray(); });
       return true;
@@ -217,7 +217,7 @@ class BundleHandler {
       keys_.resize(depth_);
       path_.resize(depth_);
     }
-    path_[depth_ - 1].clear();
+    path_[depth_ - 1] = {};
     return true;
   }
 
@@ -235,7 +235,7 @@ class BundleHandler {
 
   // A value at depth 4 of an entry that is not an object where one is expected.
   void NonObjectMember() {
-    const std::string& key = path_[2];
+    const std::string_view key = path_[2];
     if (key == "request") {
       facts_.back().has_request = true;
       facts_.back().request_not_object = true;
@@ -247,7 +247,7 @@ class BundleHandler {
   // A member of an entry's request: a string goes where it belongs; anything else (a number, an
   // object, an array) marks the member bad.
   void RequestMember(bool is_string, std::string_view value) {
-    const std::string& key = path_[3];
+    const std::string_view key = path_[3];
     EntryFacts& facts = facts_.back();
     BundleEntry& entry = bundle_.entries.back();
     auto take = [&](std::optional<std::string>& target, bool& bad) {
@@ -276,7 +276,7 @@ class BundleHandler {
     if (depth_ == 0) return Fail("a Bundle must be a JSON object");
     const bool is_string = kind == ScalarKind::kString;
     if (depth_ == 1) {
-      const std::string& key = path_[0];
+      const std::string_view key = path_[0];
       if (key == "resourceType") {
         if (is_string) {
           resource_type_ = std::string(value);
@@ -296,7 +296,7 @@ class BundleHandler {
     }
     if (depth_ == 2 && in_entries_) return StartEntry(true);
     if (depth_ == 3 && InEntry()) {
-      const std::string& key = path_[2];
+      const std::string_view key = path_[2];
       if (key == "fullUrl") {
         if (is_string) {
           bundle_.entries.back().full_url = std::string(value);
@@ -316,7 +316,7 @@ class BundleHandler {
   // noted when it may name another entry.
   bool CaptureString(std::string_view value, size_t value_offset) {
     BundleEntry& entry = bundle_.entries.back();
-    const std::string& key = path_[depth_ - 1];
+    const std::string_view key = path_[depth_ - 1];
     const bool reference = key == "reference";
     if (depth_ == capture_depth_ && key == "resourceType") entry.resource_type = std::string(value);
     if (!reference && !value.starts_with("urn:") && !value.starts_with("http")) return true;
@@ -346,8 +346,9 @@ class BundleHandler {
   const std::string_view body_;
   const internal::InsituText& text_;
   size_t depth_ = 0;
-  std::vector<KeySet> keys_;       // Per open container, outside captured resources.
-  std::vector<std::string> path_;  // Current key per open object; "" for arrays.
+  // Keys point into the in-situ copy (InsituText), which outlives the walk.
+  std::vector<KeyViewSet> keys_;        // Per open container, outside captured resources.
+  std::vector<std::string_view> path_;  // Current key per open object; "" for arrays.
   bool in_entries_ = false;
   bool in_request_ = false;
   size_t capture_depth_ = 0;  // Depth of the resource being captured; 0 when none.

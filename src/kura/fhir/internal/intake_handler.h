@@ -134,7 +134,7 @@ class IntakeHandler {
     if (!keys_[depth_ - 1].Insert(key)) {
       return Fail("duplicate JSON key \"" + Printable(key) + "\"");
     }
-    path_[depth_ - 1].assign(key);
+    path_[depth_ - 1] = key;
     // In a source (no escapes, no whitespace) the value follows the key's closing quote and ':'.
     const size_t value_start = text_.OffsetOf(text) + length + 2;
     if (depth_ == 1) return BeginMember(members_, key, value_start);
@@ -182,7 +182,7 @@ class IntakeHandler {
       path_.resize(depth_);
     }
     keys_[depth_ - 1].Clear();
-    path_[depth_ - 1].clear();  // Stays empty for arrays.
+    path_[depth_ - 1] = {};  // Stays empty for arrays.
     return true;
   }
 
@@ -230,8 +230,9 @@ class IntakeHandler {
   ResourceDocument& doc_;
   const size_t max_depth_;
   size_t depth_ = 0;
-  std::vector<KeySet> keys_;       // Per open container (unused for arrays).
-  std::vector<std::string> path_;  // Current key per open object; "" for arrays.
+  // Keys point into the in-situ copy (InsituText), which outlives the walk.
+  std::vector<KeyViewSet> keys_;        // Per open container (unused for arrays).
+  std::vector<std::string_view> path_;  // Current key per open object; "" for arrays.
   std::vector<JsonMember> members_;
   JsonMember* current_ = nullptr;  // The member whose value is being written.
   bool in_meta_ = false;

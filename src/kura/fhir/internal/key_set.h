@@ -11,8 +11,10 @@
 namespace kura::fhir::internal {
 
 // A linear scan for the small objects FHIR is made of; past a few dozen keys a hash set keeps a
-// hostile body with a huge object linear.
-class KeySet {
+// hostile body with a huge object linear. `Key` is std::string, or std::string_view where the
+// reader parses in situ and every key stays in its buffer until the walk is over.
+template <typename Key>
+class BasicKeySet {
  public:
   void Clear() {
     keys_.clear();
@@ -21,7 +23,7 @@ class KeySet {
   // False when `key` was already present.
   bool Insert(std::string_view key) {
     if (keys_.size() < kLinearLimit) {
-      for (const std::string& k : keys_) {
+      for (const Key& k : keys_) {
         if (k == key) return false;
       }
       keys_.emplace_back(key);
@@ -33,8 +35,11 @@ class KeySet {
 
  private:
   static constexpr size_t kLinearLimit = 32;
-  std::vector<std::string> keys_;
-  std::unordered_set<std::string> large_;
+  std::vector<Key> keys_;
+  std::unordered_set<Key> large_;
 };
+
+using KeySet = BasicKeySet<std::string>;
+using KeyViewSet = BasicKeySet<std::string_view>;
 
 }  // namespace kura::fhir::internal
