@@ -23,13 +23,11 @@ constexpr size_t kSequenceOffset = 1;  // After the format byte.
 
 class Writer {
  public:
+  // Room for a typical record up front: every read's record is encoded on the request's thread.
+  Writer() { out_.reserve(512); }
   void U8(uint8_t v) { out_.push_back(static_cast<char>(v)); }
-  void U32(uint32_t v) {
-    for (int shift = 24; shift >= 0; shift -= 8) U8(static_cast<uint8_t>(v >> shift));
-  }
-  void U64(uint64_t v) {
-    for (int shift = 56; shift >= 0; shift -= 8) U8(static_cast<uint8_t>(v >> shift));
-  }
+  void U32(uint32_t v) { BigEndian<4>(v); }
+  void U64(uint64_t v) { BigEndian<8>(v); }
   void Str(std::string_view s) {
     U32(static_cast<uint32_t>(s.size()));
     out_.append(s);
@@ -37,6 +35,14 @@ class Writer {
   std::string Take() { return std::move(out_); }
 
  private:
+  template <size_t kBytes>
+  void BigEndian(uint64_t v) {
+    char bytes[kBytes];
+    for (size_t i = 0; i < kBytes; ++i) {
+      bytes[i] = static_cast<char>(v >> (8 * (kBytes - 1 - i)));
+    }
+    out_.append(bytes, kBytes);
+  }
   std::string out_;
 };
 
