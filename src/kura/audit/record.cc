@@ -21,6 +21,11 @@ constexpr size_t kSequenceOffset = 1;  // After the format byte.
 
 // ---- Writing ----
 
+// Writes the low `bytes` bytes of `v` to `out`, most significant first.
+void StoreBigEndian(uint64_t v, size_t bytes, char* out) {
+  for (size_t i = 0; i < bytes; ++i) out[i] = static_cast<char>(v >> (8 * (bytes - 1 - i)));
+}
+
 class Writer {
  public:
   // Room for a typical record up front: every read's record is encoded on the request's thread.
@@ -38,9 +43,7 @@ class Writer {
   template <size_t kBytes>
   void BigEndian(uint64_t v) {
     char bytes[kBytes];
-    for (size_t i = 0; i < kBytes; ++i) {
-      bytes[i] = static_cast<char>(v >> (8 * (kBytes - 1 - i)));
-    }
+    StoreBigEndian(v, kBytes, bytes);
     out_.append(bytes, kBytes);
   }
   std::string out_;
@@ -202,9 +205,7 @@ Status SetEncodedSequence(std::string& canonical, uint64_t sequence) {
       canonical[0] != static_cast<char>(kRecordFormatV1)) {
     return InvalidArgumentError("not a canonical v1 audit record");
   }
-  for (size_t i = 0; i < 8; ++i) {
-    canonical[kSequenceOffset + i] = static_cast<char>(sequence >> (56 - 8 * i));
-  }
+  StoreBigEndian(sequence, 8, canonical.data() + kSequenceOffset);
   return Status::Ok();
 }
 

@@ -49,7 +49,7 @@ struct EntryFacts {
 
 // Depths: 1 the Bundle, 2 Bundle.entry, 3 an entry, 4 an entry's request or resource; a resource's
 // own level n is depth n + 3. Inside a resource nothing is copied: its extent in the body and the
-// strings worth noting are taken from the stream's position.
+// strings worth noting are positions in the text (InsituText).
 class BundleHandler {
  public:
   BundleHandler(Bundle& bundle, std::vector<EntryFacts>& facts, const BundleLimits& limits,
