@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <array>
+#include <boost/unordered/unordered_flat_map.hpp>
 #include <unordered_set>
 
 #include "kura/base/utf8.h"
@@ -746,8 +747,8 @@ StatusOr<std::optional<std::string>> FullUrlIndex::Rewrite(const BundleEntry& en
 }
 
 Status CheckDistinctTargets(const Bundle& bundle, std::span<const std::string> targets) {
-  std::unordered_map<std::string_view, size_t> written;
-  std::unordered_map<std::string_view, size_t> full_urls;
+  boost::unordered_flat_map<std::string_view, size_t> written;
+  boost::unordered_flat_map<std::string_view, size_t> full_urls;
   for (size_t i = 0; i < bundle.entries.size(); ++i) {
     const BundleEntry& entry = bundle.entries[i];
     if (i < targets.size() && !targets[i].empty()) {

@@ -17,6 +17,7 @@
 // Thread-safe free functions; FullUrlIndex is thread-compatible.
 #pragma once
 
+#include <boost/unordered/unordered_flat_map.hpp>
 #include <cstddef>
 #include <cstdint>
 #include <optional>
@@ -24,7 +25,6 @@
 #include <string>
 #include <string_view>
 #include <type_traits>
-#include <unordered_map>
 #include <vector>
 
 #include "kura/base/clock.h"
@@ -152,7 +152,7 @@ class FullUrlIndex {
     size_t operator()(std::string_view s) const { return std::hash<std::string_view>()(s); }
   };
   // fullUrl -> the JSON string token that replaces it ("\"Patient/1\"").
-  std::unordered_map<std::string, std::string, Hash, std::equal_to<>> tokens_;
+  boost::unordered_flat_map<std::string, std::string, Hash, std::equal_to<>> tokens_;
 };
 
 // Two entries of a transaction must not write the same resource (http.html#trules) or share a

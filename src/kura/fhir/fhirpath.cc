@@ -6,10 +6,10 @@
 #include <rapidjson/writer.h>
 
 #include <algorithm>
+#include <boost/unordered/unordered_flat_map.hpp>
 #include <charconv>
 #include <cstddef>
 #include <cstdlib>
-#include <unordered_map>
 
 #include "kura/fhir/internal/fhirpath_internal.h"
 #include "kura/fhir/internal/r4_model.h"
@@ -139,7 +139,7 @@ class Model {
   }
 
   std::vector<std::string_view> names_;  // Views of static storage.
-  std::unordered_map<std::string_view, TypeId> ids_;
+  boost::unordered_flat_map<std::string_view, TypeId> ids_;
   std::vector<std::vector<Child>> children_;
   std::vector<TypeId> bases_;
   std::vector<bool> is_resource_;

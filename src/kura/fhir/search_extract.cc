@@ -2,10 +2,10 @@
 // over the parsed resource, and each resulting node is converted by the parameter's type and the
 // node's FHIR type.
 #include <algorithm>
+#include <boost/unordered/unordered_flat_map.hpp>
 #include <charconv>
 #include <limits>
 #include <optional>
-#include <unordered_map>
 
 #include "kura/fhir/fhirpath.h"
 #include "kura/fhir/internal/fhirpath_internal.h"
@@ -42,7 +42,7 @@ struct CompiledType {
   std::span<const SearchParamDef> defs;
   std::vector<CompiledParam> params;  // Parallel to defs.
   // The top-level member names some expression starts from, each with its bit (at most 128).
-  std::unordered_map<std::string_view, size_t> member_bits;
+  boost::unordered_flat_map<std::string_view, size_t> member_bits;
 
   // The bits of the members `resource` has.
   MemberMask Present(const rapidjson::Value& resource) const {
@@ -127,7 +127,7 @@ class CompiledTable {
     }
   }
 
-  std::unordered_map<std::string_view, CompiledType> by_type_;
+  boost::unordered_flat_map<std::string_view, CompiledType> by_type_;
 };
 
 // ---------------------------------------------------------------------------------------------

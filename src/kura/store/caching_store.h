@@ -15,11 +15,11 @@
 #pragma once
 
 #include <array>
+#include <boost/unordered/unordered_flat_map.hpp>
 #include <list>
 #include <memory>
 #include <mutex>
 #include <string>
-#include <unordered_map>
 
 #include "kura/store/forwarding_store.h"
 
@@ -76,7 +76,8 @@ class CachingStore final : public ForwardingStore {
   struct Shard {
     std::mutex mu;
     std::list<Entry> lru;  // Most recently used first.
-    std::unordered_map<std::string_view, std::list<Entry>::iterator> index;  // Views into lru keys.
+    // Views into lru keys. Open addressing: a lookup probes one group instead of a node chain.
+    boost::unordered_flat_map<std::string_view, std::list<Entry>::iterator> index;
     size_t bytes = 0;
     uint64_t commits = 0;  // Bumped when a commit touching this shard starts and when it ends.
     // Commits touching this shard that have started and not yet been remembered. While one is

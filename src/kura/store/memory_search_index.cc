@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <bit>
+#include <boost/unordered/unordered_flat_map.hpp>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -11,7 +12,6 @@
 #include <limits>
 #include <mutex>
 #include <optional>
-#include <unordered_map>
 #include <utility>
 
 #include "kura/store/varint.h"
@@ -114,7 +114,7 @@ class StringPool {
   };
   std::deque<Entry> entries_;
   std::vector<uint32_t> free_;
-  std::unordered_map<std::string_view, uint32_t> numbers_;
+  boost::unordered_flat_map<std::string_view, uint32_t> numbers_;
 };
 
 struct Row {
@@ -238,7 +238,7 @@ class StringTable {
  private:
   static constexpr size_t kScanLimit = 32;
   std::vector<std::string_view> strings_;
-  std::unordered_map<std::string_view, uint64_t> numbers_;  // Only past kScanLimit.
+  boost::unordered_flat_map<std::string_view, uint64_t> numbers_;  // Only past kScanLimit.
 };
 
 bool SameBits(double a, double b) {
@@ -371,10 +371,14 @@ struct SearchIndexState {
   StringPool values;  // Keys and compartments.
   StringPool key2s;
   std::deque<Doc> docs;  // By document number; a deque so ids never move (doc_numbers views them).
-  std::unordered_map<uint32_t, std::unordered_map<std::string_view, uint32_t>> doc_numbers;
-  std::unordered_map<PostingKey, DocList, PostingKeyHash> postings;
-  std::unordered_map<uint64_t, DocList> compartment_docs;  // PairKey(type, compartment).
-  std::unordered_map<uint32_t, DocList> type_docs;         // Live documents per type.
+  // Open-addressing tables: a lookup is one probe of a contiguous group, where node-based maps
+  // chase a pointer per entry and divide by a prime per hash. Nothing keeps a reference into
+  // them across an insertion, which may move their values.
+  boost::unordered_flat_map<uint32_t, boost::unordered_flat_map<std::string_view, uint32_t>>
+      doc_numbers;
+  boost::unordered_flat_map<PostingKey, DocList, PostingKeyHash> postings;
+  boost::unordered_flat_map<uint64_t, DocList> compartment_docs;  // PairKey(type, compartment).
+  boost::unordered_flat_map<uint32_t, DocList> type_docs;         // Live documents per type.
   int64_t live = 0;
   int64_t rows = 0;
 
