@@ -128,12 +128,22 @@ TEST(ApplyJsonPatchTest, StringsRoundTripEscaped) {
   EXPECT_NE(out->find("\"text\":\"caf\xc3\xa9 \\\"q\\\" \\n /\""), std::string::npos) << *out;
 }
 
+// A patch that cannot be applied to kObservation, and words its diagnostics must hold.
+struct CannotApplyCase {
+  std::string_view patch;
+  std::string_view why;
+};
+
+void ExpectCannotApply(const CannotApplyCase& c) {
+  auto out = Apply(c.patch);
+  ASSERT_FALSE(out.ok()) << c.patch;
+  EXPECT_EQ(out.status().code(), StatusCode::kFailedPrecondition) << c.patch;
+  EXPECT_NE(Diagnostics(out.status()).find(c.why), std::string::npos)
+      << c.patch << " -> " << Diagnostics(out.status());
+}
+
 TEST(ApplyJsonPatchTest, FailedTestAndMissingPathsCannotBeApplied) {
-  struct Case {
-    std::string_view patch;
-    std::string_view why;
-  };
-  const Case cases[] = {
+  const CannotApplyCase cases[] = {
       {R"([{"op":"test","path":"/status","value":"preliminary"}])",
        "operation 0 (test): the value at '/status' is not the expected value"},
       {R"([{"op":"test","path":"/nope","value":1}])", "is not the expected value"},
@@ -146,13 +156,35 @@ TEST(ApplyJsonPatchTest, FailedTestAndMissingPathsCannotBeApplied) {
       {R"([{"op":"move","from":"/nope","path":"/x"}])", "'/nope' or '/x' does not exist"},
       {R"([{"op":"remove","path":""}])", "the document root cannot be removed"},
   };
-  for (const Case& c : cases) {
-    auto out = Apply(c.patch);
-    ASSERT_FALSE(out.ok()) << c.patch;
-    EXPECT_EQ(out.status().code(), StatusCode::kFailedPrecondition) << c.patch;
-    EXPECT_NE(Diagnostics(out.status()).find(c.why), std::string::npos)
-        << c.patch << " -> " << Diagnostics(out.status());
-  }
+  for (const CannotApplyCase& c : cases) ExpectCannotApply(c);
+}
+
+// RFC 6902 4.1: an add's target must be in an object or an array. nlohmann's patch only asserts
+// that, so without the check a debug build aborts and a release build skips the operation.
+TEST(ApplyJsonPatchTest, AddsIntoAValueThatIsNotAContainerCannotBeApplied) {
+  const CannotApplyCase cases[] = {
+      {R"([{"op":"add","path":"/status/x","value":1}])",
+       "operation 0 (add): the parent of '/status/x' is not an object or an array"},
+      {R"([{"op":"add","path":"/note/0/text/-","value":"x"}])",
+       "the parent of '/note/0/text/-' is not an object or an array"},
+      {R"([{"op":"copy","from":"/code","path":"/valueQuantity/value/0"}])",
+       "operation 0 (copy): the parent of '/valueQuantity/value/0'"},
+      {R"([{"op":"move","from":"/code","path":"/status/code"}])",
+       "operation 0 (move): the parent of '/status/code'"},
+      {R"([{"op":"add","path":"/x","value":null},{"op":"add","path":"/x/y","value":1}])",
+       "operation 1 (add): the parent of '/x/y'"},
+  };
+  for (const CannotApplyCase& c : cases) ExpectCannotApply(c);
+  // A move's target is found after its source is removed: a[0] goes, and the target's parent
+  // a[1] is then the former a[2], an object (before the removal a[1] was a string).
+  auto moved = Apply(R"([{"op":"move","from":"/a/0","path":"/a/1/x"}])",
+                     R"({"resourceType":"Basic","id":"b","a":["s0","s1",{"o":1}]})");
+  ASSERT_TRUE(moved.ok()) << moved.status().ToString();
+  EXPECT_EQ(*moved, R"({"resourceType":"Basic","id":"b","a":["s1",{"o":1,"x":"s0"}]})");
+  auto into_string = Apply(R"([{"op":"move","from":"/a/0","path":"/a/1/x"}])",
+                           R"({"resourceType":"Basic","id":"b","a":["s0",{"o":1},"s2"]})");
+  ASSERT_FALSE(into_string.ok());
+  EXPECT_NE(Diagnostics(into_string.status()).find("the parent of '/a/1/x'"), std::string::npos);
 }
 
 TEST(ApplyJsonPatchTest, ServerOwnedMembersCannotChange) {
