@@ -11,7 +11,7 @@ BUILD_DEPS := build-essential cmake ninja-build pkg-config libboost1.81-dev libs
   libspdlog-dev libfmt-dev libgtest-dev libgmock-dev libbenchmark-dev libutf8proc-dev openssl
 TEST_DEPS := python3 curl jq testssl.sh wrk procps rsyslog rsyslog-openssl
 
-.PHONY: deps test-deps build run test bench clean format
+.PHONY: deps test-deps build run test bench fuzz clean format
 
 deps:
 	@missing=$$(for p in $(BUILD_DEPS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; done); \
@@ -55,6 +55,18 @@ test: test-deps build
 
 bench: test-deps build
 	bench/run.sh
+
+# Coverage-guided fuzzing of the parsers (fuzz/README.md): Clang and libFuzzer from Debian.
+FUZZ_DEPS := clang libclang-rt-14-dev
+fuzz: deps
+	@missing=$$(for p in $(FUZZ_DEPS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "Installing: $$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	fi
+	CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=Debug -DKURA_FUZZ=ON -DKURA_BUILD_BENCH=OFF
+	ninja -C build-fuzz -j $(JOBS) kura_fuzz_targets
+	cd build-fuzz && ctest --output-on-failure -j $(JOBS) -L fuzz
 
 format:
 	clang-format -i $$(git ls-files '*.cc' '*.h')
