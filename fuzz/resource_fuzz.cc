@@ -3,9 +3,12 @@
 // with the server's fields, read back as a stored version is, its compartments found and its
 // search values extracted. Any input may be refused; none may crash or trip a sanitizer, and a
 // stamped resource must parse again (the server stores exactly that text).
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
+#include <optional>
 #include <string>
 #include <string_view>
 
