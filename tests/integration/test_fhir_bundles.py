@@ -1,8 +1,9 @@
 """FHIR PATCH (JSON Patch) and batch/transaction Bundles on the real server over TLS.
 
 - PATCH: the happy path (a new version, decimals kept, Prefer, If-Match) and each refusal: 400
-  for a malformed patch, 422 when it cannot be applied (failed `test`, missing path,
-  server-owned member) or yields an invalid resource, 404/410, 412, 415, 501 for AuditEvent.
+  for a malformed patch, 422 when it cannot be applied (failed `test`, missing path, a target
+  inside a value that is not an object or array, server-owned member) or yields an invalid
+  resource, 404/410, 412, 415, 501 for AuditEvent.
 - Transactions: urn:uuid references rewritten to the ids the server assigns, everything stored
   at once or nothing at all, versions and history, processing order, reads seeing the
   transaction's writes, identity overlap, the entry limit (413), conditional operations (501
@@ -247,6 +248,11 @@ class PatchTests(BundleTestCase):
              "operation 1 (test)"),
             ([{"op": "remove", "path": "/interpretation"}], "'/interpretation' does not exist"),
             ([{"op": "add", "path": "/note/5", "value": {"text": "x"}}], "out of range"),
+            # A target inside a string (RFC 6902 4.1): the sanitizer build once aborted on it.
+            ([{"op": "add", "path": "/status/x", "value": 1}],
+             "the parent of '/status/x' is not an object or an array"),
+            ([{"op": "copy", "from": "/code", "path": "/note/0/text/-"}],
+             "operation 0 (copy): the parent of '/note/0/text/-'"),
         ]
         for ops, why in cases:
             with self.subTest(ops=ops):
