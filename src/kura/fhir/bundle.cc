@@ -87,7 +87,10 @@ class BundleHandler {
   }
   bool String(const char* text, rapidjson::SizeType length, bool copy) {
     std::string_view value(text, length);
-    if (!capturing()) return Scalar(ScalarKind::kString, value);
+    if (!capturing()) {
+      if (!internal::DecodedIsUtf8(text, length)) return Fail(internal::kLoneSurrogate);
+      return Scalar(ScalarKind::kString, value);
+    }
     ForwardToIntake([&](internal::IntakeHandler& h) { return h.String(text, length, copy); });
     return CaptureString(value, text_.OffsetOf(text));
   }
@@ -129,6 +132,7 @@ class BundleHandler {
       ForwardToIntake([&](internal::IntakeHandler& h) { return h.Key(text, length, copy); });
       return true;
     }
+    if (!internal::DecodedIsUtf8(text, length)) return Fail(internal::kLoneSurrogate);
     if (!keys_[depth_ - 1].Insert(key)) {
       return Fail("duplicate JSON key \"" + std::string(key.substr(0, 64)) +
                   (key.size() > 64 ? "...\"" : "\""));

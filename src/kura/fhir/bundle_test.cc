@@ -179,6 +179,11 @@ TEST(ParseBundleTest, RefusesWhatIsNotABatchOrTransaction) {
       {Transaction("{\"resource\":{\"resourceType\":\"Patient\",\"gender\":\"\xed\xa0\x80\"},"
                    "\"request\":{\"method\":\"POST\",\"url\":\"Patient\"}}"),
        "UTF-8"},
+      // An escaped lone surrogate in the Bundle's own strings and keys.
+      {Transaction(R"({"fullUrl":"urn:uuid:\udead","request":{"method":"GET","url":"Patient/1"}})"),
+       "lone UTF-16 surrogate"},
+      {Transaction(R"({"request":{"method":"GET","url":"Patient/1","\udc00":1}})"),
+       "lone UTF-16 surrogate"},
   };
   for (const Case& c : cases) {
     auto bundle = ParseBundle(c.body, {});

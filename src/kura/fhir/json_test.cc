@@ -209,6 +209,14 @@ TEST(ParseResourceDocumentTest, RejectsBadInputWithReasons) {
   EXPECT_NE(Why("{\"a\":\"\xc3\x28\"}").find("UTF-8"), std::string::npos);
   EXPECT_NE(Why("{\"a\":\"\xed\xa0\x80\"}").find("UTF-8"), std::string::npos);  // Surrogate.
   EXPECT_NE(Why("{\"a\":\"\xc0\xaf\"}").find("UTF-8"), std::string::npos);      // Overlong.
+  // An escaped lone low surrogate, which RapidJSON would decode into bytes that are not UTF-8,
+  // in a value, nested, and in a key; a pair spelling one character is fine.
+  EXPECT_NE(Why("{\"a\":\"x\\udead\"}").find("lone UTF-16 surrogate"), std::string::npos);
+  EXPECT_NE(Why("{\"a\":[{\"b\":\"\\udc00\"}]}").find("lone UTF-16 surrogate"), std::string::npos);
+  EXPECT_NE(Why("{\"\\udfff\":1}").find("lone UTF-16 surrogate"), std::string::npos);
+  auto pair = ParseResourceDocument("{\"a\":\"\\ud83d\\ude00\"}", {});
+  ASSERT_TRUE(pair.ok()) << pair.status().ToString();
+  EXPECT_EQ(pair->members[0].string_value, "\xf0\x9f\x98\x80");
 }
 
 TEST(ParseResourceDocumentTest, DuplicateKeysAreFoundInLargeObjectsToo) {

@@ -8,11 +8,13 @@
 #include <rapidjson/writer.h>
 
 #include <algorithm>
+#include <cstring>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "kura/base/utf8.h"
 #include "kura/fhir/internal/key_set.h"
 #include "kura/fhir/json.h"
 
@@ -55,6 +57,15 @@ inline bool IsCompactWithoutEscapes(std::string_view body) {
 // after null, true and false: it reads a string or a number through a copy of itself and catches
 // up after the handler returns. A string or number's position comes from its pointer into the
 // copy instead.
+// A \u escape can spell a lone UTF-16 surrogate (\udead), which RapidJSON decodes into bytes that
+// are not UTF-8 (ED A0..BF xx); stored, such text would fail the server's own intake when read
+// back. The body was checked as UTF-8 before parsing, so only a decoded string holding 0xED needs
+// a second look.
+inline bool DecodedIsUtf8(const char* text, size_t length) {
+  return std::memchr(text, 0xED, length) == nullptr || IsValidUtf8(std::string_view(text, length));
+}
+inline constexpr char kLoneSurrogate[] = "a string holds an escaped lone UTF-16 surrogate";
+
 class InsituText {
  public:
   explicit InsituText(std::string_view text) : copy_(text), stream_(copy_.data()) {}
@@ -107,6 +118,7 @@ class IntakeHandler {
         text_.OffsetOf(text) + length);
   }
   bool String(const char* text, rapidjson::SizeType length, bool) {
+    if (!DecodedIsUtf8(text, length)) return Fail(kLoneSurrogate);
     std::string_view value(text, length);
     if (AtMemberLevel()) current_->string_value = std::string(value);
     if (depth_ >= 2 && path_[depth_ - 1] == "reference" && value.find("Patient/") != value.npos) {
@@ -130,6 +142,7 @@ class IntakeHandler {
     return source_ || writer_.StartObject();
   }
   bool Key(const char* text, rapidjson::SizeType length, bool) {
+    if (!DecodedIsUtf8(text, length)) return Fail(kLoneSurrogate);
     std::string_view key(text, length);
     if (!keys_[depth_ - 1].Insert(key)) {
       return Fail("duplicate JSON key \"" + Printable(key) + "\"");
