@@ -42,7 +42,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       StampServerFields(*document, "fuzz", 1, kura::TimePoint(std::chrono::microseconds(0)));
   if (!stamped.ok()) return 0;
   kura::StatusOr<ResourceDocument> stored = ParseResourceDocument(*stamped, JsonLimits{});
-  if (!stored.ok()) Broken("a stamped resource does not parse");
+  if (!stored.ok()) {
+    std::fprintf(stderr, "%s\n", stored.status().ToString().c_str());
+    Broken("a stamped resource does not parse");
+  }
   if (!valid.ok()) return 0;
   if (IsSearchableResourceType(*type->string_value)) {
     if (!ExtractSearchValues(*stamped, "https://kura.test/fhir/R4").ok()) {
