@@ -11,21 +11,22 @@ BUILD_DEPS := build-essential cmake ninja-build pkg-config libboost1.81-dev libs
   libspdlog-dev libfmt-dev libgtest-dev libgmock-dev libbenchmark-dev libutf8proc-dev openssl
 TEST_DEPS := python3 curl jq testssl.sh wrk procps rsyslog rsyslog-openssl
 
+# $(call install_missing,PACKAGES): apt-get installs those of PACKAGES that are not installed yet.
+define install_missing
+@missing=$$(for p in $(1); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; done); \
+if [ -n "$$missing" ]; then \
+  echo "Installing: $$missing"; \
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+fi
+endef
+
 .PHONY: deps test-deps build run test bench fuzz clean format
 
 deps:
-	@missing=$$(for p in $(BUILD_DEPS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; done); \
-	if [ -n "$$missing" ]; then \
-	  echo "Installing: $$missing"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
-	fi
+	$(call install_missing,$(BUILD_DEPS))
 
 test-deps: deps
-	@missing=$$(for p in $(TEST_DEPS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; done); \
-	if [ -n "$$missing" ]; then \
-	  echo "Installing: $$missing"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
-	fi
+	$(call install_missing,$(TEST_DEPS))
 	@# Node.js may come from the image rather than Debian; install Debian's only when absent.
 	@command -v node >/dev/null && command -v npm >/dev/null || { \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm; }
@@ -59,11 +60,7 @@ bench: test-deps build
 # Coverage-guided fuzzing of the parsers (fuzz/README.md): Clang and libFuzzer from Debian.
 FUZZ_DEPS := clang libclang-rt-14-dev
 fuzz: deps
-	@missing=$$(for p in $(FUZZ_DEPS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; done); \
-	if [ -n "$$missing" ]; then \
-	  echo "Installing: $$missing"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
-	fi
+	$(call install_missing,$(FUZZ_DEPS))
 	CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=Debug -DKURA_FUZZ=ON -DKURA_BUILD_BENCH=OFF
 	ninja -C build-fuzz -j $(JOBS) kura_fuzz_targets
 	cd build-fuzz && ctest --output-on-failure -j $(JOBS) -L fuzz

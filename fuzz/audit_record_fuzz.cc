@@ -4,13 +4,12 @@
 // EncodeAuditRecord cannot have produced, so whatever it accepts must encode to the same bytes.
 #include <cstddef>
 #include <cstdint>
-#include <cstdio>
-#include <cstdlib>
 #include <string>
 #include <string_view>
 
 #include "kura/audit/note.h"
 #include "kura/audit/record.h"
+#include "property.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace kura::audit;
@@ -19,8 +18,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (record.ok()) {
     kura::StatusOr<std::string> encoded = EncodeAuditRecord(*record);
     if (!encoded.ok() || *encoded != bytes) {
-      std::fprintf(stderr, "a decoded record does not encode to its bytes\n");
-      std::abort();
+      PropertyBroken("a decoded record does not encode to its bytes");
     }
     (void)AuditRecordToJson(*record).dump();
   }

@@ -7,13 +7,12 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <cstdio>
-#include <cstdlib>
 #include <string>
 #include <string_view>
 
 #include "kura/fhir/json.h"
 #include "kura/fhir/json_patch.h"
+#include "property.h"
 
 namespace {
 
@@ -45,8 +44,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   kura::StatusOr<std::string> patched = ApplyJsonPatch(*patch, resource, JsonLimits{});
   if (!patched.ok()) return 0;
   if (!IsJson(*patched)) {
-    std::fprintf(stderr, "a patched resource is not JSON\n");
-    std::abort();
+    PropertyBroken("a patched resource is not JSON");
   }
   return 0;
 }

@@ -7,7 +7,6 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
-#include <cstdlib>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -16,15 +15,7 @@
 #include "kura/fhir/resource.h"
 #include "kura/fhir/search_params.h"
 #include "kura/fhir/validator.h"
-
-namespace {
-
-[[noreturn]] void Broken(const char* what) {
-  std::fprintf(stderr, "round trip broken: %s\n", what);
-  std::abort();
-}
-
-}  // namespace
+#include "property.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace kura::fhir;
@@ -44,12 +35,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   kura::StatusOr<ResourceDocument> stored = ParseResourceDocument(*stamped, JsonLimits{});
   if (!stored.ok()) {
     std::fprintf(stderr, "%s\n", stored.status().ToString().c_str());
-    Broken("a stamped resource does not parse");
+    PropertyBroken("a stamped resource does not parse");
   }
   if (!valid.ok()) return 0;
   if (IsSearchableResourceType(*type->string_value)) {
     if (!ExtractSearchValues(*stamped, "https://kura.test/fhir/R4").ok()) {
-      Broken("search values of a valid resource cannot be extracted");
+      PropertyBroken("search values of a valid resource cannot be extracted");
     }
   }
   return 0;

@@ -6,8 +6,6 @@
 // base64 encodes back to its text.
 #include <cstddef>
 #include <cstdint>
-#include <cstdio>
-#include <cstdlib>
 #include <optional>
 #include <span>
 #include <string>
@@ -16,13 +14,9 @@
 #include "kura/base/clock.h"
 #include "kura/base/random.h"
 #include "kura/base/utf8.h"
+#include "property.h"
 
 namespace {
-
-[[noreturn]] void Broken(const char* what) {
-  std::fprintf(stderr, "property broken: %s\n", what);
-  std::abort();
-}
 
 // The offset of the first byte that does not start a well-formed sequence (Unicode 15, table
 // 3-7), or npos.
@@ -70,27 +64,27 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   // The fast check may stop at the start of the sequence it cannot read; both name the same one.
   if ((kura::FindInvalidUtf8(text) == std::string_view::npos) !=
       (FirstIllFormed(text) == std::string_view::npos)) {
-    Broken("FindInvalidUtf8 disagrees with the Unicode table");
+    PropertyBroken("FindInvalidUtf8 disagrees with the Unicode table");
   }
   if (std::optional<kura::TimePoint> t = kura::ParseInstant(text)) {
     if (kura::ParseInstant(kura::FormatInstantMicros(*t)) != t) {
-      Broken("an instant does not survive formatting");
+      PropertyBroken("an instant does not survive formatting");
     }
   }
   if (std::optional<kura::TimePoint> t = kura::ParseHttpDate(text)) {
     if (kura::ParseHttpDate(kura::FormatHttpDate(*t)) != t) {
-      Broken("an HTTP date does not survive formatting");
+      PropertyBroken("an HTTP date does not survive formatting");
     }
   }
   std::string decoded;
   if (kura::Base64DecodeCanonical(text, decoded) && kura::Base64Encode(Bytes(decoded)) != text) {
-    Broken("canonical base64 does not encode back to its text");
+    PropertyBroken("canonical base64 does not encode back to its text");
   }
   if (kura::Base64Decode(text, decoded)) {
     std::string again;
     if (!kura::Base64DecodeCanonical(kura::Base64Encode(Bytes(decoded)), again) ||
         again != decoded) {
-      Broken("decoded base64 does not survive encoding");
+      PropertyBroken("decoded base64 does not survive encoding");
     }
   }
   return 0;

@@ -7,7 +7,6 @@
 #include <algorithm>
 #include <array>
 #include <boost/unordered/unordered_flat_map.hpp>
-#include <unordered_set>
 
 #include "kura/base/utf8.h"
 #include "kura/fhir/internal/intake_handler.h"

@@ -375,8 +375,8 @@ StatusOr<std::string> ApplyJsonPatch(const JsonPatch& patch, std::string_view re
       // it skips the operation and reports success. So move runs as its remove, the check, then
       // its add, which is what nlohmann does inside.
       if (name == "move") {
-        const Json::json_pointer from_pointer(op["from"].get<std::string>());
-        Json value = tree.at(from_pointer);
+        // Taken out rather than copied: the remove below drops what is left at `from`.
+        Json value = std::move(tree.at(Json::json_pointer(op["from"].get<std::string>())));
         tree.patch_inplace(Json::array({{{"op", "remove"}, {"path", op["from"]}}}));
         if (Status parent = CheckAddParent(tree, i, op); !parent.ok()) return parent;
         tree.patch_inplace(

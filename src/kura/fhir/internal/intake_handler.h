@@ -51,12 +51,6 @@ inline bool IsCompactWithoutEscapes(std::string_view body) {
   return true;
 }
 
-// The reader runs in situ over a writable, NUL-terminated copy of the text: then it scans strings
-// and whitespace 16 bytes at a time (RAPIDJSON_SSE2) and hands strings over without copying them.
-// Positions in the copy are positions in the text. The stream knows them only at brackets and
-// after null, true and false: it reads a string or a number through a copy of itself and catches
-// up after the handler returns. A string or number's position comes from its pointer into the
-// copy instead.
 // A \u escape can spell a lone UTF-16 surrogate (\udead), which RapidJSON decodes into bytes that
 // are not UTF-8 (ED A0..BF xx); stored, such text would fail the server's own intake when read
 // back. The body was checked as UTF-8 before parsing, so only a decoded string holding 0xED needs
@@ -66,6 +60,12 @@ inline bool DecodedIsUtf8(const char* text, size_t length) {
 }
 inline constexpr char kLoneSurrogate[] = "a string holds an escaped lone UTF-16 surrogate";
 
+// The reader runs in situ over a writable, NUL-terminated copy of the text: then it scans strings
+// and whitespace 16 bytes at a time (RAPIDJSON_SSE2) and hands strings over without copying them.
+// Positions in the copy are positions in the text. The stream knows them only at brackets and
+// after null, true and false: it reads a string or a number through a copy of itself and catches
+// up after the handler returns. A string or number's position comes from its pointer into the
+// copy instead.
 class InsituText {
  public:
   explicit InsituText(std::string_view text) : copy_(text), stream_(copy_.data()) {}
