@@ -19,33 +19,12 @@ die() { echo "fhirpath_oracle: FAIL: $*" >&2; exit 1; }
 TOOL=$1
 CACHE_DIR=$2
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-for tool in node npm python3 flock timeout sha256sum; do
+for tool in node python3; do
   command -v "$tool" >/dev/null || die "'$tool' not found (node/npm: apt-get install nodejs npm)"
 done
 [[ -x $TOOL ]] || die "$TOOL is not an executable"
 
-mkdir -p "$CACHE_DIR"
+"$HERE/../npm_pinned_install.sh" fhirpath_oracle "$HERE" "$CACHE_DIR" fhirpath hl7.fhir.r4.examples
 CACHE_DIR=$(cd "$CACHE_DIR" && pwd)
-want_stamp=$(cat "$HERE/package.json" "$HERE/package-lock.json" | sha256sum | cut -d' ' -f1)
-
-exec 9>"$CACHE_DIR/.install.lock"
-flock -w 900 9 || die "could not lock $CACHE_DIR/.install.lock"
-if [[ -f $CACHE_DIR/node_modules/fhirpath/package.json &&
-      -f $CACHE_DIR/node_modules/hl7.fhir.r4.examples/package.json &&
-      "$(cat "$CACHE_DIR/.kura-stamp" 2>/dev/null)" == "$want_stamp" ]]; then
-  echo "fhirpath_oracle: packages already installed in $CACHE_DIR"
-else
-  echo "fhirpath_oracle: installing fhirpath and the R4 examples into $CACHE_DIR (npm ci)"
-  rm -f "$CACHE_DIR/.kura-stamp"
-  cp "$HERE/package.json" "$HERE/package-lock.json" "$CACHE_DIR/"
-  if ! (cd "$CACHE_DIR" && timeout "${KURA_ORACLE_INSTALL_TIMEOUT:-300}" \
-          npm ci --ignore-scripts --no-audit --no-fund --loglevel=error) \
-          >"$CACHE_DIR/npm-install.log" 2>&1; then
-    tail -n 30 "$CACHE_DIR/npm-install.log" >&2
-    die "npm ci failed (log: $CACHE_DIR/npm-install.log)"
-  fi
-  echo "$want_stamp" >"$CACHE_DIR/.kura-stamp"
-fi
-flock -u 9
 
 python3 "$HERE/compare.py" "$TOOL" "$CACHE_DIR" "$CACHE_DIR/run"
