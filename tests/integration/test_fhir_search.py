@@ -95,6 +95,46 @@ class SearchTest(SharedServerTestCase):
                         urllib.parse.quote("http://loinc.org|8480-6$gt120"))
         self.assertEqual(len(self.ids(b)), 1)
 
+    def test_quantities_in_ucum_units_compare_across_units(self):
+        r = self.srv.request("POST", f"{FHIR}/Patient", {"resourceType": "Patient"})
+        self.assertEqual(r.status, 201, r.text)
+        pid = r.json()["id"]
+        ucum = "http://unitsofmeasure.org"
+
+        def post(code, value, unit):
+            body = obs(pid, code, value, "2024-07-01T08:00:00Z")
+            body["valueQuantity"] = {"value": value, "unit": unit, "system": ucum, "code": unit}
+            r = self.srv.request("POST", f"{FHIR}/Observation", body)
+            self.assertEqual(r.status, 201, r.text)
+            return r.json()["id"]
+
+        kg = post("29463-7", 72.5, "kg")
+        grams = post("29463-7", 72500, "g")
+        pounds = post("29463-7", 160, "[lb_av]")
+        fever = post("8310-5", 101.3, "[degF]")
+        normal = post("8310-5", 36.8, "Cel")
+
+        def found(code, value):
+            query = f"subject={pid}&code={code}&value-quantity=" + urllib.parse.quote(value)
+            return sorted(self.ids(self.search("Observation", query)))
+
+        self.assertEqual(found("29463-7", f"72.5|{ucum}|kg"), sorted([kg, grams]))
+        self.assertEqual(found("29463-7", f"72500|{ucum}|g"), sorted([kg, grams]))
+        self.assertEqual(found("29463-7", f"gt72.5|{ucum}|kg"), [pounds])
+        self.assertEqual(found("29463-7", f"ge160.0|{ucum}|[lb_av]"), [pounds])
+        self.assertEqual(found("8310-5", f"gt38|{ucum}|Cel"), [fever])
+        self.assertEqual(found("8310-5", f"lt99|{ucum}|[degF]"), [normal])
+        self.assertEqual(found("29463-7", f"72.5|{ucum}|m"), [])
+        # Without the UCUM system the value compares as written.
+        self.assertEqual(found("29463-7", "72500"), [grams])
+        # An update re-indexes the base value in the same commit.
+        body = obs(pid, "29463-7", 80, "2024-07-01T08:00:00Z")
+        body["id"] = grams
+        body["valueQuantity"] = {"value": 80000, "unit": "g", "system": ucum, "code": "g"}
+        self.assertEqual(self.srv.request("PUT", f"{FHIR}/Observation/{grams}", body).status, 200)
+        self.assertEqual(found("29463-7", f"72.5|{ucum}|kg"), [kg])
+        self.assertEqual(found("29463-7", f"80|{ucum}|kg"), [grams])
+
     def test_blind_string_search_is_case_and_accent_insensitive_prefix(self):
         for query in [f"family={urllib.parse.quote(self.family)}",
                       "family=zoe" + self.marker[:4],

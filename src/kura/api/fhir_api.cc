@@ -175,7 +175,10 @@ Json BuildCapabilityStatement(const FhirApiOptions& options) {
       "covers "
       "the listed types and parameters over an index of current versions; names, addresses, "
       "telecom, identifiers and birth dates are indexed only as keyed hashes (equality and "
-      "starts-with; :contains, ranges and sorting on them are refused). PATCH takes a JSON Patch "
+      "starts-with; :contains, ranges and sorting on them are refused). Quantities in UCUM units "
+      "(http://unitsofmeasure.org) are compared in UCUM base units, so a search in kg finds "
+      "values stored in g or [lb_av]; arbitrary and logarithmic units compare as written. "
+      "PATCH takes a JSON Patch "
       "(application/json-patch+json; in a Bundle, a Binary holding one); FHIRPath Patch is not "
       "supported. A batch or transaction Bundle may hold up to " +
       std::to_string(options.max_bundle_entries) +

@@ -1,11 +1,16 @@
 // Search values to index rows, search requests to index queries; see search_indexing.h.
 #include "kura/api/search_indexing.h"
 
+#include <boost/unordered/unordered_flat_map.hpp>
 #include <chrono>
 #include <cmath>
 #include <cstdlib>
+#include <functional>
+#include <optional>
+#include <string>
 
 #include "kura/fhir/resource.h"
+#include "kura/fhir/ucum.h"
 
 namespace kura::api {
 namespace {
@@ -108,6 +113,32 @@ bool QuantityRange(const fhir::SearchValue& v, double& low, double& high) {
   return false;
 }
 
+// The base units of a quantity coded in UCUM (system and code), when its unit converts; null
+// otherwise. Parsing a code costs thousands of instructions and a resource names the same few
+// units over and over (an Observation's value-quantity, combo-value-quantity and the composites
+// holding it), so each thread keeps the codes it has seen. The pointer is valid until the next
+// call on the same thread.
+const fhir::UcumCanonical* UcumBase(std::string_view system, std::string_view code) {
+  if (system != fhir::kUcumSystem || code.empty()) return nullptr;
+  struct Hash {
+    using is_transparent = void;
+    size_t operator()(std::string_view s) const { return std::hash<std::string_view>()(s); }
+  };
+  constexpr size_t kMaxCachedCodes = 512;
+  thread_local boost::unordered_flat_map<std::string, std::optional<fhir::UcumCanonical>, Hash,
+                                         std::equal_to<>>
+      known;
+  auto it = known.find(code);
+  if (it == known.end()) {
+    if (known.size() >= kMaxCachedCodes) known.clear();
+    StatusOr<fhir::UcumCanonical> base = fhir::CanonicalUcum(code);
+    it =
+        known.emplace(std::string(code), base.ok() ? std::optional(*std::move(base)) : std::nullopt)
+            .first;
+  }
+  return it->second ? &*it->second : nullptr;
+}
+
 void AddRows(const fhir::SearchValue& v, IndexClass c, std::vector<IndexEntry>& rows) {
   const std::string param(v.param->code);
   const bool blind = c == IndexClass::kBlind;
@@ -157,6 +188,10 @@ void AddRows(const fhir::SearchValue& v, IndexClass c, std::vector<IndexEntry>& 
       double low = 0, high = 0;
       if (blind || !QuantityRange(v, low, high)) return;
       rows.push_back(RangeRow(param, ClearKey(v.code), ClearKey(v.system), low, high));
+      if (const fhir::UcumCanonical* base = UcumBase(v.system, v.code)) {
+        rows.push_back(RangeRow(param + kUcumRowSuffix, base->unit, "", base->ToBase(low),
+                                base->ToBase(high)));
+      }
       return;
     }
     case SearchParamType::kUri:
@@ -186,6 +221,10 @@ void AddRows(const fhir::SearchValue& v, IndexClass c, std::vector<IndexEntry>& 
             if (QuantityRange(second, low, high)) {
               rows.push_back(RangeRow(param, ClearKey(key),
                                       ClearKey(second.system + "|" + second.code), low, high));
+              if (const fhir::UcumCanonical* base = UcumBase(second.system, second.code)) {
+                rows.push_back(RangeRow(param + kUcumRowSuffix, ClearKey(key), base->unit,
+                                        base->ToBase(low), base->ToBase(high)));
+              }
             }
             break;
           }
@@ -330,15 +369,61 @@ class Compiler {
     }
     if (term.modifier == SearchModifier::kNot) clause.mode = IndexClause::Mode::kNoMatch;
     if (term.modifier == SearchModifier::kIdentifier) clause.param = code + ":identifier";
-    for (const SearchArgument& a : term.any_of) {
-      KURA_RETURN_IF_ERROR(Argument(type, def, term, a, clause));
+    // Quantities in UCUM units compare in base units (1 kg finds 1000 g) when every alternative
+    // of the term converts; a clause reads the rows of one parameter, so a term mixing units that
+    // convert with others compares all of them as written.
+    std::vector<fhir::UcumCanonical> bases;
+    if (!clause.blind) {
+      for (const SearchArgument& a : term.any_of) {
+        const SearchArgument* quantity = QuantityPart(type, def, a);
+        if (quantity == nullptr || !quantity->system) break;
+        const fhir::UcumCanonical* base = UcumBase(*quantity->system, quantity->code);
+        if (base == nullptr) break;
+        bases.push_back(*base);
+      }
+      if (bases.size() == term.any_of.size() && !bases.empty()) {
+        clause.param = code + kUcumRowSuffix;
+      } else {
+        bases.clear();
+      }
+    }
+    for (size_t i = 0; i < term.any_of.size(); ++i) {
+      const fhir::UcumCanonical* base = bases.empty() ? nullptr : &bases[i];
+      KURA_RETURN_IF_ERROR(Argument(type, def, term, term.any_of[i], base, clause));
     }
     return clause;
   }
 
  private:
+  // The quantity of a quantity argument, or of a composite whose second part is a quantity.
+  static const SearchArgument* QuantityPart(std::string_view type, const fhir::SearchParamDef& def,
+                                            const SearchArgument& a) {
+    if (def.type == SearchParamType::kQuantity) return &a;
+    if (def.type != SearchParamType::kComposite || def.components.size() != 2 ||
+        a.components.size() != 2) {
+      return nullptr;
+    }
+    const fhir::SearchParamDef* second = fhir::FindSearchParam(type, def.components[1].param);
+    return second != nullptr && second->type == SearchParamType::kQuantity ? &a.components[1]
+                                                                           : nullptr;
+  }
+
+  // The conditions on a quantity; in base units when `base` (the argument's UCUM unit) is set.
+  static std::vector<std::vector<RangeCondition>> QuantityConditions(
+      const SearchArgument& a, const fhir::UcumCanonical* base) {
+    std::vector<std::vector<RangeCondition>> conditions = NumberConditions(a);
+    if (base != nullptr) {
+      // The map to base units is increasing, so every comparison keeps its direction.
+      for (std::vector<RangeCondition>& group : conditions) {
+        for (RangeCondition& condition : group) condition.value = base->ToBase(condition.value);
+      }
+    }
+    return conditions;
+  }
+
   Status Argument(std::string_view type, const fhir::SearchParamDef& def,
-                  const fhir::SearchTerm& term, const SearchArgument& a, IndexClause& clause) {
+                  const fhir::SearchTerm& term, const SearchArgument& a,
+                  const fhir::UcumCanonical* base, IndexClause& clause) {
     const std::string code(def.code);
     const bool blind = clause.blind;
     auto refuse_blind = [&](std::string_view what) {
@@ -411,7 +496,11 @@ class Compiler {
         break;
       case SearchParamType::kQuantity:
         if (blind) return refuse_blind("quantity search");
-        m.range_any = NumberConditions(a);
+        m.range_any = QuantityConditions(a, base);
+        if (base != nullptr) {
+          m.key = base->unit;
+          break;
+        }
         if (a.system && !a.system->empty()) m.key2 = *a.system;
         if (!a.code.empty()) m.key = a.code;
         break;
@@ -441,8 +530,12 @@ class Compiler {
             m.key2 = ClearKey(fhir::NormalizeSearchString(second.text));
             break;
           case SearchParamType::kQuantity:
-            m.range_any = NumberConditions(second);
-            if (second.system) m.key2 = *second.system + "|" + second.code;
+            m.range_any = QuantityConditions(second, base);
+            if (base != nullptr) {
+              m.key2 = base->unit;
+            } else if (second.system) {
+              m.key2 = *second.system + "|" + second.code;
+            }
             break;
           case SearchParamType::kNumber:
             m.range_any = NumberConditions(second);

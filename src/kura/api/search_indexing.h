@@ -11,11 +11,14 @@
 //   date       low..high in microseconds since the epoch; blind: key = "YYYY", "YYYY-MM",
 //              "YYYY-MM-DD" (as precise as the value), no range
 //   number     low = high = the value
-//   quantity   key = code (or unit), key2 = system, low..high = the value (or a Range's bounds)
+//   quantity   key = code (or unit), key2 = system, low..high = the value (or a Range's bounds);
+//              a quantity coded in UCUM whose unit converts also gives a row of "<param>:ucum"
+//              with key = its base unit ("m-3.g"), low..high in base units (ucum.h)
 //   uri        key = the URI
 //   composite  key = first component ("system|code" and "*|code" for a token, the reference for a
 //              reference), key2 = second component when a token or unit, range from the second
-//              component when a quantity, number or date
+//              component when a quantity, number or date; a second component in UCUM units also
+//              gives a row of "<param>:ucum" with key2 = the base unit, the range in base units
 // Thread-safe free functions.
 #pragma once
 
@@ -34,7 +37,9 @@ inline constexpr size_t kBlindPrefixChars = 32;  // Longer prefixes match on the
 // The version of the rows IndexRowsFor makes. Raise it whenever a change makes the same resource
 // under the same register give other rows: stored indexes then no longer match the server's
 // fingerprint, and it refuses to start until `kura fhir reindex` rebuilt them.
-inline constexpr int kSearchIndexFormat = 1;
+inline constexpr int kSearchIndexFormat = 2;  // 2: the "<param>:ucum" rows.
+// The suffix of the parameter name under which quantities in UCUM units are indexed in base units.
+inline constexpr char kUcumRowSuffix[] = ":ucum";
 
 // The index rows of a resource (its stored JSON); absolute references under `local_base` (this
 // server's FHIR base URL) are indexed as relative ones. InvalidArgument when it cannot be read.

@@ -158,6 +158,73 @@ TEST_F(SearchIndexingTest, QuantityAndNumberPrecision) {
   EXPECT_THAT(Ids("Observation", {{"code-value-quantity", "8480-6$120.5"}}), ElementsAre("o2"));
 }
 
+TEST_F(SearchIndexingTest, QuantitiesInUcumUnitsCompareInBaseUnits) {
+  auto weight = [&](const std::string& id, const std::string& value, const std::string& code) {
+    Put(R"({"resourceType":"Observation","id":")" + id + R"(","status":"final",
+      "code":{"coding":[{"system":"http://loinc.org","code":"29463-7"}]},
+      "valueQuantity":{"value":)" +
+        value + R"(,"system":"http://unitsofmeasure.org","code":")" + code + R"("}})");
+  };
+  weight("kg", "72.5", "kg");
+  weight("g", "72500", "g");
+  weight("lb", "160", "[lb_av]");  // 72.57 kg
+  weight("light", "3.2", "kg");
+  Put(R"({"resourceType":"Observation","id":"fever","status":"final",
+    "code":{"coding":[{"system":"http://loinc.org","code":"8310-5"}]},
+    "valueQuantity":{"value":101.3,"system":"http://unitsofmeasure.org","code":"[degF]"}})");
+  Put(R"({"resourceType":"Observation","id":"normal","status":"final",
+    "code":{"coding":[{"system":"http://loinc.org","code":"8310-5"}]},
+    "valueQuantity":{"value":36.8,"system":"http://unitsofmeasure.org","code":"Cel"}})");
+  Put(R"({"resourceType":"Observation","id":"unitless","status":"final",
+    "code":{"coding":[{"system":"http://loinc.org","code":"29463-7"}]},
+    "valueQuantity":{"value":72500}})");
+  Put(R"({"resourceType":"Observation","id":"bp","status":"final",
+    "code":{"coding":[{"system":"http://loinc.org","code":"85354-9"}]},
+    "component":[{"code":{"coding":[{"system":"http://loinc.org","code":"8480-6"}]},
+      "valueQuantity":{"value":16,"system":"http://unitsofmeasure.org","code":"kPa"}}]})");
+
+  const std::string ucum = "|http://unitsofmeasure.org|";
+  // 72.5 kg is [72.45, 72.55) kg, in any unit of mass.
+  EXPECT_THAT(Ids("Observation", {{"value-quantity", "72.5" + ucum + "kg"}}),
+              UnorderedElementsAre("kg", "g"));
+  EXPECT_THAT(Ids("Observation", {{"value-quantity", "72500" + ucum + "g"}}),
+              UnorderedElementsAre("kg", "g"));
+  EXPECT_THAT(Ids("Observation", {{"value-quantity", "ap72.5" + ucum + "kg"}}),
+              UnorderedElementsAre("kg", "g", "lb"));
+  EXPECT_THAT(Ids("Observation", {{"value-quantity", "gt70000" + ucum + "g"}}),
+              UnorderedElementsAre("kg", "g", "lb"));
+  EXPECT_THAT(Ids("Observation", {{"value-quantity", "lt10" + ucum + "[lb_av]"}}),
+              ElementsAre("light"));
+  EXPECT_THAT(Ids("Observation", {{"value-quantity", "ge72.5" + ucum + "kg"}}),
+              UnorderedElementsAre("kg", "g", "lb"));
+  EXPECT_THAT(Ids("Observation", {{"value-quantity", "gt72.5" + ucum + "kg"}}), ElementsAre("lb"));
+  // Temperatures convert with their offset: 101.3 °F is 38.5 °C.
+  EXPECT_THAT(Ids("Observation", {{"value-quantity", "gt38" + ucum + "Cel"}}),
+              ElementsAre("fever"));
+  EXPECT_THAT(Ids("Observation", {{"value-quantity", "lt99" + ucum + "[degF]"}}),
+              ElementsAre("normal"));
+  // Alternatives in several units (160 lb would be [159.5, 160.5) lb, which holds 72.5 kg).
+  EXPECT_THAT(
+      Ids("Observation", {{"value-quantity", "3200" + ucum + "g,160.0" + ucum + "[lb_av]"}}),
+      UnorderedElementsAre("light", "lb"));
+  // Without UCUM, the value as written: the unit-less 72500 and the 72500 g.
+  EXPECT_THAT(Ids("Observation", {{"value-quantity", "72500"}}),
+              UnorderedElementsAre("g", "unitless"));
+  EXPECT_THAT(Ids("Observation", {{"value-quantity", "72500||g"}}), ElementsAre("g"));
+  // Another dimension finds nothing; a unit that does not convert compares as written.
+  EXPECT_THAT(Ids("Observation", {{"value-quantity", "72.5" + ucum + "m"}}), ElementsAre());
+  EXPECT_THAT(Ids("Observation", {{"value-quantity", "72.5" + ucum + "[iU]"}}), ElementsAre());
+  // Composites: 16 kPa is 120 mm[Hg].
+  EXPECT_THAT(Ids("Observation", {{"component-code-value-quantity",
+                                   "http://loinc.org|8480-6$ge119" + ucum + "mm[Hg]"}}),
+              ElementsAre("bp"));
+  EXPECT_THAT(Ids("Observation", {{"component-code-value-quantity",
+                                   "http://loinc.org|8480-6$lt110" + ucum + "mm[Hg]"}}),
+              ElementsAre());
+  EXPECT_THAT(Ids("Observation", {{"value-quantity:missing", "false"}}),
+              UnorderedElementsAre("kg", "g", "lb", "light", "fever", "normal", "unitless"));
+}
+
 TEST_F(SearchIndexingTest, BlindStringsMatchFoldedPrefixesAndExactValuesOnly) {
   Put(R"({"resourceType":"Patient","id":"p1","name":[{"family":"Müller","given":["Zoë"]}],
     "birthDate":"1970-03-04","gender":"female",

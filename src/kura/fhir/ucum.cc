@@ -4,7 +4,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstdio>
 #include <cstdlib>
 #include <optional>
 #include <tuple>
@@ -248,9 +247,13 @@ std::string UnitName(const std::array<int, 9>& dimension) {
 double UcumCanonical::ToBase(double value) const {
   const double base = value * factor + offset;
   if (!std::isfinite(base) || base == 0) return base;
-  char text[32];
-  std::snprintf(text, sizeof(text), "%.12g", base);
-  return std::strtod(text, nullptr);
+  // base rounded to the integer multiple of 10^(e - 11) nearest to it, e being its decimal
+  // exponent: twelve significant digits, without the cost of formatting text.
+  const int exponent = static_cast<int>(std::floor(std::log10(std::fabs(base))));
+  const double scale = std::pow(10.0, 11 - exponent);
+  const double scaled = base * scale;
+  if (!std::isfinite(scale) || scale == 0 || !std::isfinite(scaled)) return base;
+  return std::nearbyint(scaled) / scale;
 }
 
 StatusOr<UcumCanonical> CanonicalUcum(std::string_view code) {
