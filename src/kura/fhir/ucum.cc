@@ -18,9 +18,11 @@ using internal::UcumPrefix;
 using internal::UcumScale;
 
 constexpr size_t kMaxCodeBytes = 256;
-constexpr int kMaxDepth = 8;        // Nested parentheses.
-constexpr int kMaxExponent = 99;    // Of one simple unit.
-constexpr int kMaxDimension = 120;  // Of the whole expression, per base unit.
+constexpr int kMaxDepth = 8;      // Nested parentheses.
+constexpr int kMaxExponent = 99;  // Of one simple unit.
+// Of the whole expression, per base unit: no more than one simple unit may have, so that the base
+// unit's name is itself a code.
+constexpr int kMaxDimension = kMaxExponent;
 constexpr size_t kMaxFactorDigits = 15;
 
 constexpr std::array<std::string_view, 9> kBaseNames = {"m", "s",  "g",   "rad", "K",

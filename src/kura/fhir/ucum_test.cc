@@ -124,6 +124,10 @@ TEST(CanonicalUcumTest, RefusesWhatItCannotConvert) {
     EXPECT_NE(canonical.status().message().find("not a UCUM unit"), std::string::npos);
   }
   EXPECT_FALSE(CanonicalUcum(std::string(300, 'm')).ok());
+  // Exponents that add up past what one unit may carry: the base unit could not be written.
+  EXPECT_FALSE(CanonicalUcum("s91.s21").ok());
+  EXPECT_TRUE(CanonicalUcum("s91.s8").ok());
+  EXPECT_EQ(Canonical("s91.s8").unit, "s99");
 }
 
 TEST(CanonicalUcumTest, AtomsBeforePrefixes) {
