@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "kura/base/utf8.h"
+#include "kura/fhir/internal/decoded_utf8.h"
 #include "kura/fhir/internal/key_set.h"
 
 namespace kura::fhir {
@@ -47,10 +48,12 @@ class TreeBuilder {
     return Value(Json::binary(Json::binary_t::container_type(text, text + length), kNumberSubtype));
   }
   bool String(const char* text, rapidjson::SizeType length, bool) {
+    if (!internal::DecodedIsUtf8(text, length)) return Fail(internal::kLoneSurrogate);
     return Value(Json(std::string(text, length)));
   }
   bool StartObject() { return Enter(Json::object()); }
   bool Key(const char* text, rapidjson::SizeType length, bool) {
+    if (!internal::DecodedIsUtf8(text, length)) return Fail(internal::kLoneSurrogate);
     std::string_view key(text, length);
     if (!keys_[open_.size() - 1].Insert(key)) {
       return Fail("duplicate JSON key \"" + std::string(key.substr(0, 64)) +

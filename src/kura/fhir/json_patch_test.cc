@@ -59,6 +59,10 @@ TEST(ParseJsonPatchTest, RefusesMalformedDocuments) {
       {R"([{"op":"test","path":"/a"}])", "'value' is missing"},
       {R"([{"op":"add","path":"/a","path":"/b","value":1}])", "duplicate JSON key"},
       {"[{\"op\":\"add\",\"path\":\"/\xff\",\"value\":1}]", "UTF-8"},
+      // Escapes that decode to what UTF-8 cannot hold, in a value, in a pointer and in a key.
+      {R"([{"op":"add","path":"/a","value":"x\udead"}])", "escaped lone UTF-16 surrogate"},
+      {R"([{"op":"add","path":"/a","value":{"\udc00":1}}])", "escaped lone UTF-16 surrogate"},
+      {R"([{"op":"remove","path":"/\udead"}])", "escaped lone UTF-16 surrogate"},
   };
   for (const Case& c : cases) {
     auto patch = ParseJsonPatch(c.body, {});
@@ -67,6 +71,14 @@ TEST(ParseJsonPatchTest, RefusesMalformedDocuments) {
     EXPECT_NE(Diagnostics(patch.status()).find(c.why), std::string::npos)
         << c.body << " -> " << Diagnostics(patch.status());
   }
+}
+
+TEST(ParseJsonPatchTest, ASurrogatePairIsOneCharacter) {
+  auto patch = ParseJsonPatch(R"([{"op":"add","path":"/a","value":"\ud83d\ude00"}])", {});
+  ASSERT_TRUE(patch.ok()) << patch.status().ToString();
+  auto patched = ApplyJsonPatch(*patch, R"({"resourceType":"Basic"})", {});
+  ASSERT_TRUE(patched.ok()) << patched.status().ToString();
+  EXPECT_NE(patched->find("\xF0\x9F\x98\x80"), std::string::npos) << *patched;
 }
 
 TEST(ParseJsonPatchTest, BoundsOperationsAndDepth) {

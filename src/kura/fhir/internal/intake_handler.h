@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "kura/base/utf8.h"
+#include "kura/fhir/internal/decoded_utf8.h"
 #include "kura/fhir/internal/key_set.h"
 #include "kura/fhir/json.h"
 
@@ -50,15 +51,6 @@ inline bool IsCompactWithoutEscapes(std::string_view body) {
   }
   return true;
 }
-
-// A \u escape can spell a lone UTF-16 surrogate (\udead), which RapidJSON decodes into bytes that
-// are not UTF-8 (ED A0..BF xx); stored, such text would fail the server's own intake when read
-// back. The body was checked as UTF-8 before parsing, so only a decoded string holding 0xED needs
-// a second look.
-inline bool DecodedIsUtf8(const char* text, size_t length) {
-  return std::memchr(text, 0xED, length) == nullptr || IsValidUtf8(std::string_view(text, length));
-}
-inline constexpr char kLoneSurrogate[] = "a string holds an escaped lone UTF-16 surrogate";
 
 // The reader runs in situ over a writable, NUL-terminated copy of the text: then it scans strings
 // and whitespace 16 bytes at a time (RAPIDJSON_SSE2) and hands strings over without copying them.
