@@ -460,6 +460,26 @@ class InteractionRecordTests(AuditTestCase):
         self.assertEqual(rec["resource"], {"type": "Observation", "id": "no-such-id",
                                            "version": ""})
 
+    def test_names_that_are_not_utf8_are_recorded_not_refused(self):
+        # Bytes that are not UTF-8 in a path segment must not make the request's own audit
+        # record unwritable (which fails the request closed, 503): the request is answered and
+        # recorded, the bytes standing as U+FFFD.
+        for path, expected in ((b"/fhir/R4/Observation/ab\xffc", ("Observation", "ab\ufffdc")),
+                               (b"/fhir/R4/Obs\xffervation/abc", ("Obs\ufffdervation", "abc")),
+                               (b"/fhir/R4/Patient/p\xc3/$everything", ("Patient", "p\ufffd"))):
+            before = max_audit_seq(self.srv.db_path)
+            resp = self.srv.raw_request(
+                b"GET " + path + b" HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer " +
+                self.srv.token.encode() + b"\r\nConnection: close\r\n\r\n")
+            self.assertIsNotNone(resp, path)
+            self.assertIn(resp.status, (400, 404), (path, resp.status, resp.body))
+            rows = audit_rows_after(self.srv.db_path, before)
+            own = [r for r in rows if r[1] == "fhir"]
+            self.assertEqual(len(own), 1, (path, rows))
+            rec = self.record(own[0][0])
+            self.assertEqual((rec["resource"]["type"], rec["resource"]["id"]), expected, rec)
+            self.assertEqual(rec["outcome"], "minor-failure", rec)
+
     def test_missing_token_is_an_authentication_failure(self):
         resp, rows = self.exchange("GET", f"{FHIR}/Observation/x", token=None)
         self.assertOperationOutcome(resp, 401)

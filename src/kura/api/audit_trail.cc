@@ -3,8 +3,10 @@
 
 #include <chrono>
 #include <iterator>
+#include <string>
 
 #include "kura/base/clock.h"
+#include "kura/base/utf8.h"
 
 namespace kura::api {
 namespace {
@@ -30,6 +32,25 @@ audit::AuditRecord BaseRecord(const http::RequestContext& ctx) {
   r.details.emplace_back("http.method", std::string(ctx.request.method_string()));
   r.details.emplace_back("http.route", std::string(ctx.route));
   return r;
+}
+
+// A record's fields that can carry what a client wrote (a type or id from the path, a patient id
+// from a query) as valid UTF-8 of bounded size. The record layer refuses anything else, and a
+// record that cannot be written fails its request with 503 (fail closed): a client must not be
+// able to make its own request's record unwritable. Invalid bytes become U+FFFD.
+void MakeRecordable(std::string& field) {
+  constexpr size_t kMaxNameBytes = 256;
+  if (field.size() > kMaxNameBytes || !IsValidUtf8(field)) {
+    field = ToBoundedUtf8(field, kMaxNameBytes);
+  }
+}
+
+void MakeRecordable(audit::AuditRecord& r) {
+  MakeRecordable(r.resource_type);
+  MakeRecordable(r.resource_id);
+  MakeRecordable(r.resource_version);
+  for (std::string& id : r.patient_compartments) MakeRecordable(id);
+  std::erase(r.patient_compartments, std::string());
 }
 
 }  // namespace
@@ -88,6 +109,7 @@ std::vector<audit::AuditRecord> AuditRecordsFor(AuditNote note, const http::Requ
   r.resource_version = std::move(note.resource_version);
   r.details.emplace_back("http.status", std::to_string(static_cast<unsigned>(status)));
   std::move(note.details.begin(), note.details.end(), std::back_inserter(r.details));
+  for (audit::AuditRecord& record : out) MakeRecordable(record);
   return out;
 }
 

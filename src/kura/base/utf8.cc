@@ -70,4 +70,26 @@ size_t FindInvalidUtf8(std::string_view text) {
   return std::string_view::npos;
 }
 
+std::string ToBoundedUtf8(std::string_view text, size_t max_bytes) {
+  constexpr std::string_view kReplacement = "\xEF\xBF\xBD";  // U+FFFD
+  std::string out;
+  while (!text.empty()) {
+    const size_t bad = FindInvalidUtf8(text);
+    std::string_view good = text.substr(0, bad);
+    if (good.size() > max_bytes - out.size()) {
+      size_t room = max_bytes - out.size();
+      // Back to the start of the character the limit falls in.
+      while (room > 0 && (static_cast<unsigned char>(good[room]) & 0xC0) == 0x80) --room;
+      out.append(good.substr(0, room));
+      return out;
+    }
+    out.append(good);
+    if (bad == std::string_view::npos) break;
+    if (kReplacement.size() > max_bytes - out.size()) return out;
+    out.append(kReplacement);
+    text.remove_prefix(bad + 1);
+  }
+  return out;
+}
+
 }  // namespace kura

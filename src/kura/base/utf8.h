@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstddef>
+#include <string>
 #include <string_view>
 
 namespace kura {
@@ -16,5 +17,11 @@ namespace kura {
 [[nodiscard]] inline bool IsValidUtf8(std::string_view text) {
   return FindInvalidUtf8(text) == std::string_view::npos;
 }
+
+// `text` as well-formed UTF-8 of at most `max_bytes`: each byte that does not start a
+// well-formed sequence becomes U+FFFD, and the text ends before a character that would not fit
+// whole. For recording what a client sent (a path segment, a query value) where only valid text
+// may go.
+[[nodiscard]] std::string ToBoundedUtf8(std::string_view text, size_t max_bytes);
 
 }  // namespace kura

@@ -93,5 +93,27 @@ TEST(Utf8Test, AgreesWithAPlainDecoderOnEveryShortSequence) {
   EXPECT_EQ(checked, 25u * 25u * 25u * 3u * 9u);
 }
 
+TEST(Utf8Test, BoundedTextIsValidAndNeverCutsACharacter) {
+  EXPECT_EQ(ToBoundedUtf8("Observation", 64), "Observation");
+  EXPECT_EQ(ToBoundedUtf8("Obs\xffvation", 64), "Obs\xEF\xBF\xBDvation");
+  EXPECT_EQ(ToBoundedUtf8("\xc3", 64), "\xEF\xBF\xBD");  // a sequence cut short
+  EXPECT_EQ(ToBoundedUtf8("\xed\xa0\x80", 64),
+            "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD");  // a surrogate
+  EXPECT_EQ(ToBoundedUtf8("abcdef", 4), "abcd");
+  EXPECT_EQ(ToBoundedUtf8("abc\xc3\xa4", 4), "abc");  // \xc3\xa4 does not fit whole
+  EXPECT_EQ(ToBoundedUtf8("ab\xc3\xa4", 4), "ab\xc3\xa4");
+  EXPECT_EQ(ToBoundedUtf8("ab\xff", 4), "ab");  // nor does U+FFFD
+  EXPECT_EQ(ToBoundedUtf8("", 4), "");
+  EXPECT_EQ(ToBoundedUtf8("abc", 0), "");
+  for (const std::string& text :
+       {std::string("a\xf0\x9f\x98\x80\xffz\xe2\x82"), std::string(100, '\x80')}) {
+    for (size_t max = 0; max < 20; ++max) {
+      const std::string bounded = ToBoundedUtf8(text, max);
+      EXPECT_TRUE(IsValidUtf8(bounded)) << max;
+      EXPECT_LE(bounded.size(), max);
+    }
+  }
+}
+
 }  // namespace
 }  // namespace kura
