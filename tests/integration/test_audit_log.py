@@ -466,7 +466,10 @@ class InteractionRecordTests(AuditTestCase):
         # recorded, the bytes standing as U+FFFD.
         for path, expected in ((b"/fhir/R4/Observation/ab\xffc", ("Observation", "ab\ufffdc")),
                                (b"/fhir/R4/Obs\xffervation/abc", ("Obs\ufffdervation", "abc")),
-                               (b"/fhir/R4/Patient/p\xc3/$everything", ("Patient", "p\ufffd"))):
+                               (b"/fhir/R4/Patient/p\xc3/$everything", ("Patient", "p\ufffd")),
+                               # 70 bytes of two-byte characters: recorded up to 64, none cut.
+                               (b"/fhir/R4/Observation/" + "\u00e9".encode() * 35,
+                                ("Observation", "\u00e9" * 32))):
             before = max_audit_seq(self.srv.db_path)
             resp = self.srv.raw_request(
                 b"GET " + path + b" HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer " +

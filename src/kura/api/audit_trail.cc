@@ -35,22 +35,21 @@ audit::AuditRecord BaseRecord(const http::RequestContext& ctx) {
 }
 
 // A record's fields that can carry what a client wrote (a type or id from the path, a patient id
-// from a query) as valid UTF-8 of bounded size. The record layer refuses anything else, and a
-// record that cannot be written fails its request with 503 (fail closed): a client must not be
-// able to make its own request's record unwritable. Invalid bytes become U+FFFD.
-void MakeRecordable(std::string& field) {
-  constexpr size_t kMaxNameBytes = 256;
-  if (field.size() > kMaxNameBytes || !IsValidUtf8(field)) {
-    field = ToBoundedUtf8(field, kMaxNameBytes);
-  }
+// from a query) as valid UTF-8 of bounded size: an invalid name is still worth recording, a huge
+// one not. The record layer refuses anything else, and a record that cannot be written fails its
+// request with 503 (fail closed): a client must not be able to make its own request's record
+// unwritable. Invalid bytes become U+FFFD; no character is cut.
+void MakeRecordable(std::string& field, size_t max_bytes) {
+  if (field.size() > max_bytes || !IsValidUtf8(field)) field = ToBoundedUtf8(field, max_bytes);
 }
 
 void MakeRecordable(audit::AuditRecord& r) {
-  MakeRecordable(r.resource_type);
-  MakeRecordable(r.resource_id);
-  MakeRecordable(r.resource_version);
-  for (std::string& id : r.patient_compartments) MakeRecordable(id);
-  std::erase(r.patient_compartments, std::string());
+  constexpr size_t kMaxNameBytes = 64;      // A FHIR type name or id is at most 64 characters.
+  constexpr size_t kMaxPatientBytes = 256;  // A patient id from an audit API query.
+  MakeRecordable(r.resource_type, kMaxNameBytes);
+  MakeRecordable(r.resource_id, kMaxNameBytes);
+  MakeRecordable(r.resource_version, kMaxNameBytes);
+  for (std::string& id : r.patient_compartments) MakeRecordable(id, kMaxPatientBytes);
 }
 
 }  // namespace

@@ -254,10 +254,11 @@ class FhirApi::Handlers {
     co_return std::nullopt;
   }
 
-  // What the request names, bounded: an invalid name is still worth recording, a huge one not.
+  // What the request names, as sent: the audit trail bounds it and makes it valid UTF-8
+  // (audit_trail.cc), since an invalid name is still worth recording.
   static void NoteTarget(AuditNote& note, std::string_view type, std::string_view id) {
-    note.resource_type = std::string(type.substr(0, 64));
-    note.resource_id = std::string(id.substr(0, 64));
+    note.resource_type = std::string(type);
+    note.resource_id = std::string(id);
   }
 
   // The version this request writes, as its audit record names it: number and lastUpdated, which
@@ -602,7 +603,7 @@ class FhirApi::Handlers {
     if (id != nullptr) {
       NoteTarget(note, type, *id);
     } else {
-      note.resource_type = type.substr(0, 64);
+      note.resource_type = type;
     }
     co_return RefuseWrite(ctx, type, body);
   }
@@ -999,7 +1000,7 @@ class FhirApi::Handlers {
     std::optional<Response> denied = co_await Admit(ctx, note);
     if (denied) co_return std::move(*denied);
     std::string type(ctx.params.Get("type"));
-    note.resource_type = type.substr(0, 64);
+    note.resource_type = type;
     if (Status s = CheckType(type); !s.ok()) co_return ErrorResponse(s, ctx);
     if (type == kAuditEvent && api_.audit_events_ != nullptr) {
       Response r = co_await api_.audit_events_->SearchAuditEvents(ctx, note);

@@ -357,7 +357,7 @@ StatusOr<FhirSearch::Page> FhirSearch::RunSearch(const fhir::SearchRequest& requ
 asio::awaitable<Response> FhirSearch::Search(
     RequestContext& ctx, AuditNote& note, const std::string& type,
     std::vector<std::pair<std::string, std::string>> params) {
-  note.resource_type = type.substr(0, 64);
+  note.resource_type = type;
   // A paging token stands for the query it was made for, and holds the position.
   std::string page_token;
   for (const auto& [name, value] : params) {

@@ -9,6 +9,7 @@
 #include <optional>
 #include <string>
 
+#include "kura/base/string_hash.h"
 #include "kura/fhir/resource.h"
 #include "kura/fhir/ucum.h"
 
@@ -120,13 +121,9 @@ bool QuantityRange(const fhir::SearchValue& v, double& low, double& high) {
 // call on the same thread.
 const fhir::UcumCanonical* UcumBase(std::string_view system, std::string_view code) {
   if (system != fhir::kUcumSystem || code.empty()) return nullptr;
-  struct Hash {
-    using is_transparent = void;
-    size_t operator()(std::string_view s) const { return std::hash<std::string_view>()(s); }
-  };
   constexpr size_t kMaxCachedCodes = 512;
-  thread_local boost::unordered_flat_map<std::string, std::optional<fhir::UcumCanonical>, Hash,
-                                         std::equal_to<>>
+  thread_local boost::unordered_flat_map<std::string, std::optional<fhir::UcumCanonical>,
+                                         TransparentStringHash, std::equal_to<>>
       known;
   auto it = known.find(code);
   if (it == known.end()) {

@@ -29,6 +29,7 @@
 
 #include "kura/base/clock.h"
 #include "kura/base/status.h"
+#include "kura/base/string_hash.h"
 #include "kura/fhir/json.h"
 
 namespace kura::fhir {
@@ -147,12 +148,9 @@ class FullUrlIndex {
   StatusOr<std::optional<std::string>> Rewrite(const BundleEntry& entry) const;
 
  private:
-  struct Hash {
-    using is_transparent = void;
-    size_t operator()(std::string_view s) const { return std::hash<std::string_view>()(s); }
-  };
   // fullUrl -> the JSON string token that replaces it ("\"Patient/1\"").
-  boost::unordered_flat_map<std::string, std::string, Hash, std::equal_to<>> tokens_;
+  boost::unordered_flat_map<std::string, std::string, TransparentStringHash, std::equal_to<>>
+      tokens_;
 };
 
 // Two entries of a transaction must not write the same resource (http.html#trules) or share a
